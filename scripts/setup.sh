@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs what the demo and the tests need, skipping whatever is already here.
+# Idempotent; safe to run on every invocation. Usage: scripts/setup.sh [--demo]
+#   --demo   only what the demo needs (wasm toolchain), not the test-only tools.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode=${1:-all}
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# Debian packages: Chromium + driver (browser tests), binaryen (wasm-opt), Redis.
+want=()
+command -v wasm-opt >/dev/null || want+=(binaryen)
+if [ "$mode" != "--demo" ]; then
+  command -v chromium >/dev/null || want+=(chromium)
+  command -v chromedriver >/dev/null || want+=(chromium-driver)
+  command -v redis-server >/dev/null || want+=(redis-server)
+fi
+if [ ${#want[@]} -gt 0 ]; then
+  log "apt-get install ${want[*]}"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${want[@]}" >/dev/null
+fi
+
+rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+
+# wasm-bindgen-cli must equal the wasm-bindgen crate version in Cargo.lock.
+wb=$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/version = |"/, ""); print; exit}' Cargo.lock)
+if [ -z "$wb" ]; then wb=$(sed -n 's/^wasm-bindgen = "=\(.*\)"/\1/p' sdk/Cargo.toml); fi
+if ! wasm-bindgen --version 2>/dev/null | grep -qF " $wb"; then
+  log "cargo install wasm-bindgen-cli =$wb (about 4 minutes)"
+  cargo install wasm-bindgen-cli --version "=$wb" --locked --quiet
+fi
+# wasm-pack must never download a tool: the pinned wasm-bindgen and Debian's
+# wasm-opt are on PATH before it runs (scripts/build-pkg.sh checks).
+command -v wasm-pack >/dev/null || { log "cargo install wasm-pack"; cargo install wasm-pack --locked --quiet; }
+
+# Node packages for the browser e2e tests and examples.
+if [ "$mode" != "--demo" ] && [ -f tests/package.json ] && [ ! -d tests/node_modules ]; then
+  log "npm install (tests/)"
+  (cd tests && npm install --no-audit --no-fund --loglevel=error)
+fi
+log "ready"

@@ -1,0 +1,1 @@
+//! Tidings: real-time updates over Server-Sent Events for the browser.

@@ -1,0 +1,2 @@
+//! `tidings-server` binary.
+fn main() {}
