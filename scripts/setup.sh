@@ -30,7 +30,7 @@ wb=$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/version = |"/, ""); print; e
 if [ -z "$wb" ]; then wb=$(sed -n 's/^wasm-bindgen = "=\(.*\)"/\1/p' sdk/Cargo.toml); fi
 if ! wasm-bindgen --version 2>/dev/null | grep -qF " $wb"; then
   log "cargo install wasm-bindgen-cli =$wb (about 4 minutes)"
-  cargo install wasm-bindgen-cli --version "=$wb" --locked --quiet
+  cargo install wasm-bindgen-cli --version "=$wb" --quiet  # not --locked: one locked dep version is missing from the registry
 fi
 # wasm-pack must never download a tool: the pinned wasm-bindgen and Debian's
 # wasm-opt are on PATH before it runs (scripts/build-pkg.sh checks).
