@@ -1,0 +1,684 @@
+//! Typed messages of every seed stream, and the pure, fallible decode step.
+//!
+//! The TypeScript declarations in the npm package are generated from these
+//! types (tsify, on wasm32), so there is one definition of each shape.
+//! Decoding never panics: malformed JSON, wrong shapes and unknown types come
+//! back as a [`DecodeError`] with the reason; the caller keeps the raw text.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+
+// Attributes shared by every message struct: optional fields may be absent on
+// the wire and are left out when serialised (tsify renders them as `field?:`).
+macro_rules! ts {
+    ($($item:item)*) => { $(
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[cfg_attr(target_arch = "wasm32", derive(tsify_next::Tsify))]
+        $item
+    )* };
+}
+
+/// Which decoder turns a stream's `data` into a [`Message`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify_next::Tsify))]
+#[serde(rename_all = "kebab-case")]
+pub enum Decoder {
+    /// Seed 000: `/api/team-answers/sse/`.
+    TeamAnswers,
+    /// Seeds 001/004: `/api/notifications/stream`.
+    Notifications,
+    /// Seed 002: `/api/video-progress/{job_id}`.
+    VideoProgress,
+    /// Seed 003: `/api/v1/events/{channel}` (`WSMessage`).
+    Channel,
+    /// Any JSON; malformed JSON is a decode error.
+    Json,
+    /// The raw `data` string, never an error.
+    Text,
+    /// JSON when it parses, else the raw string (the default for unknown URLs).
+    #[default]
+    Auto,
+}
+
+impl Decoder {
+    /// The decoder for a stream URL, chosen from its path (query and host ignored).
+    pub fn for_url(url: &str) -> Decoder {
+        let rest = url.split_once("://").map_or(url, |(_, r)| r.find('/').map_or("", |i| &r[i..]));
+        let path = rest.split(['?', '#']).next().unwrap_or("");
+        let path = path.trim_end_matches('/');
+        if path.ends_with("/api/team-answers/sse") {
+            Decoder::TeamAnswers
+        } else if path.ends_with("/api/notifications/stream") {
+            Decoder::Notifications
+        } else if path.contains("/api/video-progress/") && !path.ends_with("/status") {
+            Decoder::VideoProgress
+        } else if path.contains("/api/v1/events/") {
+            Decoder::Channel
+        } else {
+            Decoder::Auto
+        }
+    }
+}
+
+ts! {
+    /// A team answer record (seed 000).
+    pub struct TeamAnswer {
+        /// Database id.
+        pub id: i64,
+        /// Video file name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub video_name: Option<String>,
+        /// Frame number in the video.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub frame_index: Option<i64>,
+        /// Frame image URL.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub url: Option<String>,
+        /// Question and answer text.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub qa: Option<String>,
+        /// Query number.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub query_index: Option<i64>,
+        /// Competition round.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub round: Option<String>,
+        /// RFC 3339 creation time.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub created_at: Option<String>,
+        /// RFC 3339 update time.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub updated_at: Option<String>,
+    }
+
+    /// A team answers stream message (seed 000), tagged by `type`.
+    #[serde(tag = "type", rename_all = "snake_case")]
+    pub enum TeamAnswerMessage {
+        /// Greeting at connect.
+        Connected {
+            /// Human-readable text.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            message: Option<String>,
+            /// RFC 3339 time.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            timestamp: Option<String>,
+        },
+        /// A team answer was created.
+        Create {
+            /// The new record.
+            data: TeamAnswer,
+            /// RFC 3339 time.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            timestamp: Option<String>,
+        },
+        /// Team answers were deleted (one or many).
+        Delete {
+            /// Ids of the deleted records.
+            data: Vec<i64>,
+            /// RFC 3339 time.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            timestamp: Option<String>,
+        },
+        /// Keep-alive.
+        Heartbeat {
+            /// RFC 3339 time.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            timestamp: Option<String>,
+        },
+        /// A server-side error report.
+        Error {
+            /// What went wrong.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            message: Option<String>,
+            /// RFC 3339 time.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            timestamp: Option<String>,
+        },
+    }
+
+    /// A notification record (seeds 001/004).
+    pub struct Notification {
+        /// Notification id.
+        pub id: i64,
+        /// Recipient.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub user_id: Option<String>,
+        /// Title.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub title: Option<String>,
+        /// Body text.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub message: Option<String>,
+        /// Kind, e.g. `info`.
+        #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+        pub kind: Option<String>,
+        /// Whether it has been read.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub is_read: Option<bool>,
+        /// RFC 3339 creation time.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub created_at: Option<String>,
+    }
+
+    /// `connected` greeting of the notifications stream.
+    pub struct NotificationsConnected {
+        /// Human-readable text.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub message: Option<String>,
+        /// The authenticated user.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub user_id: Option<String>,
+        /// RFC 3339 time.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub timestamp: Option<String>,
+    }
+
+    /// `unread_count`: the user's unread count changed (also sent at connect).
+    pub struct UnreadCount {
+        /// Unread notifications.
+        #[serde(alias = "unread_count")]
+        pub count: u64,
+    }
+
+    /// `notification_deleted`.
+    pub struct NotificationDeleted {
+        /// The deleted notification.
+        #[serde(alias = "notification_id")]
+        pub id: i64,
+        /// The new unread count, when the server includes it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub unread_count: Option<u64>,
+    }
+
+    /// A heartbeat of any stream (named `heartbeat` event).
+    pub struct Heartbeat {
+        /// The video job (video progress streams only).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub job_id: Option<String>,
+        /// RFC 3339 time.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub timestamp: Option<String>,
+    }
+
+    /// A notifications stream message (seeds 001/004), keyed by SSE event name.
+    #[serde(untagged)]
+    pub enum NotificationMessage {
+        /// `new_notification`.
+        NewNotification(Notification),
+        /// `unread_count`.
+        UnreadCount(UnreadCount),
+        /// `notification_deleted`.
+        NotificationDeleted(NotificationDeleted),
+        /// `connected`.
+        Connected(NotificationsConnected),
+    }
+
+    /// A video progress event (seed 002): `progress`, `completed`, `error` or `timeout`.
+    pub struct VideoProgress {
+        /// The job.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub job_id: Option<String>,
+        /// Job status, e.g. `running`, `completed`, `error`, `timeout`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub status: Option<String>,
+        /// Current step name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub step: Option<String>,
+        /// Step number (1-based).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub step_index: Option<u32>,
+        /// Number of steps.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub total_steps: Option<u32>,
+        /// Percent done, 0–100.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub progress: Option<f64>,
+        /// Human-readable text.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub message: Option<String>,
+        /// The finished video (on `completed`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub video_url: Option<String>,
+        /// What went wrong (on `error`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub error: Option<String>,
+        /// RFC 3339 time.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub timestamp: Option<String>,
+    }
+
+    /// Seed 003's `WSMessage {type, object}` on `/api/v1/events/{channel}`.
+    #[serde(rename = "WSMessage")]
+    pub struct WsMessage {
+        /// The message type; unknown types are kept as their string.
+        #[serde(rename = "type")]
+        #[cfg_attr(target_arch = "wasm32", tsify(type = "WSMessageType"))]
+        pub kind: WsMessageType,
+        /// The payload: an object or a string (`null` when absent).
+        #[serde(default)]
+        #[cfg_attr(target_arch = "wasm32", tsify(type = "Record<string, unknown> | string | null"))]
+        pub object: Value,
+    }
+
+    /// The server's `reset` event: the client's position fell out of the replay
+    /// log (or was invalid); refetch state over REST and carry on.
+    pub struct ResetNotice {
+        /// `gap`, `invalid_id`, `ahead` or `lagged`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub reason: Option<String>,
+        /// The position the client sent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub last_event_id: Option<String>,
+        /// The stream head the server continues from.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub head: Option<String>,
+    }
+
+    /// The `end` event of a finite stream: no reconnect follows.
+    pub struct EndNotice {
+        /// `completed`, `error` or `timeout`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub reason: Option<String>,
+    }
+}
+
+/// Seed 003's `WSMessageTypeEnum`, plus any type the server adds later.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum WsMessageType {
+    /// `task`
+    Task,
+    /// `data`
+    Data,
+    /// `file`
+    File,
+    /// `entity`
+    Entity,
+    /// `scene`
+    Scene,
+    /// `render_progress`
+    RenderProgress,
+    /// `render_result`
+    RenderResult,
+    /// Any other type, kept as sent (never a decode error).
+    Other(String),
+}
+
+impl WsMessageType {
+    /// The wire string.
+    pub fn as_str(&self) -> &str {
+        match self {
+            WsMessageType::Task => "task",
+            WsMessageType::Data => "data",
+            WsMessageType::File => "file",
+            WsMessageType::Entity => "entity",
+            WsMessageType::Scene => "scene",
+            WsMessageType::RenderProgress => "render_progress",
+            WsMessageType::RenderResult => "render_result",
+            WsMessageType::Other(s) => s,
+        }
+    }
+}
+
+impl From<&str> for WsMessageType {
+    fn from(s: &str) -> Self {
+        match s {
+            "task" => WsMessageType::Task,
+            "data" => WsMessageType::Data,
+            "file" => WsMessageType::File,
+            "entity" => WsMessageType::Entity,
+            "scene" => WsMessageType::Scene,
+            "render_progress" => WsMessageType::RenderProgress,
+            "render_result" => WsMessageType::RenderResult,
+            other => WsMessageType::Other(other.to_owned()),
+        }
+    }
+}
+
+impl Serialize for WsMessageType {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for WsMessageType {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        Ok(WsMessageType::from(&*s))
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+#[wasm_bindgen::prelude::wasm_bindgen(typescript_custom_section)]
+const WS_MESSAGE_TYPE_TS: &'static str = r#"
+/** Seed 003's WSMessageTypeEnum; other strings pass through unchanged. */
+export type WSMessageType = "task" | "data" | "file" | "entity" | "scene" | "render_progress" | "render_result" | (string & {});
+"#;
+
+/// A decoded event payload. Serialises to exactly the payload's JSON shape
+/// (untagged), which is what JS listeners receive as `message`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify_next::Tsify))]
+#[serde(untagged)]
+#[non_exhaustive]
+pub enum Message {
+    /// Seed 000.
+    TeamAnswers(TeamAnswerMessage),
+    /// Seeds 001/004.
+    Notification(NotificationMessage),
+    /// Seed 002 (`progress`, `completed`, `error`, `timeout`).
+    Video(VideoProgress),
+    /// Seed 003.
+    Channel(WsMessage),
+    /// A named `heartbeat` event.
+    Heartbeat(Heartbeat),
+    /// The server's `reset` event.
+    Reset(ResetNotice),
+    /// The `end` event of a finite stream.
+    End(EndNotice),
+    /// Any other JSON (generic decoder, or an event name the stream's decoder does not know).
+    Json(#[cfg_attr(target_arch = "wasm32", tsify(type = "unknown"))] Value),
+    /// Raw text (`text` decoder, or non-JSON data with the default decoder).
+    Text(String),
+}
+
+impl Message {
+    /// The payload's string `type` field, used for the second dispatch rule
+    /// (an unnamed event also reaches listeners of its payload type).
+    pub fn payload_type(&self) -> Option<&str> {
+        match self {
+            Message::TeamAnswers(m) => Some(match m {
+                TeamAnswerMessage::Connected { .. } => "connected",
+                TeamAnswerMessage::Create { .. } => "create",
+                TeamAnswerMessage::Delete { .. } => "delete",
+                TeamAnswerMessage::Heartbeat { .. } => "heartbeat",
+                TeamAnswerMessage::Error { .. } => "error",
+            }),
+            Message::Channel(m) => Some(m.kind.as_str()),
+            Message::Json(v) => v.get("type").and_then(Value::as_str),
+            _ => None,
+        }
+    }
+
+    /// Whether this is a keep-alive (consumed for liveness; delivered only to
+    /// listeners registered for `heartbeat` by name).
+    pub fn is_heartbeat(&self) -> bool {
+        matches!(self, Message::Heartbeat(_) | Message::TeamAnswers(TeamAnswerMessage::Heartbeat { .. }))
+    }
+
+    /// The JSON text JS listeners receive (parsed on the JS side).
+    pub fn to_json(&self) -> String {
+        // Serialising these types cannot fail: string keys, finite-or-null numbers.
+        serde_json::to_string(self).unwrap_or_else(|_| "null".to_owned())
+    }
+}
+
+/// Why a payload could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// Not JSON at all (or truncated).
+    MalformedJson {
+        /// serde_json's message, with line and column.
+        reason: String,
+    },
+    /// JSON, but not the shape the stream defines (missing field, wrong type).
+    WrongShape {
+        /// What was expected, from serde.
+        reason: String,
+    },
+    /// A `type` the stream does not define (streams whose type set is closed).
+    UnknownType {
+        /// The type that was sent.
+        found: String,
+    },
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::MalformedJson { reason } => write!(f, "malformed JSON: {reason}"),
+            DecodeError::WrongShape { reason } => write!(f, "unexpected shape: {reason}"),
+            DecodeError::UnknownType { found } => write!(f, "unknown message type {found:?}"),
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+fn typed<T: for<'de> Deserialize<'de>>(data: &str) -> Result<T, DecodeError> {
+    serde_json::from_str(data).map_err(|e| {
+        if e.is_data() {
+            DecodeError::WrongShape { reason: e.to_string() }
+        } else {
+            DecodeError::MalformedJson { reason: e.to_string() }
+        }
+    })
+}
+
+fn json(data: &str) -> Result<Value, DecodeError> {
+    typed(data)
+}
+
+const TEAM_ANSWER_TYPES: [&str; 5] = ["connected", "create", "delete", "heartbeat", "error"];
+
+/// Decodes one event's `data` for a stream. `event` is the SSE event name
+/// (`message` for unnamed events). Pure; never panics.
+pub fn decode(decoder: Decoder, event: &str, data: &str) -> Result<Message, DecodeError> {
+    match event {
+        "reset" if decoder != Decoder::Text => return typed(data).map(Message::Reset),
+        "end" if decoder != Decoder::Text => return typed(data).map(Message::End),
+        "heartbeat" if !matches!(decoder, Decoder::Text | Decoder::Json | Decoder::Auto) => {
+            return typed(data).map(Message::Heartbeat)
+        }
+        _ => {}
+    }
+    match (decoder, event) {
+        (Decoder::Text, _) => Ok(Message::Text(data.to_owned())),
+        (Decoder::Auto, _) => Ok(json(data).map_or_else(|_| Message::Text(data.to_owned()), Message::Json)),
+        (Decoder::TeamAnswers, "message") => match typed::<TeamAnswerMessage>(data) {
+            Ok(m) => Ok(Message::TeamAnswers(m)),
+            Err(DecodeError::WrongShape { reason }) => {
+                // Tell an unknown `type` apart from a bad shape of a known one.
+                let v = json(data)?;
+                match v.get("type").and_then(Value::as_str) {
+                    Some(t) if !TEAM_ANSWER_TYPES.contains(&t) => Err(DecodeError::UnknownType { found: t.to_owned() }),
+                    _ => Err(DecodeError::WrongShape { reason }),
+                }
+            }
+            Err(e) => Err(e),
+        },
+        (Decoder::Notifications, "new_notification") => typed(data).map(|n| Message::Notification(NotificationMessage::NewNotification(n))),
+        (Decoder::Notifications, "unread_count") => typed(data).map(|n| Message::Notification(NotificationMessage::UnreadCount(n))),
+        (Decoder::Notifications, "notification_deleted") => {
+            typed(data).map(|n| Message::Notification(NotificationMessage::NotificationDeleted(n)))
+        }
+        (Decoder::Notifications, "connected") => typed(data).map(|n| Message::Notification(NotificationMessage::Connected(n))),
+        (Decoder::VideoProgress, "progress" | "completed" | "error" | "timeout") => typed(data).map(Message::Video),
+        (Decoder::Channel, "message") => typed(data).map(Message::Channel),
+        // Json, or an event name the stream's decoder does not define: generic JSON.
+        _ => json(data).map(Message::Json),
+    }
+}
+
+/// One event in a polling response.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct PollEvent {
+    /// The SSE id.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// The SSE event name (`message` when absent).
+    #[serde(default = "message_name")]
+    pub event: String,
+    /// The exact SSE data string.
+    #[serde(default)]
+    pub data: String,
+}
+
+fn message_name() -> String {
+    "message".to_owned()
+}
+
+/// The body of `GET <stream>?poll=1&lastEventId=N` (docs/PROTOCOL.md).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct PollResponse {
+    /// Events after the position, in order (a reset first if any).
+    #[serde(default)]
+    pub events: Vec<PollEvent>,
+    /// The position to send next time.
+    #[serde(default)]
+    pub last_event_id: Option<String>,
+    /// True once a finite stream has ended.
+    #[serde(default)]
+    pub end: bool,
+    /// The server's reconnection hint.
+    #[serde(default)]
+    pub retry_ms: Option<u64>,
+}
+
+impl PollResponse {
+    /// Parses a polling response body.
+    pub fn from_json(body: &str) -> Result<PollResponse, DecodeError> {
+        typed(body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decoder_from_url() {
+        assert_eq!(Decoder::for_url("http://h:1/api/team-answers/sse/"), Decoder::TeamAnswers);
+        assert_eq!(Decoder::for_url("/api/team-answers/sse"), Decoder::TeamAnswers);
+        assert_eq!(Decoder::for_url("https://x/api/notifications/stream?token=a"), Decoder::Notifications);
+        assert_eq!(Decoder::for_url("/api/video-progress/abc-123"), Decoder::VideoProgress);
+        assert_eq!(Decoder::for_url("/api/v1/events/project.1"), Decoder::Channel);
+        assert_eq!(Decoder::for_url("http://h/other?x=/api/v1/events/"), Decoder::Auto);
+        assert_eq!(Decoder::for_url(""), Decoder::Auto);
+    }
+
+    #[test]
+    fn team_answer_create_and_delete() {
+        let m = decode(
+            Decoder::TeamAnswers,
+            "message",
+            r#"{"type":"create","data":{"id":123,"video_name":"video.mp4","frame_index":100,"url":"http://e/f.jpg","qa":"Q","query_index":1,"round":"prelims","created_at":"2025-07-12T10:30:00Z","updated_at":"2025-07-12T10:30:00Z"},"timestamp":"2025-07-12T10:30:00Z"}"#,
+        )
+        .unwrap();
+        assert_eq!(m.payload_type(), Some("create"));
+        let Message::TeamAnswers(TeamAnswerMessage::Create { data, .. }) = &m else { panic!("{m:?}") };
+        assert_eq!(data.id, 123);
+        assert_eq!(data.round.as_deref(), Some("prelims"));
+        let m = decode(Decoder::TeamAnswers, "message", r#"{"type":"delete","data":[123,124],"timestamp":"t"}"#).unwrap();
+        assert_eq!(m.to_json(), r#"{"type":"delete","data":[123,124],"timestamp":"t"}"#);
+        let m = decode(Decoder::TeamAnswers, "message", r#"{"type":"heartbeat","timestamp":"t"}"#).unwrap();
+        assert!(m.is_heartbeat());
+        let m = decode(Decoder::TeamAnswers, "message", r#"{"type":"connected","message":"hi","timestamp":"t"}"#).unwrap();
+        assert_eq!(m.payload_type(), Some("connected"));
+        let m = decode(Decoder::TeamAnswers, "message", r#"{"type":"error","message":"boom"}"#).unwrap();
+        assert_eq!(m.to_json(), r#"{"type":"error","message":"boom"}"#);
+    }
+
+    #[test]
+    fn team_answer_bad_input() {
+        let err = |d: &str| decode(Decoder::TeamAnswers, "message", d).unwrap_err();
+        assert!(matches!(err("{not json"), DecodeError::MalformedJson { .. }));
+        assert!(matches!(err(""), DecodeError::MalformedJson { .. }));
+        assert!(matches!(err(r#"{"type":"create","data":{"video_name":"x"}}"#), DecodeError::WrongShape { .. }));
+        assert!(matches!(err(r#"{"type":"delete","data":"x"}"#), DecodeError::WrongShape { .. }));
+        assert!(matches!(err(r#"[1,2]"#), DecodeError::WrongShape { .. }));
+        assert!(matches!(err(r#"{"data":1}"#), DecodeError::WrongShape { .. }));
+        assert_eq!(err(r#"{"type":"update","data":{}}"#), DecodeError::UnknownType { found: "update".into() });
+        assert!(err("{").to_string().contains("malformed JSON"));
+    }
+
+    #[test]
+    fn notifications_by_event_name() {
+        let d = Decoder::Notifications;
+        assert_eq!(
+            decode(d, "unread_count", r#"{"count":3}"#).unwrap(),
+            Message::Notification(NotificationMessage::UnreadCount(UnreadCount { count: 3 }))
+        );
+        assert_eq!(decode(d, "unread_count", r#"{"unread_count":4}"#).unwrap().to_json(), r#"{"count":4}"#);
+        let n = decode(d, "new_notification", r#"{"id":9,"title":"T","message":"M","type":"info","is_read":false}"#).unwrap();
+        let Message::Notification(NotificationMessage::NewNotification(n)) = n else { panic!() };
+        assert_eq!(n.kind.as_deref(), Some("info"));
+        assert!(decode(d, "notification_deleted", r#"{"id":9,"unread_count":0}"#).is_ok());
+        assert!(decode(d, "connected", r#"{"message":"hi"}"#).is_ok());
+        assert!(matches!(decode(d, "heartbeat", r#"{"timestamp":"t"}"#).unwrap(), Message::Heartbeat(_)));
+        assert!(matches!(decode(d, "unread_count", r#"{"count":-1}"#), Err(DecodeError::WrongShape { .. })));
+        assert!(matches!(decode(d, "new_notification", "nope"), Err(DecodeError::MalformedJson { .. })));
+        // An event name the decoder does not know passes through as JSON.
+        assert!(matches!(decode(d, "custom", r#"{"a":1}"#).unwrap(), Message::Json(_)));
+    }
+
+    #[test]
+    fn video_progress() {
+        let d = Decoder::VideoProgress;
+        let m = decode(d, "progress", r#"{"job_id":"j","step":"render","progress":40.5}"#).unwrap();
+        let Message::Video(v) = m else { panic!() };
+        assert_eq!(v.progress, Some(40.5));
+        assert!(decode(d, "completed", r#"{"job_id":"j","video_url":"/v.mp4"}"#).is_ok());
+        assert!(decode(d, "error", r#"{"error":"x"}"#).is_ok());
+        assert!(decode(d, "timeout", r#"{}"#).is_ok());
+        assert_eq!(decode(d, "end", r#"{"reason":"completed"}"#).unwrap(), Message::End(EndNotice { reason: Some("completed".into()) }));
+        assert!(matches!(decode(d, "progress", r#"{"progress":"x"}"#), Err(DecodeError::WrongShape { .. })));
+    }
+
+    #[test]
+    fn channel_messages_and_unknown_types() {
+        let d = Decoder::Channel;
+        let m = decode(d, "message", r#"{"type":"task","object":{"id":1}}"#).unwrap();
+        assert_eq!(m.payload_type(), Some("task"));
+        let m = decode(d, "message", r#"{"type":"render_result","object":"done"}"#).unwrap();
+        let Message::Channel(w) = &m else { panic!() };
+        assert_eq!(w.kind, WsMessageType::RenderResult);
+        // Unknown types are kept, never an error; a missing object is null.
+        let m = decode(d, "message", r#"{"type":"test","message":"SSE endpoint working"}"#).unwrap();
+        assert_eq!(m.payload_type(), Some("test"));
+        assert_eq!(m.to_json(), r#"{"type":"test","object":null}"#);
+        assert!(matches!(decode(d, "message", r#"{"object":{}}"#), Err(DecodeError::WrongShape { .. })));
+        assert!(matches!(decode(d, "message", r#"{"type":5,"object":{}}"#), Err(DecodeError::WrongShape { .. })));
+        for t in ["task", "data", "file", "entity", "scene", "render_progress", "render_result", "zzz"] {
+            assert_eq!(WsMessageType::from(t).as_str(), t);
+        }
+    }
+
+    #[test]
+    fn reset_and_generic_decoders() {
+        for d in [Decoder::TeamAnswers, Decoder::Channel, Decoder::Json, Decoder::Auto] {
+            let m = decode(d, "reset", r#"{"type":"reset","reason":"gap","last_event_id":"3","head":"90"}"#).unwrap();
+            let Message::Reset(r) = m else { panic!() };
+            assert_eq!(r.reason.as_deref(), Some("gap"));
+        }
+        assert_eq!(decode(Decoder::Auto, "message", "plain").unwrap(), Message::Text("plain".into()));
+        assert_eq!(decode(Decoder::Auto, "message", "").unwrap(), Message::Text(String::new()));
+        assert_eq!(decode(Decoder::Json, "message", r#"{"type":"x"}"#).unwrap().payload_type(), Some("x"));
+        assert!(matches!(decode(Decoder::Json, "message", "plain"), Err(DecodeError::MalformedJson { .. })));
+        assert_eq!(decode(Decoder::Text, "reset", "{}").unwrap(), Message::Text("{}".into()));
+    }
+
+    #[test]
+    fn huge_and_deep_payloads_do_not_panic() {
+        let big = format!(r#"{{"type":"task","object":"{}"}}"#, "x".repeat(1 << 20));
+        assert!(decode(Decoder::Channel, "message", &big).is_ok());
+        let deep = "[".repeat(100_000);
+        assert!(decode(Decoder::Json, "message", &deep).is_err());
+        assert!(decode(Decoder::Auto, "message", &deep).is_ok());
+    }
+
+    #[test]
+    fn poll_response() {
+        let r = PollResponse::from_json(
+            r#"{"events":[{"id":"13","event":"new_notification","data":"{}"},{"id":"14","data":"x"}],"last_event_id":"14","end":false,"retry_ms":1000}"#,
+        )
+        .unwrap();
+        assert_eq!(r.events.len(), 2);
+        assert_eq!(r.events[1].event, "message");
+        assert_eq!(r.retry_ms, Some(1000));
+        assert!(PollResponse::from_json("{").is_err());
+        assert!(PollResponse::from_json(r#"{"events":5}"#).is_err());
+    }
+}

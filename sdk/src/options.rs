@@ -1,0 +1,188 @@
+//! Manager options, shared by the Rust API (`Options`) and the JS API
+//! (`ConnectOptions`, camelCase, every field optional).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::backoff::BackoffOptions;
+use crate::connection::Config;
+use crate::messages::Decoder;
+
+/// Which transport carries the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify_next::Tsify))]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// The browser's `EventSource` (default; works everywhere; token in the query string).
+    #[default]
+    EventSource,
+    /// `fetch` streaming through the SDK's own parser (any headers). Accepted
+    /// now; until it lands (issue 7) the manager uses `EventSource`.
+    Fetch,
+}
+
+/// Options of `connect(url, options)`. Every field is optional; the defaults
+/// are given per field. Managers are shared per (absolute URL, token): the
+/// options of the first `connect` win.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify_next::Tsify))]
+#[serde(rename_all = "camelCase", default)]
+pub struct ConnectOptions {
+    /// Bearer token (JWT). Sent as `?token=` on the SSE URL (EventSource
+    /// cannot set headers) and as `Authorization: Bearer` when polling.
+    /// Part of the singleton key, so different users never share a manager.
+    /// Default: none.
+    #[cfg_attr(target_arch = "wasm32", tsify(optional))]
+    pub token: Option<String>,
+    /// Reconnect backoff: `{initialMs: 1000, maxMs: 30000, factor: 2, maxAttempts: 5}`
+    /// (exponential with full jitter; after `maxAttempts` failures, polling).
+    #[cfg_attr(target_arch = "wasm32", tsify(optional))]
+    pub backoff: BackoffOptions,
+    /// Pause between polling requests in polling mode, in ms. Default `3000`.
+    #[cfg_attr(target_arch = "wasm32", tsify(optional))]
+    pub poll_interval_ms: u64,
+    /// While polling, how often to try SSE again, in ms. Default `30000`.
+    #[cfg_attr(target_arch = "wasm32", tsify(optional))]
+    pub retry_sse_every_ms: u64,
+    /// Send cookies with the SSE and polling requests (CORS credentials). Default `false`.
+    #[cfg_attr(target_arch = "wasm32", tsify(optional))]
+    pub with_credentials: bool,
+    /// How `data` is decoded. Default: chosen from the URL path
+    /// (`team-answers`, `notifications`, `video-progress`, `channel`), else `auto`
+    /// (JSON when it parses, else the raw string).
+    #[cfg_attr(target_arch = "wasm32", tsify(optional))]
+    pub decoder: Option<Decoder>,
+    /// Share one connection across the tabs of this origin. Default `true`.
+    /// Accepted now; multi-tab sharing lands with issue 4.
+    #[cfg_attr(target_arch = "wasm32", tsify(optional))]
+    pub share_across_tabs: bool,
+    /// `eventsource` (default) or `fetch` (issue 7; falls back to `eventsource` for now).
+    #[cfg_attr(target_arch = "wasm32", tsify(optional))]
+    pub transport: Transport,
+    /// Skip SSE and use the polling form from the start (diagnostics, tests,
+    /// networks that break streaming). Default `false`.
+    #[cfg_attr(target_arch = "wasm32", tsify(optional))]
+    pub force_polling: bool,
+}
+
+/// The Rust name of [`ConnectOptions`].
+pub type Options = ConnectOptions;
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            token: None,
+            backoff: BackoffOptions::default(),
+            poll_interval_ms: 3000,
+            retry_sse_every_ms: 30_000,
+            with_credentials: false,
+            decoder: None,
+            share_across_tabs: true,
+            transport: Transport::EventSource,
+            force_polling: false,
+        }
+    }
+}
+
+impl ConnectOptions {
+    /// Sets `token`.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+    /// Sets `backoff`.
+    pub fn backoff(mut self, backoff: BackoffOptions) -> Self {
+        self.backoff = backoff;
+        self
+    }
+    /// Sets `pollIntervalMs`.
+    pub fn poll_interval_ms(mut self, ms: u64) -> Self {
+        self.poll_interval_ms = ms;
+        self
+    }
+    /// Sets `retrySseEveryMs`.
+    pub fn retry_sse_every_ms(mut self, ms: u64) -> Self {
+        self.retry_sse_every_ms = ms;
+        self
+    }
+    /// Sets `withCredentials`.
+    pub fn with_credentials(mut self, yes: bool) -> Self {
+        self.with_credentials = yes;
+        self
+    }
+    /// Sets `decoder`.
+    pub fn decoder(mut self, decoder: Decoder) -> Self {
+        self.decoder = Some(decoder);
+        self
+    }
+    /// Sets `shareAcrossTabs`.
+    pub fn share_across_tabs(mut self, yes: bool) -> Self {
+        self.share_across_tabs = yes;
+        self
+    }
+    /// Sets `transport`.
+    pub fn transport(mut self, transport: Transport) -> Self {
+        self.transport = transport;
+        self
+    }
+    /// Sets `forcePolling`.
+    pub fn force_polling(mut self, yes: bool) -> Self {
+        self.force_polling = yes;
+        self
+    }
+
+    /// Parses JS-side options from JSON (unknown fields ignored, missing ones default).
+    pub fn from_json(json: &str) -> Result<Self, serde_json::Error> {
+        if json.trim().is_empty() || json.trim() == "null" {
+            return Ok(Self::default());
+        }
+        serde_json::from_str(json)
+    }
+
+    /// The decoder for `url`: the option, else chosen from the path.
+    pub fn decoder_for(&self, url: &str) -> Decoder {
+        self.decoder.unwrap_or_else(|| Decoder::for_url(url))
+    }
+
+    /// The state machine settings these options imply.
+    pub fn config(&self) -> Config {
+        Config {
+            backoff: self.backoff,
+            poll_interval: Duration::from_millis(self.poll_interval_ms.max(1)),
+            retry_sse_every: Duration::from_millis(self.retry_sse_every_ms.max(1)),
+            force_polling: self.force_polling,
+            ..Config::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn js_options_parse_with_defaults() {
+        let o = ConnectOptions::from_json(r#"{"token":"t","backoff":{"maxAttempts":2},"decoder":"team-answers","foo":1}"#).unwrap();
+        assert_eq!(o.token.as_deref(), Some("t"));
+        assert_eq!(o.backoff.max_attempts, 2);
+        assert_eq!(o.backoff.initial_ms, 1000);
+        assert_eq!(o.poll_interval_ms, 3000);
+        assert_eq!(o.decoder, Some(Decoder::TeamAnswers));
+        assert!(o.share_across_tabs);
+        assert_eq!(ConnectOptions::from_json("").unwrap(), ConnectOptions::default());
+        assert_eq!(ConnectOptions::from_json("{}").unwrap(), ConnectOptions::default());
+        assert!(ConnectOptions::from_json(r#"{"decoder":"nope"}"#).is_err());
+        let o = ConnectOptions::from_json(r#"{"transport":"fetch","forcePolling":true,"retrySseEveryMs":5}"#).unwrap();
+        assert_eq!(o.transport, Transport::Fetch);
+        assert!(o.config().force_polling);
+        assert_eq!(o.config().retry_sse_every, Duration::from_millis(5));
+    }
+
+    #[test]
+    fn builder() {
+        let o = Options::default().token("x").decoder(Decoder::Text).poll_interval_ms(10);
+        assert_eq!(o.decoder_for("/api/v1/events/test"), Decoder::Text);
+        assert_eq!(Options::default().decoder_for("/api/v1/events/test"), Decoder::Channel);
+    }
+}

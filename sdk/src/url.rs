@@ -1,0 +1,81 @@
+//! Stream URL helpers: the resume position and the polling form (docs/PROTOCOL.md).
+
+/// Percent-encodes a query value (RFC 3986 unreserved characters stay).
+pub fn encode_component(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `url` with the query parameters `params` set (replacing any of the same
+/// name), keeping the fragment last.
+pub fn with_params(url: &str, params: &[(&str, &str)]) -> String {
+    let (base, fragment) = match url.find('#') {
+        Some(i) => (&url[..i], &url[i..]),
+        None => (url, ""),
+    };
+    let (path, query) = match base.find('?') {
+        Some(i) => (&base[..i], &base[i + 1..]),
+        None => (base, ""),
+    };
+    let mut parts: Vec<String> = query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .filter(|p| {
+            let name = p.split('=').next().unwrap_or("");
+            !params.iter().any(|(k, _)| *k == name)
+        })
+        .map(str::to_owned)
+        .collect();
+    for (k, v) in params {
+        parts.push(format!("{k}={}", encode_component(v)));
+    }
+    if parts.is_empty() {
+        format!("{path}{fragment}")
+    } else {
+        format!("{path}?{}{fragment}", parts.join("&"))
+    }
+}
+
+/// The SSE URL for a (re)connect: `lastEventId` when there is a position, and
+/// `token` in the query (EventSource cannot send headers).
+pub fn sse_url(url: &str, last_event_id: Option<&str>, token: Option<&str>) -> String {
+    let mut p = Vec::new();
+    if let Some(id) = last_event_id.filter(|s| !s.is_empty()) {
+        p.push(("lastEventId", id));
+    }
+    if let Some(t) = token.filter(|s| !s.is_empty()) {
+        p.push(("token", t));
+    }
+    with_params(url, &p)
+}
+
+/// The polling form: `poll=1` and `lastEventId` (the token goes in a header).
+pub fn poll_url(url: &str, last_event_id: Option<&str>) -> String {
+    let mut p = vec![("poll", "1")];
+    if let Some(id) = last_event_id.filter(|s| !s.is_empty()) {
+        p.push(("lastEventId", id));
+    }
+    with_params(url, &p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params() {
+        assert_eq!(sse_url("http://h/a", None, None), "http://h/a");
+        assert_eq!(sse_url("http://h/a", Some("5"), Some("t.k=")), "http://h/a?lastEventId=5&token=t.k%3D");
+        assert_eq!(sse_url("http://h/a?x=1&lastEventId=2#f", Some("5"), None), "http://h/a?x=1&lastEventId=5#f");
+        assert_eq!(poll_url("http://h/a?x=1", Some("9")), "http://h/a?x=1&poll=1&lastEventId=9");
+        assert_eq!(poll_url("/a", None), "/a?poll=1");
+        assert_eq!(encode_component("a b/é"), "a%20b%2F%C3%A9");
+    }
+}
