@@ -1,0 +1,169 @@
+//! JWT (HS256) verification, token sources and channel authorisation.
+
+use axum::http::{header, HeaderMap};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+
+/// Name of the cookie the token may come from.
+pub const TOKEN_COOKIE: &str = "tidings_token";
+
+/// The claims Tidings reads.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Claims {
+    /// The user id.
+    pub sub: String,
+    /// Channels this token may read and publish: exact names, or prefixes ending in `*`.
+    #[serde(default)]
+    pub channels: Vec<String>,
+    /// Expiry, unix seconds.
+    pub exp: u64,
+}
+
+impl Claims {
+    /// Whether the claims cover `channel`.
+    pub fn allows_channel(&self, channel: &str) -> bool {
+        self.channels.iter().any(|pattern| match pattern.strip_suffix('*') {
+            Some(prefix) => channel.starts_with(prefix),
+            None => pattern == channel,
+        })
+    }
+}
+
+/// Signs and verifies tokens with one HS256 secret.
+#[derive(Clone)]
+pub struct Auth {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Auth { .. }")
+    }
+}
+
+impl Auth {
+    /// Keys from a shared secret.
+    pub fn new(secret: &str) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        validation.leeway = 5;
+        Auth {
+            encoding: EncodingKey::from_secret(secret.as_bytes()),
+            decoding: DecodingKey::from_secret(secret.as_bytes()),
+            validation,
+        }
+    }
+
+    /// Signs claims (used by the dev-token endpoint and tests).
+    pub fn sign(&self, claims: &Claims) -> Result<String, ApiError> {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
+            .map_err(|e| ApiError::Invalid(format!("cannot sign token: {e}")))
+    }
+
+    /// Verifies a token; any failure is a 401 whose message never contains the token.
+    pub fn verify(&self, token: &str) -> Result<Claims, ApiError> {
+        use jsonwebtoken::errors::ErrorKind;
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map(|d| d.claims)
+            .map_err(|e| {
+                ApiError::Unauthorized(
+                    match e.kind() {
+                        ErrorKind::ExpiredSignature => "token expired",
+                        ErrorKind::InvalidAlgorithm => "token algorithm must be HS256",
+                        ErrorKind::InvalidSignature => "token signature is invalid",
+                        ErrorKind::MissingRequiredClaim(_) => "token lacks a required claim (sub, exp)",
+                        _ => "token is malformed",
+                    }
+                    .to_owned(),
+                )
+            })
+    }
+
+    /// Claims of the request's token if it has one (header, `?token=`, cookie), verified.
+    pub fn optional(&self, headers: &HeaderMap, query_token: Option<&str>) -> Result<Option<Claims>, ApiError> {
+        match token_from(headers, query_token) {
+            Some(t) => self.verify(&t).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Claims of the request's token; 401 when there is none.
+    pub fn required(&self, headers: &HeaderMap, query_token: Option<&str>) -> Result<Claims, ApiError> {
+        self.optional(headers, query_token)?
+            .ok_or_else(|| ApiError::Unauthorized("authentication required: send a Bearer token, ?token= or the tidings_token cookie".into()))
+    }
+}
+
+/// The token, in order: `Authorization: Bearer`, `?token=`, cookie `tidings_token`.
+pub fn token_from(headers: &HeaderMap, query_token: Option<&str>) -> Option<String> {
+    if let Some(v) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        let v = v.trim();
+        if let Some(t) = v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")) {
+            let t = t.trim();
+            if !t.is_empty() {
+                return Some(t.to_owned());
+            }
+        }
+    }
+    if let Some(t) = query_token.filter(|t| !t.is_empty()) {
+        return Some(t.to_owned());
+    }
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, v)| *k == TOKEN_COOKIE && !v.is_empty())
+        .map(|(_, v)| v.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn claims(channels: &[&str], exp: u64) -> Claims {
+        Claims { sub: "alice".into(), channels: channels.iter().map(|s| s.to_string()).collect(), exp }
+    }
+
+    #[test]
+    fn channel_patterns() {
+        let c = claims(&["project.1", "file.*"], 0);
+        assert!(c.allows_channel("project.1"));
+        assert!(!c.allows_channel("project.12"));
+        assert!(c.allows_channel("file.9"));
+        assert!(!c.allows_channel("test"));
+        assert!(claims(&["*"], 0).allows_channel("anything"));
+    }
+
+    #[test]
+    fn verify_rejects_bad_tokens() {
+        let a = Auth::new("s");
+        let far = crate::time::now_unix() as u64 + 3600;
+        let t = a.sign(&claims(&[], far)).unwrap();
+        assert_eq!(a.verify(&t).unwrap().sub, "alice");
+        assert!(Auth::new("other").verify(&t).is_err());
+        let expired = a.sign(&claims(&[], 1000)).unwrap();
+        assert_eq!(a.verify(&expired).unwrap_err().to_string(), "token expired");
+        assert!(a.verify("garbage").is_err());
+        // alg=none / HS512 refused
+        let hs512 = jsonwebtoken::encode(&Header::new(Algorithm::HS512), &claims(&[], far), &EncodingKey::from_secret(b"s")).unwrap();
+        assert!(a.verify(&hs512).is_err());
+    }
+
+    #[test]
+    fn token_sources_in_order() {
+        let mut h = HeaderMap::new();
+        h.insert(header::COOKIE, HeaderValue::from_static("a=b; tidings_token=fromcookie"));
+        assert_eq!(token_from(&h, None).unwrap(), "fromcookie");
+        assert_eq!(token_from(&h, Some("fromquery")).unwrap(), "fromquery");
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer fromheader"));
+        assert_eq!(token_from(&h, Some("fromquery")).unwrap(), "fromheader");
+        assert!(token_from(&HeaderMap::new(), Some("")).is_none());
+    }
+}

@@ -1,0 +1,49 @@
+//! Write-through persistence of each stream's id counter and bounded replay log in SQLite.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::event::Event;
+
+/// Loads a stream's head id and its last `keep` logged events (oldest first).
+pub(crate) fn load(conn: &Connection, stream: &str, keep: u64) -> rusqlite::Result<(u64, Vec<Event>)> {
+    let head: u64 = conn
+        .query_row("SELECT head FROM stream_heads WHERE stream = ?1", [stream], |r| r.get::<_, i64>(0))
+        .optional()?
+        .map_or(0, |h| h.max(0) as u64);
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, event, data FROM stream_events WHERE stream = ?1 AND id > ?2 ORDER BY id",
+    )?;
+    let floor = head.saturating_sub(keep) as i64;
+    let events = stmt
+        .query_map(params![stream, floor], |r| {
+            Ok(Event { id: r.get::<_, i64>(0)? as u64, event: r.get(1)?, data: r.get(2)? })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok((head, events))
+}
+
+/// Appends one event, moves the head and trims the log to `keep` events, in one transaction.
+pub(crate) fn append(conn: &mut Connection, stream: &str, event: &Event, keep: u64) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    tx.prepare_cached("INSERT INTO stream_events (stream, id, event, data) VALUES (?1, ?2, ?3, ?4)")?
+        .execute(params![stream, event.id as i64, event.event, event.data])?;
+    tx.prepare_cached(
+        "INSERT INTO stream_heads (stream, head) VALUES (?1, ?2)
+         ON CONFLICT(stream) DO UPDATE SET head = excluded.head",
+    )?
+    .execute(params![stream, event.id as i64])?;
+    let floor = event.id.saturating_sub(keep) as i64;
+    if floor > 0 {
+        tx.prepare_cached("DELETE FROM stream_events WHERE stream = ?1 AND id <= ?2")?
+            .execute(params![stream, floor])?;
+    }
+    tx.commit()
+}
+
+/// Forgets a stream entirely (used when finished video jobs are cleaned up).
+pub(crate) fn remove(conn: &mut Connection, stream: &str) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    tx.execute("DELETE FROM stream_events WHERE stream = ?1", [stream])?;
+    tx.execute("DELETE FROM stream_heads WHERE stream = ?1", [stream])?;
+    tx.commit()
+}

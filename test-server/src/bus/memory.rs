@@ -1,0 +1,243 @@
+//! The in-process [`Bus`]: a ring per stream in memory, written through to SQLite.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+use tokio::sync::mpsc::{self, error::TrySendError};
+
+use super::{log_store, Bus, BusError, Subscription};
+use crate::db::Db;
+use crate::event::{plan_resume, Event, Position};
+use crate::metrics::Metrics;
+
+/// In-process fan-out with a persisted, bounded replay log per stream.
+pub struct MemoryBus {
+    db: Db,
+    log_size: u64,
+    queue: usize,
+    metrics: Arc<Metrics>,
+    topics: Mutex<HashMap<String, Arc<Topic>>>,
+    next_subscriber: AtomicU64,
+}
+
+impl std::fmt::Debug for MemoryBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryBus").field("log_size", &self.log_size).field("queue", &self.queue).finish()
+    }
+}
+
+struct Topic {
+    /// Serialises publishers across the (async) database write, so ids stay in order.
+    publish: tokio::sync::Mutex<()>,
+    state: Mutex<TopicState>,
+}
+
+struct TopicState {
+    head: u64,
+    ring: VecDeque<Arc<Event>>,
+    subscribers: HashMap<u64, mpsc::Sender<Arc<Event>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Removes its subscriber from the topic when the subscription is dropped.
+struct SubscriberGuard {
+    topic: Weak<Topic>,
+    id: u64,
+}
+
+impl Drop for SubscriberGuard {
+    fn drop(&mut self) {
+        if let Some(topic) = self.topic.upgrade() {
+            lock(&topic.state).subscribers.remove(&self.id);
+        }
+    }
+}
+
+impl MemoryBus {
+    /// A bus over `db`, keeping `log_size` events per stream and `queue` queued events per subscriber.
+    pub fn new(db: Db, log_size: u64, queue: usize, metrics: Arc<Metrics>) -> Self {
+        MemoryBus {
+            db,
+            log_size: log_size.max(1),
+            queue: queue.max(1),
+            metrics,
+            topics: Mutex::new(HashMap::new()),
+            next_subscriber: AtomicU64::new(1),
+        }
+    }
+
+    async fn topic(&self, stream: &str) -> Result<Arc<Topic>, BusError> {
+        if let Some(t) = lock(&self.topics).get(stream) {
+            return Ok(Arc::clone(t));
+        }
+        let (key, keep) = (stream.to_owned(), self.log_size);
+        let (head, events) = self.db.call(move |c| log_store::load(c, &key, keep)).await?;
+        let mut topics = lock(&self.topics);
+        let topic = topics.entry(stream.to_owned()).or_insert_with(|| {
+            Arc::new(Topic {
+                publish: tokio::sync::Mutex::new(()),
+                state: Mutex::new(TopicState {
+                    head,
+                    ring: events.into_iter().map(Arc::new).collect(),
+                    subscribers: HashMap::new(),
+                }),
+            })
+        });
+        Ok(Arc::clone(topic))
+    }
+
+    /// Live subscribers of a stream (for tests and stats).
+    pub fn subscriber_count(&self, stream: &str) -> usize {
+        lock(&self.topics).get(stream).map_or(0, |t| lock(&t.state).subscribers.len())
+    }
+
+    async fn do_publish(&self, stream: String, event: Option<String>, data: String) -> Result<Arc<Event>, BusError> {
+        let topic = self.topic(&stream).await?;
+        let _serial = topic.publish.lock().await;
+        let id = lock(&topic.state).head + 1;
+        let event = Event { id, event, data };
+        let (key, stored, keep) = (stream.clone(), event.clone(), self.log_size);
+        self.db.call(move |c| log_store::append(c, &key, &stored, keep)).await?;
+        let event = Arc::new(event);
+        let mut lagged = 0u64;
+        {
+            let mut st = lock(&topic.state);
+            st.head = id;
+            st.ring.push_back(Arc::clone(&event));
+            while st.ring.len() as u64 > self.log_size {
+                st.ring.pop_front();
+            }
+            st.subscribers.retain(|_, tx| match tx.try_send(Arc::clone(&event)) {
+                Ok(()) => true,
+                Err(TrySendError::Full(_)) => {
+                    lagged += 1;
+                    false
+                }
+                Err(TrySendError::Closed(_)) => false,
+            });
+        }
+        self.metrics.events_published.fetch_add(1, Ordering::Relaxed);
+        if lagged > 0 {
+            self.metrics.subscribers_lagged.fetch_add(lagged, Ordering::Relaxed);
+            tracing::info!(stream = %stream, lagged, "closed subscribers that fell behind");
+        }
+        Ok(event)
+    }
+
+    async fn do_subscribe(&self, stream: String, position: Position) -> Result<Subscription, BusError> {
+        let topic = self.topic(&stream).await?;
+        let (tx, rx) = mpsc::channel(self.queue);
+        let id = self.next_subscriber.fetch_add(1, Ordering::Relaxed);
+        let mut st = lock(&topic.state);
+        let head = st.head;
+        let oldest = st.ring.front().map_or(head + 1, |e| e.id);
+        let (reset, replay) = match plan_resume(&position, oldest, head) {
+            Ok(after) => (None, st.ring.iter().filter(|e| e.id > after).cloned().collect()),
+            Err(reset) => (Some(reset), Vec::new()),
+        };
+        st.subscribers.insert(id, tx);
+        drop(st);
+        if reset.is_some() {
+            self.metrics.resets_sent.fetch_add(1, Ordering::Relaxed);
+        }
+        let guard = SubscriberGuard { topic: Arc::downgrade(&topic), id };
+        Ok(Subscription::new(reset, replay, head, rx, Some(Box::new(guard))))
+    }
+
+    async fn do_remove(&self, stream: String) -> Result<(), BusError> {
+        let topic = self.topic(&stream).await?;
+        let _serial = topic.publish.lock().await;
+        let key = stream.clone();
+        self.db.call(move |c| log_store::remove(c, &key)).await?;
+        lock(&self.topics).remove(&stream);
+        Ok(())
+    }
+}
+
+impl Bus for MemoryBus {
+    fn publish(&self, stream: &str, event: Option<&str>, data: String) -> BoxFuture<'_, Result<Arc<Event>, BusError>> {
+        self.do_publish(stream.to_owned(), event.map(str::to_owned), data).boxed()
+    }
+
+    fn subscribe(&self, stream: &str, position: Position) -> BoxFuture<'_, Result<Subscription, BusError>> {
+        self.do_subscribe(stream.to_owned(), position).boxed()
+    }
+
+    fn remove(&self, stream: &str) -> BoxFuture<'_, Result<(), BusError>> {
+        self.do_remove(stream.to_owned()).boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::ResetReason;
+
+    fn bus(dir: &std::path::Path, log: u64, queue: usize) -> MemoryBus {
+        let db = Db::open(&dir.join("bus.db")).unwrap();
+        MemoryBus::new(db, log, queue, Arc::new(Metrics::default()))
+    }
+
+    #[tokio::test]
+    async fn ids_start_at_one_and_replay_is_gapless() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = bus(dir.path(), 100, 8);
+        for i in 1..=3 {
+            let e = b.publish("s", Some("x"), format!("{i}")).await.unwrap();
+            assert_eq!(e.id, i);
+        }
+        let mut sub = b.subscribe("s", Position::After(1)).await.unwrap();
+        assert_eq!(sub.replay.iter().map(|e| e.id).collect::<Vec<_>>(), vec![2, 3]);
+        b.publish("s", None, "4".into()).await.unwrap();
+        assert_eq!(sub.live.recv().await.unwrap().id, 4);
+        assert_eq!(b.publish("other", None, "a".into()).await.unwrap().id, 1);
+    }
+
+    #[tokio::test]
+    async fn ids_and_log_survive_reopen_and_log_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let b = bus(dir.path(), 5, 8);
+            for i in 0..12 {
+                b.publish("s", None, i.to_string()).await.unwrap();
+            }
+        }
+        let b = bus(dir.path(), 5, 8);
+        let sub = b.subscribe("s", Position::After(7)).await.unwrap();
+        assert_eq!(sub.replay.iter().map(|e| e.id).collect::<Vec<_>>(), vec![8, 9, 10, 11, 12]);
+        let sub = b.subscribe("s", Position::After(6)).await.unwrap();
+        assert_eq!(sub.reset.unwrap().reason, ResetReason::Gap);
+        assert_eq!(b.publish("s", None, "x".into()).await.unwrap().id, 13);
+    }
+
+    #[tokio::test]
+    async fn full_queue_closes_the_subscriber() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = bus(dir.path(), 100, 2);
+        let mut sub = b.subscribe("s", Position::Live).await.unwrap();
+        for i in 0..5 {
+            b.publish("s", None, i.to_string()).await.unwrap();
+        }
+        assert_eq!(b.subscriber_count("s"), 0);
+        assert_eq!(sub.live.recv().await.unwrap().id, 1);
+        assert_eq!(sub.live.recv().await.unwrap().id, 2);
+        assert!(sub.live.recv().await.is_none(), "closed after the queued events");
+        assert_eq!(b.metrics.subscribers_lagged.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn dropping_a_subscription_unregisters_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = bus(dir.path(), 100, 2);
+        let sub = b.subscribe("s", Position::Live).await.unwrap();
+        assert_eq!(b.subscriber_count("s"), 1);
+        drop(sub);
+        assert_eq!(b.subscriber_count("s"), 0);
+    }
+}

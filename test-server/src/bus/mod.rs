@@ -1,0 +1,75 @@
+//! Fan-out of stream events to subscribers, behind the [`Bus`] trait.
+//!
+//! The bus owns each stream's id counter and replay log: `publish` assigns the next id,
+//! and `subscribe` returns, atomically, the replay after the client's position plus a live
+//! queue that starts exactly after it (no gap, no duplicate). The in-process
+//! implementation is [`MemoryBus`]; a Redis one can implement the same trait.
+
+mod log_store;
+mod memory;
+
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+use tokio::sync::mpsc;
+
+use crate::db::StoreError;
+use crate::event::{Event, Position, Reset};
+
+pub use memory::MemoryBus;
+
+/// A fan-out failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BusError {
+    /// The replay log could not be read or written.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What a new subscriber gets: an optional reset, the replay, then live events.
+#[derive(Debug)]
+pub struct Subscription {
+    /// Sent first when the position could not be honoured.
+    pub reset: Option<Reset>,
+    /// Logged events after the position, oldest first.
+    pub replay: Vec<Arc<Event>>,
+    /// The stream's head id when subscribing.
+    pub head: u64,
+    /// Live events after the replay. Bounded; when a subscriber falls behind the bus
+    /// drops the sender, so this yields `None` after the queued events.
+    pub live: mpsc::Receiver<Arc<Event>>,
+    /// Unregisters the subscriber when dropped.
+    _guard: Option<Box<dyn std::any::Any + Send + Sync>>,
+}
+
+impl Subscription {
+    /// Assembles a subscription (for bus implementations and tests).
+    pub fn new(
+        reset: Option<Reset>,
+        replay: Vec<Arc<Event>>,
+        head: u64,
+        live: mpsc::Receiver<Arc<Event>>,
+        guard: Option<Box<dyn std::any::Any + Send + Sync>>,
+    ) -> Self {
+        Subscription { reset, replay, head, live, _guard: guard }
+    }
+}
+
+/// Per-stream ids, replay log and fan-out.
+pub trait Bus: Send + Sync + 'static {
+    /// Appends an event to `stream`'s log with the next id, persists it, and delivers it
+    /// to every live subscriber. Returns the event with its id.
+    fn publish(
+        &self,
+        stream: &str,
+        event: Option<&str>,
+        data: String,
+    ) -> BoxFuture<'_, Result<Arc<Event>, BusError>>;
+
+    /// Subscribes to `stream` from `position`: replay after it (or a reset), then live.
+    fn subscribe(&self, stream: &str, position: Position) -> BoxFuture<'_, Result<Subscription, BusError>>;
+
+    /// Forgets a stream's log and head (its id will never be reused by the caller).
+    fn remove(&self, stream: &str) -> BoxFuture<'_, Result<(), BusError>>;
+}

@@ -1,0 +1,130 @@
+//! Command-line flags (with `TIDINGS_*` environment fallbacks).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// The fixed, documented secret `--dev` uses when no `--jwt-secret` is given.
+/// Never use it outside local development.
+pub const DEV_JWT_SECRET: &str = "tidings-dev-secret-do-not-use-in-production";
+
+/// Every setting of the server. Each flag also reads `TIDINGS_<NAME>`.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "tidings-server", version, about = "The Tidings reference SSE server")]
+pub struct Config {
+    /// Address to listen on (`127.0.0.1:0` picks a free port; the real one is printed).
+    #[arg(long, env = "TIDINGS_ADDR", default_value = "127.0.0.1:8000")]
+    pub addr: SocketAddr,
+    /// Directory for persistent data (the SQLite file lives here unless `--db` is given).
+    #[arg(long, env = "TIDINGS_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// SQLite database file (default `<data-dir>/tidings.db`).
+    #[arg(long, env = "TIDINGS_DB")]
+    pub db: Option<PathBuf>,
+    /// Development mode: dev-token endpoint, localhost CORS, fixed dev secret, open trigger.
+    #[arg(long, env = "TIDINGS_DEV")]
+    pub dev: bool,
+    /// HS256 secret for JWTs (required without `--dev`).
+    #[arg(long, env = "TIDINGS_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// Heartbeat interval in seconds (fractions allowed, e.g. 0.5).
+    #[arg(long, env = "TIDINGS_HEARTBEAT_SECS", default_value = "30", value_parser = parse_secs)]
+    pub heartbeat_secs: f64,
+    /// Allowed CORS origins outside `--dev` (repeatable or comma separated).
+    #[arg(long = "cors-origin", env = "TIDINGS_CORS_ORIGIN", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+    /// Duration of each simulated video production step, in milliseconds.
+    #[arg(long, env = "TIDINGS_VIDEO_STEP_MS", default_value = "1500")]
+    pub video_step_ms: u64,
+    /// A video job that has not finished after this many seconds ends with `timeout`.
+    #[arg(long, env = "TIDINGS_VIDEO_TIMEOUT_SECS", default_value = "600", value_parser = parse_secs)]
+    pub video_timeout_secs: f64,
+    /// Events kept per stream in the replay log.
+    #[arg(long, env = "TIDINGS_REPLAY_LOG_SIZE", default_value = "1000", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub replay_log_size: u64,
+    /// Events a subscriber may have queued before its stream is closed (it then resumes from the log).
+    #[arg(long, env = "TIDINGS_SUBSCRIBER_QUEUE", default_value = "64", value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    pub subscriber_queue: u64,
+    /// Open SSE connections allowed per authenticated user (429 beyond).
+    #[arg(long, env = "TIDINGS_MAX_CONNECTIONS_PER_USER", default_value = "32")]
+    pub max_connections_per_user: usize,
+    /// Largest accepted request body in bytes (413 beyond).
+    #[arg(long, env = "TIDINGS_MAX_BODY_BYTES", default_value = "65536")]
+    pub max_body_bytes: usize,
+    /// Serve this directory at `/` after the API routes (demo page, npm package).
+    #[arg(long, env = "TIDINGS_STATIC_DIR")]
+    pub static_dir: Option<PathBuf>,
+}
+
+/// A configuration the server refuses to start with.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// No JWT secret outside `--dev`.
+    #[error("refusing to start: no JWT secret. Pass --jwt-secret or set TIDINGS_JWT_SECRET (or use --dev for local development)")]
+    MissingSecret,
+    /// An empty secret was given.
+    #[error("refusing to start: the JWT secret is empty")]
+    EmptySecret,
+}
+
+impl Config {
+    /// The HS256 secret to use, or why the server must not start.
+    pub fn resolved_secret(&self) -> Result<String, ConfigError> {
+        match (&self.jwt_secret, self.dev) {
+            (Some(s), _) if s.is_empty() => Err(ConfigError::EmptySecret),
+            (Some(s), _) => Ok(s.clone()),
+            (None, true) => Ok(DEV_JWT_SECRET.to_owned()),
+            (None, false) => Err(ConfigError::MissingSecret),
+        }
+    }
+
+    /// The SQLite file path.
+    pub fn db_path(&self) -> PathBuf {
+        self.db.clone().unwrap_or_else(|| self.data_dir.join("tidings.db"))
+    }
+
+    /// Heartbeat interval.
+    pub fn heartbeat(&self) -> Duration {
+        Duration::from_secs_f64(self.heartbeat_secs)
+    }
+
+    /// Video job timeout.
+    pub fn video_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.video_timeout_secs)
+    }
+}
+
+fn parse_secs(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    if v.is_finite() && v > 0.0 && v <= 86_400.0 {
+        Ok(v)
+    } else {
+        Err(format!("`{s}` must be between 0 and 86400 seconds"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_rules() {
+        let c = Config::parse_from(["tidings-server"]);
+        assert!(matches!(c.resolved_secret(), Err(ConfigError::MissingSecret)));
+        let c = Config::parse_from(["tidings-server", "--dev"]);
+        assert_eq!(c.resolved_secret().unwrap(), DEV_JWT_SECRET);
+        let c = Config::parse_from(["tidings-server", "--jwt-secret", "s3"]);
+        assert_eq!(c.resolved_secret().unwrap(), "s3");
+    }
+
+    #[test]
+    fn fractional_heartbeat_and_defaults() {
+        let c = Config::parse_from(["tidings-server", "--heartbeat-secs", "0.5", "--data-dir", "/tmp/x"]);
+        assert_eq!(c.heartbeat(), Duration::from_millis(500));
+        assert_eq!(c.db_path(), PathBuf::from("/tmp/x/tidings.db"));
+        assert!(Config::try_parse_from(["tidings-server", "--heartbeat-secs", "-1"]).is_err());
+        assert!(Config::try_parse_from(["tidings-server", "--heartbeat-secs", "abc"]).is_err());
+    }
+}

@@ -1,0 +1,50 @@
+//! Process-wide counters, rendered as Prometheus text at `/metrics`.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::connections::Connections;
+
+/// Monotonic counters (open-connection gauges live in [`Connections`]).
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Events appended to any stream.
+    pub events_published: AtomicU64,
+    /// Subscribers closed because their queue was full.
+    pub subscribers_lagged: AtomicU64,
+    /// Reset events sent (stream and polling form).
+    pub resets_sent: AtomicU64,
+    /// SSE connections accepted since start.
+    pub connections_opened: AtomicU64,
+    /// SSE connections refused by the per-user limit.
+    pub connections_refused: AtomicU64,
+    /// Polling-form requests served.
+    pub poll_requests: AtomicU64,
+}
+
+impl Metrics {
+    /// Prometheus text exposition of the counters and the open-connection gauges.
+    pub fn render(&self, conns: &Connections) -> String {
+        let snap = conns.snapshot();
+        let mut out = String::new();
+        let mut counter = |name: &str, help: &str, v: &AtomicU64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Ordering::Relaxed));
+        };
+        counter("tidings_events_published_total", "Events appended to a stream.", &self.events_published);
+        counter("tidings_subscribers_lagged_total", "Subscribers closed because they fell behind.", &self.subscribers_lagged);
+        counter("tidings_resets_sent_total", "Reset events sent.", &self.resets_sent);
+        counter("tidings_connections_opened_total", "SSE connections accepted.", &self.connections_opened);
+        counter("tidings_connections_refused_total", "SSE connections refused by the per-user limit.", &self.connections_refused);
+        counter("tidings_poll_requests_total", "Polling-form requests served.", &self.poll_requests);
+        let _ = writeln!(out, "# HELP tidings_open_connections Open SSE connections.\n# TYPE tidings_open_connections gauge");
+        let _ = writeln!(out, "tidings_open_connections {}", snap.total);
+        let _ = writeln!(
+            out,
+            "# HELP tidings_open_connections_by_kind Open SSE connections per stream kind.\n# TYPE tidings_open_connections_by_kind gauge"
+        );
+        for (kind, n) in snap.by_kind() {
+            let _ = writeln!(out, "tidings_open_connections_by_kind{{kind=\"{kind}\"}} {n}");
+        }
+        out
+    }
+}

@@ -1,0 +1,87 @@
+//! Seed 003: channels carrying `WSMessage {type, object}` as unnamed events.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::app::AppState;
+use crate::auth::Claims;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::ApiJson;
+use crate::sse::{greet, Heartbeat};
+use crate::streaming::{self, StreamRequest, StreamSpec};
+
+/// The public channel (greets like the seed's TEST_MODE).
+pub const TEST_CHANNEL: &str = "test";
+
+/// Channel names: 1–128 of `[A-Za-z0-9._:-]` (so no control characters, no slashes).
+pub fn valid_channel(name: &str) -> ApiResult<()> {
+    if name.is_empty() || name.len() > 128 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b)) {
+        return Err(ApiError::Invalid("channel: must be 1-128 characters of [A-Za-z0-9._:-]".into()));
+    }
+    Ok(())
+}
+
+fn authorise(claims: Option<&Claims>, channel: &str) -> ApiResult<()> {
+    match claims {
+        None => Err(ApiError::Unauthorized(format!("channel {channel} requires a token"))),
+        Some(c) if c.allows_channel(channel) => Ok(()),
+        Some(_) => Err(ApiError::Forbidden(format!("token does not grant channel {channel}"))),
+    }
+}
+
+/// `GET /api/v1/events/{channel}`: `test` is public; others need a covering token.
+pub async fn stream(State(state): State<AppState>, Path(channel): Path<String>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> ApiResult<Response> {
+    valid_channel(&channel)?;
+    let req = StreamRequest::from_parts(&headers, &q)?;
+    let claims = state.auth.optional(&headers, req.query_token.as_deref())?;
+    if channel != TEST_CHANNEL {
+        authorise(claims.as_ref(), &channel)?;
+    }
+    let mut greeting = Vec::new();
+    if channel == TEST_CHANNEL {
+        greet(&mut greeting, None, r#"{"type":"test","message":"SSE endpoint working"}"#);
+    }
+    let spec = StreamSpec {
+        key: format!("channel/{channel}"),
+        user: claims.map(|c| c.sub),
+        greeting,
+        heartbeat: Heartbeat::Named,
+        terminal: None,
+        lag_notice: None,
+    };
+    let opened = streaming::open(&state, &req, &spec).await?;
+    Ok(streaming::respond(&state, &req, spec, opened, None).await)
+}
+
+/// Body of a publish: the seed's `WSMessage`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct WsMessage {
+    /// `task`, `data`, `file`, `entity`, `scene`, `render_progress`, `render_result`, or any other string.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// An object or a string.
+    pub object: serde_json::Value,
+}
+
+/// `POST /api/v1/events/{channel}` with `{type, object}` → `{id, channel}`; needs a token
+/// whose `channels` claim covers the channel (also for `test`).
+pub async fn publish(State(state): State<AppState>, Path(channel): Path<String>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>, ApiJson(msg): ApiJson<WsMessage>) -> ApiResult<Json<serde_json::Value>> {
+    valid_channel(&channel)?;
+    let claims = state.auth.optional(&headers, q.get("token").map(String::as_str))?;
+    authorise(claims.as_ref(), &channel)?;
+    if msg.kind.is_empty() || msg.kind.len() > 64 {
+        return Err(ApiError::Invalid("type: must be 1-64 characters".into()));
+    }
+    if !(msg.object.is_object() || msg.object.is_string()) {
+        return Err(ApiError::Invalid("object: must be an object or a string".into()));
+    }
+    let data = json!({"type": msg.kind, "object": msg.object}).to_string();
+    let e = state.bus.publish(&format!("channel/{channel}"), None, data).await?;
+    Ok(Json(json!({"id": e.id.to_string(), "channel": channel})))
+}

@@ -1,0 +1,35 @@
+//! `GET /api/stats` (JSON) and `GET /metrics` (Prometheus text).
+
+use std::sync::atomic::Ordering;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::Json;
+use serde_json::json;
+
+use crate::app::AppState;
+
+/// Open connections (total, per stream, per user) and counters.
+pub async fn stats(State(state): State<AppState>) -> Json<serde_json::Value> {
+    let snap = state.conns.snapshot();
+    let m = &state.metrics;
+    Json(json!({
+        "connections": {"total": snap.total, "by_stream": snap.by_stream, "by_user": snap.by_user, "by_kind": snap.by_kind()},
+        "events_published": m.events_published.load(Ordering::Relaxed),
+        "subscribers_lagged": m.subscribers_lagged.load(Ordering::Relaxed),
+        "resets_sent": m.resets_sent.load(Ordering::Relaxed),
+        "connections_opened": m.connections_opened.load(Ordering::Relaxed),
+        "connections_refused": m.connections_refused.load(Ordering::Relaxed),
+        "poll_requests": m.poll_requests.load(Ordering::Relaxed),
+        "uptime_secs": state.started.elapsed().as_secs(),
+    }))
+}
+
+/// Prometheus exposition.
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        state.metrics.render(&state.conns),
+    )
+}

@@ -1,0 +1,57 @@
+//! Exact bytes of SSE frames.
+
+use bytes::Bytes;
+
+use crate::event::Event;
+
+/// The first frame of every response: the client's reconnection base.
+pub const RETRY_FRAME: &[u8] = b"retry: 1000\n\n";
+
+/// Appends one event frame: `event:` (if named), `id:` (if any), one `data:` line per line of data.
+pub fn write_frame(out: &mut Vec<u8>, id: Option<u64>, event: Option<&str>, data: &str) {
+    if let Some(name) = event {
+        out.extend_from_slice(b"event: ");
+        // Names are server-chosen; strip line breaks defensively so a frame can never split.
+        out.extend(name.bytes().filter(|b| *b != b'\n' && *b != b'\r'));
+        out.push(b'\n');
+    }
+    if let Some(id) = id {
+        out.extend_from_slice(format!("id: {id}\n").as_bytes());
+    }
+    let mut lines = data.split('\n').peekable();
+    if lines.peek().is_none() {
+        out.extend_from_slice(b"data: \n");
+    }
+    for line in lines {
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(line.strip_suffix('\r').unwrap_or(line).as_bytes());
+        out.push(b'\n');
+    }
+    out.push(b'\n');
+}
+
+/// One frame as bytes.
+pub fn frame(id: Option<u64>, event: Option<&str>, data: &str) -> Bytes {
+    let mut out = Vec::with_capacity(data.len() + 32);
+    write_frame(&mut out, id, event, data);
+    Bytes::from(out)
+}
+
+/// Appends a logged event (with its id).
+pub fn write_event(out: &mut Vec<u8>, e: &Event) {
+    write_frame(out, Some(e.id), e.event.as_deref(), &e.data);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exact_bytes() {
+        assert_eq!(&frame(Some(7), Some("unread_count"), r#"{"count":2}"#)[..], b"event: unread_count\nid: 7\ndata: {\"count\":2}\n\n");
+        assert_eq!(&frame(Some(1), None, "x")[..], b"id: 1\ndata: x\n\n");
+        assert_eq!(&frame(None, Some("heartbeat"), "{}")[..], b"event: heartbeat\ndata: {}\n\n");
+        assert_eq!(&frame(None, None, "a\nb\r\nc")[..], b"data: a\ndata: b\ndata: c\n\n");
+        assert_eq!(&frame(None, Some("a\nb"), "")[..], b"event: ab\ndata: \n\n");
+    }
+}

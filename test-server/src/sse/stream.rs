@@ -1,0 +1,246 @@
+//! The body of one SSE response: prelude, replay, then live events and heartbeats.
+//!
+//! Per connection this holds only the subscription's small bounded queue, one timer
+//! entry for the heartbeat and the connection guard; no task is spawned.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::Stream;
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+
+use super::frame::{frame, write_event, write_frame, RETRY_FRAME};
+use crate::bus::Subscription;
+use crate::connections::ConnectionGuard;
+use crate::event::Event;
+use crate::time::now_rfc3339;
+
+/// How a stream's heartbeat looks (each seed's style).
+#[derive(Debug, Clone)]
+pub enum Heartbeat {
+    /// Seed 000: unnamed `{"type":"heartbeat","timestamp":…}`.
+    TeamAnswers,
+    /// Named `event: heartbeat` with `{"timestamp":…}` (notifications, channels).
+    Named,
+    /// Named `event: heartbeat` with `{"job_id":…,"timestamp":…}` (video progress).
+    Video(String),
+}
+
+impl Heartbeat {
+    /// The heartbeat frame, stamped now.
+    pub fn frame(&self) -> Bytes {
+        let ts = now_rfc3339();
+        match self {
+            Heartbeat::TeamAnswers => {
+                frame(None, None, &serde_json::json!({"type": "heartbeat", "timestamp": ts}).to_string())
+            }
+            Heartbeat::Named => frame(None, Some("heartbeat"), &serde_json::json!({"timestamp": ts}).to_string()),
+            Heartbeat::Video(job) => frame(
+                None,
+                Some("heartbeat"),
+                &serde_json::json!({"job_id": job, "timestamp": ts}).to_string(),
+            ),
+        }
+    }
+}
+
+/// Returns the `end` reason when an event terminates a finite stream.
+pub type TerminalFn = fn(&Event) -> Option<&'static str>;
+
+/// Everything that shapes one SSE response.
+#[derive(Debug)]
+pub struct SseParts {
+    /// Per-connection frames sent right after `retry:` (greeting, snapshot), without ids.
+    pub greeting: Vec<u8>,
+    /// The subscription (reset, replay, live queue).
+    pub subscription: Subscription,
+    /// Heartbeat style and interval.
+    pub heartbeat: Heartbeat,
+    /// Interval between heartbeats.
+    pub heartbeat_every: Duration,
+    /// For finite streams: which events end the stream.
+    pub terminal: Option<TerminalFn>,
+    /// For finite streams already ended when connecting: the end reason.
+    pub ended: Option<&'static str>,
+    /// Sent (without id) before closing a subscriber that fell behind, if the seed has a way to say it.
+    pub lag_notice: Option<Bytes>,
+    /// Ends the stream on server shutdown.
+    pub shutdown: CancellationToken,
+    /// Keeps the connection counted while the body lives.
+    pub guard: Option<ConnectionGuard>,
+}
+
+fn end_frame(reason: &str) -> Bytes {
+    frame(None, Some("end"), &serde_json::json!({"reason": reason}).to_string())
+}
+
+struct State {
+    parts: SseParts,
+    prelude: Option<Bytes>,
+    last_id: u64,
+    done: bool,
+    ticker: tokio::time::Interval,
+}
+
+/// Builds the response body stream.
+pub fn sse_stream(mut parts: SseParts) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(RETRY_FRAME);
+    out.extend_from_slice(&parts.greeting);
+    let mut last_id = parts.subscription.head;
+    let mut done = false;
+    if let Some(reset) = parts.subscription.reset.take() {
+        write_event(&mut out, &reset.to_event());
+        last_id = reset.head;
+    }
+    let replay = std::mem::take(&mut parts.subscription.replay);
+    if let Some(first) = replay.first() {
+        last_id = first.id.saturating_sub(1);
+    }
+    for e in &replay {
+        write_event(&mut out, e);
+        last_id = e.id;
+        if let Some(reason) = parts.terminal.and_then(|t| t(e)) {
+            out.extend_from_slice(&end_frame(reason));
+            done = true;
+            break;
+        }
+    }
+    if !done {
+        if let Some(reason) = parts.ended {
+            out.extend_from_slice(&end_frame(reason));
+            done = true;
+        }
+    }
+    let every = parts.heartbeat_every.max(Duration::from_millis(10));
+    let mut ticker = tokio::time::interval_at(Instant::now() + every, every);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let state = State { parts, prelude: Some(Bytes::from(out)), last_id, done, ticker };
+    futures_util::stream::unfold(state, |mut st| async move {
+        if let Some(prelude) = st.prelude.take() {
+            return Some((Ok(prelude), st));
+        }
+        loop {
+            if st.done {
+                return None;
+            }
+            tokio::select! {
+                biased;
+                _ = st.parts.shutdown.cancelled() => return None,
+                next = st.parts.subscription.live.recv() => match next {
+                    Some(e) if e.id <= st.last_id => continue,
+                    Some(e) => {
+                        st.last_id = e.id;
+                        let mut out = Vec::with_capacity(e.data.len() + 32);
+                        write_event(&mut out, &e);
+                        if let Some(reason) = st.parts.terminal.and_then(|t| t(&e)) {
+                            out.extend_from_slice(&end_frame(reason));
+                            st.done = true;
+                        }
+                        return Some((Ok(Bytes::from(out)), st));
+                    }
+                    None => {
+                        // The bus closed us: we fell behind. Say so if the seed can, then end;
+                        // the client resumes from its last id.
+                        st.done = true;
+                        if let Some(notice) = st.parts.lag_notice.take() {
+                            return Some((Ok(notice), st));
+                        }
+                        return None;
+                    }
+                },
+                _ = st.ticker.tick() => return Some((Ok(st.parts.heartbeat.frame()), st)),
+            }
+        }
+    })
+}
+
+/// Appends a per-connection frame (no id) to a greeting buffer.
+pub fn greet(out: &mut Vec<u8>, event: Option<&str>, data: &str) {
+    write_frame(out, None, event, data);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+    use std::sync::Arc;
+    use tokio::sync::mpsc;
+
+    fn parts(rx: mpsc::Receiver<Arc<Event>>, replay: Vec<Arc<Event>>, hb: Duration, shutdown: CancellationToken) -> SseParts {
+        SseParts {
+            greeting: Vec::new(),
+            subscription: Subscription::new(None, replay, 0, rx, None),
+            heartbeat: Heartbeat::Named,
+            heartbeat_every: hb,
+            terminal: None,
+            ended: None,
+            lag_notice: None,
+            shutdown,
+            guard: None,
+        }
+    }
+
+    fn text(b: &Bytes) -> String {
+        String::from_utf8(b.to_vec()).unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn heartbeat_on_a_paused_clock() {
+        let (_tx, rx) = mpsc::channel(4);
+        let s = sse_stream(parts(rx, vec![], Duration::from_secs(30), CancellationToken::new()));
+        tokio::pin!(s);
+        let start = Instant::now();
+        assert_eq!(text(&s.next().await.unwrap().unwrap()), "retry: 1000\n\n");
+        let hb = s.next().await.unwrap().unwrap();
+        assert_eq!(start.elapsed(), Duration::from_secs(30));
+        assert!(text(&hb).starts_with("event: heartbeat\ndata: {\"timestamp\":\""), "{}", text(&hb));
+        s.next().await.unwrap().unwrap();
+        assert_eq!(start.elapsed(), Duration::from_secs(60));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn live_event_before_heartbeat_and_dedupe() {
+        let (tx, rx) = mpsc::channel(4);
+        let replay = vec![Arc::new(Event { id: 1, event: None, data: "a".into() })];
+        let s = sse_stream(parts(rx, replay, Duration::from_secs(30), CancellationToken::new()));
+        tokio::pin!(s);
+        assert_eq!(text(&s.next().await.unwrap().unwrap()), "retry: 1000\n\nid: 1\ndata: a\n\n");
+        tx.send(Arc::new(Event { id: 1, event: None, data: "dup".into() })).await.unwrap();
+        tx.send(Arc::new(Event { id: 2, event: Some("x".into()), data: "b".into() })).await.unwrap();
+        let start = Instant::now();
+        assert_eq!(text(&s.next().await.unwrap().unwrap()), "event: x\nid: 2\ndata: b\n\n");
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        drop(tx);
+        assert!(s.next().await.is_none(), "closed bus sender ends the stream");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_ends_the_stream() {
+        let (_tx, rx) = mpsc::channel(4);
+        let token = CancellationToken::new();
+        let s = sse_stream(parts(rx, vec![], Duration::from_secs(30), token.clone()));
+        tokio::pin!(s);
+        s.next().await.unwrap().unwrap();
+        token.cancel();
+        assert!(s.next().await.is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn finite_stream_ends_after_terminal_event() {
+        let (tx, rx) = mpsc::channel(4);
+        let mut p = parts(rx, vec![], Duration::from_secs(30), CancellationToken::new());
+        p.terminal = Some(|e| (e.name() == "completed").then_some("completed"));
+        let s = sse_stream(p);
+        tokio::pin!(s);
+        s.next().await.unwrap().unwrap();
+        tx.send(Arc::new(Event { id: 1, event: Some("completed".into()), data: "{}".into() })).await.unwrap();
+        assert_eq!(
+            text(&s.next().await.unwrap().unwrap()),
+            "event: completed\nid: 1\ndata: {}\n\nevent: end\ndata: {\"reason\":\"completed\"}\n\n"
+        );
+        assert!(s.next().await.is_none());
+    }
+}

@@ -1,0 +1,199 @@
+//! What every stream endpoint shares: reading the position, the per-user limit,
+//! subscribing, and answering either as SSE or in the polling form.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bytes::Bytes;
+use serde::Serialize;
+
+use crate::app::AppState;
+use crate::bus::Subscription;
+use crate::connections::ConnectionGuard;
+use crate::error::{ApiError, ApiResult};
+use crate::event::{Event, Position};
+use crate::sse::{sse_response, Heartbeat, SseParts, TerminalFn};
+
+/// Longest `wait=` a long poll may ask for, in seconds.
+pub const MAX_WAIT_SECS: f64 = 25.0;
+
+/// The stream-related parts of a request.
+#[derive(Debug, Clone)]
+pub struct StreamRequest {
+    /// Where the client is (header `Last-Event-ID` wins over `?lastEventId=`).
+    pub position: Position,
+    /// `?poll=1`: answer in the polling form.
+    pub poll: bool,
+    /// `?wait=S` for long polls.
+    pub wait: Duration,
+    /// `?token=`.
+    pub query_token: Option<String>,
+}
+
+impl StreamRequest {
+    /// Reads the position, polling flags and query token.
+    pub fn from_parts(headers: &HeaderMap, query: &HashMap<String, String>) -> ApiResult<Self> {
+        let position = match headers.get("last-event-id") {
+            Some(v) => Position::from_header(v),
+            None => Position::parse(query.get("lastEventId").map(String::as_str)),
+        };
+        let poll = matches!(query.get("poll").map(String::as_str), Some("1" | "true"));
+        let wait = match query.get("wait") {
+            None => Duration::ZERO,
+            Some(w) => match w.parse::<f64>() {
+                Ok(s) if (0.0..=MAX_WAIT_SECS).contains(&s) => Duration::from_secs_f64(s),
+                _ => return Err(ApiError::Invalid(format!("wait: must be a number of seconds from 0 to {MAX_WAIT_SECS}"))),
+            },
+        };
+        Ok(StreamRequest { position, poll, wait, query_token: query.get("token").cloned() })
+    }
+}
+
+/// How one stream endpoint looks on the wire.
+#[derive(Debug)]
+pub struct StreamSpec {
+    /// Stream key (`team-answers`, `notifications/alice`, …).
+    pub key: String,
+    /// Authenticated user, counted against the per-user limit.
+    pub user: Option<String>,
+    /// Per-connection frames after `retry:`.
+    pub greeting: Vec<u8>,
+    /// Heartbeat style.
+    pub heartbeat: Heartbeat,
+    /// Finite streams: which events end them.
+    pub terminal: Option<TerminalFn>,
+    /// Frame sent before closing a lagging subscriber.
+    pub lag_notice: Option<Bytes>,
+}
+
+/// A subscription plus the connection slot it holds (none for polls).
+#[derive(Debug)]
+pub struct Opened {
+    /// The bus subscription.
+    pub subscription: Subscription,
+    guard: Option<ConnectionGuard>,
+}
+
+/// Takes a connection slot (429 past the per-user limit) and subscribes.
+/// Finite streams read from the start when the client gives no position.
+pub async fn open(state: &AppState, req: &StreamRequest, spec: &StreamSpec) -> ApiResult<Opened> {
+    let guard = if req.poll {
+        state.metrics.poll_requests.fetch_add(1, Ordering::Relaxed);
+        None
+    } else {
+        let limit = state.config.max_connections_per_user;
+        match state.conns.open(&spec.key, spec.user.as_deref(), limit) {
+            Some(g) => Some(g),
+            None => {
+                state.metrics.connections_refused.fetch_add(1, Ordering::Relaxed);
+                return Err(ApiError::TooManyConnections(format!(
+                    "too many open connections for this user (limit {limit})"
+                )));
+            }
+        }
+    };
+    let position = match (&req.position, spec.terminal.is_some()) {
+        (Position::Live, true) => Position::After(0),
+        (p, _) => p.clone(),
+    };
+    let subscription = state.bus.subscribe(&spec.key, position).await?;
+    if guard.is_some() {
+        state.metrics.connections_opened.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(Opened { subscription, guard })
+}
+
+/// Answers as SSE or in the polling form. `ended` is the end reason of a finite stream
+/// that had already ended when subscribing.
+pub async fn respond(
+    state: &AppState,
+    req: &StreamRequest,
+    spec: StreamSpec,
+    opened: Opened,
+    ended: Option<&'static str>,
+) -> Response {
+    if req.poll {
+        return Json(poll(state, req, &spec, opened.subscription, ended).await).into_response();
+    }
+    sse_response(SseParts {
+        greeting: spec.greeting,
+        subscription: opened.subscription,
+        heartbeat: spec.heartbeat,
+        heartbeat_every: state.config.heartbeat(),
+        terminal: spec.terminal,
+        ended,
+        lag_notice: spec.lag_notice,
+        shutdown: state.shutdown.clone(),
+        guard: opened.guard,
+    })
+}
+
+/// One event in the polling form.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PolledEvent {
+    /// The SSE id, as a string.
+    pub id: String,
+    /// The event name (`message` for unnamed events).
+    pub event: String,
+    /// The exact SSE data string.
+    pub data: String,
+}
+
+/// The polling-form response body.
+#[derive(Debug, Clone, Serialize)]
+pub struct PollBody {
+    /// Events after the position (a reset first when the position could not be honoured).
+    pub events: Vec<PolledEvent>,
+    /// The id to send next time.
+    pub last_event_id: String,
+    /// True once a finite stream has ended.
+    pub end: bool,
+    /// Suggested delay before the next poll, in ms.
+    pub retry_ms: u64,
+}
+
+fn polled(e: &Event) -> PolledEvent {
+    PolledEvent { id: e.id.to_string(), event: e.name().to_owned(), data: e.data.clone() }
+}
+
+async fn poll(state: &AppState, req: &StreamRequest, spec: &StreamSpec, mut sub: Subscription, ended: Option<&'static str>) -> PollBody {
+    let mut events: Vec<Event> = Vec::new();
+    let mut last = sub.head;
+    if let Some(reset) = sub.reset.take() {
+        events.push(reset.to_event());
+    } else {
+        events.extend(sub.replay.drain(..).map(|e| (*e).clone()));
+    }
+    if events.is_empty() && ended.is_none() && !req.wait.is_zero() {
+        tokio::select! {
+            _ = state.shutdown.cancelled() => {}
+            _ = tokio::time::sleep(req.wait) => {}
+            next = sub.live.recv() => if let Some(e) = next { events.push((*e).clone()); },
+        }
+    }
+    while let Ok(e) = sub.live.try_recv() {
+        if events.last().is_none_or(|l| e.id > l.id) && e.id > last {
+            events.push((*e).clone());
+        }
+    }
+    let mut end = ended.is_some();
+    if let Some(term) = spec.terminal {
+        if let Some(i) = events.iter().position(|e| term(e).is_some()) {
+            events.truncate(i + 1);
+            end = true;
+        }
+    }
+    if let Some(e) = events.last() {
+        last = e.id;
+    }
+    PollBody {
+        events: events.iter().map(polled).collect(),
+        last_event_id: last.to_string(),
+        end,
+        retry_ms: 1000,
+    }
+}
