@@ -12,7 +12,7 @@ pub const DEV_JWT_SECRET: &str = "tidings-dev-secret-do-not-use-in-production";
 
 /// Every setting of the server. Each flag also reads `TIDINGS_<NAME>`.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "tidings-server", version, about = "The Tidings reference SSE server")]
+#[command(name = "tidings-server", version, about = "The Tidings reference SSE server", args_override_self = true)]
 pub struct Config {
     /// Address to listen on (`127.0.0.1:0` picks a free port; the real one is printed).
     #[arg(long, env = "TIDINGS_ADDR", default_value = "127.0.0.1:8000")]
