@@ -1,0 +1,69 @@
+//! The publishing side: mint a dev token, then publish `count` probes at
+//! `rate` per second through the target's REST endpoint.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::Error;
+use crate::http::post_json;
+use crate::payload::{now_us, publish_body};
+use crate::target::Target;
+
+/// How long one publish (or token request) may take.
+pub const POST_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    token: String,
+}
+
+/// Mints a token with `POST /api/auth/dev-token` (tidings-server `--dev`)
+/// for `user`, allowed on every channel, valid for `ttl_secs`.
+///
+/// # Errors
+/// Transport errors, a non-200 status, or a body without `token`.
+pub async fn dev_token(target: &Target, user: &str, ttl_secs: u64) -> Result<String, Error> {
+    let body = serde_json::json!({"user_id": user, "channels": ["*"], "ttl_secs": ttl_secs}).to_string();
+    let (status, resp) = post_json(target, "/api/auth/dev-token", None, &body, POST_TIMEOUT).await?;
+    if status != 200 {
+        return Err(status_error(status, &resp));
+    }
+    Ok(serde_json::from_slice::<TokenResponse>(&resp)?.token)
+}
+
+fn status_error(status: u16, body: &[u8]) -> Error {
+    Error::Status { status, body: String::from_utf8_lossy(body).chars().take(200).collect() }
+}
+
+/// What one publish did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sent {
+    /// Its sequence number.
+    pub seq: u32,
+    /// The send time carried in the payload, µs since the epoch.
+    pub sent_at_us: u64,
+    /// `None` on success, else the failure.
+    pub error: Option<String>,
+}
+
+/// Publishes probes `0..count`, one every `1/rate` s, to `path`.
+/// Never takes longer than `count / rate + count * POST_TIMEOUT`.
+pub async fn publish_all(target: &Target, path: &str, token: Option<&str>, count: u32, rate: f64) -> Vec<Sent> {
+    let period = Duration::from_secs_f64(1.0 / rate.max(0.001));
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut out = Vec::with_capacity(count as usize);
+    for seq in 0..count {
+        tick.tick().await;
+        let sent_at_us = now_us();
+        let body = publish_body(seq, sent_at_us);
+        let error = match post_json(target, path, token, &body, POST_TIMEOUT).await {
+            Ok((status, _)) if (200..300).contains(&status) => None,
+            Ok((status, resp)) => Some(status_error(status, &resp).to_string()),
+            Err(e) => Some(e.to_string()),
+        };
+        out.push(Sent { seq, sent_at_us, error });
+    }
+    out
+}
