@@ -22,7 +22,7 @@ export function siteDir() {
 
 /**
  * Starts the server and resolves once it prints its listening line.
- * @param {{args?: string[], dataDir?: string, addr?: string}} [opts]
+ * @param {{args?: string[], dataDir?: string, addr?: string, staticDir?: string}} [opts] staticDir defaults to the demo site
  * @returns {Promise<{url: string, dataDir: string, proc: import('node:child_process').ChildProcess, stop: () => Promise<void>, kill: (signal?: string) => Promise<void>}>}
  */
 export async function startServer(opts = {}) {
@@ -33,7 +33,7 @@ export async function startServer(opts = {}) {
   const args = [
     '--dev', '--addr', opts.addr ?? '127.0.0.1:0', '--data-dir', dataDir,
     '--heartbeat-secs', '1', '--video-step-ms', '60',
-    ...(existsSync(siteDir()) ? ['--static-dir', siteDir()] : []),
+    ...((opts.staticDir ?? siteDir()) && existsSync(opts.staticDir ?? siteDir()) ? ['--static-dir', opts.staticDir ?? siteDir()] : []),
     ...(opts.args ?? []),
   ];
   const proc = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' } });
