@@ -4,12 +4,17 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::event::Event;
 
-/// Loads a stream's head id and its last `keep` logged events (oldest first).
-pub(crate) fn load(conn: &Connection, stream: &str, keep: u64) -> rusqlite::Result<(u64, Vec<Event>)> {
-    let head: u64 = conn
+/// A stream's head id (0 for a new stream).
+pub(crate) fn head(conn: &Connection, stream: &str) -> rusqlite::Result<u64> {
+    Ok(conn
         .query_row("SELECT head FROM stream_heads WHERE stream = ?1", [stream], |r| r.get::<_, i64>(0))
         .optional()?
-        .map_or(0, |h| h.max(0) as u64);
+        .map_or(0, |h| h.max(0) as u64))
+}
+
+/// Loads a stream's head id and its last `keep` logged events (oldest first).
+pub(crate) fn load(conn: &Connection, stream: &str, keep: u64) -> rusqlite::Result<(u64, Vec<Event>)> {
+    let head = head(conn, stream)?;
     let mut stmt = conn.prepare_cached(
         "SELECT id, event, data FROM stream_events WHERE stream = ?1 AND id > ?2 ORDER BY id",
     )?;
@@ -22,9 +27,12 @@ pub(crate) fn load(conn: &Connection, stream: &str, keep: u64) -> rusqlite::Resu
     Ok((head, events))
 }
 
-/// Appends one event, moves the head and trims the log to `keep` events, in one transaction.
-pub(crate) fn append(conn: &mut Connection, stream: &str, event: &Event, keep: u64) -> rusqlite::Result<()> {
+/// Appends one event with the next id (assigned here, from the stored head, so the database
+/// is the one authority on ids), moves the head and trims the log to `keep` events, in one
+/// transaction. Returns the stored event.
+pub(crate) fn append(conn: &mut Connection, stream: &str, name: Option<String>, data: String, keep: u64) -> rusqlite::Result<Event> {
     let tx = conn.transaction()?;
+    let event = Event { id: head(&tx, stream)? + 1, event: name, data };
     tx.prepare_cached("INSERT INTO stream_events (stream, id, event, data) VALUES (?1, ?2, ?3, ?4)")?
         .execute(params![stream, event.id as i64, event.event, event.data])?;
     tx.prepare_cached(
@@ -37,7 +45,8 @@ pub(crate) fn append(conn: &mut Connection, stream: &str, event: &Event, keep: u
         tx.prepare_cached("DELETE FROM stream_events WHERE stream = ?1 AND id <= ?2")?
             .execute(params![stream, floor])?;
     }
-    tx.commit()
+    tx.commit()?;
+    Ok(event)
 }
 
 /// Forgets a stream entirely (used when finished video jobs are cleaned up).

@@ -19,13 +19,26 @@ pub struct MemoryBus {
     log_size: u64,
     queue: usize,
     metrics: Arc<Metrics>,
-    topics: Mutex<HashMap<String, Arc<Topic>>>,
+    topics: Arc<Topics>,
     next_subscriber: AtomicU64,
 }
 
 impl std::fmt::Debug for MemoryBus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MemoryBus").field("log_size", &self.log_size).field("queue", &self.queue).finish()
+    }
+}
+
+type Topics = Mutex<HashMap<String, Arc<Topic>>>;
+
+/// Drops a topic from memory once nobody uses it (no subscriber, no publish or subscribe in
+/// flight: the map holds the only other strong reference). Its log stays in SQLite and is
+/// reloaded on next use, so idle streams cost no memory.
+fn evict_if_idle(topics: &Topics, key: &str, topic: &Arc<Topic>) {
+    let mut map = lock(topics);
+    let idle = lock(&topic.state).subscribers.is_empty() && Arc::strong_count(topic) == 2;
+    if idle && map.get(key).is_some_and(|t| Arc::ptr_eq(t, topic)) {
+        map.remove(key);
     }
 }
 
@@ -37,7 +50,9 @@ struct Topic {
 
 struct TopicState {
     head: u64,
-    ring: VecDeque<Arc<Event>>,
+    /// The last `log_size` events; loaded from SQLite on the first subscribe only, so
+    /// publishing to a stream nobody listens to costs no memory.
+    ring: Option<VecDeque<Arc<Event>>>,
     subscribers: HashMap<u64, mpsc::Sender<Arc<Event>>>,
 }
 
@@ -47,7 +62,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Removes its subscriber from the topic when the subscription is dropped.
 struct SubscriberGuard {
+    topics: Weak<Topics>,
     topic: Weak<Topic>,
+    key: String,
     id: u64,
 }
 
@@ -55,6 +72,9 @@ impl Drop for SubscriberGuard {
     fn drop(&mut self) {
         if let Some(topic) = self.topic.upgrade() {
             lock(&topic.state).subscribers.remove(&self.id);
+            if let Some(topics) = self.topics.upgrade() {
+                evict_if_idle(&topics, &self.key, &topic);
+            }
         }
     }
 }
@@ -67,7 +87,7 @@ impl MemoryBus {
             log_size: log_size.max(1),
             queue: queue.max(1),
             metrics,
-            topics: Mutex::new(HashMap::new()),
+            topics: Arc::new(Mutex::new(HashMap::new())),
             next_subscriber: AtomicU64::new(1),
         }
     }
@@ -76,20 +96,34 @@ impl MemoryBus {
         if let Some(t) = lock(&self.topics).get(stream) {
             return Ok(Arc::clone(t));
         }
-        let (key, keep) = (stream.to_owned(), self.log_size);
-        let (head, events) = self.db.call(move |c| log_store::load(c, &key, keep)).await?;
+        let key = stream.to_owned();
+        let head = self.db.call(move |c| log_store::head(c, &key)).await?;
         let mut topics = lock(&self.topics);
         let topic = topics.entry(stream.to_owned()).or_insert_with(|| {
             Arc::new(Topic {
                 publish: tokio::sync::Mutex::new(()),
-                state: Mutex::new(TopicState {
-                    head,
-                    ring: events.into_iter().map(Arc::new).collect(),
-                    subscribers: HashMap::new(),
-                }),
+                state: Mutex::new(TopicState { head, ring: None, subscribers: HashMap::new() }),
             })
         });
         Ok(Arc::clone(topic))
+    }
+
+    /// Makes sure the topic's ring is in memory (holding the publish lock, so no event is
+    /// appended between reading the log and installing it).
+    async fn load_ring(&self, stream: &str, topic: &Topic) -> Result<(), BusError> {
+        if lock(&topic.state).ring.is_some() {
+            return Ok(());
+        }
+        let _serial = topic.publish.lock().await;
+        if lock(&topic.state).ring.is_some() {
+            return Ok(());
+        }
+        let (key, keep) = (stream.to_owned(), self.log_size);
+        let (head, events) = self.db.call(move |c| log_store::load(c, &key, keep)).await?;
+        let mut st = lock(&topic.state);
+        st.head = head;
+        st.ring = Some(events.into_iter().map(Arc::new).collect());
+        Ok(())
     }
 
     /// Live subscribers of a stream (for tests and stats).
@@ -97,21 +131,27 @@ impl MemoryBus {
         lock(&self.topics).get(stream).map_or(0, |t| lock(&t.state).subscribers.len())
     }
 
+    /// Streams currently held in memory.
+    pub fn cached_streams(&self) -> usize {
+        lock(&self.topics).len()
+    }
+
     async fn do_publish(&self, stream: String, event: Option<String>, data: String) -> Result<Arc<Event>, BusError> {
         let topic = self.topic(&stream).await?;
-        let _serial = topic.publish.lock().await;
-        let id = lock(&topic.state).head + 1;
-        let event = Event { id, event, data };
-        let (key, stored, keep) = (stream.clone(), event.clone(), self.log_size);
-        self.db.call(move |c| log_store::append(c, &key, &stored, keep)).await?;
+        let serial = topic.publish.lock().await;
+        let (key, keep) = (stream.clone(), self.log_size);
+        let event = self.db.call(move |c| log_store::append(c, &key, event, data, keep)).await?;
+        let id = event.id;
         let event = Arc::new(event);
         let mut lagged = 0u64;
         {
             let mut st = lock(&topic.state);
             st.head = id;
-            st.ring.push_back(Arc::clone(&event));
-            while st.ring.len() as u64 > self.log_size {
-                st.ring.pop_front();
+            if let Some(ring) = st.ring.as_mut() {
+                ring.push_back(Arc::clone(&event));
+                while ring.len() as u64 > self.log_size {
+                    ring.pop_front();
+                }
             }
             st.subscribers.retain(|_, tx| match tx.try_send(Arc::clone(&event)) {
                 Ok(()) => true,
@@ -122,6 +162,8 @@ impl MemoryBus {
                 Err(TrySendError::Closed(_)) => false,
             });
         }
+        drop(serial);
+        evict_if_idle(&self.topics, &stream, &topic);
         self.metrics.events_published.fetch_add(1, Ordering::Relaxed);
         if lagged > 0 {
             self.metrics.subscribers_lagged.fetch_add(lagged, Ordering::Relaxed);
@@ -132,13 +174,15 @@ impl MemoryBus {
 
     async fn do_subscribe(&self, stream: String, position: Position) -> Result<Subscription, BusError> {
         let topic = self.topic(&stream).await?;
+        self.load_ring(&stream, &topic).await?;
         let (tx, rx) = mpsc::channel(self.queue);
         let id = self.next_subscriber.fetch_add(1, Ordering::Relaxed);
         let mut st = lock(&topic.state);
         let head = st.head;
-        let oldest = st.ring.front().map_or(head + 1, |e| e.id);
+        let ring = st.ring.as_ref();
+        let oldest = ring.and_then(|r| r.front()).map_or(head + 1, |e| e.id);
         let (reset, replay) = match plan_resume(&position, oldest, head) {
-            Ok(after) => (None, st.ring.iter().filter(|e| e.id > after).cloned().collect()),
+            Ok(after) => (None, ring.map(|r| r.iter().filter(|e| e.id > after).cloned().collect()).unwrap_or_default()),
             Err(reset) => (Some(reset), Vec::new()),
         };
         st.subscribers.insert(id, tx);
@@ -146,7 +190,7 @@ impl MemoryBus {
         if reset.is_some() {
             self.metrics.resets_sent.fetch_add(1, Ordering::Relaxed);
         }
-        let guard = SubscriberGuard { topic: Arc::downgrade(&topic), id };
+        let guard = SubscriberGuard { topics: Arc::downgrade(&self.topics), topic: Arc::downgrade(&topic), key: stream, id };
         Ok(Subscription::new(reset, replay, head, rx, Some(Box::new(guard))))
     }
 
@@ -239,5 +283,13 @@ mod tests {
         assert_eq!(b.subscriber_count("s"), 1);
         drop(sub);
         assert_eq!(b.subscriber_count("s"), 0);
+        assert_eq!(b.cached_streams(), 0, "idle streams leave memory");
+        // and come back from SQLite intact
+        b.publish("s", None, "a".into()).await.unwrap();
+        assert_eq!(b.cached_streams(), 0);
+        let sub = b.subscribe("s", Position::After(0)).await.unwrap();
+        assert_eq!(sub.replay.len(), 1);
+        assert_eq!(b.publish("s", None, "b".into()).await.unwrap().id, 2);
+        assert_eq!(b.cached_streams(), 1);
     }
 }
