@@ -34,4 +34,4 @@ pub use options::{ConnectOptions, Options, Transport};
 #[cfg(target_arch = "wasm32")]
 mod web;
 #[cfg(target_arch = "wasm32")]
-pub use web::{Event, Manager, Subscription};
+pub use web::{js, Error, Event, Manager, Subscription};

@@ -68,14 +68,11 @@ ts! {
         /// Database id.
         pub id: i64,
         /// Video file name.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub video_name: Option<String>,
+        pub video_name: String,
         /// Frame number in the video.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub frame_index: Option<i64>,
+        pub frame_index: i64,
         /// Frame image URL.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub url: Option<String>,
+        pub url: String,
         /// Question and answer text.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub qa: Option<String>,
@@ -86,11 +83,9 @@ ts! {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub round: Option<String>,
         /// RFC 3339 creation time.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub created_at: Option<String>,
+        pub created_at: String,
         /// RFC 3339 update time.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub updated_at: Option<String>,
+        pub updated_at: String,
     }
 
     /// A team answers stream message (seed 000), tagged by `type`.
@@ -142,24 +137,20 @@ ts! {
     pub struct Notification {
         /// Notification id.
         pub id: i64,
-        /// Recipient.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub user_id: Option<String>,
+        /// Recipient (the token's `sub`).
+        pub user_id: String,
         /// Title.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub title: Option<String>,
+        pub title: String,
         /// Body text.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub message: Option<String>,
+        pub message: String,
         /// Kind, e.g. `info`.
-        #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
-        pub kind: Option<String>,
+        #[serde(rename = "type")]
+        pub kind: String,
         /// Whether it has been read.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub is_read: Option<bool>,
+        #[serde(alias = "is_read")]
+        pub read: bool,
         /// RFC 3339 creation time.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub created_at: Option<String>,
+        pub created_at: String,
     }
 
     /// `connected` greeting of the notifications stream.
@@ -215,14 +206,16 @@ ts! {
         Connected(NotificationsConnected),
     }
 
-    /// A video progress event (seed 002): `progress`, `completed`, `error` or `timeout`.
+    /// A video progress event (seed 002), the data of the named events
+    /// `progress`, `completed`, `error` and `timeout`.
     pub struct VideoProgress {
+        /// `progress`, `completed`, `error` or `timeout` (same as the event name).
+        #[serde(rename = "type")]
+        pub kind: String,
         /// The job.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub job_id: Option<String>,
-        /// Job status, e.g. `running`, `completed`, `error`, `timeout`.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub status: Option<String>,
+        pub job_id: String,
+        /// `running`, `completed`, `error` or `timeout`.
+        pub status: String,
         /// Current step name.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub step: Option<String>,
@@ -234,23 +227,28 @@ ts! {
         pub total_steps: Option<u32>,
         /// Percent done, 0–100.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub progress: Option<f64>,
+        pub percent: Option<u32>,
         /// Human-readable text.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub message: Option<String>,
+        /// RFC 3339 start of the current step.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub step_started_at: Option<String>,
+        /// How long the finished step took.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub step_duration_ms: Option<u64>,
         /// The finished video (on `completed`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub video_url: Option<String>,
-        /// What went wrong (on `error`).
+        /// Total job time (on `completed`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub error: Option<String>,
+        pub duration_ms: Option<u64>,
         /// RFC 3339 time.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub timestamp: Option<String>,
     }
 
     /// Seed 003's `WSMessage {type, object}` on `/api/v1/events/{channel}`.
-    #[serde(rename = "WSMessage")]
     pub struct WsMessage {
         /// The message type; unknown types are kept as their string.
         #[serde(rename = "type")]
@@ -352,6 +350,8 @@ impl<'de> Deserialize<'de> for WsMessageType {
 #[cfg(target_arch = "wasm32")]
 #[wasm_bindgen::prelude::wasm_bindgen(typescript_custom_section)]
 const WS_MESSAGE_TYPE_TS: &'static str = r#"
+/** Seed 003's name for `WsMessage`. */
+export type WSMessage = WsMessage;
 /** Seed 003's WSMessageTypeEnum; other strings pass through unchanged. */
 export type WSMessageType = "task" | "data" | "file" | "entity" | "scene" | "render_progress" | "render_result" | (string & {});
 "#;
@@ -587,6 +587,7 @@ mod tests {
         assert!(matches!(err("{not json"), DecodeError::MalformedJson { .. }));
         assert!(matches!(err(""), DecodeError::MalformedJson { .. }));
         assert!(matches!(err(r#"{"type":"create","data":{"video_name":"x"}}"#), DecodeError::WrongShape { .. }));
+        assert!(matches!(err(r#"{"type":"create","data":{"id":1,"video_name":"x"}}"#), DecodeError::WrongShape { .. }));
         assert!(matches!(err(r#"{"type":"delete","data":"x"}"#), DecodeError::WrongShape { .. }));
         assert!(matches!(err(r#"[1,2]"#), DecodeError::WrongShape { .. }));
         assert!(matches!(err(r#"{"data":1}"#), DecodeError::WrongShape { .. }));
@@ -602,9 +603,15 @@ mod tests {
             Message::Notification(NotificationMessage::UnreadCount(UnreadCount { count: 3 }))
         );
         assert_eq!(decode(d, "unread_count", r#"{"unread_count":4}"#).unwrap().to_json(), r#"{"count":4}"#);
-        let n = decode(d, "new_notification", r#"{"id":9,"title":"T","message":"M","type":"info","is_read":false}"#).unwrap();
+        let n = decode(
+            d,
+            "new_notification",
+            r#"{"id":9,"user_id":"alice","title":"T","message":"M","type":"info","read":false,"created_at":"t"}"#,
+        )
+        .unwrap();
         let Message::Notification(NotificationMessage::NewNotification(n)) = n else { panic!() };
-        assert_eq!(n.kind.as_deref(), Some("info"));
+        assert_eq!(n.kind, "info");
+        assert!(!n.read);
         assert!(decode(d, "notification_deleted", r#"{"id":9,"unread_count":0}"#).is_ok());
         assert!(decode(d, "connected", r#"{"message":"hi"}"#).is_ok());
         assert!(matches!(decode(d, "heartbeat", r#"{"timestamp":"t"}"#).unwrap(), Message::Heartbeat(_)));
@@ -617,14 +624,20 @@ mod tests {
     #[test]
     fn video_progress() {
         let d = Decoder::VideoProgress;
-        let m = decode(d, "progress", r#"{"job_id":"j","step":"render","progress":40.5}"#).unwrap();
+        let m = decode(
+            d,
+            "progress",
+            r#"{"type":"progress","job_id":"j","status":"running","step":"render","step_index":2,"total_steps":6,"percent":33,"message":"Rendering","step_started_at":"t","timestamp":"t"}"#,
+        )
+        .unwrap();
         let Message::Video(v) = m else { panic!() };
-        assert_eq!(v.progress, Some(40.5));
-        assert!(decode(d, "completed", r#"{"job_id":"j","video_url":"/v.mp4"}"#).is_ok());
-        assert!(decode(d, "error", r#"{"error":"x"}"#).is_ok());
-        assert!(decode(d, "timeout", r#"{}"#).is_ok());
+        assert_eq!(v.percent, Some(33));
+        assert!(decode(d, "completed", r#"{"type":"completed","job_id":"j","status":"completed","percent":100,"video_url":"/v.mp4","duration_ms":5}"#).is_ok());
+        assert!(decode(d, "error", r#"{"type":"error","job_id":"j","status":"error","message":"x"}"#).is_ok());
+        assert!(decode(d, "timeout", r#"{"type":"timeout","job_id":"j","status":"timeout"}"#).is_ok());
+        assert!(matches!(decode(d, "timeout", r#"{}"#), Err(DecodeError::WrongShape { .. })));
         assert_eq!(decode(d, "end", r#"{"reason":"completed"}"#).unwrap(), Message::End(EndNotice { reason: Some("completed".into()) }));
-        assert!(matches!(decode(d, "progress", r#"{"progress":"x"}"#), Err(DecodeError::WrongShape { .. })));
+        assert!(matches!(decode(d, "progress", r#"{"type":"progress","job_id":"j","status":"running","percent":"x"}"#), Err(DecodeError::WrongShape { .. })));
     }
 
     #[test]

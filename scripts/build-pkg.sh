@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Builds the npm package `tidings` into pkg/ at the repo root:
+#   wasm-pack build sdk --target web --release (never downloads: the pinned
+#   wasm-bindgen and Debian's wasm-opt must be on PATH), size-optimised,
+#   wasm-opt -Oz, merged with pkg-template/. Prints the gzipped sizes.
+# Usage: scripts/build-pkg.sh [--dev]   (--dev: debug build, no wasm-opt)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+export PATH="$HOME/.cargo/bin:$PATH"
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target/sdk}
+mode=${1:-}
+
+want=$(sed -n 's/^wasm-bindgen = "=\(.*\)"/\1/p' sdk/Cargo.toml)
+have=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')
+if [ "$have" != "$want" ]; then
+  echo "[build-pkg] need wasm-bindgen $want on PATH (have: ${have:-none}); run scripts/setup.sh" >&2
+  exit 1
+fi
+command -v wasm-pack >/dev/null || { echo "[build-pkg] wasm-pack missing; run scripts/setup.sh" >&2; exit 1; }
+
+# Size first: opt-level z for this build only (the workspace release profile
+# already has lto + codegen-units = 1). wasm-pack's own wasm-opt step is off
+# in sdk/Cargo.toml; Debian's binaryen runs below instead.
+export CARGO_PROFILE_RELEASE_OPT_LEVEL=z
+out=$root/pkg
+rm -rf "$out"
+profile=--release
+[ "$mode" = "--dev" ] && profile=--dev
+# --mode no-install: use the tools on PATH, never download any.
+wasm-pack --quiet build sdk --target web $profile --mode no-install --no-pack \
+  --out-dir "$out" --out-name tidings >/dev/null
+
+wasm=$out/tidings_bg.wasm
+if [ "$mode" != "--dev" ]; then
+  # Debian's binaryen (108) cannot parse what wasm-bindgen 0.2.130 emits
+  # (table.fill), so wasm-opt runs on rustc's output and wasm-bindgen runs
+  # again on the optimised module, dropping the name section.
+  raw=$CARGO_TARGET_DIR/wasm32-unknown-unknown/release/tidings.wasm
+  if command -v wasm-opt >/dev/null; then
+    features="--enable-bulk-memory --enable-sign-ext --enable-mutable-globals --enable-nontrapping-float-to-int --enable-multivalue --enable-reference-types"
+    tmp=$(mktemp -d)
+    trap 'rm -rf "$tmp"' EXIT
+    wasm-opt $features -Oz --strip-debug --strip-producers "$raw" -o "$tmp/tidings.wasm"
+    wasm-bindgen --target web --remove-name-section --remove-producers-section \
+      --out-dir "$out" --out-name tidings "$tmp/tidings.wasm"
+  else
+    echo "[build-pkg] warning: wasm-opt not found; the wasm is not size-optimised" >&2
+    wasm-bindgen --target web --remove-name-section --remove-producers-section \
+      --out-dir "$out" --out-name tidings "$raw"
+  fi
+fi
+
+# Merge the template (package.json, README, React helper, …) over wasm-pack's output.
+rm -f "$out/package.json" "$out/.gitignore"
+cp -R pkg-template/. "$out/"
+version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+sed -i "s/\"version\": \"0.0.0-template\"/\"version\": \"$version\"/" "$out/package.json"
+
+# SSR safety: the glue must not touch window/document at import time.
+if grep -nE '^(const|let|var)? *[A-Za-z_]* *= *(window|document|self)\.' "$out/tidings.js" >/dev/null; then
+  echo "[build-pkg] error: tidings.js touches a browser global at import time" >&2
+  exit 1
+fi
+if grep -q '"env"' "$out/tidings.js"; then
+  echo "[build-pkg] error: the wasm imports module \"env\"" >&2
+  exit 1
+fi
+
+gz() { gzip -9 -c "$1" | wc -c; }
+w=$(gz "$wasm"); j=$(gz "$out/tidings.js")
+echo "[build-pkg] pkg/ ready: tidings_bg.wasm $(wc -c <"$wasm") B raw, $w B gz; tidings.js $(wc -c <"$out/tidings.js") B raw, $j B gz; wasm+glue $((w + j)) B gz"

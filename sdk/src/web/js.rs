@@ -1,0 +1,240 @@
+//! The JS API exported through wasm-bindgen: `connect()`, `isSupported()` and class `Manager`.
+//!
+//! Listener values are copied into owned JS objects at once; nothing here
+//! throws at the wasm boundary except `connect` on a bad URL or bad options.
+
+use std::rc::Rc;
+
+use serde::Serialize;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+use super::{Cb, Inner, Kind, Manager};
+use crate::connection::ErrorInfo;
+use crate::dispatch::ListenerId;
+use crate::messages::Message;
+use crate::options::Options;
+
+/// The second argument of every event listener (TypeScript type only; built
+/// with `Reflect` for speed).
+#[allow(dead_code)]
+#[derive(Serialize, tsify_next::Tsify)]
+pub struct EventInfo {
+    /// The SSE id, or null for per-connection events (greeting, heartbeat).
+    pub id: Option<String>,
+    /// The type the listener registered for (for `*`: the payload `type` of an
+    /// unnamed event, else the SSE event name).
+    #[serde(rename = "type")]
+    pub ty: String,
+    /// The SSE event name (`message` for unnamed events).
+    pub event: String,
+    /// The raw `data` text.
+    pub raw: String,
+}
+
+/// What `onError` listeners receive (TypeScript type only).
+#[allow(dead_code)]
+#[derive(Serialize, tsify_next::Tsify)]
+pub struct TidingsError {
+    /// `decode` | `http` | `network` | `auth` | `protocol`.
+    #[tsify(type = "'decode' | 'http' | 'network' | 'auth' | 'protocol'")]
+    pub kind: String,
+    /// Human-readable reason.
+    pub message: String,
+    /// The raw event data (decode errors) or response body.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw: Option<String>,
+    /// The HTTP status, when there was one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+}
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS_EXTRA: &'static str = r#"
+/** Connection state reported by `Manager.state` and `onState`. */
+export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'polling' | 'closed';
+/** An event listener: `message` is the decoded payload (see `Message`). */
+export type Listener<M = any> = (message: M, info: EventInfo) => void;
+"#;
+
+fn set(o: &js_sys::Object, k: &str, v: &JsValue) {
+    let _ = js_sys::Reflect::set(o, &JsValue::from_str(k), v);
+}
+
+pub(super) fn message_to_js(m: &Message, raw: &str) -> JsValue {
+    match m {
+        Message::Text(s) => JsValue::from_str(s),
+        // Generic JSON: the browser's parser on the original text is fastest.
+        Message::Json(_) => js_sys::JSON::parse(raw).unwrap_or(JsValue::NULL),
+        typed => js_sys::JSON::parse(&typed.to_json()).unwrap_or(JsValue::NULL),
+    }
+}
+
+pub(super) fn info(id: Option<&str>, ty: &str, event: &str, raw: &str) -> JsValue {
+    let o = js_sys::Object::new();
+    set(&o, "id", &id.map_or(JsValue::NULL, JsValue::from_str));
+    set(&o, "type", &JsValue::from_str(ty));
+    set(&o, "event", &JsValue::from_str(event));
+    set(&o, "raw", &JsValue::from_str(raw));
+    o.into()
+}
+
+pub(super) fn error_to_js(e: &ErrorInfo) -> JsValue {
+    let o = js_sys::Object::new();
+    set(&o, "kind", &JsValue::from_str(e.kind.as_str()));
+    set(&o, "message", &JsValue::from_str(&e.message));
+    if let Some(raw) = &e.raw {
+        set(&o, "raw", &JsValue::from_str(raw));
+    }
+    if let Some(s) = e.status {
+        set(&o, "status", &JsValue::from(s));
+    }
+    o.into()
+}
+
+/// A stream manager (one per absolute URL and token per page). Get it from
+/// `connect()`; the same URL and token always give the same object.
+#[wasm_bindgen(js_name = Manager)]
+pub struct JsManager {
+    m: Manager,
+}
+
+fn noop() -> js_sys::Function {
+    // `Function.prototype` is a callable no-op (no eval, CSP-safe).
+    js_sys::Reflect::get(&js_sys::global(), &"Function".into())
+        .ok()
+        .and_then(|f| js_sys::Reflect::get(&f, &"prototype".into()).ok())
+        .and_then(|p| p.dyn_into::<js_sys::Function>().ok())
+        .unwrap_or_else(|| JsValue::UNDEFINED.unchecked_into())
+}
+
+impl JsManager {
+    /// `this.<method>.bind(this, id)`: an unsubscribe function with no Rust closure.
+    fn unsubscriber(&self, method: &str, id: ListenerId) -> js_sys::Function {
+        let handle = self.m.inner.js_handle.borrow().clone();
+        match handle {
+            Some(h) if id.0 != 0 => js_sys::Reflect::get(&h, &method.into())
+                .ok()
+                .and_then(|f| f.dyn_into::<js_sys::Function>().ok())
+                .map(|f| -> js_sys::Function { JsValue::from(f.bind1(&h, &JsValue::from(id.0 as f64))).unchecked_into() })
+                .unwrap_or_else(noop),
+            _ => noop(),
+        }
+    }
+}
+
+#[wasm_bindgen(js_class = Manager)]
+impl JsManager {
+    /// Listens for events of `type`: an SSE event name (`message` for unnamed
+    /// events), a payload `type` of unnamed events (`create`, `task`, …), or
+    /// `'*'` for every event. The first listener opens the connection; when
+    /// the last one unsubscribes it closes. Returns the unsubscribe function.
+    #[wasm_bindgen(unchecked_return_type = "() => void")]
+    pub fn on(&self, r#type: &str, #[wasm_bindgen(unchecked_param_type = "Listener")] listener: js_sys::Function) -> js_sys::Function {
+        let id = self.m.inner.add_listener(r#type, Cb::Js(listener));
+        self.unsubscriber("off", id)
+    }
+
+    /// Listens for state changes; called at once with the current state.
+    /// Does not open the connection. Returns the unsubscribe function.
+    #[wasm_bindgen(js_name = onState, unchecked_return_type = "() => void")]
+    pub fn on_state(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "(state: ConnectionState) => void")] listener: js_sys::Function,
+    ) -> js_sys::Function {
+        let id = self.m.inner.add_state_listener(Cb::Js(listener));
+        self.unsubscriber("offState", id)
+    }
+
+    /// Listens for errors: `{kind, message, raw?, status?}`. Decode failures
+    /// carry the raw text; the stream goes on. Returns the unsubscribe function.
+    #[wasm_bindgen(js_name = onError, unchecked_return_type = "() => void")]
+    pub fn on_error(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "(error: TidingsError) => void")] listener: js_sys::Function,
+    ) -> js_sys::Function {
+        let id = if self.m.inner.st.borrow().closed {
+            ListenerId(0)
+        } else {
+            self.m.inner.st.borrow_mut().error_listeners.add("*", Cb::Js(listener))
+        };
+        self.unsubscriber("offError", id)
+    }
+
+    /// Removes an event listener by id (what the function returned by `on` calls).
+    pub fn off(&self, id: f64) {
+        self.m.inner.remove(Kind::Event, ListenerId(id as u64));
+    }
+
+    /// Removes a state listener by id (what the function returned by `onState` calls).
+    #[wasm_bindgen(js_name = offState)]
+    pub fn off_state(&self, id: f64) {
+        self.m.inner.remove(Kind::State, ListenerId(id as u64));
+    }
+
+    /// Removes an error listener by id (what the function returned by `onError` calls).
+    #[wasm_bindgen(js_name = offError)]
+    pub fn off_error(&self, id: f64) {
+        self.m.inner.remove(Kind::Error, ListenerId(id as u64));
+    }
+
+    /// `'connecting' | 'open' | 'reconnecting' | 'polling' | 'closed'`.
+    #[wasm_bindgen(getter, unchecked_return_type = "ConnectionState")]
+    pub fn state(&self) -> String {
+        self.m.state().as_str().to_owned()
+    }
+
+    /// The id of the last event received (the resume position), or null.
+    #[wasm_bindgen(getter, js_name = lastEventId)]
+    pub fn last_event_id(&self) -> Option<String> {
+        self.m.last_event_id()
+    }
+
+    /// The absolute stream URL.
+    #[wasm_bindgen(getter)]
+    pub fn url(&self) -> String {
+        self.m.url().to_owned()
+    }
+
+    /// The decoder in use.
+    #[wasm_bindgen(getter, unchecked_return_type = "Decoder")]
+    pub fn decoder(&self) -> String {
+        serde_json::to_value(self.m.decoder()).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+    }
+
+    /// Closes the connection for good, drops every listener and removes the
+    /// manager from the registry (a later `connect` makes a new one).
+    pub fn close(&self) {
+        self.m.close();
+    }
+}
+
+/// The manager for `url` (relative URLs resolve against the page) and
+/// `options.token`: the same object for the same absolute URL and token.
+/// Touches no browser API until the first listener is added. Throws on an
+/// invalid URL or options.
+#[wasm_bindgen(unchecked_return_type = "Manager")]
+pub fn connect(url: &str, #[wasm_bindgen(unchecked_param_type = "ConnectOptions")] options: Option<JsValue>) -> Result<JsValue, JsError> {
+    let options = options.unwrap_or(JsValue::UNDEFINED);
+    let options = if options.is_undefined() || options.is_null() {
+        Options::default()
+    } else {
+        let json = js_sys::JSON::stringify(&options).ok().and_then(|s| s.as_string()).unwrap_or_default();
+        Options::from_json(&json).map_err(|e| JsError::new(&format!("tidings: invalid options: {e}")))?
+    };
+    let m = Manager::connect(url, options).map_err(|e| JsError::new(&e.to_string()))?;
+    let inner: Rc<Inner> = m.inner.clone();
+    let existing = inner.js_handle.borrow().clone();
+    if let Some(h) = existing {
+        return Ok(h);
+    }
+    let h = JsValue::from(JsManager { m });
+    *inner.js_handle.borrow_mut() = Some(h.clone());
+    Ok(h)
+}
+
+/// Whether this environment has what the default transport needs (`EventSource`).
+#[wasm_bindgen(js_name = isSupported)]
+pub fn is_supported() -> bool {
+    js_sys::Reflect::has(&js_sys::global(), &"EventSource".into()).unwrap_or(false)
+}
