@@ -27,9 +27,11 @@ async function openDemo(context, user = 'alice') {
 }
 
 test('a team answer created in one page appears in a second page without reload', async () => {
+  // Two profiles (contexts): within one profile, tab sharing keeps the connection count down (tabs.test.mjs).
   const context = await browser.newContext();
+  const other = await browser.newContext();
   const a = await openDemo(context);
-  const b = await openDemo(context);
+  const b = await openDemo(other);
   const text = `answer ${Date.now()}`;
   await a.page.fill('#ta-qa', text);
   await a.page.click('#ta-add');
@@ -40,6 +42,7 @@ test('a team answer created in one page appears in a second page without reload'
   await a.page.waitForSelector(`#ta-list li:has-text("${text}")`, { state: 'detached', timeout: 5000 });
   assert.deepEqual([...a.errors, ...b.errors], []);
   await context.close();
+  await other.close();
 });
 
 test('triggering a notification raises the unread count; mark all read clears it', async () => {
