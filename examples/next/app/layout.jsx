@@ -1,4 +1,4 @@
-export const metadata = { title: 'Tidings + Next.js' };
+export const metadata = { title: 'Tidings + Next.js', icons: { icon: 'data:,' } };
 
 export default function RootLayout({ children }) {
   return (
