@@ -55,6 +55,13 @@ const TS_EXTRA: &'static str = r#"
 export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'polling' | 'closed';
 /** An event listener: `message` is the decoded payload (see `Message`). */
 export type Listener<M = any> = (message: M, info: EventInfo) => void;
+/**
+ * The manager for `url` (relative URLs resolve against the page) and
+ * `options.token`: the same object for the same absolute URL and token.
+ * Touches no browser API until the first listener is added. Throws on an
+ * invalid URL or options.
+ */
+export function connect(url: string, options?: ConnectOptions): Manager;
 "#;
 
 fn set(o: &js_sys::Object, k: &str, v: &JsValue) {
@@ -213,7 +220,7 @@ impl JsManager {
 /// `options.token`: the same object for the same absolute URL and token.
 /// Touches no browser API until the first listener is added. Throws on an
 /// invalid URL or options.
-#[wasm_bindgen(unchecked_return_type = "Manager")]
+#[wasm_bindgen(skip_typescript)]
 pub fn connect(url: &str, #[wasm_bindgen(unchecked_param_type = "ConnectOptions")] options: Option<JsValue>) -> Result<JsValue, JsError> {
     let options = options.unwrap_or(JsValue::UNDEFINED);
     let options = if options.is_undefined() || options.is_null() {

@@ -270,6 +270,21 @@ impl Manager {
         self.inner.close();
     }
 
+    /// Test hook: acts as if the SSE transport failed now (the browser shell
+    /// then closes it and reconnects by the backoff policy). No-op without an
+    /// SSE transport.
+    #[doc(hidden)]
+    pub fn debug_fail_sse(&self) {
+        let generation = {
+            let st = self.inner.st.borrow();
+            if st.sse.is_none() {
+                return;
+            }
+            st.sse_generation
+        };
+        self.inner.on_sse_error(generation);
+    }
+
     /// Whether two handles are the same manager.
     pub fn ptr_eq(&self, other: &Manager) -> bool {
         Rc::ptr_eq(&self.inner, &other.inner)

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The SDK in headless Chromium (wasm-bindgen-test) against real tidings-servers:
+# builds tidings-server, starts two on 127.0.0.1:0 (a normal one, and a
+# "laggy" one with a 1-event subscriber queue so bursts make it close streams),
+# passes their URLs to the tests at compile time, runs them, kills the
+# servers on exit. Extra args go to `cargo test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target/sdk}
+export CHROMEDRIVER=${CHROMEDRIVER:-/usr/bin/chromedriver}
+
+cargo build -p tidings-server --bin tidings-server 2>&1 | grep -vE '^\s*(Compiling|Finished|Blocking)' >&2 || true
+bin=$CARGO_TARGET_DIR/debug/tidings-server
+[ -x "$bin" ] || { echo "[test-wasm] tidings-server did not build" >&2; exit 1; }
+
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+
+# start NAME ARGS... → prints the base URL once the server says it listens.
+start() {
+  local name=$1; shift
+  mkdir -p "$tmp/$name"
+  "$bin" --dev --addr 127.0.0.1:0 --data-dir "$tmp/$name" --heartbeat-secs 0.5 --video-step-ms 50 "$@" \
+    >"$tmp/$name.log" 2>&1 &
+  pids+=($!)
+  local url=""
+  for _ in $(seq 1 200); do
+    url=$(sed -n 's/^tidings-server listening on \(http:\/\/127\.0\.0\.1:[0-9]*\).*/\1/p' "$tmp/$name.log" | head -1)
+    [ -n "$url" ] && break
+    sleep 0.05
+  done
+  [ -n "$url" ] || { echo "[test-wasm] $name server did not start:" >&2; cat "$tmp/$name.log" >&2; exit 1; }
+  echo "$url"
+}
+
+TIDINGS_TEST_SERVER=$(start main)
+TIDINGS_TEST_SERVER_LAGGY=$(start laggy --subscriber-queue 1)
+export TIDINGS_TEST_SERVER TIDINGS_TEST_SERVER_LAGGY
+echo "[test-wasm] servers: $TIDINGS_TEST_SERVER (laggy: $TIDINGS_TEST_SERVER_LAGGY)" >&2
+
+# Timeout per test run of the runner (seconds); the tests bound their own waits.
+export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-120}
+cargo test -p tidings --target wasm32-unknown-unknown "$@"
