@@ -58,9 +58,14 @@ pub struct Args {
     /// Idle seconds between "all connected" and the loaded RSS sample.
     #[arg(long, default_value_t = 3)]
     pub settle_secs: u64,
-    /// Seconds to wait after the last publish for deliveries to finish.
-    #[arg(long, default_value_t = 15)]
+    /// Seconds to wait after the last publish for deliveries to finish
+    /// (the wait ends as soon as every connection has every event).
+    #[arg(long, default_value_t = 90)]
     pub drain_secs: u64,
+    /// Most seconds to wait for the lone first probe to reach every
+    /// connection before publishing the rest.
+    #[arg(long, default_value_t = 30)]
+    pub first_wait_secs: u64,
     /// Connects in flight at once, per worker.
     #[arg(long, default_value_t = 256)]
     pub connect_concurrency: u32,

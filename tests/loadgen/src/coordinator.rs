@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 use crate::cli::Args;
 use crate::error::Error;
-use crate::publish::{dev_token, publish_all};
+use crate::publish::{dev_token, publish_one, publish_range};
 use crate::report::{build, Inputs, Report};
 use crate::rss::rss_kib;
 use crate::target::{parse_source_ips, Target};
@@ -53,8 +53,20 @@ pub async fn run(args: &Args) -> Result<Report, Error> {
     tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + Duration::from_secs(args.settle_secs))).await;
     let rss_loaded_kib = args.server_pid.map(rss_kib).transpose()?;
 
-    let publish = publish_all(&target, args.publish_path(), token.as_deref(), args.publish_count, args.publish_rate);
-    let sent = tokio::time::timeout_at(deadline, publish).await.unwrap_or_default();
+    // Probe 0 goes out alone, so its fan-out is that of one event to an
+    // idle server; the rest follow at the set rate.
+    let (path, token) = (args.publish_path(), token.as_deref());
+    let mut sent = Vec::new();
+    if args.publish_count > 0 {
+        if let Ok(first) = tokio::time::timeout_at(deadline, publish_one(&target, path, token, 0)).await {
+            let alone = deadline.min(tokio::time::Instant::now() + Duration::from_secs(args.first_wait_secs));
+            if first.error.is_none() {
+                pool.pump_until(alone, |p| p.first_done.iter().all(|c| *c)).await;
+            }
+            sent.push(first);
+            sent.extend(publish_range(&target, path, token, 1..args.publish_count, args.publish_rate, deadline).await);
+        }
+    }
     let drain = deadline.min(tokio::time::Instant::now() + Duration::from_secs(args.drain_secs));
     pool.pump_until(drain, |p| p.complete.iter().all(|c| *c)).await;
 
@@ -102,6 +114,7 @@ struct Pool {
     rx: mpsc::UnboundedReceiver<(usize, WorkerLine)>,
     connects: Vec<Option<ConnectSummary>>,
     complete: Vec<bool>,
+    first_done: Vec<bool>,
     results: Vec<Option<WorkerResult>>,
 }
 
@@ -155,7 +168,7 @@ impl Pool {
             children.push(child);
         }
         let n = workers as usize;
-        Ok(Self { children, stdins, rx, connects: vec![None; n], complete: vec![false; n], results: vec![None; n] })
+        Ok(Self { children, stdins, rx, connects: vec![None; n], complete: vec![false; n], first_done: vec![false; n], results: vec![None; n] })
     }
 
     /// Applies worker lines until `done` holds (true) or `until` passes
@@ -169,6 +182,7 @@ impl Pool {
                 msg = self.rx.recv() => match msg {
                     Some((id, WorkerLine::Connected(c))) => self.connects[id] = Some(c),
                     Some((id, WorkerLine::Complete)) => self.complete[id] = true,
+                    Some((id, WorkerLine::FirstDone)) => self.first_done[id] = true,
                     Some((id, WorkerLine::Result(r))) => self.results[id] = Some(r),
                     None => return false,
                 },

@@ -1,7 +1,10 @@
 //! The publishing side: mint a dev token, then publish `count` probes at
 //! `rate` per second through the target's REST endpoint.
 
+use std::ops::Range;
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use serde::Deserialize;
 
@@ -11,7 +14,7 @@ use crate::payload::{now_us, publish_body};
 use crate::target::Target;
 
 /// How long one publish (or token request) may take.
-pub const POST_TIMEOUT: Duration = Duration::from_secs(5);
+pub const POST_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Deserialize)]
 struct TokenResponse {
@@ -43,27 +46,47 @@ pub struct Sent {
     pub seq: u32,
     /// The send time carried in the payload, µs since the epoch.
     pub sent_at_us: u64,
-    /// `None` on success, else the failure.
+    /// `None` on success (or an unanswered request the server may have
+    /// taken, see `timed_out`), else the failure: nobody expects it.
     pub error: Option<String>,
+    /// The request went out but no answer came within [`POST_TIMEOUT`]:
+    /// counted as published (a busy server may still deliver it).
+    pub timed_out: bool,
 }
 
-/// Publishes probes `0..count`, one every `1/rate` s, to `path`.
-/// Never takes longer than `count / rate + count * POST_TIMEOUT`.
-pub async fn publish_all(target: &Target, path: &str, token: Option<&str>, count: u32, rate: f64) -> Vec<Sent> {
+/// Publishes probe `seq`, stamped now.
+pub async fn publish_one(target: &Target, path: &str, token: Option<&str>, seq: u32) -> Sent {
+    let sent_at_us = now_us();
+    let body = publish_body(seq, sent_at_us);
+    let (error, timed_out) = match post_json(target, path, token, &body, POST_TIMEOUT).await {
+        Ok((status, _)) if (200..300).contains(&status) => (None, false),
+        Ok((status, resp)) => (Some(status_error(status, &resp).to_string()), false),
+        Err(Error::Timeout(_)) => (None, true),
+        Err(e) => (Some(e.to_string()), false),
+    };
+    Sent { seq, sent_at_us, error, timed_out }
+}
+
+/// Publishes probes `seqs`, one every `1/rate` s, stopping early at
+/// `deadline`; returns what was sent.
+pub async fn publish_range(
+    target: &Target,
+    path: &str,
+    token: Option<&str>,
+    seqs: Range<u32>,
+    rate: f64,
+    deadline: Instant,
+) -> Vec<Sent> {
     let period = Duration::from_secs_f64(1.0 / rate.max(0.001));
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut out = Vec::with_capacity(count as usize);
-    for seq in 0..count {
+    let mut out = Vec::with_capacity(seqs.len());
+    for seq in seqs {
         tick.tick().await;
-        let sent_at_us = now_us();
-        let body = publish_body(seq, sent_at_us);
-        let error = match post_json(target, path, token, &body, POST_TIMEOUT).await {
-            Ok((status, _)) if (200..300).contains(&status) => None,
-            Ok((status, resp)) => Some(status_error(status, &resp).to_string()),
-            Err(e) => Some(e.to_string()),
-        };
-        out.push(Sent { seq, sent_at_us, error });
+        match tokio::time::timeout_at(deadline, publish_one(target, path, token, seq)).await {
+            Ok(sent) => out.push(sent),
+            Err(_) => break,
+        }
     }
     out
 }

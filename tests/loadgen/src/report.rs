@@ -86,6 +86,9 @@ pub struct Report {
     pub events_published: u32,
     /// Probes whose publish failed, and the first error.
     pub publish_failed: u32,
+    /// Publishes sent but unanswered within the timeout (still counted
+    /// as published: a busy server may deliver them).
+    pub publish_timeouts: u32,
     /// The first publish error, if any.
     pub publish_error: Option<String>,
     /// published × held.
@@ -105,6 +108,9 @@ pub struct Report {
     /// Publish → last connection received, µs, over events every held
     /// connection received.
     pub fanout_us: Quantiles,
+    /// The same for probe 0 alone (published to an idle server, the next
+    /// only after it reached everyone): fan-out of one event to all N.
+    pub first_fanout_us: Option<u64>,
     /// The whole run, s.
     pub wall_secs: f64,
 }
@@ -123,6 +129,7 @@ pub fn build(i: &Inputs) -> Report {
     let published = u32::try_from(ok.len()).unwrap_or(u32::MAX);
     let mut latency = Histogram::new();
     let mut fanout = Histogram::new();
+    let mut first_fanout_us = None;
     for r in &i.results {
         latency.merge(&r.latency_us);
     }
@@ -132,6 +139,9 @@ pub fn build(i: &Inputs) -> Report {
         let last = i.results.iter().map(|r| at(r).last_recv_us).max().unwrap_or(0);
         if held > 0 && count >= held {
             fanout.record(last.saturating_sub(s.sent_at_us));
+            if s.seq == 0 {
+                first_fanout_us = Some(last.saturating_sub(s.sent_at_us));
+            }
         }
     }
     let expected = u64::from(published) * u64::from(held);
@@ -156,6 +166,7 @@ pub fn build(i: &Inputs) -> Report {
         loadgen_kib_per_conn: per_conn(loadgen_rss as f64),
         events_published: published,
         publish_failed: u32::try_from(i.sent.len() - ok.len()).unwrap_or(u32::MAX),
+        publish_timeouts: u32::try_from(i.sent.iter().filter(|s| s.timed_out).count()).unwrap_or(u32::MAX),
         publish_error: i.sent.iter().find_map(|s| s.error.clone()),
         expected_deliveries: expected,
         received,
@@ -165,6 +176,7 @@ pub fn build(i: &Inputs) -> Report {
         duplicates: i.results.iter().map(|r| r.duplicates).sum(),
         latency_us: Quantiles::from(&latency),
         fanout_us: Quantiles::from(&fanout),
+        first_fanout_us,
         wall_secs: i.wall_secs,
     }
 }
@@ -191,7 +203,10 @@ pub fn table(r: &Report) -> String {
         ("server RSS loaded", opt(r.server_rss_loaded_kib, " KiB")),
         ("server KiB / connection", opt(r.server_kib_per_conn.map(|v| format!("{v:.2}")), "")),
         ("loadgen KiB / connection", opt(r.loadgen_kib_per_conn.map(|v| format!("{v:.2}")), "")),
-        ("events published", format!("{} ({} failed)", r.events_published, r.publish_failed)),
+        (
+            "events published",
+            format!("{} ({} failed, {} unanswered)", r.events_published, r.publish_failed, r.publish_timeouts),
+        ),
         ("deliveries", format!("{} / {} = {:.4}%", r.received, r.expected_deliveries, r.completeness * 100.0)),
         ("conns missing events", format!("{} (max {} per conn)", r.conns_missing, r.max_missing_per_conn)),
         ("duplicates", r.duplicates.to_string()),
@@ -200,6 +215,7 @@ pub fn table(r: &Report) -> String {
             "fan-out to all (p50/max)",
             format!("{} / {} over {} events", ms(r.fanout_us.p50), ms(r.fanout_us.max), r.fanout_us.count),
         ),
+        ("fan-out of one event (idle)", ms(r.first_fanout_us)),
         ("wall time", format!("{:.1} s", r.wall_secs)),
     ];
     if let Some(e) = &r.publish_error {
@@ -207,7 +223,7 @@ pub fn table(r: &Report) -> String {
     }
     let mut out = String::new();
     for (k, v) in rows {
-        let _ = writeln!(out, "  {k:<26} {v}");
+        let _ = writeln!(out, "  {k:<28} {v}");
     }
     out
 }

@@ -39,6 +39,7 @@ pub struct Tally {
     settled: u32,
     open: u32,
     complete: u32,
+    have_first: u32,
     duplicates: u64,
     other_events: u64,
 }
@@ -60,6 +61,7 @@ impl Tally {
             settled: 0,
             open: 0,
             complete: 0,
+            have_first: 0,
             duplicates: 0,
             other_events: 0,
         }
@@ -102,6 +104,12 @@ impl Tally {
         self.open > 0 && self.complete == self.open
     }
 
+    /// True when every opened connection has event 0.
+    #[must_use]
+    pub fn all_have_first(&self) -> bool {
+        self.open > 0 && self.have_first == self.open
+    }
+
     /// Connections opened so far.
     #[must_use]
     pub fn open_count(&self) -> u32 {
@@ -130,6 +138,9 @@ impl Tally {
         c.unique += 1;
         if c.unique == self.expected {
             self.complete += 1;
+        }
+        if p.seq == 0 {
+            self.have_first += 1;
         }
         let s = &mut self.per_seq[p.seq as usize];
         s.count += 1;

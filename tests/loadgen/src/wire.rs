@@ -13,6 +13,8 @@ use crate::histogram::Histogram;
 pub enum WorkerLine {
     /// Every connection of the worker is established or has failed.
     Connected(ConnectSummary),
+    /// Every held connection has received event 0 (the lone first probe).
+    FirstDone,
     /// Every held connection has received every expected event.
     Complete,
     /// Final numbers, printed after the stop line (or the worker's own

@@ -90,6 +90,7 @@ async fn drive(cfg: WorkerConfig) -> Result<(), Error> {
 
     let mut stdin = BufReader::new(tokio::io::stdin()).lines();
     let mut told_complete = false;
+    let mut told_first = false;
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     let stop = loop {
         tokio::select! {
@@ -99,6 +100,10 @@ async fn drive(cfg: WorkerConfig) -> Result<(), Error> {
             },
             _ = tokio::time::sleep_until(deadline) => break StopLine::default(),
             _ = tick.tick() => {
+                if !told_first && shared.tally.borrow().all_have_first() {
+                    told_first = true;
+                    emit(&WorkerLine::FirstDone)?;
+                }
                 if !told_complete && shared.tally.borrow().all_complete() {
                     told_complete = true;
                     emit(&WorkerLine::Complete)?;
