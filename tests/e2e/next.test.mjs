@@ -12,7 +12,8 @@ let nextUrl;
 
 before(async () => {
   server = await startServer();
-  npmRun('next', 'build', { env: { TIDINGS_API: server.url, NEXT_TELEMETRY_DISABLED: '1' }, timeoutMs: 400_000 });
+  // The page talks to the API origin directly (CORS in --dev), so no proxy sits in the SSE path.
+  npmRun('next', 'build', { env: { TIDINGS_API: server.url, NEXT_PUBLIC_TIDINGS_API: server.url, NEXT_TELEMETRY_DISABLED: '1' }, timeoutMs: 400_000 });
   const port = await freePort();
   nextUrl = `http://127.0.0.1:${port}`;
   next = await npmServe('next', ['next', 'start', '-H', '127.0.0.1', '-p', String(port)], /Ready|started server/i,
