@@ -1,2 +1,0 @@
-1:[["children",{"s":"__PAGE__","h":160}]]
-0:{"b":"1qYexQiVPL_EvsYFICom_","t":{"t":{"s":"","h":80,"c":"$Q1"}}}

@@ -1,1 +1,0 @@
-self.__RSC_SERVER_MANIFEST="{\n  \"node\": {},\n  \"edge\": {},\n  \"encryptionKey\": \"ev65LNs5bH8VwO8UTZpg9mZaJByKS38L7b2IFHpxP7M=\"\n}"
