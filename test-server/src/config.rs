@@ -24,7 +24,7 @@ pub struct Config {
     #[arg(long, env = "TIDINGS_DB")]
     pub db: Option<PathBuf>,
     /// Development mode: dev-token endpoint, localhost CORS, fixed dev secret, open trigger.
-    #[arg(long, env = "TIDINGS_DEV")]
+    #[arg(long, env = "TIDINGS_DEV", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
     pub dev: bool,
     /// HS256 secret for JWTs (required without `--dev`).
     #[arg(long, env = "TIDINGS_JWT_SECRET", hide_env_values = true)]
