@@ -540,7 +540,11 @@ impl<J: Jitter> Connection<J> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
+    // The core tests also run in the browser (quinn style): `cargo test --target wasm32-unknown-unknown`.
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
     use super::*;
     use crate::backoff::{FixedJitter, NoJitter};
     use crate::messages::PollEvent;

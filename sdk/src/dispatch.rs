@@ -115,7 +115,11 @@ impl<L: Clone> Dispatcher<L> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
+    // The core tests also run in the browser (quinn style): `cargo test --target wasm32-unknown-unknown`.
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
     use super::*;
 
     fn names(d: &Dispatcher<&'static str>, e: &str, t: Option<&str>, hb: bool) -> Vec<(&'static str, String)> {

@@ -35,3 +35,6 @@ pub use options::{ConnectOptions, Options, Transport};
 mod web;
 #[cfg(target_arch = "wasm32")]
 pub use web::{js, Error, Event, Manager, Subscription};
+
+#[cfg(all(test, target_arch = "wasm32"))]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);

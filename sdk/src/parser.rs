@@ -155,19 +155,16 @@ impl Parser {
                 self.data.push_str(&String::from_utf8_lossy(value));
                 self.has_data = true;
             }
-            b"id" => {
-                if !value.contains(&0) {
-                    let id = String::from_utf8_lossy(value).into_owned();
-                    self.last_event_id.clone_from(&id);
-                    self.event_id = Some(id);
-                }
+            // An id containing NUL is ignored (WHATWG).
+            b"id" if !value.contains(&0) => {
+                let id = String::from_utf8_lossy(value).into_owned();
+                self.last_event_id.clone_from(&id);
+                self.event_id = Some(id);
             }
-            b"retry" => {
-                if !value.is_empty() && value.iter().all(u8::is_ascii_digit) {
-                    // All digits: only overflow can fail; a value past u64 is ignored.
-                    if let Some(ms) = std::str::from_utf8(value).ok().and_then(|s| s.parse().ok()) {
-                        self.out.push_back(Frame::Retry(ms));
-                    }
+            b"retry" if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
+                // All digits: only overflow can fail; a value past u64 is ignored.
+                if let Some(ms) = std::str::from_utf8(value).ok().and_then(|s| s.parse().ok()) {
+                    self.out.push_back(Frame::Retry(ms));
                 }
             }
             _ => {}
@@ -192,7 +189,11 @@ impl Parser {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
+    // The core tests also run in the browser (quinn style): `cargo test --target wasm32-unknown-unknown`.
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
     use super::*;
 
     fn parse_chunks(chunks: &[&[u8]]) -> Vec<Frame> {

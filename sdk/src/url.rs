@@ -66,7 +66,11 @@ pub fn poll_url(url: &str, last_event_id: Option<&str>) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
+    // The core tests also run in the browser (quinn style): `cargo test --target wasm32-unknown-unknown`.
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
     use super::*;
 
     #[test]

@@ -9,6 +9,7 @@
 //! 2. Decode only: `tidings::decode` + hand-off to JS (what the shell does
 //!    per event) vs `JSON.parse` on the same data.
 #![cfg(target_arch = "wasm32")]
+#![allow(clippy::unwrap_used, missing_docs)]
 
 use std::cell::Cell;
 use std::rc::Rc;

@@ -3,6 +3,7 @@
 //! time (`TIDINGS_TEST_SERVER`, `TIDINGS_TEST_SERVER_LAGGY`); without them the
 //! tests return early (and say so).
 #![cfg(target_arch = "wasm32")]
+#![allow(clippy::unwrap_used, missing_docs)]
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -151,7 +152,8 @@ async fn notifications_typed_with_token() {
     assert!(counts.borrow()[0].id.is_none(), "the snapshot has no id");
     post(&format!("{base}/api/notifications/trigger/"), json!({"user_id": user, "title": "Hi", "message": "Real-time works!", "type": "info"}), None).await;
     wait_for("new_notification", 5000, || !news.borrow().is_empty()).await;
-    let Message::Notification(NotificationMessage::NewNotification(n)) = &*news.borrow()[0].message else { panic!() };
+    let msg = news.borrow()[0].message.clone();
+    let Message::Notification(NotificationMessage::NewNotification(n)) = &*msg else { panic!() };
     assert_eq!((n.title.as_str(), n.user_id.as_str(), n.read), ("Hi", user.as_str(), false));
     wait_for("unread_count 1", 5000, || {
         counts.borrow().iter().any(|e| matches!(&*e.message, Message::Notification(NotificationMessage::UnreadCount(c)) if c.count == 1))
@@ -177,7 +179,8 @@ async fn video_progress_to_end() {
     assert_eq!(m.state(), State::Closed);
     // From the start (finite stream): two progress events per step, then completed.
     assert_eq!(progress.borrow().len(), 4);
-    let Message::Video(v) = &*completed.borrow()[0].message else { panic!() };
+    let msg = completed.borrow()[0].message.clone();
+    let Message::Video(v) = &*msg else { panic!() };
     assert_eq!((v.kind.as_str(), v.status.as_str(), v.percent), ("completed", "completed", Some(100)));
     assert!(v.video_url.is_some());
     // `end` is final: no reconnect afterwards.

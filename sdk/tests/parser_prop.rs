@@ -2,6 +2,7 @@
 //! never panic, and the frames never depend on where the stream was split.
 //! Bounded case counts keep this to a few seconds in `cargo test`.
 #![cfg(not(target_arch = "wasm32"))]
+#![allow(clippy::unwrap_used, missing_docs)]
 
 use proptest::prelude::*;
 use tidings::parser::{Frame, Parser};
