@@ -3,7 +3,10 @@
 #   wasm-pack build sdk --target web --release (never downloads: the pinned
 #   wasm-bindgen and Debian's wasm-opt must be on PATH), size-optimised,
 #   wasm-opt -Oz, merged with pkg-template/. Prints the gzipped sizes.
-# Usage: scripts/build-pkg.sh [--dev]   (--dev: debug build, no wasm-opt)
+# Usage: scripts/build-pkg.sh [--dev | --update-dts]
+#   --dev         debug build, no wasm-opt
+#   --update-dts  also refresh sdk/tidings.d.ts, the committed copy of the
+#                 generated TypeScript API (a difference is reported on every build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -27,6 +30,7 @@ out=$root/pkg
 rm -rf "$out"
 profile=--release
 [ "$mode" = "--dev" ] && profile=--dev
+[ "$mode" = "--update-dts" ] && mode=update-dts
 # --mode no-install: use the tools on PATH, never download any.
 wasm-pack --quiet build sdk --target web $profile --mode no-install --no-pack \
   --out-dir "$out" --out-name tidings >/dev/null
@@ -65,6 +69,15 @@ fi
 if grep -q '"env"' "$out/tidings.js"; then
   echo "[build-pkg] error: the wasm imports module \"env\"" >&2
   exit 1
+fi
+
+# The public TypeScript API, diffed against the committed copy so changes are seen.
+if [ "$mode" = "update-dts" ]; then
+  cp "$out/tidings.d.ts" sdk/tidings.d.ts
+elif [ "$mode" != "--dev" ] && ! diff -q sdk/tidings.d.ts "$out/tidings.d.ts" >/dev/null 2>&1; then
+  echo "[build-pkg] note: the generated tidings.d.ts differs from sdk/tidings.d.ts (API change?):" >&2
+  diff -u sdk/tidings.d.ts "$out/tidings.d.ts" | head -40 >&2 || true
+  echo "[build-pkg] run scripts/build-pkg.sh --update-dts to accept it" >&2
 fi
 
 gz() { gzip -9 -c "$1" | wc -c; }

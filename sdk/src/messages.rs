@@ -357,7 +357,7 @@ export type WSMessageType = "task" | "data" | "file" | "entity" | "scene" | "ren
 "#;
 
 /// A decoded event payload. Serialises to exactly the payload's JSON shape
-/// (untagged), which is what JS listeners receive as `message`.
+/// (untagged); JS listeners receive that shape as `message`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(target_arch = "wasm32", derive(tsify_next::Tsify))]
 #[serde(untagged)]
@@ -407,7 +407,7 @@ impl Message {
         matches!(self, Message::Heartbeat(_) | Message::TeamAnswers(TeamAnswerMessage::Heartbeat { .. }))
     }
 
-    /// The JSON text JS listeners receive (parsed on the JS side).
+    /// The payload as JSON text (normalised: absent optional fields omitted).
     pub fn to_json(&self) -> String {
         // Serialising these types cannot fail: string keys, finite-or-null numbers.
         serde_json::to_string(self).unwrap_or_else(|_| "null".to_owned())
