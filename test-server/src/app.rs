@@ -8,7 +8,7 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{header, HeaderName, HeaderValue, Method};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{any, delete, get, post};
 use axum::{Extension, Router};
 use tokio_util::sync::CancellationToken;
 use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
@@ -163,7 +163,10 @@ pub fn app(state: AppState) -> Router {
         .route("/api/video-progress/{job_id}/status", get(video::status))
         .route("/api/v1/events/{channel}", get(channels::stream).post(channels::publish))
         .route("/api/stats", get(stats::stats))
-        .route("/metrics", get(stats::metrics));
+        .route("/metrics", get(stats::metrics))
+        // unknown API paths are JSON 404s even when a static directory is the fallback
+        .route("/api/{*rest}", any(|req: Request| async move { not_found(req).await.into_response() }))
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed.into_response() });
     if config.dev {
         api = api.route("/api/auth/dev-token", post(dev_auth::dev_token));
     }

@@ -22,6 +22,9 @@ pub enum ApiError {
     /// Unknown id or route (404).
     #[error("{0}")]
     NotFound(String),
+    /// The path exists but not with this method (405).
+    #[error("method not allowed")]
+    MethodNotAllowed,
     /// Request body over `--max-body-bytes` (413).
     #[error("request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
@@ -46,6 +49,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooManyConnections(_) => StatusCode::TOO_MANY_REQUESTS,

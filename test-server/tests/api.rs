@@ -409,7 +409,13 @@ async fn static_dir_serves_with_no_cache_and_mime_types() {
     assert_eq!(r.headers()["content-type"], "text/javascript; charset=utf-8");
     let r = s.get("/pkg/tidings_bg.wasm").send().await.unwrap();
     assert_eq!(r.headers()["content-type"], "application/wasm");
-    // API routes still win over the fallback
+    // API routes still win over the fallback; unknown API paths and wrong methods are JSON errors
     assert_eq!(s.get("/api/team-answers/").send().await.unwrap().status(), 200);
+    let r = s.get("/api/nope").send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(r.json::<Value>().await.unwrap()["error"].as_str().unwrap().contains("/api/nope"));
+    let r = s.post("/api/stats").send().await.unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "method not allowed");
     s.stop().await;
 }
