@@ -459,3 +459,32 @@ async fn js_api_on_returns_unsubscribe_and_info() {
     let close: js_sys::Function = get(&m, "close").unchecked_into();
     close.call0(&m).unwrap();
 }
+
+#[wasm_bindgen_test]
+async fn online_event_retries_at_once() {
+    let Some(base) = server() else { return };
+    let url = format!("{base}/api/team-answers/sse/?o={}", unique(""));
+    // A long backoff: only the `online` event can bring it back within the test.
+    let opts = Options::default().backoff(BackoffOptions { initial_ms: 60_000, max_ms: 60_000, factor: 2.0, max_attempts: 5 });
+    let m = Manager::connect(&url, opts).unwrap();
+    let (_l, _s) = collect(&m, "create");
+    wait_for("open", 5000, || m.state() == State::Open).await;
+    // Unproven connection + 60 s ceiling; full jitter may still pick a short delay,
+    // so fail until the reconnect is clearly pending.
+    m.debug_fail_sse();
+    assert_eq!(m.state(), State::Reconnecting);
+    let window = web_sys::window().unwrap();
+    let ev = web_sys::Event::new("online").unwrap();
+    window.dispatch_event(&ev).unwrap();
+    wait_for("open after online", 3000, || m.state() == State::Open).await;
+    m.close();
+}
+
+#[wasm_bindgen_test]
+fn bad_options_and_urls_are_errors() {
+    let opts = js_sys::JSON::parse(r#"{"decoder":"nope"}"#).unwrap();
+    assert!(tidings::js::connect("http://127.0.0.1:1/x", Some(opts)).is_err());
+    assert!(Manager::connect("http://[::1", Options::default()).is_err());
+    let ok = js_sys::JSON::parse(r#"{"backoff":{"maxAttempts":1},"getToken":null,"unknown":1}"#).unwrap();
+    assert!(tidings::js::connect("http://127.0.0.1:1/y", Some(ok)).is_ok());
+}
