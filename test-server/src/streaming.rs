@@ -66,8 +66,8 @@ pub struct StreamSpec {
     pub heartbeat: Heartbeat,
     /// Finite streams: which events end them.
     pub terminal: Option<TerminalFn>,
-    /// Frame sent before closing a lagging subscriber.
-    pub lag_notice: Option<Bytes>,
+    /// Builds the frame sent before closing a lagging subscriber.
+    pub lag_notice: Option<fn() -> Bytes>,
 }
 
 /// A subscription plus the connection slot it holds (none for polls).

@@ -32,10 +32,16 @@ pub async fn stream(State(state): State<AppState>, headers: HeaderMap, Query(q):
         greeting,
         heartbeat: Heartbeat::TeamAnswers,
         terminal: None,
-        lag_notice: Some(frame(None, None, &json!({"type": "error", "message": "subscriber fell behind; reconnect with Last-Event-ID to resume", "timestamp": now_rfc3339()}).to_string())),
+        lag_notice: Some(lag_notice),
     };
     let opened = streaming::open(&state, &req, &spec).await?;
     Ok(streaming::respond(&state, &req, spec, opened, None).await)
+}
+
+/// Seed 000's `error` message, sent (without id) before a subscriber that fell behind is closed.
+fn lag_notice() -> bytes::Bytes {
+    let msg = json!({"type": "error", "message": "subscriber fell behind; reconnect with Last-Event-ID to resume", "timestamp": now_rfc3339()});
+    frame(None, None, &msg.to_string())
 }
 
 /// `GET /api/team-answers/`: all answers, newest first.

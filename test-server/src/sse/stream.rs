@@ -64,8 +64,9 @@ pub struct SseParts {
     pub terminal: Option<TerminalFn>,
     /// For finite streams already ended when connecting: the end reason.
     pub ended: Option<&'static str>,
-    /// Sent (without id) before closing a subscriber that fell behind, if the seed has a way to say it.
-    pub lag_notice: Option<Bytes>,
+    /// Builds the frame (without id) sent before closing a subscriber that fell behind, if
+    /// the seed has a way to say it.
+    pub lag_notice: Option<fn() -> Bytes>,
     /// Ends the stream on server shutdown.
     pub shutdown: CancellationToken,
     /// Keeps the connection counted while the body lives.
@@ -146,7 +147,7 @@ pub fn sse_stream(mut parts: SseParts) -> impl Stream<Item = Result<Bytes, Infal
                         // the client resumes from its last id.
                         st.done = true;
                         if let Some(notice) = st.parts.lag_notice.take() {
-                            return Some((Ok(notice), st));
+                            return Some((Ok(notice()), st));
                         }
                         return None;
                     }
@@ -225,6 +226,21 @@ mod tests {
         tokio::pin!(s);
         s.next().await.unwrap().unwrap();
         token.cancel();
+        assert!(s.next().await.is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn lagging_subscriber_gets_the_notice_then_the_stream_ends() {
+        let (tx, rx) = mpsc::channel(4);
+        let mut p = parts(rx, vec![], Duration::from_secs(30), CancellationToken::new());
+        p.lag_notice = Some(|| frame(None, None, r#"{"type":"error","message":"behind"}"#));
+        let s = sse_stream(p);
+        tokio::pin!(s);
+        s.next().await.unwrap().unwrap();
+        tx.send(Arc::new(Event { id: 1, event: None, data: "a".into() })).await.unwrap();
+        drop(tx); // what the bus does when the queue is full
+        assert_eq!(text(&s.next().await.unwrap().unwrap()), "id: 1\ndata: a\n\n", "queued events first");
+        assert_eq!(text(&s.next().await.unwrap().unwrap()), "data: {\"type\":\"error\",\"message\":\"behind\"}\n\n");
         assert!(s.next().await.is_none());
     }
 
