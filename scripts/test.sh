@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-target=${CARGO_TARGET_DIR:-$PWD/target}
+# One target dir for every stage (native tests, the wasm tests' server, the package).
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
+target=$CARGO_TARGET_DIR
 
 echo "== native tests (cargo test --workspace)"
 cargo test --workspace --quiet 2>&1
