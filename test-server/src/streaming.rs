@@ -119,8 +119,10 @@ pub async fn respond(
     if req.poll {
         return Json(poll(state, req, &spec, opened.subscription, ended).await).into_response();
     }
+    let mark_head = matches!(req.position, Position::Live) && spec.terminal.is_none();
     sse_response(SseParts {
         greeting: spec.greeting,
+        mark_head,
         subscription: opened.subscription,
         heartbeat: spec.heartbeat,
         heartbeat_every: state.config.heartbeat(),

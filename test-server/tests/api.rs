@@ -13,7 +13,7 @@ async fn team_answers_crud_and_seed_000_messages() {
     let s = start(&[]).await;
     let mut sse = s.sse("/api/team-answers/sse/", None, None).await;
     let hello = sse.next(T).await.unwrap();
-    assert_eq!(hello.id, None, "greeting carries no id");
+    assert_eq!(hello.id.as_deref(), Some("0"), "a fresh connection's greeting carries the head id");
     let j = hello.json();
     assert_eq!(j["type"], "connected");
     assert_eq!(j["message"], "Connected to team answers real-time updates");
@@ -102,7 +102,7 @@ async fn notifications_seed_001_004_events_and_user_isolation() {
     let mut a = s.sse(&format!("/api/notifications/stream?token={alice}"), None, None).await;
     let mut b = s.sse("/api/notifications/stream", None, Some(&bob)).await;
     let c = a.next(T).await.unwrap();
-    assert_eq!((c.event.as_str(), c.id.clone()), ("connected", None));
+    assert_eq!((c.event.as_str(), c.id.as_deref()), ("connected", Some("2")), "fresh: the greeting carries the head id");
     assert_eq!(c.json()["user_id"], "alice");
     let u = a.next(T).await.unwrap();
     assert_eq!((u.event.as_str(), u.id.clone()), ("unread_count", None));
@@ -205,10 +205,12 @@ async fn channels_seed_003_wsmessage_test_channel_and_publish_auth() {
     let s = start(&[]).await;
     let mut test = s.sse("/api/v1/events/test", None, None).await;
     let g = test.next(T).await.unwrap();
-    assert_eq!((g.event.as_str(), g.id.clone(), g.data.as_str()), ("message", None, r#"{"type":"test","message":"SSE endpoint working"}"#));
+    assert_eq!((g.event.as_str(), g.id.as_deref(), g.data.as_str()), ("message", Some("0"), r#"{"type":"test","message":"SSE endpoint working"}"#));
 
     let t = s.token("dave", &["project.*", "test"]).await;
     let mut p = s.sse("/api/v1/events/project.42", None, Some(&t)).await;
+    let hello = p.next(T).await.unwrap();
+    assert_eq!((hello.event.as_str(), hello.id.as_deref()), ("connected", Some("0")), "named greeting with the head id");
     let msg = json!({"type": "render_progress", "object": {"progress": 40}});
     let r = s.post("/api/v1/events/project.42").bearer_auth(&t).json(&msg).send().await.unwrap();
     assert_eq!(r.status(), 200);

@@ -31,18 +31,25 @@ async fn exact_wire_bytes_and_headers() {
     assert_eq!(h["connection"], "keep-alive");
     assert!(h.get("content-encoding").is_none(), "SSE is never compressed");
     let mut sse = common::Sse::new(res.bytes_stream());
-    sse.next_frame(T).await.unwrap();
-    assert_eq!(sse.raw, b"retry: 1000\n\n");
+    sse.next(T).await.unwrap();
+    // retry, then the named greeting carrying the head id (0: nothing published yet).
+    let prelude = String::from_utf8(sse.raw.clone()).unwrap();
+    let (head, tail) = prelude.split_at(prelude.find("\"timestamp\":\"").unwrap());
+    assert_eq!(head, "retry: 1000\n\nid: 0\nevent: connected\ndata: {\"type\":\"connected\",\"channel\":\"project.1\",");
+    assert!(tail.ends_with("Z\"}\n\n"), "{tail}");
     publish(&s, &t, "project.1", 1).await;
     sse.next(T).await.unwrap();
-    assert_eq!(sse.raw, b"retry: 1000\n\nid: 1\ndata: {\"type\":\"task\",\"object\":{\"n\":1}}\n\n");
+    assert_eq!(&sse.raw[prelude.len()..], b"id: 1\ndata: {\"type\":\"task\",\"object\":{\"n\":1}}\n\n");
 
     // reset on garbage id: exact bytes
     let mut r = s.sse("/api/v1/events/project.1", Some("garbage"), Some(&t)).await;
-    r.next(T).await.unwrap();
+    r.next_non_heartbeat(T).await.unwrap();
+    let raw = String::from_utf8(r.raw.clone()).unwrap();
+    // The greeting (no id: the client gave a position) precedes the reset.
+    assert!(raw.starts_with("retry: 1000\n\nevent: connected\ndata: {"), "{raw}");
     assert_eq!(
-        String::from_utf8(r.raw.clone()).unwrap(),
-        "retry: 1000\n\nevent: reset\nid: 1\ndata: {\"type\":\"reset\",\"reason\":\"invalid_id\",\"last_event_id\":\"garbage\",\"head\":\"1\"}\n\n"
+        &raw[raw.find("event: reset").unwrap()..],
+        "event: reset\nid: 1\ndata: {\"type\":\"reset\",\"reason\":\"invalid_id\",\"last_event_id\":\"garbage\",\"head\":\"1\"}\n\n"
     );
     // JSON responses are compressed when asked and large enough; SSE above was not
     for i in 0..20 {
@@ -116,11 +123,11 @@ async fn reset_on_too_old_ahead_and_garbage_ids() {
     let path = "/api/v1/events/project.1";
     // log holds 4..=6: position 3 is fine, 2 is a gap
     let mut ok = s.sse(path, Some("3"), Some(&t)).await;
-    assert_eq!(ok.next(T).await.unwrap().id_num(), 4);
+    assert_eq!(ok.next_non_heartbeat(T).await.unwrap().id_num(), 4);
     for (i, (sent, reason)) in [("2", "gap"), ("99", "ahead"), ("abc", "invalid_id"), ("-1", "invalid_id"), ("123456789012345678901234", "invalid_id")].into_iter().enumerate() {
         let head = (6 + i).to_string();
         let mut r = s.sse(path, Some(sent), Some(&t)).await;
-        let e = r.next(T).await.unwrap();
+        let e = r.next_non_heartbeat(T).await.unwrap();
         assert_eq!((e.event.as_str(), e.id.as_deref()), ("reset", Some(head.as_str())), "{sent}");
         let j = e.json();
         assert_eq!((j["reason"].as_str(), j["head"].as_str(), j["last_event_id"].as_str()), (Some(reason), Some(head.as_str()), Some(sent)), "{sent}");
@@ -130,9 +137,11 @@ async fn reset_on_too_old_ahead_and_garbage_ids() {
     }
     // a control character in the query id is a reset too, never a 500
     let mut r = s.sse(&format!("{path}?token={t}&lastEventId=1%01"), None, None).await;
-    assert_eq!(r.next(T).await.unwrap().event, "reset");
-    // empty Last-Event-ID = live, no reset
+    assert_eq!(r.next_non_heartbeat(T).await.unwrap().event, "reset");
+    // empty Last-Event-ID = live, no reset: only the greeting, carrying the head id
     let mut live = s.sse(path, Some(""), Some(&t)).await;
+    let hello = live.next(T).await.unwrap();
+    assert_eq!((hello.event.as_str(), hello.id.as_deref()), ("connected", Some("11")));
     assert!(live.next(Duration::from_millis(200)).await.is_none());
     // polling form resets the same way
     let p = s.poll(&format!("{path}?poll=1&lastEventId=1"), Some(&t)).await;
@@ -224,7 +233,7 @@ async fn slow_subscriber_is_closed_not_buffered_and_resumes_from_the_log() {
     // the client reads what was in flight, sees the close, then resumes from its last id
     let got = slow.drain(Duration::from_secs(20)).await;
     assert!(slow.closed, "server closed the lagging stream");
-    let mut ids: Vec<u64> = got.iter().filter(|e| e.id.is_some()).map(|e| e.id_num()).collect();
+    let mut ids: Vec<u64> = got.iter().filter(|e| e.id.is_some() && e.event != "connected").map(|e| e.id_num()).collect();
     assert!((ids.len() as u64) < total, "it really fell behind ({} of {total})", ids.len());
     let last = ids.last().map_or("0".to_owned(), |i| i.to_string());
     let mut resumed = s.sse("/api/v1/events/project.s", Some(&last), Some(&t)).await;
@@ -261,4 +270,27 @@ async fn shutdown_with_100_open_streams_is_prompt() {
         assert!(st.closed, "every stream ended");
     }
     assert!(took < Duration::from_secs(2), "{took:?}");
+}
+
+#[tokio::test]
+async fn a_client_that_saw_no_event_resumes_from_the_greeting_id() {
+    let s = start(&[]).await;
+    let t = s.token("g", &["project.*"]).await;
+    publish(&s, &t, "project.4", 1).await;
+    publish(&s, &t, "project.4", 2).await;
+    // Fresh connection: the named greeting carries the head (2); no event follows yet.
+    let mut a = s.sse("/api/v1/events/project.4", None, Some(&t)).await;
+    let hello = a.next(T).await.unwrap();
+    assert_eq!((hello.event.as_str(), hello.id.as_deref()), ("connected", Some("2")));
+    assert_eq!(hello.json()["channel"], "project.4");
+    drop(a); // cut off before any event arrived
+    publish(&s, &t, "project.4", 3).await;
+    publish(&s, &t, "project.4", 4).await;
+    // Resuming from the greeting id: exactly what was missed; a resumed greeting has no id.
+    let mut b = s.sse("/api/v1/events/project.4", Some("2"), Some(&t)).await;
+    let hello = b.next(T).await.unwrap();
+    assert_eq!((hello.event.as_str(), hello.id.as_deref()), ("connected", None));
+    let ids: Vec<u64> = vec![b.next_non_heartbeat(T).await.unwrap().id_num(), b.next_non_heartbeat(T).await.unwrap().id_num()];
+    assert_eq!(ids, vec![3, 4]);
+    s.stop().await;
 }

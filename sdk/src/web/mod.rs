@@ -646,7 +646,8 @@ fn base_names(decoder: Decoder) -> &'static [&'static str] {
             &["message", "reset", "end", "heartbeat", "connected", "unread_count", "new_notification", "notification_deleted"]
         }
         Decoder::VideoProgress => &["message", "reset", "end", "heartbeat", "progress", "completed", "timeout"],
-        _ => &["message", "reset", "end", "heartbeat"],
+        // `connected`: the greeting of channels, carrying the head id on a fresh connection.
+        _ => &["message", "reset", "end", "heartbeat", "connected"],
     }
 }
 

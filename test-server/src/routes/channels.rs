@@ -46,6 +46,10 @@ pub async fn stream(State(state): State<AppState>, Path(channel): Path<String>, 
     let mut greeting = Vec::new();
     if channel == TEST_CHANNEL {
         greet(&mut greeting, None, r#"{"type":"test","message":"SSE endpoint working"}"#);
+    } else {
+        // Named, so the seed's `onmessage` never sees it; it carries the head id on fresh connections.
+        let hello = serde_json::json!({"type": "connected", "channel": channel, "timestamp": crate::time::now_rfc3339()});
+        greet(&mut greeting, Some("connected"), &hello.to_string());
     }
     let spec = StreamSpec {
         key: format!("channel/{channel}"),

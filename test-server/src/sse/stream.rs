@@ -54,6 +54,10 @@ pub type TerminalFn = fn(&Event) -> Option<&'static str>;
 pub struct SseParts {
     /// Per-connection frames sent right after `retry:` (greeting, snapshot), without ids.
     pub greeting: Vec<u8>,
+    /// A fresh connection (no position given, live from the head): the first greeting
+    /// frame carries `id: <head>`, so a client that sees no event before it is cut off
+    /// still resumes from the right place instead of missing what was published meanwhile.
+    pub mark_head: bool,
     /// The subscription (reset, replay, live queue).
     pub subscription: Subscription,
     /// Heartbeat style and interval.
@@ -89,6 +93,10 @@ struct State {
 pub fn sse_stream(mut parts: SseParts) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
     let mut out = Vec::with_capacity(256);
     out.extend_from_slice(RETRY_FRAME);
+    if parts.mark_head && parts.subscription.reset.is_none() && !parts.greeting.is_empty() {
+        // An `id:` line may open a frame: it joins the greeting's first frame.
+        out.extend_from_slice(format!("id: {}\n", parts.subscription.head).as_bytes());
+    }
     out.extend_from_slice(&parts.greeting);
     let mut last_id = parts.subscription.head;
     let mut done = false;
@@ -173,6 +181,7 @@ mod tests {
     fn parts(rx: mpsc::Receiver<Arc<Event>>, replay: Vec<Arc<Event>>, hb: Duration, shutdown: CancellationToken) -> SseParts {
         SseParts {
             greeting: Vec::new(),
+            mark_head: false,
             subscription: Subscription::new(None, replay, 0, rx, None),
             heartbeat: Heartbeat::Named,
             heartbeat_every: hb,

@@ -199,7 +199,8 @@ impl Sse {
     pub async fn next_non_heartbeat(&mut self, wait: Duration) -> Option<Ev> {
         loop {
             let e = self.next(wait).await?;
-            let hb = e.event == "heartbeat" || e.data.contains("\"type\":\"heartbeat\"");
+            // Per-connection events: heartbeats and the named `connected` greeting of channels.
+            let hb = e.event == "heartbeat" || e.event == "connected" || e.data.contains("\"type\":\"heartbeat\"");
             if !hb {
                 return Some(e);
             }
