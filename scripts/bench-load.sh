@@ -44,7 +44,7 @@ server_pid=""
 cleanup() {
   if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
     kill "$server_pid" 2>/dev/null || true
-    sleep 1
+    for _ in $(seq 50); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
     kill -9 "$server_pid" 2>/dev/null || true
   fi
   server_pid=""
@@ -86,6 +86,7 @@ for stack in $STACKS; do
       "$bin/tidings-server" --dev --addr 127.0.0.1:0 --data-dir "$data" \
         --max-connections-per-user $((N + 100)) --heartbeat-secs 30 >"$log" 2>&1 &
       server_pid=$!
+      disown "$server_pid" # no job-control chatter when it is killed
       url="$(wait_for_line "$log" 'http://127\.0\.0\.1:[0-9]+' 30)"
       run_loadgen tidings "$url" --dev-token-user bench
       cleanup
@@ -96,6 +97,7 @@ for stack in $STACKS; do
       log="$OUT/seed-stack-$N.log"
       tests/seed-stack/run.sh "$port" memory:// >"$log" 2>&1 &
       server_pid=$!
+      disown "$server_pid"
       wait_for_line "$log" 'seed-stack listening' 300 >/dev/null
       for _ in $(seq 100); do
         curl -s -o /dev/null "http://127.0.0.1:$port/openapi.json" && break
