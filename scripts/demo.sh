@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --demo
 bash scripts/build-site.sh
-cargo build --release --quiet -p tidings-server
+# A debug build: the same cache as the tests, and no minutes of release LTO for a demo.
+cargo build --quiet -p tidings-server
 echo "Open http://127.0.0.1:8000/ (Ctrl-C stops the server)"
-exec "${CARGO_TARGET_DIR:-target}/release/tidings-server" --dev --static-dir target/site "$@"
+exec "${CARGO_TARGET_DIR:-target}/debug/tidings-server" --dev --static-dir target/site "$@"
