@@ -83,19 +83,15 @@ async fn open(
     let mut head_buf = Vec::new();
     loop {
         stream.readable().await?;
-        let n = {
+        {
             let mut buf = shared.buf.borrow_mut();
             match stream.try_read(&mut buf) {
                 Ok(0) => return Err(Error::Closed),
-                Ok(n) => {
-                    head_buf.extend_from_slice(&buf[..n]);
-                    n
-                }
+                Ok(n) => head_buf.extend_from_slice(&buf[..n]),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => continue,
                 Err(e) => return Err(e.into()),
             }
-        };
-        let _ = n;
+        }
         if let Some(head) = parse_head(&head_buf)? {
             if head.status != 200 {
                 let body = String::from_utf8_lossy(&head_buf[head.len..]).chars().take(200).collect();

@@ -61,14 +61,16 @@ pub async fn run(args: &Args) -> Result<Report, Error> {
         if let Ok(first) = tokio::time::timeout_at(deadline, publish_one(&target, path, token, 0)).await {
             let alone = deadline.min(tokio::time::Instant::now() + Duration::from_secs(args.first_wait_secs));
             if first.error.is_none() {
-                pool.pump_until(alone, |p| p.first_done.iter().all(|c| *c)).await;
+                pool.pump_until(alone, |p| p.all_or_idle(&p.first_done)).await;
             }
             sent.push(first);
             sent.extend(publish_range(&target, path, token, 1..args.publish_count, args.publish_rate, deadline).await);
         }
     }
-    let drain = deadline.min(tokio::time::Instant::now() + Duration::from_secs(args.drain_secs));
-    pool.pump_until(drain, |p| p.complete.iter().all(|c| *c)).await;
+    if sent.iter().any(|s| s.error.is_none()) {
+        let drain = deadline.min(tokio::time::Instant::now() + Duration::from_secs(args.drain_secs));
+        pool.pump_until(drain, |p| p.all_or_idle(&p.complete)).await;
+    }
 
     let stop = StopLine { failed_seqs: sent.iter().filter(|s| s.error.is_some()).map(|s| s.seq).collect() };
     pool.stop(&stop).await;
@@ -169,6 +171,11 @@ impl Pool {
         }
         let n = workers as usize;
         Ok(Self { children, stdins, rx, connects: vec![None; n], complete: vec![false; n], first_done: vec![false; n], results: vec![None; n] })
+    }
+
+    /// True when every worker holding connections has raised `flag`.
+    fn all_or_idle(&self, flag: &[bool]) -> bool {
+        flag.iter().zip(&self.connects).all(|(f, c)| *f || c.as_ref().is_some_and(|c| c.held == 0))
     }
 
     /// Applies worker lines until `done` holds (true) or `until` passes
