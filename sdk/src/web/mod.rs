@@ -8,6 +8,7 @@
 //! closes/removes/aborts. Nothing is `forget()`-ed on a reconnect path.
 
 pub mod js;
+mod tabs;
 mod transport;
 
 use std::cell::{Cell, OnceCell, RefCell};
@@ -128,6 +129,8 @@ pub(crate) struct Inner {
     /// The JS `Manager` object handed out by `connect()` (one per manager so
     /// the singleton is the same JS object). Cleared by `close()`.
     js_handle: RefCell<Option<JsValue>>,
+    /// Sharing the connection across tabs (issue 4): see `tabs.rs`.
+    tabs: tabs::Tabs,
 }
 
 thread_local! {
@@ -212,6 +215,7 @@ impl Manager {
                 wake: Vec::new(),
                 closed: false,
             }),
+            tabs: tabs::Tabs::new(&url, &options),
             url,
             options,
             driving: Cell::new(false),
@@ -246,12 +250,12 @@ impl Manager {
 
     /// The connection state.
     pub fn state(&self) -> State {
-        self.inner.st.borrow().conn.state()
+        self.inner.shown_state()
     }
 
     /// The id of the last event received (the resume position).
     pub fn last_event_id(&self) -> Option<String> {
-        self.inner.st.borrow().conn.last_event_id().map(str::to_owned)
+        self.inner.shown_last_event_id()
     }
 
     /// The absolute stream URL.
@@ -305,6 +309,7 @@ impl Inner {
             }
             (id, first)
         };
+        self.tabs_add_name(ty);
         if first {
             self.start();
         }
@@ -312,10 +317,11 @@ impl Inner {
     }
 
     fn add_state_listener(self: &Rc<Self>, cb: StateCb) -> ListenerId {
-        let (id, state) = {
+        let id = {
             let mut st = self.st.borrow_mut();
-            (st.state_listeners.add("*", cb.clone()), st.conn.state())
+            st.state_listeners.add("*", cb.clone())
         };
+        let state = self.shown_state();
         call_state(&cb, state);
         id
     }
@@ -336,16 +342,30 @@ impl Inner {
             }
         };
         if now_empty {
-            {
-                let mut st = self.st.borrow_mut();
-                st.conn.stop();
-                st.wake.clear();
-            }
-            self.drive();
+            self.stop_connection();
+            // After the socket closed: then the lock may pass to another tab.
+            self.tabs_stop();
         }
     }
 
+    fn stop_connection(self: &Rc<Self>) {
+        {
+            let mut st = self.st.borrow_mut();
+            st.conn.stop();
+            st.wake.clear();
+        }
+        self.drive();
+    }
+
     fn start(self: &Rc<Self>) {
+        // Sharing across tabs: follow until the lock is granted (tabs.rs).
+        if self.tabs_start() {
+            return;
+        }
+        self.start_connection();
+    }
+
+    fn start_connection(self: &Rc<Self>) {
         {
             let mut st = self.st.borrow_mut();
             st.conn.start(now());
@@ -372,6 +392,7 @@ impl Inner {
             st.wake.clear();
         }
         self.drive();
+        self.tabs_stop();
         let mut st = self.st.borrow_mut();
         st.state_listeners.clear();
         st.error_listeners.clear();
@@ -502,6 +523,7 @@ impl Inner {
                 self.perform(a);
             }
             for o in outputs {
+                self.tabs_relay(&o); // leader: to the other tabs first
                 self.emit(o);
             }
         }
