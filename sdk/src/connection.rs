@@ -117,6 +117,11 @@ pub struct Config {
     pub stable_after: Duration,
     /// Skip SSE and poll from the start.
     pub force_polling: bool,
+    /// Heartbeat watchdog: an SSE connection that delivers no event (a
+    /// heartbeat counts) for this long is treated as dead and replaced, resuming
+    /// after the last id. `None` disables it. Default 45 s (1.5 × the server's
+    /// 30 s heartbeat).
+    pub heartbeat_timeout: Option<Duration>,
 }
 
 impl Default for Config {
@@ -127,6 +132,7 @@ impl Default for Config {
             retry_sse_every: Duration::from_millis(30_000),
             stable_after: Duration::from_secs(5),
             force_polling: false,
+            heartbeat_timeout: Some(Duration::from_secs(45)),
         }
     }
 }
@@ -181,6 +187,8 @@ pub struct Connection<J> {
     probe_at: Option<Duration>,
     last_id: Option<String>,
     last_num: Option<u64>,
+    watchdog_at: Option<Duration>,
+    auth_retried: bool,
     actions: VecDeque<Action>,
     outputs: VecDeque<Output>,
 }
@@ -207,6 +215,8 @@ impl<J: Jitter> Connection<J> {
             probe_at: None,
             last_id: last_event_id.filter(|s| !s.is_empty()),
             last_num,
+            watchdog_at: None,
+            auth_retried: false,
             actions: VecDeque::new(),
             outputs: VecDeque::new(),
         }
@@ -281,6 +291,8 @@ impl<J: Jitter> Connection<J> {
         }
         self.sse_opened_at = Some(now);
         self.got_event = false;
+        self.auth_retried = false;
+        self.arm_watchdog(now);
         if self.probing {
             // Back from polling. Until this connection proves stable, one more
             // failure returns straight to polling.
@@ -293,10 +305,11 @@ impl<J: Jitter> Connection<J> {
     }
 
     /// An event arrived on the SSE transport.
-    pub fn handle_sse_event(&mut self, event: SseEvent, _now: Duration) {
+    pub fn handle_sse_event(&mut self, event: SseEvent, now: Duration) {
         if !self.sse_active {
             return;
         }
+        self.arm_watchdog(now);
         self.got_event = true;
         self.attempt = 0;
         self.process_event(event);
@@ -312,10 +325,58 @@ impl<J: Jitter> Connection<J> {
     /// The SSE transport failed or was closed by the server. The shell has
     /// already stopped the browser's own retry; the core decides what is next.
     pub fn handle_sse_error(&mut self, now: Duration, reason: &str) {
+        self.sse_failed(now, ErrorKind::Network, reason, None);
+    }
+
+    /// The SSE request got an HTTP answer other than a `200` event stream
+    /// (only the fetch transport can see it; `body` is the response text).
+    ///
+    /// - `401`: the token was rejected. The first time in a row the stream is
+    ///   reopened at once (the shell asks `getToken` again before it); a second
+    ///   401 in a row backs off like any failure.
+    /// - `403`: access is refused for good: an `auth` error, state `closed`,
+    ///   no retry (restart with new credentials: `close()` and connect again).
+    /// - anything else (`204`, `429`, `5xx`, …): an `http` error and the usual
+    ///   backoff, then polling, so a failing server sees no storm.
+    pub fn handle_sse_rejected(&mut self, now: Duration, status: u16, body: Option<String>) {
+        if !self.sse_active {
+            return;
+        }
+        let mut error = ErrorInfo::new(
+            if status == 401 || status == 403 { ErrorKind::Auth } else { ErrorKind::Http },
+            format!("stream request got HTTP {status}"),
+        );
+        error.status = Some(status);
+        error.raw = body.filter(|b| !b.is_empty());
+        match status {
+            403 => self.refuse(error),
+            401 if !self.auth_retried => {
+                self.auth_retried = true;
+                self.sse_active = false;
+                self.watchdog_at = None;
+                self.actions.push_back(Action::CloseSse);
+                self.outputs.push_back(Output::Error(error));
+                if self.state == State::Polling {
+                    self.probing = false;
+                    self.probe_at = Some(now + self.config.retry_sse_every);
+                } else {
+                    self.set_state(State::Reconnecting);
+                    self.open_sse(now);
+                }
+            }
+            _ => {
+                let reason = error.message.clone();
+                self.sse_failed(now, error.kind, &reason, Some(error));
+            }
+        }
+    }
+
+    fn sse_failed(&mut self, now: Duration, kind: ErrorKind, reason: &str, error: Option<ErrorInfo>) {
         if !self.sse_active {
             return;
         }
         self.sse_active = false;
+        self.watchdog_at = None;
         self.actions.push_back(Action::CloseSse);
         if self.state == State::Polling {
             // A failed probe: keep polling, probe again later.
@@ -330,10 +391,9 @@ impl<J: Jitter> Connection<J> {
         }
         self.sse_opened_at = None;
         self.attempt += 1;
-        self.outputs.push_back(Output::Error(ErrorInfo::new(
-            ErrorKind::Network,
-            format!("{reason} (attempt {} of {})", self.attempt, self.config.backoff.max_attempts),
-        )));
+        let mut error = error.unwrap_or_else(|| ErrorInfo::new(kind, reason));
+        error.message = format!("{reason} (attempt {} of {})", self.attempt, self.config.backoff.max_attempts);
+        self.outputs.push_back(Output::Error(error));
         if self.attempt > self.config.backoff.max_attempts {
             self.enter_polling(now);
         } else {
@@ -350,6 +410,7 @@ impl<J: Jitter> Connection<J> {
         }
         self.poll_in_flight = false;
         self.poll_failures = 0;
+        self.auth_retried = false;
         if let Some(ms) = response.retry_ms {
             self.handle_retry_hint(ms);
         }
@@ -384,6 +445,19 @@ impl<J: Jitter> Connection<J> {
             return;
         }
         self.poll_in_flight = false;
+        match error.status {
+            Some(403) => return self.refuse(error),
+            Some(401) if !self.auth_retried => {
+                // Ask for a fresh token and poll again at once, once.
+                self.auth_retried = true;
+                self.outputs.push_back(Output::Error(error));
+                if self.state == State::Polling {
+                    self.send_poll();
+                }
+                return;
+            }
+            _ => {}
+        }
         self.poll_failures += 1;
         self.outputs.push_back(Output::Error(error));
         if self.state == State::Polling {
@@ -431,6 +505,10 @@ impl<J: Jitter> Connection<J> {
                 self.probe(now);
             }
         }
+        if self.sse_active && self.watchdog_at.is_some_and(|t| t <= now) {
+            let ms = self.config.heartbeat_timeout.unwrap_or_default().as_millis();
+            self.sse_failed(now, ErrorKind::Network, &format!("no event or heartbeat for {ms} ms (watchdog)"), None);
+        }
     }
 
     // ---- outputs ---------------------------------------------------------
@@ -439,7 +517,8 @@ impl<J: Jitter> Connection<J> {
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Duration> {
         let poll_at = if self.poll_in_flight { None } else { self.poll_at };
-        [self.reconnect_at, poll_at, self.probe_at].into_iter().flatten().min()
+        let watchdog_at = if self.sse_active { self.watchdog_at } else { None };
+        [self.reconnect_at, poll_at, self.probe_at, watchdog_at].into_iter().flatten().min()
     }
 
     /// The next thing the shell must do.
@@ -463,10 +542,12 @@ impl<J: Jitter> Connection<J> {
         }
     }
 
-    fn open_sse(&mut self, _now: Duration) {
+    fn open_sse(&mut self, now: Duration) {
         self.sse_active = true;
         self.sse_opened_at = None;
         self.got_event = false;
+        // Also bounds a connect that hangs before any byte arrives.
+        self.arm_watchdog(now);
         self.actions.push_back(Action::OpenSse { last_event_id: self.last_id.clone() });
     }
 
@@ -500,7 +581,20 @@ impl<J: Jitter> Connection<J> {
         self.probe_at = None;
     }
 
+    fn arm_watchdog(&mut self, now: Duration) {
+        self.watchdog_at = self.config.heartbeat_timeout.filter(|t| !t.is_zero()).map(|t| now + t);
+    }
+
+    /// A refusal (403): an `auth` error and state `closed`, no retry.
+    fn refuse(&mut self, error: ErrorInfo) {
+        self.outputs.push_back(Output::Error(error));
+        self.running = false;
+        self.teardown();
+        self.set_state(State::Closed);
+    }
+
     fn teardown(&mut self) {
+        self.watchdog_at = None;
         if self.sse_active {
             self.sse_active = false;
             self.actions.push_back(Action::CloseSse);
@@ -617,7 +711,7 @@ mod tests {
 
     #[test]
     fn connect_open_and_receive() {
-        let mut h = Harness::new(Config::default());
+        let mut h = Harness::new(quiet());
         assert_eq!(h.conn.state(), State::Closed);
         h.conn.start(h.now);
         assert_eq!(h.take_actions(), vec![open(None)]);
@@ -813,7 +907,7 @@ mod tests {
 
     #[test]
     fn polling_probes_sse_and_goes_back() {
-        let mut h = Harness::new(Config::default());
+        let mut h = Harness::new(quiet());
         into_polling(&mut h);
         let entered = h.now;
         h.conn.handle_poll_response(h.now, poll_resp(&["1"], "1"));
@@ -866,7 +960,7 @@ mod tests {
 
     #[test]
     fn wake_retries_immediately() {
-        let mut h = Harness::new(Config::default());
+        let mut h = Harness::new(quiet());
         h.conn.start(h.now);
         h.conn.handle_sse_error(h.now, "x");
         h.drain();
@@ -946,6 +1040,138 @@ mod tests {
             }
         }
         assert_eq!(h.conn.state(), State::Polling);
+    }
+
+    fn quiet() -> Config {
+        Config { heartbeat_timeout: None, ..Config::default() }
+    }
+
+    #[test]
+    fn watchdog_replaces_a_silent_connection_with_the_last_id() {
+        let mut h = Harness::new(Config { heartbeat_timeout: Some(ms(1500)), ..Config::default() });
+        h.conn.start(h.now);
+        h.conn.handle_sse_open(h.now);
+        h.sse_event("message", Some("7"));
+        // Heartbeats (no id) keep it alive.
+        for _ in 0..5 {
+            h.now += ms(1000);
+            h.sse_event("heartbeat", None);
+        }
+        assert_eq!(h.conn.poll_timeout(), Some(h.now + ms(1500)));
+        h.take_actions();
+        // Silence: the deadline fires exactly 1.5 s after the last heartbeat.
+        let last = h.now;
+        let t = h.fire();
+        assert_eq!(t - last, ms(1500));
+        assert_eq!(h.conn.state(), State::Reconnecting);
+        assert_eq!(h.take_actions(), vec![Action::CloseSse]);
+        assert!(h.errors.last().is_some_and(|e| e.message.contains("watchdog") && e.kind == ErrorKind::Network));
+        // The connection had delivered events: attempt 1, base delay, resume after 7.
+        assert_eq!(h.conn.attempts(), 1);
+        h.fire();
+        assert_eq!(h.take_actions(), vec![open(Some("7"))]);
+    }
+
+    #[test]
+    fn watchdog_bounds_a_hanging_connect_and_can_be_disabled() {
+        let mut h = Harness::new(Config { heartbeat_timeout: Some(ms(2000)), ..Config::default() });
+        h.conn.start(h.now);
+        assert_eq!(h.conn.poll_timeout(), Some(ms(2000)));
+        h.fire();
+        assert_eq!(h.conn.state(), State::Reconnecting);
+        let mut h = Harness::new(quiet());
+        h.conn.start(h.now);
+        h.conn.handle_sse_open(h.now);
+        assert_eq!(h.conn.poll_timeout(), None);
+        // Default: 45 s.
+        let mut h = Harness::new(Config::default());
+        h.conn.start(h.now);
+        h.conn.handle_sse_open(h.now);
+        assert_eq!(h.conn.poll_timeout(), Some(ms(45_000)));
+        // No watchdog while polling or stopped.
+        h.conn.stop();
+        assert_eq!(h.conn.poll_timeout(), None);
+    }
+
+    #[test]
+    fn a_401_reopens_at_once_then_backs_off() {
+        let mut h = Harness::new(quiet());
+        h.conn.start(h.now);
+        h.take_actions();
+        h.conn.handle_sse_rejected(h.now, 401, Some("{\"error\":\"expired\"}".into()));
+        // Closed and reopened at once (the shell asks getToken again before opening).
+        assert_eq!(h.take_actions(), vec![Action::CloseSse, open(None)]);
+        assert_eq!(h.errors.last().map(|e| (e.kind, e.status)), Some((ErrorKind::Auth, Some(401))));
+        assert_eq!(h.conn.attempts(), 0);
+        // A second 401 in a row backs off like any failure.
+        h.conn.handle_sse_rejected(h.now, 401, None);
+        assert_eq!(h.take_actions(), vec![Action::CloseSse]);
+        assert_eq!(h.conn.state(), State::Reconnecting);
+        assert_eq!(h.conn.poll_timeout(), Some(h.now + ms(1000)));
+        h.fire();
+        // Success clears the flag: a later 401 again gets one immediate retry.
+        h.conn.handle_sse_open(h.now);
+        h.take_actions();
+        h.conn.handle_sse_error(h.now, "dropped");
+        h.fire();
+        h.take_actions();
+        h.conn.handle_sse_rejected(h.now, 401, None);
+        assert_eq!(h.take_actions(), vec![Action::CloseSse, open(None)]);
+    }
+
+    #[test]
+    fn a_403_closes_with_an_auth_error_and_no_retry() {
+        let mut h = Harness::new(quiet());
+        h.conn.start(h.now);
+        h.take_actions();
+        h.conn.handle_sse_rejected(h.now, 403, Some("{\"error\":\"forbidden\"}".into()));
+        assert_eq!(h.take_actions(), vec![Action::CloseSse]);
+        assert_eq!(h.conn.state(), State::Closed);
+        let e = h.errors.last().unwrap();
+        assert_eq!((e.kind, e.status, e.raw.as_deref()), (ErrorKind::Auth, Some(403), Some("{\"error\":\"forbidden\"}")));
+        assert_eq!(h.conn.poll_timeout(), None);
+        h.conn.handle_wake(h.now);
+        assert_eq!(h.take_actions(), vec![]);
+    }
+
+    #[test]
+    fn http_failures_back_off_without_a_storm() {
+        // 503 and 204 five times: 5 delayed attempts, then polling; never an
+        // immediate retry.
+        let mut h = Harness::new(quiet());
+        h.conn.start(h.now);
+        h.take_actions();
+        let mut opens = 1;
+        for (i, status) in [503, 204, 500, 503, 204].into_iter().enumerate() {
+            h.conn.handle_sse_rejected(h.now, status, None);
+            h.drain();
+            assert_eq!(h.errors.last().map(|e| (e.kind, e.status)), Some((ErrorKind::Http, Some(status))));
+            assert_eq!(h.conn.poll_timeout(), Some(h.now + ms(1000 << i)));
+            h.fire();
+            opens += h.take_actions().iter().filter(|a| matches!(a, Action::OpenSse { .. })).count();
+        }
+        assert_eq!(opens, 6);
+        h.conn.handle_sse_rejected(h.now, 503, None);
+        assert_eq!(h.conn.state(), State::Polling);
+    }
+
+    #[test]
+    fn polling_401_retries_once_and_403_stops() {
+        let mut h = Harness::new(Config { heartbeat_timeout: None, retry_sse_every: Duration::from_secs(1000), ..Config::default() });
+        into_polling(&mut h);
+        let mut e401 = ErrorInfo::new(ErrorKind::Auth, "HTTP 401");
+        e401.status = Some(401);
+        h.conn.handle_poll_error(h.now, e401.clone());
+        assert_eq!(h.take_actions(), vec![Action::Poll { last_event_id: None }]);
+        h.conn.handle_poll_error(h.now, e401);
+        assert_eq!(h.take_actions(), vec![]);
+        assert_eq!(h.conn.poll_timeout(), Some(h.now + ms(3000)));
+        h.fire();
+        let mut e403 = ErrorInfo::new(ErrorKind::Auth, "HTTP 403");
+        e403.status = Some(403);
+        h.conn.handle_poll_error(h.now, e403);
+        assert_eq!(h.conn.state(), State::Closed);
+        assert_eq!(h.conn.poll_timeout(), None);
     }
 
     #[test]

@@ -1,6 +1,11 @@
 //! Manager options, shared by the Rust API (`Options`) and the JS API
 //! (`ConnectOptions`, camelCase, every field optional).
 
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -17,9 +22,47 @@ pub enum Transport {
     /// The browser's `EventSource` (default; works everywhere; token in the query string).
     #[default]
     EventSource,
-    /// `fetch` streaming through the SDK's own parser (any headers). Accepted
-    /// now; until it lands (issue 7) the manager uses `EventSource`.
+    /// `fetch` with a streamed body, parsed by the SDK's own WHATWG parser:
+    /// sends `Authorization: Bearer` (no token in the URL) and any `headers`,
+    /// sees HTTP statuses (401 → `getToken` again, 403 → closed), reads the
+    /// server's `retry:`. Needs `fetch` + `ReadableStream` (every current browser).
     Fetch,
+}
+
+/// What `getToken` returns: the token, or why there is none.
+pub type TokenFuture = Pin<Box<dyn Future<Output = Result<String, String>>>>;
+
+/// The `getToken` callback: called before every (re)connect and every poll,
+/// so an expired token is replaced. Compared by identity.
+#[derive(Clone)]
+pub struct GetToken(Rc<dyn Fn() -> TokenFuture>);
+
+impl GetToken {
+    /// Wraps an async closure: `GetToken::new(|| async { Ok(fetch_token().await) })`.
+    pub fn new<F, Fut>(f: F) -> Self
+    where
+        F: Fn() -> Fut + 'static,
+        Fut: Future<Output = Result<String, String>> + 'static,
+    {
+        GetToken(Rc::new(move || -> TokenFuture { Box::pin(f()) }))
+    }
+
+    /// Calls the callback.
+    pub fn call(&self) -> TokenFuture {
+        (self.0)()
+    }
+}
+
+impl fmt::Debug for GetToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("GetToken(..)")
+    }
+}
+
+impl PartialEq for GetToken {
+    fn eq(&self, other: &Self) -> bool {
+        Rc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 /// Options of `connect(url, options)`. Every field is optional; the defaults
@@ -35,6 +78,17 @@ pub struct ConnectOptions {
     /// Default: none.
     #[cfg_attr(target_arch = "wasm32", tsify(optional))]
     pub token: Option<String>,
+    /// Called before every (re)connect and poll for a fresh token, which then
+    /// replaces `token` (JS: `() => Promise<string> | string`; Rust:
+    /// [`GetToken::new`]). A 401 calls it once more at once before backing
+    /// off; a 403 stops with state `closed` and an `auth` error. A callback
+    /// that throws/rejects counts as a failed attempt (backoff). Default: none.
+    #[serde(skip)]
+    pub get_token: Option<GetToken>,
+    /// Extra request headers (`fetch` transport and polling only; EventSource
+    /// cannot send headers). `Authorization` here wins over `token`. Default `{}`.
+    #[cfg_attr(target_arch = "wasm32", tsify(optional))]
+    pub headers: BTreeMap<String, String>,
     /// Reconnect backoff: `{initialMs: 1000, maxMs: 30000, factor: 2, maxAttempts: 5}`
     /// (exponential with full jitter; after `maxAttempts` failures, polling).
     #[cfg_attr(target_arch = "wasm32", tsify(optional))]
@@ -45,7 +99,8 @@ pub struct ConnectOptions {
     /// While polling, how often to try SSE again, in ms. Default `30000`.
     #[cfg_attr(target_arch = "wasm32", tsify(optional))]
     pub retry_sse_every_ms: u64,
-    /// Send cookies with the SSE and polling requests (CORS credentials). Default `false`.
+    /// Send cookies with the SSE and polling requests (CORS credentials:
+    /// `withCredentials` on EventSource, `credentials: 'include'` on fetch). Default `false`.
     #[cfg_attr(target_arch = "wasm32", tsify(optional))]
     pub with_credentials: bool,
     /// How `data` is decoded. Default: chosen from the URL path
@@ -57,9 +112,23 @@ pub struct ConnectOptions {
     /// Accepted now; multi-tab sharing lands with issue 4.
     #[cfg_attr(target_arch = "wasm32", tsify(optional))]
     pub share_across_tabs: bool,
-    /// `eventsource` (default) or `fetch` (issue 7; falls back to `eventsource` for now).
+    /// `eventsource` (default: works everywhere, token in the query string) or
+    /// `fetch` (headers, statuses, `retry:`; see [`Transport`]).
     #[cfg_attr(target_arch = "wasm32", tsify(optional))]
     pub transport: Transport,
+    /// Heartbeat watchdog, in ms: when no event or heartbeat arrives for this
+    /// long, the connection is treated as dead and reopened after the last id.
+    /// `0` disables it. Default `45000` (1.5 × the server's 30 s heartbeat).
+    #[cfg_attr(target_arch = "wasm32", tsify(optional))]
+    pub heartbeat_timeout_ms: u64,
+    /// Keep the last event id per stream URL in `sessionStorage`, so a page
+    /// reload resumes where it stopped, losing nothing. Default `true`.
+    #[cfg_attr(target_arch = "wasm32", tsify(optional))]
+    pub persist_last_event_id: bool,
+    /// Close the connection while the page is hidden and resume (after the
+    /// last id) when it is visible again. Default `false`.
+    #[cfg_attr(target_arch = "wasm32", tsify(optional))]
+    pub pause_when_hidden: bool,
     /// Skip SSE and use the polling form from the start (diagnostics, tests,
     /// networks that break streaming). Default `false`.
     #[cfg_attr(target_arch = "wasm32", tsify(optional))]
@@ -73,6 +142,8 @@ impl Default for ConnectOptions {
     fn default() -> Self {
         ConnectOptions {
             token: None,
+            get_token: None,
+            headers: BTreeMap::new(),
             backoff: BackoffOptions::default(),
             poll_interval_ms: 3000,
             retry_sse_every_ms: 30_000,
@@ -80,6 +151,9 @@ impl Default for ConnectOptions {
             decoder: None,
             share_across_tabs: true,
             transport: Transport::EventSource,
+            heartbeat_timeout_ms: 45_000,
+            persist_last_event_id: true,
+            pause_when_hidden: false,
             force_polling: false,
         }
     }
@@ -89,6 +163,31 @@ impl ConnectOptions {
     /// Sets `token`.
     pub fn token(mut self, token: impl Into<String>) -> Self {
         self.token = Some(token.into());
+        self
+    }
+    /// Sets `getToken`.
+    pub fn get_token(mut self, get_token: GetToken) -> Self {
+        self.get_token = Some(get_token);
+        self
+    }
+    /// Adds one request header (`fetch` transport and polling).
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.insert(name.into(), value.into());
+        self
+    }
+    /// Sets `heartbeatTimeoutMs` (`0` disables the watchdog).
+    pub fn heartbeat_timeout_ms(mut self, ms: u64) -> Self {
+        self.heartbeat_timeout_ms = ms;
+        self
+    }
+    /// Sets `persistLastEventId`.
+    pub fn persist_last_event_id(mut self, yes: bool) -> Self {
+        self.persist_last_event_id = yes;
+        self
+    }
+    /// Sets `pauseWhenHidden`.
+    pub fn pause_when_hidden(mut self, yes: bool) -> Self {
+        self.pause_when_hidden = yes;
         self
     }
     /// Sets `backoff`.
@@ -152,6 +251,7 @@ impl ConnectOptions {
             poll_interval: Duration::from_millis(self.poll_interval_ms.max(1)),
             retry_sse_every: Duration::from_millis(self.retry_sse_every_ms.max(1)),
             force_polling: self.force_polling,
+            heartbeat_timeout: (self.heartbeat_timeout_ms > 0).then(|| Duration::from_millis(self.heartbeat_timeout_ms)),
             ..Config::default()
         }
     }
@@ -181,6 +281,26 @@ mod tests {
         assert_eq!(o.transport, Transport::Fetch);
         assert!(o.config().force_polling);
         assert_eq!(o.config().retry_sse_every, Duration::from_millis(5));
+    }
+
+    #[test]
+    fn issue7_options_and_defaults() {
+        let d = ConnectOptions::default();
+        assert_eq!((d.heartbeat_timeout_ms, d.persist_last_event_id, d.pause_when_hidden), (45_000, true, false));
+        assert_eq!(d.config().heartbeat_timeout, Some(Duration::from_secs(45)));
+        assert!(d.headers.is_empty() && d.get_token.is_none());
+        let o = ConnectOptions::from_json(
+            r#"{"headers":{"X-Trace":"1"},"heartbeatTimeoutMs":0,"persistLastEventId":false,"pauseWhenHidden":true,"getToken":"ignored"}"#,
+        )
+        .unwrap();
+        assert_eq!(o.headers.get("X-Trace").map(String::as_str), Some("1"));
+        assert_eq!(o.config().heartbeat_timeout, None);
+        assert!(!o.persist_last_event_id && o.pause_when_hidden && o.get_token.is_none());
+        assert!(ConnectOptions::from_json(r#"{"headers":{"a":1}}"#).is_err());
+        let g = GetToken::new(|| async { Ok("t".to_owned()) });
+        let o = Options::default().get_token(g.clone()).header("a", "b");
+        assert_eq!(o.get_token.as_ref(), Some(&g));
+        assert_ne!(Some(&GetToken::new(|| async { Ok(String::new()) })), o.get_token.as_ref());
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Property tests of the SSE parser: random bytes and random chunk splits
 //! never panic, and the frames never depend on where the stream was split.
-//! Bounded case counts keep this to a few seconds in `cargo test`.
+//! Bounded case counts keep this to a few seconds in `cargo test`; set
+//! `PROPTEST_CASES` for a longer run (`PROPTEST_CASES=200000 cargo test -p
+//! tidings --release --test parser_prop`, also run by `scripts/bench-sdk.sh`).
 #![cfg(not(target_arch = "wasm32"))]
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -44,8 +46,13 @@ fn sse_like() -> impl Strategy<Value = Vec<u8>> {
     proptest::collection::vec(token, 0..40).prop_map(|v| v.concat())
 }
 
+/// 512 cases per property, or `PROPTEST_CASES`.
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(512)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn random_bytes_never_panic(input in proptest::collection::vec(any::<u8>(), 0..512),

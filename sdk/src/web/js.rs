@@ -199,15 +199,6 @@ impl JsManager {
         self.m.last_event_id()
     }
 
-    /// This tab's part in sharing the connection across tabs: `'leader'`
-    /// (holds it), `'follower'` (gets the leader's relays), `'idle'` (no
-    /// listeners) or `'solo'` (own connection: `shareAcrossTabs: false`, or no
-    /// Web Locks / BroadcastChannel).
-    #[wasm_bindgen(getter, js_name = tabRole, unchecked_return_type = "'leader' | 'follower' | 'idle' | 'solo'")]
-    pub fn tab_role(&self) -> String {
-        self.m.tab_role().to_owned()
-    }
-
     /// The absolute stream URL.
     #[wasm_bindgen(getter)]
     pub fn url(&self) -> String {
@@ -238,7 +229,9 @@ pub fn connect(url: &str, #[wasm_bindgen(unchecked_param_type = "ConnectOptions"
         Options::default()
     } else {
         let json = js_sys::JSON::stringify(&options).ok().and_then(|s| s.as_string()).unwrap_or_default();
-        Options::from_json(&json).map_err(|e| JsError::new(&format!("tidings: invalid options: {e}")))?
+        let mut o = Options::from_json(&json).map_err(|e| JsError::new(&format!("tidings: invalid options: {e}")))?;
+        o.get_token = super::token::from_js(&options);
+        o
     };
     let m = Manager::connect(url, options).map_err(|e| JsError::new(&e.to_string()))?;
     let inner: Rc<Inner> = m.inner.clone();
@@ -255,11 +248,4 @@ pub fn connect(url: &str, #[wasm_bindgen(unchecked_param_type = "ConnectOptions"
 #[wasm_bindgen(js_name = isSupported)]
 pub fn is_supported() -> bool {
     js_sys::Reflect::has(&js_sys::global(), &"EventSource".into()).unwrap_or(false)
-}
-
-/// Whether tabs can share one connection here (Web Locks and
-/// BroadcastChannel). Without them every tab opens its own connection.
-#[wasm_bindgen(js_name = isTabSharingSupported)]
-pub fn is_tab_sharing_supported() -> bool {
-    super::tabs::is_supported()
 }

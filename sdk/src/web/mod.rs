@@ -7,8 +7,10 @@
 //! listeners all live in the manager's state; replacing or dropping them
 //! closes/removes/aborts. Nothing is `forget()`-ed on a reconnect path.
 
+mod fetch;
 pub mod js;
-mod tabs;
+mod storage;
+mod token;
 mod transport;
 
 use std::cell::{Cell, OnceCell, RefCell};
@@ -29,7 +31,7 @@ use crate::messages::{decode, Decoder, Message};
 use crate::options::Options;
 use crate::parser::SseEvent;
 
-use transport::{EsTransport, PollRequest};
+use transport::{PollRequest, SseTransport};
 
 #[wasm_bindgen]
 extern "C" {
@@ -110,7 +112,7 @@ struct St {
     listeners: Dispatcher<EventCb>,
     state_listeners: Dispatcher<StateCb>,
     error_listeners: Dispatcher<ErrorCb>,
-    sse: Option<EsTransport>,
+    sse: Option<SseTransport>,
     sse_generation: u64,
     poll: Option<PollRequest>,
     poll_generation: u64,
@@ -129,8 +131,6 @@ pub(crate) struct Inner {
     /// The JS `Manager` object handed out by `connect()` (one per manager so
     /// the singleton is the same JS object). Cleared by `close()`.
     js_handle: RefCell<Option<JsValue>>,
-    /// Sharing the connection across tabs (issue 4): see `tabs.rs`.
-    tabs: tabs::Tabs,
 }
 
 thread_local! {
@@ -199,11 +199,12 @@ impl Manager {
             return Ok(Manager { inner });
         }
         let seed = (js_sys::Math::random() * 9_007_199_254_740_992.0) as u64;
+        let resume = if options.persist_last_event_id { storage::load(&url) } else { None };
         let inner = Rc::new(Inner {
             key: key.clone(),
             decoder: options.decoder_for(&url),
             st: RefCell::new(St {
-                conn: Connection::new(options.config(), XorShiftJitter::new(seed), None),
+                conn: Connection::new(options.config(), XorShiftJitter::new(seed), resume),
                 listeners: Dispatcher::new(),
                 state_listeners: Dispatcher::new(),
                 error_listeners: Dispatcher::new(),
@@ -215,7 +216,6 @@ impl Manager {
                 wake: Vec::new(),
                 closed: false,
             }),
-            tabs: tabs::Tabs::new(&url, &options),
             url,
             options,
             driving: Cell::new(false),
@@ -250,12 +250,12 @@ impl Manager {
 
     /// The connection state.
     pub fn state(&self) -> State {
-        self.inner.shown_state()
+        self.inner.st.borrow().conn.state()
     }
 
     /// The id of the last event received (the resume position).
     pub fn last_event_id(&self) -> Option<String> {
-        self.inner.shown_last_event_id()
+        self.inner.st.borrow().conn.last_event_id().map(str::to_owned)
     }
 
     /// The absolute stream URL.
@@ -309,7 +309,6 @@ impl Inner {
             }
             (id, first)
         };
-        self.tabs_add_name(ty);
         if first {
             self.start();
         }
@@ -317,11 +316,10 @@ impl Inner {
     }
 
     fn add_state_listener(self: &Rc<Self>, cb: StateCb) -> ListenerId {
-        let id = {
+        let (id, state) = {
             let mut st = self.st.borrow_mut();
-            st.state_listeners.add("*", cb.clone())
+            (st.state_listeners.add("*", cb.clone()), st.conn.state())
         };
-        let state = self.shown_state();
         call_state(&cb, state);
         id
     }
@@ -342,30 +340,16 @@ impl Inner {
             }
         };
         if now_empty {
-            self.stop_connection();
-            // After the socket closed: then the lock may pass to another tab.
-            self.tabs_stop();
+            {
+                let mut st = self.st.borrow_mut();
+                st.conn.stop();
+                st.wake.clear();
+            }
+            self.drive();
         }
-    }
-
-    fn stop_connection(self: &Rc<Self>) {
-        {
-            let mut st = self.st.borrow_mut();
-            st.conn.stop();
-            st.wake.clear();
-        }
-        self.drive();
     }
 
     fn start(self: &Rc<Self>) {
-        // Sharing across tabs: follow until the lock is granted (tabs.rs).
-        if self.tabs_start() {
-            return;
-        }
-        self.start_connection();
-    }
-
-    fn start_connection(self: &Rc<Self>) {
         {
             let mut st = self.st.borrow_mut();
             st.conn.start(now());
@@ -392,7 +376,6 @@ impl Inner {
             st.wake.clear();
         }
         self.drive();
-        self.tabs_stop();
         let mut st = self.st.borrow_mut();
         st.state_listeners.clear();
         st.error_listeners.clear();
@@ -419,10 +402,8 @@ impl Inner {
             let weak = Rc::downgrade(self);
             let d2 = doc.clone();
             v.push(EventListener::new(&doc, "visibilitychange", move |_| {
-                if d2.visibility_state() == web_sys::VisibilityState::Visible {
-                    if let Some(inner) = weak.upgrade() {
-                        inner.wake();
-                    }
+                if let Some(inner) = weak.upgrade() {
+                    inner.on_visibility(d2.visibility_state() == web_sys::VisibilityState::Visible);
                 }
             }));
         }
@@ -523,7 +504,6 @@ impl Inner {
                 self.perform(a);
             }
             for o in outputs {
-                self.tabs_relay(&o); // leader: to the other tabs first
                 self.emit(o);
             }
         }
@@ -536,28 +516,11 @@ impl Inner {
         match action {
             Action::OpenSse { last_event_id } => {
                 st.sse_generation += 1;
-                let url = crate::url::sse_url(&self.url, last_event_id.as_deref(), self.options.token.as_deref());
-                let mut names = st.listeners.types();
-                names.extend(base_names(self.decoder).iter().map(|s| (*s).to_owned()));
-                let generation = st.sse_generation;
                 // Replacing the old transport drops (closes) it first.
                 st.sse = None;
-                match EsTransport::open(&url, self.options.with_credentials, &names, Rc::downgrade(self), generation) {
-                    Ok(t) => st.sse = Some(t),
-                    Err(message) => {
-                        drop(st);
-                        // A synchronous failure (bad URL, CSP) is an SSE error like any other.
-                        let weak = Rc::downgrade(self);
-                        let t = Timeout::new(0, move || {
-                            if let Some(inner) = weak.upgrade() {
-                                inner.emit(Output::Error(ErrorInfo::new(ErrorKind::Network, message)));
-                                inner.on_sse_error(generation);
-                            }
-                        });
-                        // Owned by the transport slot, so a later action replaces (cancels) it.
-                        self.st.borrow_mut().sse = Some(EsTransport::failed(t));
-                    }
-                }
+                let generation = st.sse_generation;
+                drop(st);
+                self.open_sse(generation, last_event_id);
             }
             Action::CloseSse => {
                 st.sse_generation += 1;
@@ -566,13 +529,7 @@ impl Inner {
             Action::Poll { last_event_id } => {
                 st.poll_generation += 1;
                 let url = crate::url::poll_url(&self.url, last_event_id.as_deref());
-                st.poll = Some(PollRequest::start(
-                    &url,
-                    self.options.token.as_deref(),
-                    self.options.with_credentials,
-                    Rc::downgrade(self),
-                    st.poll_generation,
-                ));
+                st.poll = Some(PollRequest::start(&url, &self.options, Rc::downgrade(self), st.poll_generation));
             }
             Action::CancelPoll => {
                 st.poll_generation += 1;
@@ -605,7 +562,12 @@ impl Inner {
                 }
             }
             Output::Error(e) => self.emit_error(&e),
-            Output::Event(ev) => self.deliver(ev),
+            Output::Event(ev) => {
+                if self.options.persist_last_event_id {
+                    storage::remember(&self.url, ev.id.as_deref());
+                }
+                self.deliver(ev);
+            }
         }
     }
 

@@ -1,5 +1,7 @@
-//! The two transports: `EventSource` and one polling `fetch`.
-//! Each owns its callbacks; dropping it closes / aborts and frees them.
+//! The transports: `EventSource`, the `fetch` stream ([`super::fetch`]) and
+//! one polling `fetch`. Each owns its callbacks; dropping it closes / aborts
+//! and frees them. Before each open and each poll the token comes from
+//! [`super::token::resolve`] (`getToken` or the static token).
 
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -11,9 +13,11 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
-use super::Inner;
-use crate::connection::{ErrorInfo, ErrorKind};
+use super::fetch::{build_request, FetchTransport};
+use super::{now, token, Inner};
+use crate::connection::{ErrorInfo, ErrorKind, Output};
 use crate::messages::PollResponse;
+use crate::options::{Options, Transport};
 use crate::parser::SseEvent;
 
 #[wasm_bindgen]
@@ -21,6 +25,111 @@ extern "C" {
     /// The global `fetch` (window or worker), looked up when called.
     #[wasm_bindgen(js_name = fetch)]
     fn global_fetch(input: &web_sys::Request) -> js_sys::Promise;
+}
+
+/// The SSE transport slot of a manager.
+pub(crate) enum SseTransport {
+    /// The browser's `EventSource`.
+    EventSource(EsTransport),
+    /// The `fetch` stream.
+    Fetch(FetchTransport),
+    /// Waiting for `getToken`; the result is dropped if the generation moved on.
+    Opening,
+}
+
+impl SseTransport {
+    /// Listens for the SSE event `name` too (only `EventSource` needs it).
+    pub(crate) fn ensure_name(&mut self, name: &str) {
+        if let SseTransport::EventSource(es) = self {
+            es.ensure_name(name);
+        }
+    }
+
+    /// Stops the transport at once (EventSource's own retry, or the fetch).
+    pub(crate) fn close(&self) {
+        match self {
+            SseTransport::EventSource(es) => es.close(),
+            SseTransport::Fetch(f) => f.close(),
+            SseTransport::Opening => {}
+        }
+    }
+}
+
+impl Inner {
+    /// Carries out `Action::OpenSse` for `generation` (already bumped, old
+    /// transport already dropped): asks `getToken` first when there is one.
+    pub(crate) fn open_sse(self: &Rc<Self>, generation: u64, last_event_id: Option<String>) {
+        if self.options.get_token.is_none() {
+            let t = self.options.token.clone();
+            return self.open_sse_with(generation, last_event_id.as_deref(), t.as_deref());
+        }
+        self.st.borrow_mut().sse = Some(SseTransport::Opening);
+        let weak = Rc::downgrade(self);
+        let options = self.options.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            let token = token::resolve(&options).await;
+            let Some(inner) = weak.upgrade() else { return };
+            if !inner.is_current(generation) {
+                return;
+            }
+            match token {
+                Ok(t) => inner.open_sse_with(generation, last_event_id.as_deref(), t.as_deref()),
+                Err(e) => {
+                    inner.emit(Output::Error(ErrorInfo::new(ErrorKind::Auth, e.clone())));
+                    inner.on_stream_failed(generation, &e);
+                }
+            }
+        });
+    }
+
+    fn open_sse_with(self: &Rc<Self>, generation: u64, last_event_id: Option<&str>, token: Option<&str>) {
+        if self.options.transport == Transport::Fetch {
+            let t = FetchTransport::open(&self.url, &self.options, token, last_event_id, Rc::downgrade(self), generation);
+            self.st.borrow_mut().sse = Some(SseTransport::Fetch(t));
+            return;
+        }
+        let url = crate::url::sse_url(&self.url, last_event_id, token);
+        let mut st = self.st.borrow_mut();
+        let mut names = st.listeners.types();
+        names.extend(super::base_names(self.decoder).iter().map(|s| (*s).to_owned()));
+        match EsTransport::open(&url, self.options.with_credentials, &names, Rc::downgrade(self), generation) {
+            Ok(t) => st.sse = Some(SseTransport::EventSource(t)),
+            Err(message) => {
+                // A synchronous failure (bad URL, CSP) is an SSE error like any other.
+                let weak = Rc::downgrade(self);
+                let t = Timeout::new(0, move || {
+                    if let Some(inner) = weak.upgrade() {
+                        inner.emit(Output::Error(ErrorInfo::new(ErrorKind::Network, message)));
+                        inner.on_sse_error(generation);
+                    }
+                });
+                // Owned by the transport slot, so a later action replaces (cancels) it.
+                st.sse = Some(SseTransport::EventSource(EsTransport::failed(t)));
+            }
+        }
+    }
+
+    /// `visibilitychange`: with `pauseWhenHidden`, close while hidden and
+    /// resume after the last id when visible; visible also retries at once.
+    pub(crate) fn on_visibility(self: &Rc<Self>, visible: bool) {
+        if self.options.pause_when_hidden {
+            {
+                let mut st = self.st.borrow_mut();
+                if st.closed || st.listeners.is_empty() {
+                    return;
+                }
+                if visible {
+                    st.conn.start(now());
+                } else {
+                    st.conn.stop();
+                }
+            }
+            self.drive();
+        }
+        if visible {
+            self.wake();
+        }
+    }
 }
 
 /// An open `EventSource` with its listeners. `Drop` closes it.
@@ -148,29 +257,20 @@ pub(crate) struct PollRequest {
 }
 
 impl PollRequest {
-    pub(crate) fn start(url: &str, token: Option<&str>, with_credentials: bool, inner: Weak<Inner>, generation: u64) -> PollRequest {
+    /// Asks for the token (`getToken` or the static one), then fetches `url`
+    /// with the manager's headers and credentials.
+    pub(crate) fn start(url: &str, options: &Options, inner: Weak<Inner>, generation: u64) -> PollRequest {
         let abort = web_sys::AbortController::new().ok();
-        let init = web_sys::RequestInit::new();
-        init.set_method("GET");
-        if let Some(a) = &abort {
-            init.set_signal(Some(&a.signal()));
-        }
-        if with_credentials {
-            init.set_credentials(web_sys::RequestCredentials::Include);
-        }
-        let headers = web_sys::Headers::new().ok();
-        if let Some(h) = &headers {
-            let _ = h.set("Accept", "application/json");
-            if let Some(t) = token.filter(|t| !t.is_empty()) {
-                let _ = h.set("Authorization", &format!("Bearer {t}"));
-            }
-            init.set_headers(h);
-        }
-        let request = web_sys::Request::new_with_str_and_init(url, &init);
+        let signal = abort.as_ref().map(web_sys::AbortController::signal);
+        let (url, options) = (url.to_owned(), options.clone());
         wasm_bindgen_futures::spawn_local(async move {
-            let result = match request {
-                Ok(r) => fetch_poll(&r).await,
-                Err(e) => Err(ErrorInfo::new(ErrorKind::Network, format!("bad polling request: {e:?}"))),
+            let result = match token::resolve(&options).await {
+                Err(e) => Err(ErrorInfo::new(ErrorKind::Auth, e)),
+                // The position is in the URL (`lastEventId=`), not a header.
+                Ok(t) => match build_request(&url, "application/json", &options, t.as_deref(), None, signal.as_ref()) {
+                    Ok(r) => fetch_poll(&r).await,
+                    Err(e) => Err(ErrorInfo::new(ErrorKind::Network, format!("bad polling request: {e}"))),
+                },
             };
             if let Some(i) = inner.upgrade() {
                 i.on_poll_result(generation, result);
