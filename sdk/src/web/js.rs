@@ -199,6 +199,15 @@ impl JsManager {
         self.m.last_event_id()
     }
 
+    /// This tab's part in sharing the connection across tabs: `'leader'`
+    /// (holds it), `'follower'` (gets the leader's relays), `'idle'` (no
+    /// listeners) or `'solo'` (own connection: `shareAcrossTabs: false`, or no
+    /// Web Locks / BroadcastChannel).
+    #[wasm_bindgen(getter, js_name = tabRole, unchecked_return_type = "'leader' | 'follower' | 'idle' | 'solo'")]
+    pub fn tab_role(&self) -> String {
+        self.m.tab_role().to_owned()
+    }
+
     /// The absolute stream URL.
     #[wasm_bindgen(getter)]
     pub fn url(&self) -> String {
@@ -248,4 +257,11 @@ pub fn connect(url: &str, #[wasm_bindgen(unchecked_param_type = "ConnectOptions"
 #[wasm_bindgen(js_name = isSupported)]
 pub fn is_supported() -> bool {
     js_sys::Reflect::has(&js_sys::global(), &"EventSource".into()).unwrap_or(false)
+}
+
+/// Whether tabs can share one connection here (Web Locks and
+/// BroadcastChannel). Without them every tab opens its own connection.
+#[wasm_bindgen(js_name = isTabSharingSupported)]
+pub fn is_tab_sharing_supported() -> bool {
+    super::tabs::is_supported()
 }

@@ -10,6 +10,7 @@
 mod fetch;
 pub mod js;
 mod storage;
+mod tabs;
 mod token;
 mod transport;
 
@@ -131,6 +132,8 @@ pub(crate) struct Inner {
     /// The JS `Manager` object handed out by `connect()` (one per manager so
     /// the singleton is the same JS object). Cleared by `close()`.
     js_handle: RefCell<Option<JsValue>>,
+    /// Sharing the connection across tabs (issue 4): see `tabs.rs`.
+    tabs: tabs::Tabs,
 }
 
 thread_local! {
@@ -216,6 +219,7 @@ impl Manager {
                 wake: Vec::new(),
                 closed: false,
             }),
+            tabs: tabs::Tabs::new(&url, &options),
             url,
             options,
             driving: Cell::new(false),
@@ -250,12 +254,12 @@ impl Manager {
 
     /// The connection state.
     pub fn state(&self) -> State {
-        self.inner.st.borrow().conn.state()
+        self.inner.shown_state()
     }
 
     /// The id of the last event received (the resume position).
     pub fn last_event_id(&self) -> Option<String> {
-        self.inner.st.borrow().conn.last_event_id().map(str::to_owned)
+        self.inner.shown_last_event_id()
     }
 
     /// The absolute stream URL.
@@ -309,6 +313,7 @@ impl Inner {
             }
             (id, first)
         };
+        self.tabs_add_name(ty);
         if first {
             self.start();
         }
@@ -316,10 +321,11 @@ impl Inner {
     }
 
     fn add_state_listener(self: &Rc<Self>, cb: StateCb) -> ListenerId {
-        let (id, state) = {
+        let id = {
             let mut st = self.st.borrow_mut();
-            (st.state_listeners.add("*", cb.clone()), st.conn.state())
+            st.state_listeners.add("*", cb.clone())
         };
+        let state = self.shown_state();
         call_state(&cb, state);
         id
     }
@@ -340,16 +346,30 @@ impl Inner {
             }
         };
         if now_empty {
-            {
-                let mut st = self.st.borrow_mut();
-                st.conn.stop();
-                st.wake.clear();
-            }
-            self.drive();
+            self.stop_connection();
+            // After the socket closed: then the lock may pass to another tab.
+            self.tabs_stop();
         }
     }
 
+    fn stop_connection(self: &Rc<Self>) {
+        {
+            let mut st = self.st.borrow_mut();
+            st.conn.stop();
+            st.wake.clear();
+        }
+        self.drive();
+    }
+
     fn start(self: &Rc<Self>) {
+        // Sharing across tabs: follow until the lock is granted (tabs.rs).
+        if self.tabs_start() {
+            return;
+        }
+        self.start_connection();
+    }
+
+    fn start_connection(self: &Rc<Self>) {
         {
             let mut st = self.st.borrow_mut();
             st.conn.start(now());
@@ -376,6 +396,7 @@ impl Inner {
             st.wake.clear();
         }
         self.drive();
+        self.tabs_stop();
         let mut st = self.st.borrow_mut();
         st.state_listeners.clear();
         st.error_listeners.clear();
@@ -504,6 +525,7 @@ impl Inner {
                 self.perform(a);
             }
             for o in outputs {
+                self.tabs_relay(&o); // leader: to the other tabs first
                 self.emit(o);
             }
         }
