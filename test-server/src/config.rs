@@ -41,6 +41,9 @@ pub struct Config {
     /// A video job that has not finished after this many seconds ends with `timeout`.
     #[arg(long, env = "TIDINGS_VIDEO_TIMEOUT_SECS", default_value = "600", value_parser = parse_secs)]
     pub video_timeout_secs: f64,
+    /// A connection whose peer reads nothing for this long is closed (it resumes from the log).
+    #[arg(long, env = "TIDINGS_WRITE_STALL_SECS", default_value = "30", value_parser = parse_secs)]
+    pub write_stall_secs: f64,
     /// Events kept per stream in the replay log.
     #[arg(long, env = "TIDINGS_REPLAY_LOG_SIZE", default_value = "1000", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub replay_log_size: u64,
@@ -88,6 +91,11 @@ impl Config {
     /// Heartbeat interval.
     pub fn heartbeat(&self) -> Duration {
         Duration::from_secs_f64(self.heartbeat_secs)
+    }
+
+    /// How long a write may make no progress before the connection is closed.
+    pub fn write_stall(&self) -> Duration {
+        Duration::from_secs_f64(self.write_stall_secs)
     }
 
     /// Video job timeout.

@@ -19,6 +19,7 @@ pub mod extract;
 pub mod metrics;
 pub mod routes;
 pub mod server;
+pub mod stall;
 pub mod sse;
 pub mod store;
 pub mod streaming;

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::{app, AppState, StartError};
 use crate::config::Config;
+use crate::stall::StallGuard;
 use crate::video;
 
 /// A bound server, ready to run.
@@ -57,6 +58,7 @@ impl Server {
     /// ~19k idle SSE clients per process. Browsers speak HTTP/1.1 to plain-http origins.
     pub async fn run(self) -> std::io::Result<()> {
         let token = self.state.shutdown.clone();
+        let stall_limit = self.state.config.write_stall();
         let router = app(self.state);
         let graceful = GracefulShutdown::new();
         let mut builder = http1::Builder::new();
@@ -77,7 +79,7 @@ impl Server {
             };
             let _ = stream.set_nodelay(true);
             let service = TowerToHyperService::new(router.clone());
-            let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+            let conn = graceful.watch(builder.serve_connection(TokioIo::new(StallGuard::new(stream, stall_limit)), service));
             tokio::spawn(async move {
                 if let Err(e) = conn.await {
                     tracing::debug!(error = %e, "connection ended with an error");
