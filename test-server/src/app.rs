@@ -25,7 +25,7 @@ use crate::db::{Db, StoreError};
 use crate::error::ApiError;
 use crate::extract::BodyLimit;
 use crate::metrics::Metrics;
-use crate::routes::{channels, dev_auth, notifications, stats, team_answers, video};
+use crate::routes::{channels, dev_auth, dev_faults, notifications, stats, team_answers, video};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +64,8 @@ pub struct Inner {
     pub shutdown: CancellationToken,
     /// Process start.
     pub started: Instant,
+    /// `--dev` fault hooks (drop / fail / stall a stream); inert without `--dev`.
+    pub dev_faults: dev_faults::DevFaults,
 }
 
 impl std::fmt::Debug for dyn Bus {
@@ -99,6 +101,7 @@ impl AppState {
             metrics,
             shutdown,
             started: Instant::now(),
+            dev_faults: dev_faults::DevFaults::default(),
         })))
     }
 }
@@ -168,7 +171,11 @@ pub fn app(state: AppState) -> Router {
         .route("/api/{*rest}", any(|req: Request| async move { not_found(req).await.into_response() }))
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed.into_response() });
     if config.dev {
-        api = api.route("/api/auth/dev-token", post(dev_auth::dev_token));
+        api = api
+            .route("/api/auth/dev-token", post(dev_auth::dev_token))
+            .route("/api/dev/drop", post(dev_faults::drop_stream))
+            .route("/api/dev/fail", post(dev_faults::fail_stream))
+            .route("/api/dev/stall", post(dev_faults::stall_stream));
     }
     api = match &config.static_dir {
         Some(dir) => api.fallback_service(

@@ -119,8 +119,15 @@ pub async fn respond(
     if req.poll {
         return Json(poll(state, req, &spec, opened.subscription, ended).await).into_response();
     }
+    let dev = state.config.dev;
+    if dev {
+        if let Some(injected) = state.dev_faults.take_failure(&spec.key) {
+            return injected;
+        }
+    }
+    let key = dev.then(|| spec.key.clone());
     let mark_head = matches!(req.position, Position::Live) && spec.terminal.is_none();
-    sse_response(SseParts {
+    let response = sse_response(SseParts {
         greeting: spec.greeting,
         mark_head,
         subscription: opened.subscription,
@@ -131,7 +138,11 @@ pub async fn respond(
         lag_notice: spec.lag_notice,
         shutdown: state.shutdown.clone(),
         guard: opened.guard,
-    })
+    });
+    match key {
+        Some(k) => state.dev_faults.wrap(&k, response),
+        None => response,
+    }
 }
 
 /// One event in the polling form.

@@ -166,20 +166,23 @@ test('different users never share: two contexts, and two users in one context', 
 });
 
 test('never two leaders: tabs open and close rapidly while events flow', async (t) => {
+  // No tab stays: the leader is closed again and again, the lock passes on.
   const context = await newContext(t);
-  const stable = await tab(context);
-  await waitFor(() => allOpen([stable]), { what: 'first tab open' });
+  const live = [await tab(context)];
+  await waitFor(() => allOpen(live), { what: 'first tab open' });
   await waitCount('channel/test', 1);
-  let live = [];
   const checked = [];
   const published = [];
   let maxSeen = 0;
   let samples = 0;
   let leaderCloses = 0;
+  let lastAction = '';
   let running = true;
   const sampler = (async () => {
     while (running) {
-      maxSeen = Math.max(maxSeen, await streamCount('channel/test'));
+      const c = await streamCount('channel/test');
+      if (c > 1) t.diagnostic(`${c} connections while: ${lastAction}`);
+      maxSeen = Math.max(maxSeen, c);
       samples++;
       await new Promise((r) => setTimeout(r, 20));
     }
@@ -191,26 +194,32 @@ test('never two leaders: tabs open and close rapidly while events flow', async (
       await new Promise((r) => setTimeout(r, 50));
     }
   })();
-  const noDupes = async (t) => {
+  // Every tab delivers a gap-free run of ids (ids of one stream are consecutive here):
+  // nothing twice, nothing lost, in order, however often the leader changed.
+  const contiguous = async (t) => {
     const got = await ids(t);
     const nums = got.map(Number);
-    assert.ok(nums.every((v, i) => i === 0 || v > nums[i - 1]), `in order, no duplicate: ${got}`);
+    assert.ok(nums.every((v, i) => i === 0 || v === nums[i - 1] + 1), `gap-free, once, in order: ${got}`);
     checked.push(got.length);
   };
   const end = Date.now() + 15_000;
   let step = 0;
   while (Date.now() < end && step < 200) {
     step++;
-    if (live.length < 2 || (live.length < 5 && step % 3 !== 0)) {
+    if (live.length < 2 || (live.length < 4 && step % 2 === 0)) {
+      lastAction = `${Date.now()} open ${step}`;
       live.push(await tab(context));
+      lastAction += ` opened ${Date.now()}`;
     } else {
-      // Close the leader half the time, else a random tab.
+      // Close the leader two times in three, else another tab.
       const roles = await Promise.all(live.map(role));
       const li = roles.indexOf('leader');
-      const i = li >= 0 && step % 2 === 0 ? li : step % live.length;
+      const i = li >= 0 && step % 3 !== 0 ? li : (li + 1 + (step % (live.length - 1))) % live.length;
       if (i === li) leaderCloses++;
-      await noDupes(live[i]);
+      await contiguous(live[i]);
+      lastAction = `${Date.now()} close ${i === li ? 'leader' : 'follower'} ${step}`;
       await live[i].page.close();
+      lastAction += ` closed ${Date.now()}`;
       live.splice(i, 1);
     }
     await new Promise((r) => setTimeout(r, 150));
@@ -218,10 +227,11 @@ test('never two leaders: tabs open and close rapidly while events flow', async (
   running = false;
   await publisher;
   await sampler;
-  // The stable tab, never closed, got every event published since it joined, once, in order.
-  await waitFor(async () => (await ids(stable)).length >= published.length, { what: 'stable tab caught up', timeoutMs: 15_000 });
-  assert.deepEqual(await ids(stable), published);
-  for (const t of live) await noDupes(t);
+  const last = published[published.length - 1];
+  for (const x of live) {
+    await waitFor(async () => (await ids(x)).at(-1) === last, { what: 'remaining tabs caught up', timeoutMs: 15_000 });
+    await contiguous(x);
+  }
   assert.ok(samples > 100, `sampled ${samples} times`);
   assert.ok(maxSeen <= 1, `the server saw ${maxSeen} connections for one stream and user`);
   assert.ok(checked.length > 10, `checked ${checked.length} tabs`);

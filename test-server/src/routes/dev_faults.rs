@@ -1,0 +1,198 @@
+//! `--dev` only: fault hooks for client tests (the SDK's browser tests use them
+//! to make a real server misbehave on cue).
+//!
+//! - `POST /api/dev/drop {"stream"}`: closes every open SSE connection of that
+//!   stream now; clients resume from the replay log.
+//! - `POST /api/dev/fail {"stream", "status", "count"}`: the next `count` SSE
+//!   requests for that stream answer `status` (204 with an empty body, others
+//!   with a JSON error) instead of streaming. Polling requests are not affected.
+//! - `POST /api/dev/stall {"stream", "secs"}`: open connections of that stream
+//!   send nothing (no events, no heartbeats) for `secs` seconds without
+//!   closing; what was held back is sent afterwards. Connections opened
+//!   after the request are not stalled (a client that reconnects gets data).
+//!
+//! Each answers `{"stream", …, "connections": N}` with the open connections of
+//! the stream at that moment. The hooks act through [`DevFaults::wrap`], which
+//! the stream endpoints apply to their SSE body only when `--dev` is on.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures_util::StreamExt;
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::ApiJson;
+
+/// Longest stall, in seconds.
+const MAX_STALL_SECS: f64 = 600.0;
+/// Most failures one request may arm.
+const MAX_FAIL_COUNT: u32 = 1000;
+
+/// What open connections of one stream are told.
+#[derive(Debug, Clone, Copy, Default)]
+struct Control {
+    /// Bumped by every drop; a body that sees it change ends.
+    drops: u64,
+    /// Send nothing until then…
+    stall_until: Option<Instant>,
+    /// …if the connection was open when the stall was asked for (at this time).
+    stall_asked: Option<Instant>,
+}
+
+/// Armed faults per stream key.
+#[derive(Debug, Default)]
+pub struct DevFaults {
+    controls: Mutex<HashMap<String, watch::Sender<Control>>>,
+    failures: Mutex<HashMap<String, (StatusCode, u32)>>,
+}
+
+impl DevFaults {
+    fn control(&self, stream: &str) -> watch::Receiver<Control> {
+        let mut map = self.controls.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(stream.to_owned()).or_insert_with(|| watch::channel(Control::default()).0).subscribe()
+    }
+
+    fn update(&self, stream: &str, f: impl FnOnce(&mut Control)) {
+        let mut map = self.controls.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(stream.to_owned()).or_insert_with(|| watch::channel(Control::default()).0).send_modify(f);
+    }
+
+    /// Consumes one armed failure of `stream`, as the response to send instead of the stream.
+    pub fn take_failure(&self, stream: &str) -> Option<Response> {
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let (status, left) = map.get_mut(stream)?;
+        let status = *status;
+        *left -= 1;
+        if *left == 0 {
+            map.remove(stream);
+        }
+        Some(if status == StatusCode::NO_CONTENT {
+            status.into_response()
+        } else {
+            (status, Json(json!({"error": format!("dev fault: injected HTTP {}", status.as_u16())}))).into_response()
+        })
+    }
+
+    /// Makes an SSE response obey `drop` and `stall` for `stream`.
+    pub fn wrap(&self, stream: &str, response: Response) -> Response {
+        let mut rx = self.control(stream);
+        let start = rx.borrow_and_update().drops;
+        let opened = Instant::now();
+        let (parts, body) = response.into_parts();
+        let body = body.into_data_stream();
+        let wrapped = futures_util::stream::unfold((body, rx), move |(mut body, mut rx)| async move {
+            loop {
+                let c = *rx.borrow_and_update();
+                if c.drops != start {
+                    return None;
+                }
+                let applies = c.stall_asked.is_some_and(|asked| asked >= opened);
+                match c.stall_until.filter(|u| applies && *u > Instant::now()) {
+                    Some(until) => tokio::select! {
+                        _ = tokio::time::sleep_until(until) => {}
+                        changed = rx.changed() => if changed.is_err() { return None },
+                    },
+                    None => tokio::select! {
+                        changed = rx.changed() => if changed.is_err() { return None },
+                        next = body.next() => return next.map(|chunk| (chunk, (body, rx))),
+                    },
+                }
+            }
+        });
+        Response::from_parts(parts, Body::from_stream(wrapped))
+    }
+}
+
+/// Body of `POST /api/dev/drop`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DropRequest {
+    /// Stream key (`team-answers`, `notifications/alice`, `channel/test`, `video/<job>`).
+    pub stream: String,
+}
+
+/// Body of `POST /api/dev/fail`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailRequest {
+    /// Stream key.
+    pub stream: String,
+    /// 204, or an error status 400–599.
+    pub status: u16,
+    /// How many of the next SSE requests fail, 1–1000 (default 1).
+    #[serde(default = "one")]
+    pub count: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// Body of `POST /api/dev/stall`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StallRequest {
+    /// Stream key.
+    pub stream: String,
+    /// Seconds of silence, 0–600 (0 ends a stall).
+    pub secs: f64,
+}
+
+fn check_stream(stream: &str) -> ApiResult<()> {
+    if stream.is_empty() || stream.len() > 256 || stream.chars().any(char::is_control) {
+        return Err(ApiError::Invalid("stream: must be a stream key of 1-256 characters without control characters".into()));
+    }
+    Ok(())
+}
+
+fn open_connections(state: &AppState, stream: &str) -> usize {
+    state.conns.snapshot().by_stream.get(stream).copied().unwrap_or(0)
+}
+
+/// `POST /api/dev/drop`: closes every open SSE connection of the stream.
+pub async fn drop_stream(State(state): State<AppState>, ApiJson(body): ApiJson<DropRequest>) -> ApiResult<Json<serde_json::Value>> {
+    check_stream(&body.stream)?;
+    let connections = open_connections(&state, &body.stream);
+    state.dev_faults.update(&body.stream, |c| c.drops += 1);
+    Ok(Json(json!({"stream": body.stream, "dropped": connections, "connections": connections})))
+}
+
+/// `POST /api/dev/fail`: the next `count` SSE requests of the stream answer `status`.
+pub async fn fail_stream(State(state): State<AppState>, ApiJson(body): ApiJson<FailRequest>) -> ApiResult<Json<serde_json::Value>> {
+    check_stream(&body.stream)?;
+    let status = StatusCode::from_u16(body.status)
+        .ok()
+        .filter(|s| *s == StatusCode::NO_CONTENT || s.is_client_error() || s.is_server_error())
+        .ok_or_else(|| ApiError::Invalid("status: must be 204 or 400-599".into()))?;
+    if !(1..=MAX_FAIL_COUNT).contains(&body.count) {
+        return Err(ApiError::Invalid(format!("count: must be between 1 and {MAX_FAIL_COUNT}")));
+    }
+    state.dev_faults.failures.lock().unwrap_or_else(|p| p.into_inner()).insert(body.stream.clone(), (status, body.count));
+    Ok(Json(json!({"stream": body.stream, "status": body.status, "count": body.count, "connections": open_connections(&state, &body.stream)})))
+}
+
+/// `POST /api/dev/stall`: open connections of the stream send nothing for `secs`.
+pub async fn stall_stream(State(state): State<AppState>, ApiJson(body): ApiJson<StallRequest>) -> ApiResult<Json<serde_json::Value>> {
+    check_stream(&body.stream)?;
+    if !(0.0..=MAX_STALL_SECS).contains(&body.secs) {
+        return Err(ApiError::Invalid(format!("secs: must be a number of seconds from 0 to {MAX_STALL_SECS}")));
+    }
+    let now = Instant::now();
+    let until = now + Duration::from_secs_f64(body.secs);
+    state.dev_faults.update(&body.stream, |c| {
+        c.stall_until = Some(until);
+        c.stall_asked = Some(now);
+    });
+    Ok(Json(json!({"stream": body.stream, "secs": body.secs, "connections": open_connections(&state, &body.stream)})))
+}
