@@ -27,11 +27,23 @@ async function openDemo(context, user = 'alice') {
 }
 
 test('a team answer created in one page appears in a second page without reload', async () => {
-  // Two profiles (contexts): within one profile, tab sharing keeps the connection count down (tabs.test.mjs).
+  // Two tabs of one profile: they share one connection per stream (leader tab +
+  // BroadcastChannel), so 6 HTTP/1.1 connections per origin are not used up.
   const context = await browser.newContext();
-  const other = await browser.newContext();
+  // Both tabs use one session token, as an app keeping its token would
+  // (connections are shared per URL and token; a fresh token per tab would not share).
+  let session;
+  await context.route('**/api/auth/dev-token', async (route) => {
+    session ??= await (await route.fetch()).text();
+    await route.fulfill({ status: 200, contentType: 'application/json', body: session });
+  });
   const a = await openDemo(context);
-  const b = await openDemo(other);
+  const b = await openDemo(context);
+  const stats = async () => (await (await fetch(`${server.url}/api/stats`)).json()).connections.by_stream;
+  await waitFor(async () => {
+    const s = await stats();
+    return s['team-answers'] === 1 && s['notifications/alice'] === 1 && s['channel/project.1'] === 1;
+  }, { what: 'one connection per stream for both tabs' });
   const text = `answer ${Date.now()}`;
   await a.page.fill('#ta-qa', text);
   await a.page.click('#ta-add');
@@ -41,8 +53,9 @@ test('a team answer created in one page appears in a second page without reload'
   await b.page.click(`#ta-list li:has-text("${text}") button`);
   await a.page.waitForSelector(`#ta-list li:has-text("${text}")`, { state: 'detached', timeout: 5000 });
   assert.deepEqual([...a.errors, ...b.errors], []);
+  const s = await stats();
+  assert.equal(s['team-answers'], 1);
   await context.close();
-  await other.close();
 });
 
 test('triggering a notification raises the unread count; mark all read clears it', async () => {
