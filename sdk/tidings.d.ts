@@ -21,6 +21,18 @@ export type WSMessage = WsMessage;
 export type WSMessageType = "task" | "data" | "file" | "entity" | "scene" | "render_progress" | "render_result" | (string & {});
 
 
+
+export interface ConnectOptions {
+    /**
+     * Called before every (re)connect and every poll for a fresh token, which
+     * then replaces `token`. A 401 calls it once more at once before backing
+     * off; a 403 stops with state `closed` and an `auth` error. Throwing or
+     * rejecting counts as a failed attempt (backoff). Default: none.
+     */
+    getToken?: () => Promise<string> | string;
+}
+
+
 /**
  * A decoded event payload. Serialises to exactly the payload\'s JSON shape
  * (untagged); JS listeners receive that shape as `message`.
@@ -64,6 +76,11 @@ export interface ConnectOptions {
      */
     token?: string;
     /**
+     * Extra request headers (`fetch` transport and polling only; EventSource
+     * cannot send headers). `Authorization` here wins over `token`. Default `{}`.
+     */
+    headers?: Map<string, string>;
+    /**
      * Reconnect backoff: `{initialMs: 1000, maxMs: 30000, factor: 2, maxAttempts: 5}`
      * (exponential with full jitter; after `maxAttempts` failures, polling).
      */
@@ -77,7 +94,8 @@ export interface ConnectOptions {
      */
     retrySseEveryMs?: number;
     /**
-     * Send cookies with the SSE and polling requests (CORS credentials). Default `false`.
+     * Send cookies with the SSE and polling requests (CORS credentials:
+     * `withCredentials` on EventSource, `credentials: \'include\'` on fetch). Default `false`.
      */
     withCredentials?: boolean;
     /**
@@ -87,14 +105,33 @@ export interface ConnectOptions {
      */
     decoder?: Decoder;
     /**
-     * Share one connection across the tabs of this origin. Default `true`.
-     * Accepted now; multi-tab sharing lands with issue 4.
+     * Share one connection per stream URL and token across the tabs of this
+     * origin (a leader tab elected with Web Locks relays over
+     * BroadcastChannel; without them, or with `false`, each tab has its own
+     * connection). Default `true`.
      */
     shareAcrossTabs?: boolean;
     /**
-     * `eventsource` (default) or `fetch` (issue 7; falls back to `eventsource` for now).
+     * `eventsource` (default: works everywhere, token in the query string) or
+     * `fetch` (headers, statuses, `retry:`; see [`Transport`]).
      */
     transport?: Transport;
+    /**
+     * Heartbeat watchdog, in ms: when no event or heartbeat arrives for this
+     * long, the connection is treated as dead and reopened after the last id.
+     * `0` disables it. Default `45000` (1.5 × the server\'s 30 s heartbeat).
+     */
+    heartbeatTimeoutMs?: number;
+    /**
+     * Keep the last event id per stream URL in `sessionStorage`, so a page
+     * reload resumes where it stopped, losing nothing. Default `true`.
+     */
+    persistLastEventId?: boolean;
+    /**
+     * Close the connection while the page is hidden and resume (after the
+     * last id) when it is visible again. Default `false`.
+     */
+    pauseWhenHidden?: boolean;
     /**
      * Skip SSE and use the polling form from the start (diagnostics, tests,
      * networks that break streaming). Default `false`.
@@ -458,6 +495,13 @@ export class Manager {
      */
     readonly state: ConnectionState;
     /**
+     * This tab's part in sharing the connection across tabs: `'leader'`
+     * (holds it), `'follower'` (gets the leader's relays), `'idle'` (no
+     * listeners) or `'solo'` (own connection: `shareAcrossTabs: false`, or no
+     * Web Locks / BroadcastChannel).
+     */
+    readonly tabRole: 'leader' | 'follower' | 'idle' | 'solo';
+    /**
      * The absolute stream URL.
      */
     readonly url: string;
@@ -468,6 +512,12 @@ export class Manager {
  */
 export function isSupported(): boolean;
 
+/**
+ * Whether tabs can share one connection here (Web Locks and
+ * BroadcastChannel). Without them every tab opens its own connection.
+ */
+export function isTabSharingSupported(): boolean;
+
 export type InitInput = RequestInfo | URL | Response | BufferSource | WebAssembly.Module;
 
 export interface InitOutput {
@@ -475,6 +525,7 @@ export interface InitOutput {
     readonly __wbg_manager_free: (a: number, b: number) => void;
     readonly connect: (a: number, b: number, c: number) => [number, number, number];
     readonly isSupported: () => number;
+    readonly isTabSharingSupported: () => number;
     readonly manager_close: (a: number) => void;
     readonly manager_decoder: (a: number) => [number, number];
     readonly manager_lastEventId: (a: number) => [number, number];
@@ -485,10 +536,13 @@ export interface InitOutput {
     readonly manager_onError: (a: number, b: any) => any;
     readonly manager_onState: (a: number, b: any) => any;
     readonly manager_state: (a: number) => [number, number];
+    readonly manager_tabRole: (a: number) => [number, number];
     readonly manager_url: (a: number) => [number, number];
-    readonly __wasm_bindgen_func_elem_778: (a: number, b: number, c: any) => [number, number];
-    readonly __wasm_bindgen_func_elem_236: (a: number, b: number, c: any) => void;
-    readonly __wasm_bindgen_func_elem_235: (a: number, b: number) => void;
+    readonly __wasm_bindgen_func_elem_1136: (a: number, b: number, c: any) => [number, number];
+    readonly __wasm_bindgen_func_elem_1142: (a: number, b: number, c: any, d: any) => void;
+    readonly __wasm_bindgen_func_elem_1133: (a: number, b: number, c: any) => any;
+    readonly __wasm_bindgen_func_elem_362: (a: number, b: number, c: any) => void;
+    readonly __wasm_bindgen_func_elem_361: (a: number, b: number) => void;
     readonly __wbindgen_export: (a: number, b: number) => number;
     readonly __wbindgen_export2: (a: number, b: number, c: number, d: number) => number;
     readonly __wbindgen_export3: (a: number, b: number, c: number) => void;

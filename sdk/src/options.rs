@@ -108,8 +108,10 @@ pub struct ConnectOptions {
     /// (JSON when it parses, else the raw string).
     #[cfg_attr(target_arch = "wasm32", tsify(optional))]
     pub decoder: Option<Decoder>,
-    /// Share one connection across the tabs of this origin. Default `true`.
-    /// Accepted now; multi-tab sharing lands with issue 4.
+    /// Share one connection per stream URL and token across the tabs of this
+    /// origin (a leader tab elected with Web Locks relays over
+    /// BroadcastChannel; without them, or with `false`, each tab has its own
+    /// connection). Default `true`.
     #[cfg_attr(target_arch = "wasm32", tsify(optional))]
     pub share_across_tabs: bool,
     /// `eventsource` (default: works everywhere, token in the query string) or
