@@ -79,7 +79,7 @@ export interface ConnectOptions {
      * Extra request headers (`fetch` transport and polling only; EventSource
      * cannot send headers). `Authorization` here wins over `token`. Default `{}`.
      */
-    headers?: Map<string, string>;
+    headers?: Record<string, string>;
     /**
      * Reconnect backoff: `{initialMs: 1000, maxMs: 30000, factor: 2, maxAttempts: 5}`
      * (exponential with full jitter; after `maxAttempts` failures, polling).

@@ -87,7 +87,7 @@ pub struct ConnectOptions {
     pub get_token: Option<GetToken>,
     /// Extra request headers (`fetch` transport and polling only; EventSource
     /// cannot send headers). `Authorization` here wins over `token`. Default `{}`.
-    #[cfg_attr(target_arch = "wasm32", tsify(optional))]
+    #[cfg_attr(target_arch = "wasm32", tsify(optional, type = "Record<string, string>"))]
     pub headers: BTreeMap<String, String>,
     /// Reconnect backoff: `{initialMs: 1000, maxMs: 30000, factor: 2, maxAttempts: 5}`
     /// (exponential with full jitter; after `maxAttempts` failures, polling).
