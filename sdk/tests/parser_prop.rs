@@ -2,7 +2,7 @@
 //! never panic, and the frames never depend on where the stream was split.
 //! Bounded case counts keep this to a few seconds in `cargo test`; set
 //! `PROPTEST_CASES` for a longer run (`PROPTEST_CASES=200000 cargo test -p
-//! tidings --release --test parser_prop`, also run by `scripts/bench-sdk.sh`).
+//! tidings --release --test parser_prop`).
 #![cfg(not(target_arch = "wasm32"))]
 #![allow(clippy::unwrap_used, missing_docs)]
 
