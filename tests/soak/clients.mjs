@@ -1,0 +1,94 @@
+// The soak's subscribers: SDK tabs in headless Chromium and resilient Node SSE
+// clients. Each records, per stream, the sequence numbers it delivered.
+
+/** Which sequence number an event of a soak stream carries (null: not a soak event). */
+export function seqOf(stream, message) {
+  if (stream === 'channel') return message?.object?.seq ?? null;
+  if (stream === 'answers') return message?.type === 'create' ? message.data.frame_index : null;
+  if (stream === 'notes') {
+    const m = /^soak-(\d+)$/.exec(message?.title ?? '');
+    return m ? Number(m[1]) : null;
+  }
+  return null;
+}
+
+/** The page every soak tab runs: connects the SDK to each stream, records into sessionStorage (survives reloads). */
+export const TAB_PAGE = `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><title>soak tab</title>
+<script type="module">
+import init, { connect } from '/pkg/tidings.js';
+const seqOf = ${seqOf.toString()};
+const cfg = JSON.parse(decodeURIComponent(location.hash.slice(1)));
+const got = JSON.parse(sessionStorage.getItem('soak-got') ?? '{}');
+const resets = JSON.parse(sessionStorage.getItem('soak-resets') ?? '0');
+window.__soak = { got, resets, errors: [], states: {}, opened: performance.now() };
+await init();
+for (const s of cfg.streams) {
+  const m = connect(s.url, cfg.options);
+  m.onState((st) => { window.__soak.states[s.name] = st; });
+  m.onError((e) => { if (e.kind === 'decode') window.__soak.errors.push(e.message); });
+  m.on(s.type, (msg) => {
+    const seq = seqOf(s.name, msg);
+    if (seq === null) return;
+    (got[s.name] ??= []).push(seq);
+    sessionStorage.setItem('soak-got', JSON.stringify(got));
+  });
+  m.on('reset', () => { window.__soak.resets += 1; sessionStorage.setItem('soak-resets', JSON.stringify(window.__soak.resets)); });
+}
+window.__soak.ready = true;
+</script>`;
+
+/**
+ * A Node SSE client that never gives up: reconnects with Last-Event-ID after
+ * any error, and after `watchdogMs` without bytes (a stalled connection).
+ */
+export function resilientClient(name, url, stream, { headers = {}, watchdogMs = 3000 } = {}) {
+  const state = { name, kind: 'node', got: { [stream]: [] }, resets: 0, lastId: null, stopped: false, connects: 0 };
+  const run = async () => {
+    while (!state.stopped) {
+      const controller = new AbortController();
+      let watchdog;
+      const kick = () => { clearTimeout(watchdog); watchdog = setTimeout(() => controller.abort(), watchdogMs); };
+      try {
+        kick();
+        const h = { accept: 'text/event-stream', ...headers };
+        if (state.lastId !== null) h['last-event-id'] = state.lastId;
+        const res = await fetch(url, { headers: h, signal: controller.signal });
+        if (res.status !== 200 || !res.body) throw new Error(`status ${res.status}`);
+        state.connects += 1;
+        const decoder = new TextDecoder();
+        let buf = '';
+        let ev = { id: null, event: 'message', data: [] };
+        for await (const chunk of res.body) {
+          kick();
+          buf += decoder.decode(chunk, { stream: true });
+          let nl;
+          while ((nl = buf.indexOf('\n')) >= 0) {
+            const line = buf.slice(0, nl).replace(/\r$/, '');
+            buf = buf.slice(nl + 1);
+            if (line === '') {
+              if (ev.id !== null) state.lastId = ev.id;
+              if (ev.event === 'reset') state.resets += 1;
+              else if (ev.data.length && ev.event === 'message') {
+                const seq = seqOf(stream, JSON.parse(ev.data.join('\n')));
+                if (seq !== null) state.got[stream].push(seq);
+              }
+              ev = { id: null, event: 'message', data: [] };
+            } else if (!line.startsWith(':')) {
+              const i = line.indexOf(':');
+              const field = i < 0 ? line : line.slice(0, i);
+              const value = i < 0 ? '' : line.slice(i + 1).replace(/^ /, '');
+              if (field === 'data') ev.data.push(value);
+              else if (field === 'event') ev.event = value;
+              else if (field === 'id' && !value.includes('\0')) ev.id = value;
+            }
+          }
+        }
+      } catch { /* cut, refused, stalled: reconnect */ }
+      clearTimeout(watchdog);
+      if (!state.stopped) await new Promise((r) => setTimeout(r, 100 + Math.random() * 300));
+    }
+  };
+  state.done = run();
+  state.stop = async () => { state.stopped = true; };
+  return state;
+}

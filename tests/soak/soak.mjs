@@ -1,0 +1,248 @@
+// Fault soak: "nothing lost, nobody let in", randomised and reproducible.
+//
+//   node tests/soak/soak.mjs [--seed N] [--secs S] [--tabs-per-user T] [--node-clients C]
+//
+// Drives a real tidings-server (behind a loopback TCP proxy this harness
+// controls), SDK tabs in headless Chromium (two users, several tabs each, so
+// tabs share a connection and leaders fail over), and resilient Node SSE
+// clients, while a publisher emits numbered events on three streams (a
+// channel, team answers, each user's notifications). Faults, chosen by a
+// seeded PRNG: server SIGKILL + restart on the same data; proxy cut / stall /
+// trickle; the SSE endpoint refusing (503) so clients fall back to polling;
+// a leader tab closed and a new tab opened; a tab reloaded. At the end every
+// subscriber's sequence is compared with what was published to it: lost,
+// duplicated, out-of-order and cross-user counts must all be 0. Prints the
+// seed, the fault log, recovery times p50/p99 and a JSON summary line; exits
+// 1 on any violation. Loopback only; bounded by --secs plus a 60 s drain.
+import { mkdtempSync, writeFileSync, cpSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startServer, devToken, repoRoot } from '../lib/server.mjs';
+import { launchBrowser } from '../lib/browser.mjs';
+import { startProxy } from '../lib/proxy.mjs';
+import { TAB_PAGE, resilientClient } from './clients.mjs';
+
+const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith('--') ? [...acc, [a.slice(2), all[i + 1]]] : acc), []));
+const seed = Number(args.seed ?? process.env.SOAK_SEED ?? Math.floor(Math.random() * 2 ** 31));
+const secs = Number(args.secs ?? process.env.SOAK_SECS ?? 45);
+const tabsPerUser = Number(args['tabs-per-user'] ?? 2);
+const nodeClients = Number(args['node-clients'] ?? 12);
+
+// mulberry32: small, seedable, good enough to pick faults reproducibly.
+let prng = seed >>> 0;
+const rand = () => { prng = (prng + 0x6d2b79f5) >>> 0; let t = prng; t = Math.imul(t ^ (t >>> 15), t | 1); t ^= t + Math.imul(t ^ (t >>> 7), t | 61); return ((t ^ (t >>> 14)) >>> 0) / 4294967296; };
+const pick = (xs) => xs[Math.floor(rand() * xs.length)];
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const t0 = Date.now();
+const log = (msg) => console.log(`[soak +${((Date.now() - t0) / 1000).toFixed(1)}s] ${msg}`);
+
+console.log(`soak: seed ${seed}, ${secs} s, ${tabsPerUser} tabs per user × 2 users, ${nodeClients} Node clients (reproduce: --seed ${seed})`);
+
+// A site with the npm package and the tab page.
+const site = mkdtempSync(join(tmpdir(), 'tidings-soak-site-'));
+cpSync(join(repoRoot, 'pkg'), join(site, 'pkg'), { recursive: true });
+writeFileSync(join(site, 'soak.html'), TAB_PAGE);
+
+const dataDir = mkdtempSync(join(tmpdir(), 'tidings-soak-data-'));
+const serverArgs = ['--heartbeat-secs', '1', '--replay-log-size', '5000', '--write-stall-secs', '5'];
+let server = await startServer({ dataDir, staticDir: site, args: serverArgs });
+const addr = new URL(server.url).host;
+const proxy = await startProxy(addr);
+const users = ['soak-a', 'soak-b'];
+const tokens = Object.fromEntries(await Promise.all(users.map(async (u) => [u, await devToken(server.url, u, ['project.soak'])])));
+const publisher = await devToken(server.url, 'soak-publisher', ['project.soak']);
+
+// Streams go through the proxy (faults apply); pages and REST go to the server directly.
+const streamsFor = (user) => [
+  { name: 'channel', url: `${proxy.url}/api/v1/events/project.soak`, type: 'message' },
+  { name: 'answers', url: `${proxy.url}/api/team-answers/sse/`, type: 'create' },
+  { name: 'notes', url: `${proxy.url}/api/notifications/stream`, type: 'new_notification', user },
+];
+const sdkOptions = (user) => ({
+  token: tokens[user],
+  backoff: { initialMs: 100, maxMs: 1000, factor: 2, maxAttempts: 4 },
+  pollIntervalMs: 500, retrySseEveryMs: 3000, heartbeatTimeoutMs: 3000,
+});
+
+// ---- subscribers
+const browser = await launchBrowser();
+const contexts = Object.fromEntries(await Promise.all(users.map(async (u) => [u, await browser.newContext()])));
+const tabs = []; // {user, page, openedAtSeq, closed, final}
+let published = { channel: 0, answers: 0, notes: { 'soak-a': 0, 'soak-b': 0 } };
+
+async function openTab(user) {
+  const page = await contexts[user].newPage();
+  const cfg = { streams: streamsFor(user), options: sdkOptions(user) };
+  await page.goto(`${server.url}/soak.html#${encodeURIComponent(JSON.stringify(cfg))}`);
+  await page.waitForFunction(() => window.__soak?.ready, null, { timeout: 20_000 });
+  const tab = { user, page, kind: 'tab', name: `tab-${user}-${tabs.length}`, openedAt: { channel: published.channel, answers: published.answers, notes: published.notes[user] }, closed: false };
+  tabs.push(tab);
+  return tab;
+}
+for (const u of users) for (let i = 0; i < tabsPerUser; i++) await openTab(u);
+const nodes = [];
+for (let i = 0; i < nodeClients; i++) {
+  const c = resilientClient(`node-${i}`, `${proxy.url}/api/v1/events/project.soak`, 'channel', { headers: { authorization: `Bearer ${publisher}` } });
+  c.openedAt = { channel: 0 };
+  nodes.push(c);
+}
+await sleep(1500);
+
+// ---- publisher: every 100 ms the next number on each stream; retried until accepted.
+async function post(path, body, token) {
+  const res = await fetch(server.url + path, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify(body), signal: AbortSignal.timeout(3000) });
+  if (!res.ok) throw new Error(`${path} ${res.status}`);
+}
+let publishing = true;
+const publisherDone = (async () => {
+  while (publishing) {
+    const next = { channel: published.channel + 1, answers: published.answers + 1 };
+    const jobs = [
+      post('/api/v1/events/project.soak', { type: 'data', object: { seq: next.channel } }, publisher).then(() => { published.channel = next.channel; }),
+      post('/api/team-answers/', { video_name: 'soak.mp4', frame_index: next.answers, url: 'http://127.0.0.1/f.jpg', qa: 'soak' }, publisher).then(() => { published.answers = next.answers; }),
+      ...users.map((u) => post('/api/notifications/trigger/', { user_id: u, title: `soak-${published.notes[u] + 1}`, message: 'soak', type: 'info' }, publisher).then(() => { published.notes[u] += 1; })),
+    ];
+    await Promise.allSettled(jobs);
+    await sleep(100);
+  }
+})();
+
+// ---- recovery: time until every live subscriber has what was published when the fault ended.
+async function receivedCount(sub, stream) {
+  if (sub.kind === 'node') return sub.got[stream]?.length ?? 0;
+  if (sub.closed) return Infinity;
+  try { return await sub.page.evaluate((s) => (window.__soak?.got[s] ?? []).length, stream); } catch { return 0; }
+}
+async function caughtUp(target) {
+  for (const n of nodes) if ((n.got.channel.at(-1) ?? 0) < target.channel) return false;
+  for (const t of tabs.filter((x) => !x.closed)) {
+    const got = await t.page.evaluate(() => window.__soak?.got ?? {}).catch(() => ({}));
+    if ((got.channel?.at(-1) ?? 0) < target.channel || (got.answers?.at(-1) ?? 0) < target.answers || (got.notes?.at(-1) ?? 0) < target.notes[t.user]) return false;
+  }
+  return true;
+}
+const recoveries = [];
+async function measureRecovery(fault) {
+  await sleep(150); // let the publisher land at least one event after the fault ended
+  const target = { channel: published.channel, answers: published.answers, notes: { ...published.notes } };
+  const start = Date.now();
+  while (Date.now() - start < 30_000) {
+    if (await caughtUp(target)) { recoveries.push(Date.now() - start); return; }
+    await sleep(100);
+  }
+  log(`!! not recovered 30 s after ${fault}`);
+  recoveries.push(30_000);
+}
+
+// ---- faults
+const faults = {
+  async kill() {
+    await server.kill('SIGKILL');
+    await sleep(300 + rand() * 1500);
+    server = await startServer({ dataDir, staticDir: site, addr, args: serverArgs });
+  },
+  async cut() { proxy.cut(); },
+  async stall() { proxy.setMode('stall'); await sleep(2000 + rand() * 3000); proxy.setMode('pass'); },
+  async trickle() { proxy.setMode('trickle'); await sleep(2000 + rand() * 2000); proxy.setMode('pass'); },
+  async refuse() {
+    const stream = pick(['channel/project.soak', 'team-answers']);
+    await fetch(`${server.url}/api/dev/fail`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ stream, status: 503, count: 40 }) });
+    await sleep(4000 + rand() * 2000);
+    // Disarm what is left: a drop makes everyone reconnect and use up the remaining failures quickly.
+  },
+  async leader() {
+    const user = pick(users);
+    const open = tabs.filter((t) => !t.closed && t.user === user);
+    if (open.length > 1) {
+      const t = open[0]; // the oldest tab is most likely the leader
+      t.final = await t.page.evaluate(() => window.__soak.got).catch(() => null);
+      t.closed = true;
+      await t.page.close();
+    }
+    await openTab(user);
+  },
+  async reload() {
+    const t = pick(tabs.filter((x) => !x.closed));
+    await t.page.reload();
+    await t.page.waitForFunction(() => window.__soak?.ready, null, { timeout: 20_000 });
+  },
+};
+const faultLog = [];
+const deadline = t0 + secs * 1000;
+while (Date.now() < deadline - 3000) {
+  await sleep(1000 + rand() * 2000);
+  const name = pick(Object.keys(faults));
+  log(`fault: ${name} (published so far ${JSON.stringify(published)})`);
+  const started = Date.now();
+  try { await faults[name](); } catch (e) { log(`fault ${name} raised: ${e.message}`); }
+  faultLog.push({ name, at: started - t0, took: Date.now() - started });
+  await measureRecovery(name);
+}
+publishing = false;
+await publisherDone;
+proxy.setMode('pass');
+log(`publishing stopped: ${JSON.stringify(published)}`);
+
+// ---- drain: wait (bounded) for everyone to catch up with the final numbers.
+const finalTarget = { channel: published.channel, answers: published.answers, notes: { ...published.notes } };
+const drainStart = Date.now();
+while (Date.now() - drainStart < 60_000 && !(await caughtUp(finalTarget))) await sleep(250);
+
+// ---- verdict
+function judge(name, user, stream, got, from, to) {
+  const seen = new Set();
+  let dup = 0;
+  let ooo = 0;
+  got.forEach((s, i) => { if (seen.has(s)) dup += 1; seen.add(s); if (i > 0 && s < got[i - 1]) ooo += 1; });
+  // Expected: everything published after the subscriber opened, up to `to`.
+  const first = from + 1;
+  const missing = [];
+  for (let s = first; s <= to; s++) if (!seen.has(s)) missing.push(s);
+  return { name, user, stream, received: got.length, expected: Math.max(0, to - from), lost: missing.length, dup, ooo, missing: missing.slice(0, 10) };
+}
+const rows = [];
+for (const t of tabs) {
+  const got = t.closed ? (t.final ?? {}) : await t.page.evaluate(() => window.__soak.got);
+  for (const stream of ['channel', 'answers', 'notes']) {
+    const seqs = got[stream] ?? [];
+    const to = t.closed ? (seqs.at(-1) ?? t.openedAt[stream]) : stream === 'notes' ? published.notes[t.user] : published[stream];
+    // A tab opened mid-run may legitimately start a little before or after its open-time count.
+    const from = t.openedAt[stream] === 0 ? 0 : Math.max(0, (seqs[0] ?? 1) - 1);
+    rows.push(judge(t.name, t.user, stream, seqs, from, to));
+  }
+  // Nobody let in: a tab of user A never shows B's notification numbers beyond B's own sequence.
+}
+for (const n of nodes) rows.push(judge(n.name, 'publisher', 'channel', n.got.channel, 0, published.channel));
+// Cross-user: each user's notification stream only ever carries that user's triggers. The
+// numbers alone cannot tell, so ask the server for each user's list and compare counts.
+let crossUser = 0;
+for (const u of users) {
+  const list = await (await fetch(`${server.url}/api/notifications/`, { headers: { authorization: `Bearer ${tokens[u]}` } })).json();
+  if (list.notifications.some((n) => n.user_id !== u)) crossUser += 1;
+  for (const t of tabs.filter((x) => x.user === u && !x.closed)) {
+    const notes = (await t.page.evaluate(() => window.__soak.got.notes ?? [])).length;
+    if (notes > published.notes[u]) crossUser += 1;
+  }
+}
+const resets = nodes.reduce((a, n) => a + n.resets, 0) + (await Promise.all(tabs.filter((t) => !t.closed).map((t) => t.page.evaluate(() => window.__soak.resets)))).reduce((a, b) => a + b, 0);
+const sum = (k) => rows.reduce((a, r) => a + r[k], 0);
+const pct = (xs, p) => { const s = [...xs].sort((a, b) => a - b); return s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] : 0; };
+const summary = {
+  seed, secs, faults: faultLog.length, fault_kinds: faultLog.reduce((a, f) => ({ ...a, [f.name]: (a[f.name] ?? 0) + 1 }), {}),
+  published, subscribers: rows.length, lost: sum('lost'), duplicated: sum('dup'), out_of_order: sum('ooo'), cross_user: crossUser, resets,
+  recovery_ms: { p50: pct(recoveries, 50), p99: pct(recoveries, 99), max: Math.max(0, ...recoveries) },
+};
+const bad = rows.filter((r) => r.lost || r.dup || r.ooo);
+for (const r of bad) console.log(`  VIOLATION ${JSON.stringify(r)}`);
+console.log(`soak: seed ${seed}: ${summary.faults} faults ${JSON.stringify(summary.fault_kinds)}; published ${JSON.stringify(published)}; `
+  + `${rows.length} subscriber-streams: lost ${summary.lost}, duplicated ${summary.duplicated}, out of order ${summary.out_of_order}, cross-user ${crossUser}, resets ${resets}; `
+  + `recovery p50 ${summary.recovery_ms.p50} ms, p99 ${summary.recovery_ms.p99} ms, max ${summary.recovery_ms.max} ms`);
+console.log(`SOAK_SUMMARY ${JSON.stringify(summary)}`);
+
+await Promise.all(nodes.map((n) => n.stop()));
+await browser.close();
+await proxy.close();
+await server.stop();
+rmSync(dataDir, { recursive: true, force: true });
+rmSync(site, { recursive: true, force: true });
+process.exit(bad.length || crossUser ? 1 : 0);
