@@ -45,15 +45,24 @@ use crate::parser::SseEvent;
 pub const RELAY_VERSION: u32 = 1;
 
 /// The Web Lock and `BroadcastChannel` name for a stream: the absolute URL
-/// and a 128-bit FNV-1a hash of the token (`-` without one), never the raw
-/// token (lock names are visible in `navigator.locks.query()`). Different
-/// tokens give different names, so different users never share a connection.
-/// The hash keeps the token out of sight; it is not a security boundary (any
-/// script of the origin can read the page's token anyway).
-pub fn share_name(absolute_url: &str, token: Option<&str>) -> String {
-    let who = match token.filter(|t| !t.is_empty()) {
-        Some(t) => format!("{:032x}", fnv1a_128(t.as_bytes())),
-        None => "-".to_owned(),
+/// and a 128-bit FNV-1a hash of the credentials (the token and any extra
+/// request headers, which may carry `Authorization`; `-` without either),
+/// never the raw token (lock names are visible in `navigator.locks.query()`).
+/// Different tokens give different names, so different users never share a
+/// connection. The hash keeps the token out of sight; it is not a security
+/// boundary (any script of the origin can read the page's token anyway).
+/// Callers must not share at all when the credentials are not known up front
+/// (a `getToken` callback).
+pub fn share_name(absolute_url: &str, token: Option<&str>, headers: &BTreeMap<String, String>) -> String {
+    let token = token.unwrap_or("");
+    let who = if token.is_empty() && headers.is_empty() {
+        "-".to_owned()
+    } else {
+        let mut creds = token.to_owned();
+        for (k, v) in headers {
+            creds.push_str(&format!("\n{}:{v}", k.to_ascii_lowercase()));
+        }
+        format!("{:032x}", fnv1a_128(creds.as_bytes()))
     };
     format!("tidings/{RELAY_VERSION} {who} {absolute_url}")
 }
@@ -331,13 +340,18 @@ impl TabCore {
     }
 
     /// Leader: something the connection produced, before it is delivered
-    /// locally. Tracks the position and relays it.
-    pub fn handle_local(&mut self, output: &Output) {
+    /// locally. Tracks the position and relays it. Returns whether to deliver
+    /// it locally: false for a state this tab already shows (the fresh
+    /// connection of a new leader reports `connecting` again).
+    pub fn handle_local(&mut self, output: &Output) -> bool {
         if self.role != Role::Leader {
-            return;
+            return true;
         }
         match output {
             Output::State(s) => {
+                if self.state == *s {
+                    return false;
+                }
                 self.state = *s;
                 // `closed` from stopping is not the stream's end: the next
                 // leader takes over. Only a real end is relayed as `closed`.
@@ -357,6 +371,7 @@ impl TabCore {
             }),
             Output::Error(_) => {}
         }
+        true
     }
 
     /// A message from another tab.
@@ -642,8 +657,9 @@ mod tests {
                 }
                 for o in outs {
                     moved = true;
-                    t.core.handle_local(&o);
-                    deliver(t, o);
+                    if t.core.handle_local(&o) {
+                        deliver(t, o);
+                    }
                 }
             }
             while let Some(o) = t.core.poll() {
@@ -702,14 +718,21 @@ mod tests {
 
     #[test]
     fn names_hide_the_token_and_separate_users() {
-        let a = share_name("http://h/api/notifications/stream", Some("secret.jwt.a"));
-        let b = share_name("http://h/api/notifications/stream", Some("secret.jwt.b"));
+        let none = BTreeMap::new();
+        let a = share_name("http://h/api/notifications/stream", Some("secret.jwt.a"), &none);
+        let b = share_name("http://h/api/notifications/stream", Some("secret.jwt.b"), &none);
         assert_ne!(a, b);
         assert!(!a.contains("secret"));
-        assert_eq!(a, share_name("http://h/api/notifications/stream", Some("secret.jwt.a")));
-        assert_eq!(share_name("http://h/x", None), "tidings/1 - http://h/x");
-        assert_eq!(share_name("http://h/x", Some("")), share_name("http://h/x", None));
-        assert_ne!(share_name("http://h/x", None), share_name("http://h/y", None));
+        assert_eq!(a, share_name("http://h/api/notifications/stream", Some("secret.jwt.a"), &none));
+        assert_eq!(share_name("http://h/x", None, &none), "tidings/1 - http://h/x");
+        assert_eq!(share_name("http://h/x", Some(""), &none), share_name("http://h/x", None, &none));
+        assert_ne!(share_name("http://h/x", None, &none), share_name("http://h/y", None, &none));
+        // An Authorization header (fetch transport) separates users too, and is hidden.
+        let h = |v: &str| BTreeMap::from([("Authorization".to_owned(), format!("Bearer {v}"))]);
+        let ha = share_name("http://h/x", None, &h("secret-a"));
+        assert!(!ha.contains("secret"));
+        assert_ne!(ha, share_name("http://h/x", None, &h("secret-b")));
+        assert_ne!(ha, share_name("http://h/x", None, &none));
         // FNV-1a 128 reference value of "a".
         assert_eq!(fnv1a_128(b"a"), 0xd228cb696f1a8caf78912b704e4a8964);
     }
@@ -846,6 +869,9 @@ mod tests {
         assert_eq!(w.tabs[1].core.role(), Role::Leader);
         assert!(!w.tabs[1].states.contains(&State::Closed));
         assert_eq!(w.tabs[1].states.last(), Some(&State::Open));
+        // Each state once in a row, also across the handover.
+        assert!(w.tabs[1].states.windows(2).all(|p| p[0] != p[1]), "{:?}", w.tabs[1].states);
+        assert_eq!(w.tabs[0].states, vec![State::Connecting, State::Open, State::Closed]);
     }
 
     #[test]

@@ -367,6 +367,8 @@ async fn polling_then_back_to_sse() {
     let (creates, _a) = collect(&m, "create");
     let (st, _b) = states(&m);
     // Make SSE fail twice in a row (attempt 1, then over the limit) → polling.
+    // (Shared across tabs, the connection opens once this tab holds the lock.)
+    wait_for("leadership", 2000, || m.tab_role() == "leader").await;
     m.debug_fail_sse();
     wait_for("retry", 2000, || m.state() == State::Reconnecting).await;
     wait_for("reconnect attempt", 2000, || {

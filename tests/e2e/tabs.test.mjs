@@ -262,6 +262,8 @@ test('shareAcrossTabs: false keeps a connection of its own', async (t) => {
   const own = await tab(context, { share: false });
   await waitFor(() => allOpen([...shared, own]), { what: 'every tab open' });
   assert.equal(await role(own), 'solo');
+  // With a getToken callback the user is unknown until connect time: never shared.
+  assert.equal(await own.page.evaluate(async () => (await import('/pkg/tidings.js')).connect('/api/v1/events/other', { getToken: () => 'x' }).tabRole), 'solo');
   await waitCount('channel/test', 2);
   const id = await publish(1);
   for (const t of [...shared, own]) await waitFor(async () => (await ids(t)).join() === id, { what: 'each tab delivers once' });

@@ -525,8 +525,10 @@ impl Inner {
                 self.perform(a);
             }
             for o in outputs {
-                self.tabs_relay(&o); // leader: to the other tabs first
-                self.emit(o);
+                // Leader: to the other tabs first (tabs.rs).
+                if self.tabs_relay(&o) {
+                    self.emit(o);
+                }
             }
         }
         self.driving.set(false);

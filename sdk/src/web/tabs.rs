@@ -61,12 +61,13 @@ pub(crate) struct Tabs {
 
 impl Tabs {
     pub(crate) fn new(absolute_url: &str, options: &Options) -> Tabs {
-        let shared = options.share_across_tabs && is_supported();
+        // With `getToken` the user is only known at connect time: never share.
+        let shared = options.share_across_tabs && options.get_token.is_none() && is_supported();
         let tab = (js_sys::Math::random() * 9_007_199_254_740_992.0) as u64;
         Tabs {
             core: RefCell::new(shared.then(|| TabCore::new(tab))),
             link: RefCell::new(None),
-            name: share_name(absolute_url, options.token.as_deref()),
+            name: share_name(absolute_url, options.token.as_deref(), &options.headers),
             page: RefCell::new(Vec::new()),
         }
     }
@@ -172,8 +173,10 @@ impl Inner {
     /// lock (the connection starts in [`Inner::on_lock_granted`]). Returns
     /// false when this manager runs solo (the caller starts its connection).
     pub(super) fn tabs_start(self: &Rc<Self>) -> bool {
-        if self.tabs.role() != Some(Role::Idle) {
-            return false;
+        match self.tabs.role() {
+            None => return false,
+            Some(Role::Idle) => {}
+            Some(_) => return true, // already taking part
         }
         let link = match TabLink::open(&self.tabs.name, Rc::downgrade(self)) {
             Ok(l) => l,
@@ -218,13 +221,12 @@ impl Inner {
     }
 
     /// Leader: relays what the connection produced (before local delivery).
-    pub(super) fn tabs_relay(self: &Rc<Self>, output: &Output) {
+    /// Returns whether to deliver it locally (not a repeat of the state shown).
+    pub(super) fn tabs_relay(self: &Rc<Self>, output: &Output) -> bool {
         if self.tabs.role() != Some(Role::Leader) {
-            return;
+            return true;
         }
-        if let Some(core) = self.tabs.core.borrow_mut().as_mut() {
-            core.handle_local(output);
-        }
+        let local = self.tabs.core.borrow_mut().as_mut().is_none_or(|core| core.handle_local(output));
         self.tabs_flush();
         // Every new transport reports `open`: it also listens for the names
         // followers asked for (the transport itself only knows ours).
@@ -236,6 +238,7 @@ impl Inner {
                 }
             }
         }
+        local
     }
 
     /// Leader: event names followers listen for (the `EventSource` adds them).
@@ -278,7 +281,10 @@ impl Inner {
             if !core.handle_lock_granted() {
                 return;
             }
-            (!core.is_ended()).then(|| core.last_event_id().map(str::to_owned))
+            // Knowing nothing yet (no leader was heard), resume from where the
+            // manager would have (the id kept in sessionStorage, if any).
+            let own = core.last_event_id().map(str::to_owned).or_else(|| self.st.borrow().conn.last_event_id().map(str::to_owned));
+            (!core.is_ended()).then_some(own)
         };
         self.tabs_flush();
         let Some(last) = resume else { return };
@@ -371,6 +377,21 @@ impl Inner {
                 }
             }
         }));
+    }
+
+    /// `visibilitychange` with `pauseWhenHidden`: a hidden tab leaves (a
+    /// hidden leader hands the connection to a visible tab), a visible one
+    /// joins again. Returns false when this manager runs solo (the caller
+    /// pauses its own connection).
+    pub(super) fn tabs_visibility(self: &Rc<Self>, visible: bool) -> bool {
+        let Some(role) = self.tabs.role() else { return false };
+        let listening = !self.st.borrow().closed && !self.st.borrow().listeners.is_empty();
+        if !visible {
+            self.suspend();
+        } else if role == Role::Idle && listening {
+            self.start();
+        }
+        true
     }
 
     fn suspend(self: &Rc<Self>) {

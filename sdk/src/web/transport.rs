@@ -112,7 +112,8 @@ impl Inner {
     /// `visibilitychange`: with `pauseWhenHidden`, close while hidden and
     /// resume after the last id when visible; visible also retries at once.
     pub(crate) fn on_visibility(self: &Rc<Self>, visible: bool) {
-        if self.options.pause_when_hidden {
+        // Shared across tabs: the tab leaves / rejoins instead (web/tabs.rs).
+        if self.options.pause_when_hidden && !self.tabs_visibility(visible) {
             {
                 let mut st = self.st.borrow_mut();
                 if st.closed || st.listeners.is_empty() {
