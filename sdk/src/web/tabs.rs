@@ -86,7 +86,10 @@ struct TabLink {
     /// held until it is called.
     held: Rc<RefCell<Option<js_sys::Function>>>,
     /// The lock callback. Dropped with the link; a pending request is aborted
-    /// first, so the browser never calls it afterwards.
+    /// first, so the browser does not call it afterwards. (If a grant was
+    /// already queued when we left, the call throws inside the lock callback,
+    /// which only releases that lock at once; the request's rejection goes to
+    /// the no-op `catch`.)
     _grant: Closure<dyn FnMut(JsValue) -> JsValue>,
 }
 
