@@ -54,16 +54,16 @@ async function publish(n, type = 'tick') {
  * Opens a page of the server's origin and subscribes with the package:
  * every event of `types` is recorded in `window.got` as {id, type, at, leader}.
  */
-async function tab(context, { url = CHANNEL, token, types = ['tick'], share } = {}) {
+async function tab(context, { url = CHANNEL, token, types = ['tick'], share, extra = {} } = {}) {
   const page = await context.newPage();
   const errors = collectErrors(page);
   await page.goto(`${server.url}/pkg/package.json`);
-  await page.evaluate(async ({ url, token, types, share }) => {
+  await page.evaluate(async ({ url, token, types, share, extra }) => {
     const mod = await import('/pkg/tidings.js');
     await mod.default();
     window.got = [];
     window.states = [];
-    const options = {};
+    const options = { ...extra };
     if (token) options.token = token;
     if (share === false) options.shareAcrossTabs = false;
     const m = mod.connect(url, options);
@@ -74,7 +74,7 @@ async function tab(context, { url = CHANNEL, token, types = ['tick'], share } = 
       });
     }
     m.onState((s) => window.states.push(s));
-  }, { url, token, types, share });
+  }, { url, token, types, share, extra });
   return { page, errors };
 }
 const role = (t) => t.page.evaluate(() => window.m.tabRole);
@@ -267,4 +267,28 @@ test('shareAcrossTabs: false keeps a connection of its own', async (t) => {
   await waitCount('channel/test', 2);
   const id = await publish(1);
   for (const t of [...shared, own]) await waitFor(async () => (await ids(t)).join() === id, { what: 'each tab delivers once' });
+});
+
+test('pauseWhenHidden: a hidden leader hands the connection over and rejoins when visible', async (t) => {
+  const context = await newContext(t);
+  const extra = { pauseWhenHidden: true };
+  const a = await tab(context, { extra });
+  await waitFor(async () => (await role(a)) === 'leader', { what: 'first tab leads' });
+  const b = await tab(context, { extra });
+  await waitFor(() => allOpen([a, b]), { what: 'both open' });
+  const setVisible = (x, visible) => x.page.evaluate((visible) => {
+    Object.defineProperty(document, 'visibilityState', { value: visible ? 'visible' : 'hidden', configurable: true });
+    document.dispatchEvent(new Event('visibilitychange'));
+  }, visible);
+  await setVisible(a, false);
+  await waitFor(async () => (await role(a)) === 'idle' && (await role(b)) === 'leader', { what: 'hidden leader handed over' });
+  await waitCount('channel/test', 1);
+  const first = await publish(1);
+  await waitFor(async () => (await ids(b)).includes(first), { what: 'visible tab delivers' });
+  await setVisible(a, true);
+  await waitFor(async () => (await role(a)) === 'follower', { what: 'visible again: follower' });
+  const second = await publish(2);
+  await waitFor(async () => (await ids(a)).includes(second), { what: 'rejoined tab delivers' });
+  await waitCount('channel/test', 1);
+  assert.deepEqual((await ids(b)).filter((id) => id === second), [second]);
 });

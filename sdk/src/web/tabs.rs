@@ -9,7 +9,8 @@
 //! manager while it takes part. Dropping it leaves: resolves the held promise
 //! (releasing the lock), aborts a pending request, closes the channel. A new
 //! link is made for each start, the old one dropped: nothing is forgotten.
-//! The `pagehide`/`pageshow` listeners live as long as the manager.
+//! The `pagehide`/`pageshow` (and, with `pauseWhenHidden`, `visibilitychange`)
+//! listeners live as long as the manager.
 //!
 //! Fallback: without `navigator.locks` or `BroadcastChannel` (or with
 //! `shareAcrossTabs: false`) the manager runs its own connection ("solo").
@@ -370,6 +371,18 @@ impl Inner {
                 i.suspend();
             }
         }));
+        if self.options.pause_when_hidden {
+            let doc = js_sys::Reflect::get(&js_sys::global(), &"document".into()).ok().filter(|d| d.is_object());
+            if let Some(doc) = doc.and_then(|d| d.dyn_into::<web_sys::Document>().ok()) {
+                let w = Rc::downgrade(self);
+                let d2 = doc.clone();
+                page.push(EventListener::new(&doc, "visibilitychange", move |_| {
+                    if let Some(i) = w.upgrade() {
+                        i.on_page_visibility(d2.visibility_state() == web_sys::VisibilityState::Visible);
+                    }
+                }));
+            }
+        }
         let w = Rc::downgrade(self);
         page.push(EventListener::new(&target, "pageshow", move |e| {
             let persisted = js_sys::Reflect::get(e, &"persisted".into()).ok().and_then(|p| p.as_bool()).unwrap_or(false);
@@ -382,19 +395,23 @@ impl Inner {
         }));
     }
 
+    /// Whether `pauseWhenHidden` is handled here (sharing on): the caller
+    /// then leaves visibility to [`Inner::on_page_visibility`], whose listener
+    /// lives as long as the manager (the connection's own listeners go with it).
+    pub(super) fn tabs_visibility(&self, _visible: bool) -> bool {
+        self.tabs.role().is_some()
+    }
+
     /// `visibilitychange` with `pauseWhenHidden`: a hidden tab leaves (a
     /// hidden leader hands the connection to a visible tab), a visible one
-    /// joins again. Returns false when this manager runs solo (the caller
-    /// pauses its own connection).
-    pub(super) fn tabs_visibility(self: &Rc<Self>, visible: bool) -> bool {
-        let Some(role) = self.tabs.role() else { return false };
+    /// joins again.
+    fn on_page_visibility(self: &Rc<Self>, visible: bool) {
         let listening = !self.st.borrow().closed && !self.st.borrow().listeners.is_empty();
         if !visible {
             self.suspend();
-        } else if role == Role::Idle && listening {
+        } else if self.tabs.role() == Some(Role::Idle) && listening {
             self.start();
         }
-        true
     }
 
     fn suspend(self: &Rc<Self>) {
