@@ -18,7 +18,7 @@ use tower_http::services::ServeDir;
 use tower_http::trace::TraceLayer;
 
 use crate::auth::Auth;
-use crate::bus::{Bus, MemoryBus};
+use crate::bus::{Bus, BusError, MemoryBus, RedisBus};
 use crate::config::{Config, ConfigError};
 use crate::connections::Connections;
 use crate::db::{Db, StoreError};
@@ -40,6 +40,9 @@ pub enum StartError {
     /// The address could not be bound.
     #[error("cannot listen: {0}")]
     Io(#[from] std::io::Error),
+    /// The Redis bus could not be set up (bad URL).
+    #[error("cannot set up the event bus: {0}")]
+    Bus(#[from] BusError),
     /// Recovering interrupted jobs failed.
     #[error("cannot recover jobs: {0}")]
     Recover(#[from] ApiError),
@@ -86,12 +89,16 @@ impl Deref for AppState {
 }
 
 impl AppState {
-    /// Opens the database and builds the in-process bus.
+    /// Opens the database and builds the bus (Redis with `--redis-url`, else in-process).
     pub fn new(config: Config, shutdown: CancellationToken) -> Result<Self, StartError> {
         let secret = config.resolved_secret()?;
         let db = Db::open(&config.db_path())?;
         let metrics = Arc::new(Metrics::default());
-        let bus = Arc::new(MemoryBus::new(db.clone(), config.replay_log_size, config.subscriber_queue as usize, Arc::clone(&metrics)));
+        let (log, queue) = (config.replay_log_size, config.subscriber_queue as usize);
+        let bus: Arc<dyn Bus> = match &config.redis_url {
+            Some(url) => Arc::new(RedisBus::new(url, log, queue, Arc::clone(&metrics), &shutdown)?),
+            None => Arc::new(MemoryBus::new(db.clone(), log, queue, Arc::clone(&metrics))),
+        };
         Ok(AppState(Arc::new(Inner {
             auth: Auth::new(&secret),
             config,

@@ -56,6 +56,10 @@ pub struct Config {
     /// Largest accepted request body in bytes (413 beyond).
     #[arg(long, env = "TIDINGS_MAX_BODY_BYTES", default_value = "65536")]
     pub max_body_bytes: usize,
+    /// Redis URL (`redis://127.0.0.1:6379`): share ids, replay logs and fan-out with other
+    /// instances through Redis Streams. Without it the in-process bus is used.
+    #[arg(long, env = "TIDINGS_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
     /// Serve this directory at `/` after the API routes (demo page, npm package).
     #[arg(long, env = "TIDINGS_STATIC_DIR")]
     pub static_dir: Option<PathBuf>,

@@ -37,8 +37,8 @@ pub enum ApiError {
     /// Storage failure (500); details are logged, not sent.
     #[error("storage error")]
     Store(#[from] StoreError),
-    /// Fan-out failure (500).
-    #[error("bus error")]
+    /// Fan-out failure: 503 with the reason when the shared bus is unavailable, else 500.
+    #[error("{}", bus_message(.0))]
     Bus(#[from] BusError),
 }
 
@@ -53,6 +53,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooManyConnections(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Bus(BusError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Store(_) | ApiError::Bus(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -72,6 +73,14 @@ impl IntoResponse for ApiError {
             );
         }
         res
+    }
+}
+
+/// What a client is told about a bus failure: the outage reason, details of others are logged only.
+fn bus_message(e: &BusError) -> String {
+    match e {
+        BusError::Unavailable(_) => e.to_string(),
+        _ => "bus error".into(),
     }
 }
 

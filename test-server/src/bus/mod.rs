@@ -3,10 +3,12 @@
 //! The bus owns each stream's id counter and replay log: `publish` assigns the next id,
 //! and `subscribe` returns, atomically, the replay after the client's position plus a live
 //! queue that starts exactly after it (no gap, no duplicate). The in-process
-//! implementation is [`MemoryBus`]; a Redis one can implement the same trait.
+//! implementation is [`MemoryBus`]; [`RedisBus`] (`--redis-url`) lets several instances
+//! share ids, replay logs and fan-out through Redis Streams.
 
 mod log_store;
 mod memory;
+mod redis;
 
 use std::sync::Arc;
 
@@ -17,6 +19,7 @@ use crate::db::StoreError;
 use crate::event::{Event, Position, Reset};
 
 pub use memory::MemoryBus;
+pub use self::redis::RedisBus;
 
 /// A fan-out failure.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +28,28 @@ pub enum BusError {
     /// The replay log could not be read or written.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The shared event bus (Redis) cannot be reached; nothing was published (503).
+    #[error("event bus unavailable: {0}")]
+    Unavailable(String),
+    /// Redis answered with an error or an unexpected reply (500).
+    #[error("event bus error: {0}")]
+    Redis(String),
+    /// The bus cannot be set up as configured.
+    #[error("{0}")]
+    Config(String),
+}
+
+/// How the bus is doing, for `/api/stats` and `/metrics`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BusHealth {
+    /// `memory` or `redis`.
+    pub kind: &'static str,
+    /// False while the shared bus is unreachable (publishes are refused).
+    pub healthy: bool,
+    /// The last error seen, if any.
+    pub last_error: Option<String>,
+    /// Errors seen since start.
+    pub errors: u64,
 }
 
 /// What a new subscriber gets: an optional reset, the replay, then live events.
@@ -72,4 +97,9 @@ pub trait Bus: Send + Sync + 'static {
 
     /// Forgets a stream's log and head (its id will never be reused by the caller).
     fn remove(&self, stream: &str) -> BoxFuture<'_, Result<(), BusError>>;
+
+    /// Health of the bus (the in-process bus is always healthy).
+    fn health(&self) -> BusHealth {
+        BusHealth { kind: "memory", healthy: true, last_error: None, errors: 0 }
+    }
 }

@@ -14,7 +14,9 @@ use crate::app::AppState;
 pub async fn stats(State(state): State<AppState>) -> Json<serde_json::Value> {
     let snap = state.conns.snapshot();
     let m = &state.metrics;
+    let bus = state.bus.health();
     Json(json!({
+        "bus": {"kind": bus.kind, "healthy": bus.healthy, "last_error": bus.last_error, "errors": bus.errors},
         "connections": {"total": snap.total, "by_stream": snap.by_stream, "by_user": snap.by_user, "by_kind": snap.by_kind()},
         "events_published": m.events_published.load(Ordering::Relaxed),
         "subscribers_lagged": m.subscribers_lagged.load(Ordering::Relaxed),
@@ -30,6 +32,10 @@ pub async fn stats(State(state): State<AppState>) -> Json<serde_json::Value> {
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        state.metrics.render(&state.conns),
+        {
+            let mut out = state.metrics.render(&state.conns);
+            crate::metrics::render_bus(&mut out, &state.bus.health());
+            out
+        },
     )
 }

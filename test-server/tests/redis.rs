@@ -1,0 +1,342 @@
+//! Several instances on one real `redis-server` (started here on a free loopback port,
+//! no persistence, killed at the end): global ids, resume on another instance, polling
+//! form, outage reporting and refusal, recovery after a Redis restart.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{Sse, TestServer, T};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const REDIS_SERVER: &str = "/usr/bin/redis-server";
+const STREAM: &str = "/api/v1/events/room";
+
+/// A `redis-server` child on 127.0.0.1, killed on drop.
+struct Redis {
+    port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl Redis {
+    async fn start() -> Redis {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut r = Redis { port, dir: tempfile::tempdir().unwrap(), child: None };
+        r.spawn().await;
+        r
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    async fn spawn(&mut self) {
+        assert!(
+            Path::new(REDIS_SERVER).exists(),
+            "{REDIS_SERVER} is missing: these tests need a real Redis (scripts/setup.sh installs the Debian redis-server package)"
+        );
+        let child = Command::new(REDIS_SERVER)
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        for _ in 0..100 {
+            if ping(self.port).await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("redis-server on port {} did not answer PING within 5 s", self.port);
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+async fn ping(port: u16) -> bool {
+    let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else { return false };
+    if s.write_all(b"PING\r\n").await.is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 16];
+    matches!(tokio::time::timeout(Duration::from_secs(1), s.read(&mut buf)).await, Ok(Ok(n)) if buf[..n].starts_with(b"+PONG"))
+}
+
+async fn instance(redis: &Redis) -> TestServer {
+    let url = redis.url();
+    common::start(&["--redis-url", &url, "--heartbeat-secs", "0.4", "--replay-log-size", "100"]).await
+}
+
+async fn bus_health(s: &TestServer) -> Value {
+    s.stats().await["bus"].clone()
+}
+
+/// Waits (bounded) until the instance reports the wanted bus health.
+async fn wait_health(s: &TestServer, healthy: bool) -> Value {
+    for _ in 0..100 {
+        let b = bus_health(s).await;
+        if b["healthy"] == healthy {
+            return b;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("bus never became healthy={healthy}: {}", bus_health(s).await);
+}
+
+async fn publish(s: &TestServer, token: &str, n: u64) -> reqwest::Response {
+    s.post(STREAM).bearer_auth(token).json(&json!({"type": "data", "object": {"n": n}})).send().await.unwrap()
+}
+
+async fn publish_ok(s: &TestServer, token: &str, n: u64) -> u64 {
+    let r = publish(s, token, n).await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    v["id"].as_str().unwrap().parse().unwrap()
+}
+
+/// Next `count` history events (ids, `n` payloads), skipping heartbeats and greetings.
+async fn take(sse: &mut Sse, count: usize) -> Vec<(u64, u64)> {
+    let deadline = tokio::time::Instant::now() + T;
+    let mut out = Vec::new();
+    while out.len() < count {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let e = next_history(sse, left).await.unwrap_or_else(|| panic!("stream ended or stalled after {out:?}"));
+        out.push((e.id_num(), e.json()["object"]["n"].as_u64().unwrap()));
+    }
+    out
+}
+
+/// Next event that is not a heartbeat or greeting, within `wait` in total (heartbeats do
+/// not extend it).
+async fn next_history(sse: &mut Sse, wait: Duration) -> Option<common::Ev> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let e = sse.next(left).await?;
+        let per_connection = e.event == "heartbeat" || e.event == "connected" || e.data.contains("\"type\":\"heartbeat\"");
+        if !per_connection {
+            return Some(e);
+        }
+    }
+}
+
+/// Asserts no history event arrives within `wait` (only heartbeats).
+async fn assert_quiet(sse: &mut Sse, wait: Duration) {
+    if let Some(e) = next_history(sse, wait).await {
+        panic!("unexpected event {e:?}");
+    }
+}
+
+fn ids(v: &[(u64, u64)]) -> Vec<u64> {
+    v.iter().map(|(id, _)| *id).collect()
+}
+
+#[tokio::test]
+async fn ids_are_global_and_a_client_resumes_on_another_instance() {
+    let redis = Redis::start().await;
+    let (a, b) = (instance(&redis).await, instance(&redis).await);
+    wait_health(&a, true).await;
+    wait_health(&b, true).await;
+    let token = a.token("alice", &["*"]).await;
+    assert_eq!(bus_health(&a).await, json!({"kind": "redis", "healthy": true, "last_error": null, "errors": 0}));
+
+    let mut on_b = b.sse(STREAM, None, Some(&token)).await;
+    let mut client = a.sse(STREAM, None, Some(&token)).await;
+    // Fresh connections greet with the head id (0 here): both see the same head.
+    assert_eq!(on_b.next(T).await.unwrap().id.as_deref(), Some("0"));
+    assert_eq!(client.next(T).await.unwrap().id.as_deref(), Some("0"));
+
+    for n in 1..=3 {
+        assert_eq!(publish_ok(&a, &token, n).await, n);
+    }
+    assert_eq!(take(&mut on_b, 3).await, vec![(1, 1), (2, 2), (3, 3)], "published on A, received on B, same ids");
+    assert_eq!(take(&mut client, 3).await, vec![(1, 1), (2, 2), (3, 3)]);
+    drop(client); // the client's connection to A is cut after id 3
+
+    assert_eq!(publish_ok(&a, &token, 4).await, 4);
+    assert_eq!(publish_ok(&b, &token, 5).await, 5);
+    assert_eq!(publish_ok(&a, &token, 6).await, 6);
+    assert_eq!(publish_ok(&b, &token, 7).await, 7);
+
+    // It reconnects to B with its last id: 4..7 replayed from Redis, then live.
+    let mut client = b.sse(STREAM, Some("3"), Some(&token)).await;
+    assert_eq!(take(&mut client, 4).await, vec![(4, 4), (5, 5), (6, 6), (7, 7)]);
+    assert_eq!(publish_ok(&a, &token, 8).await, 8);
+    assert_eq!(take(&mut client, 1).await, vec![(8, 8)]);
+    assert_quiet(&mut client, Duration::from_millis(600)).await;
+
+    // The live subscriber on B saw everything once, in order, whichever instance published.
+    assert_eq!(ids(&take(&mut on_b, 5).await), vec![4, 5, 6, 7, 8]);
+    assert_quiet(&mut on_b, Duration::from_millis(300)).await;
+
+    // The polling form on either instance returns the same ids and data.
+    let polled = b.poll(&format!("{STREAM}?poll=1&lastEventId=0"), Some(&token)).await;
+    let got: Vec<(String, u64)> = polled["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["id"].as_str().unwrap().to_owned(), serde_json::from_str::<Value>(e["data"].as_str().unwrap()).unwrap()["object"]["n"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(got, (1..=8).map(|n| (n.to_string(), n)).collect::<Vec<_>>());
+    assert_eq!(polled["last_event_id"], "8");
+    let polled_a = a.poll(&format!("{STREAM}?poll=1&lastEventId=6"), Some(&token)).await;
+    assert_eq!(polled_a["events"].as_array().unwrap().len(), 2);
+
+    // Other streams share the bus too: a team answer created on A reaches B's stream.
+    let mut answers = b.sse("/api/team-answers/sse/", None, None).await;
+    assert!(answers.next(T).await.unwrap().data.contains("connected"));
+    let r = a.post("/api/team-answers/").json(&json!({"video_name": "v.mp4", "frame_index": 1, "url": "http://x"})).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let e = next_history(&mut answers, T).await.unwrap();
+    assert_eq!((e.id_num(), e.json()["type"].as_str().unwrap()), (1, "create"));
+
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn a_slow_subscriber_is_closed_and_resumes_from_redis() {
+    let redis = Redis::start().await;
+    let url = redis.url();
+    let a = common::start(&["--redis-url", &url, "--subscriber-queue", "2"]).await;
+    wait_health(&a, true).await;
+    let token = a.token("alice", &["*"]).await;
+    let state = a.state.clone();
+    // Subscribe through the bus directly and never read: the queue (2) overflows.
+    let mut sub = state.bus.subscribe("channel/room", tidings_server::event::Position::Live).await.unwrap();
+    for n in 1..=6 {
+        publish_ok(&a, &token, n).await;
+    }
+    let mut got = Vec::new();
+    while let Some(e) = tokio::time::timeout(T, sub.live.recv()).await.unwrap() {
+        got.push(e.id);
+    }
+    assert_eq!(got, vec![1, 2], "closed after the queued events, never unbounded");
+    assert!(a.stats().await["subscribers_lagged"].as_u64().unwrap() >= 1);
+    let resumed = state.bus.subscribe("channel/room", tidings_server::event::Position::After(2)).await.unwrap();
+    assert_eq!(resumed.replay.iter().map(|e| e.id).collect::<Vec<_>>(), vec![3, 4, 5, 6]);
+    a.stop().await;
+}
+
+#[tokio::test]
+async fn redis_outage_is_reported_publishes_refused_streams_kept_then_recovered() {
+    let mut redis = Redis::start().await;
+    let (a, b) = (instance(&redis).await, instance(&redis).await);
+    wait_health(&a, true).await;
+    wait_health(&b, true).await;
+    let token = a.token("alice", &["*"]).await;
+    let mut sa = a.sse(STREAM, None, Some(&token)).await;
+    let mut sb = b.sse(STREAM, None, Some(&token)).await;
+    for n in 1..=3 {
+        publish_ok(&a, &token, n).await;
+    }
+    assert_eq!(ids(&take(&mut sa, 3).await), vec![1, 2, 3]);
+    assert_eq!(ids(&take(&mut sb, 3).await), vec![1, 2, 3]);
+
+    redis.kill();
+    for s in [&a, &b] {
+        let h = wait_health(s, false).await;
+        assert_eq!(h["kind"], "redis");
+        assert!(h["last_error"].as_str().unwrap().len() > 3, "{h}");
+        assert!(h["errors"].as_u64().unwrap() >= 1);
+        let m = s.get("/metrics").send().await.unwrap().text().await.unwrap();
+        assert!(m.contains("tidings_bus_healthy{kind=\"redis\"} 0"), "{m}");
+        assert!(!m.contains("tidings_bus_errors_total 0\n"), "{m}");
+    }
+    // Publishes are refused with a clear 503, never silently dropped.
+    let r = publish(&a, &token, 99).await;
+    assert_eq!(r.status(), 503);
+    let body: Value = r.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().starts_with("event bus unavailable: "), "{body}");
+    let r = b.post("/api/team-answers/").json(&json!({"video_name": "v.mp4", "frame_index": 1, "url": "http://x"})).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    // New subscriptions too; open streams stay open and keep their heartbeats.
+    let r = b.get(STREAM).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    for s in [&mut sa, &mut sb] {
+        let mut beats = 0;
+        for _ in 0..2 {
+            let e = s.next(T).await.expect("the open stream stays open during the outage");
+            assert_eq!(e.event, "heartbeat", "{e:?}");
+            beats += 1;
+        }
+        assert_eq!(beats, 2);
+    }
+    assert_eq!(a.stats().await["connections"]["total"], 1);
+
+    // Redis comes back on the same port, empty (no persistence): both recover by themselves.
+    redis.spawn().await;
+    wait_health(&a, true).await;
+    wait_health(&b, true).await;
+    // Its ids restarted: open streams are closed so clients resume with their last id ...
+    for s in [&mut sa, &mut sb] {
+        let rest = s.drain(T).await;
+        assert!(s.closed, "closed after Redis lost its data");
+        assert!(rest.iter().all(|e| e.event == "heartbeat"), "{rest:?}");
+    }
+    assert_eq!(publish_ok(&a, &token, 10).await, 1, "the counter restarted with the empty Redis");
+    // ... and a client ahead of the new head gets a reset (reason ahead), not a silent loss.
+    let mut ra = b.sse(STREAM, Some("3"), Some(&token)).await;
+    let e = next_history(&mut ra, T).await.unwrap();
+    assert_eq!(e.event, "reset");
+    assert_eq!(e.json(), json!({"type": "reset", "reason": "ahead", "last_event_id": "3", "head": "1"}));
+    assert_eq!(e.id.as_deref(), Some("1"));
+    let mut rb = a.sse(STREAM, Some("1"), Some(&token)).await;
+    // New events reach subscribers on both instances again.
+    assert_eq!(publish_ok(&b, &token, 11).await, 2);
+    assert_eq!(take(&mut ra, 1).await, vec![(2, 11)]);
+    assert_eq!(take(&mut rb, 1).await, vec![(2, 11)]);
+    assert!(bus_health(&a).await["errors"].as_u64().unwrap() >= 1);
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn server_starts_while_redis_is_down_and_connects_when_it_appears() {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("redis://127.0.0.1:{port}");
+    let a = common::start(&["--redis-url", &url]).await;
+    let token = a.token("alice", &["*"]).await;
+    let r = publish(&a, &token, 1).await;
+    assert_eq!(r.status(), 503);
+    let h = wait_health(&a, false).await;
+    assert!(h["last_error"].as_str().unwrap().contains("cannot connect to Redis"), "{h}");
+    let mut redis = Redis { port, dir: tempfile::tempdir().unwrap(), child: None };
+    redis.spawn().await;
+    wait_health(&a, true).await;
+    assert_eq!(publish_ok(&a, &token, 1).await, 1);
+    a.stop().await;
+    let _: Option<PathBuf> = None;
+}
+
+#[tokio::test]
+async fn a_bad_redis_url_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let config = <tidings_server::Config as clap::Parser>::try_parse_from([
+        "tidings-server", "--dev", "--addr", "127.0.0.1:0", "--data-dir", d, "--redis-url", "http://nope",
+    ])
+    .unwrap();
+    let err = tidings_server::Server::bind(config).await.unwrap_err().to_string();
+    assert!(err.contains("--redis-url"), "{err}");
+}
