@@ -23,8 +23,14 @@
 //!   ([`TabOutput::ListenFor`]), so a follower-only named event still arrives.
 //!   Payload types of unnamed events need nothing: `message` is always relayed.
 //! - **Position:** every tab tracks the last id it delivered. A follower drops
-//!   a relayed event whose numeric id is `<=` that (de-dup), and adopts the
-//!   leader's position when it joins ([`Relay::Sync`]). A tab that becomes
+//!   a relayed event whose numeric id is `<=` that (de-dup). A tab that knew
+//!   nothing adopts the leader's position when it joins ([`Relay::Sync`]);
+//!   a tab that knows where it was (a reload, with the id kept in
+//!   `sessionStorage`) and finds the leader further on *catches up*: it asks
+//!   the shell for the events in between ([`TabOutput::CatchUp`], one request
+//!   of the server's polling form), holds back relays meanwhile, then delivers
+//!   both in order without duplicates. If that fails it delivers a `reset` so
+//!   the app refetches, never a silent gap. A tab that becomes
 //!   leader connects from its own last id, so the events between the old
 //!   leader's last relay and the new connection come from the server's replay
 //!   log: none lost, none twice.
@@ -213,6 +219,9 @@ pub enum TabOutput {
     Deliver(Output),
     /// Leader: listen for this event name on the open `EventSource` too.
     ListenFor(String),
+    /// Follower: fetch the events after this id (the polling form) and hand
+    /// them to [`TabCore::handle_catch_up`]; relays are held back until then.
+    CatchUp(String),
 }
 
 /// The sharing state of one tab for one stream. See the module docs.
@@ -226,6 +235,9 @@ pub struct TabCore {
     ended: bool,
     names: BTreeSet<String>,
     peers: BTreeMap<u64, BTreeSet<String>>,
+    /// While catching up: from which id, up to which (the leader's position), and the held relays.
+    catching_up: Option<(u64, u64)>,
+    held: Vec<SseEvent>,
     posts: VecDeque<Relay>,
     outputs: VecDeque<TabOutput>,
 }
@@ -242,6 +254,8 @@ impl TabCore {
             ended: false,
             names: BTreeSet::new(),
             peers: BTreeMap::new(),
+            catching_up: None,
+            held: Vec::new(),
             posts: VecDeque::new(),
             outputs: VecDeque::new(),
         }
@@ -283,10 +297,17 @@ impl TabCore {
     // ---- commands --------------------------------------------------------
 
     /// First listener: take part as a follower until the lock is granted.
-    /// `names` are this tab's listener types.
-    pub fn start(&mut self, names: &[String]) {
+    /// `names` are this tab's listener types; `resume` the position this tab
+    /// knows it delivered up to (kept across a reload), if any.
+    pub fn start(&mut self, names: &[String], resume: Option<&str>) {
         if self.role != Role::Idle {
             return;
+        }
+        if self.last_id.is_none() {
+            if let Some(id) = resume.filter(|s| !s.is_empty()) {
+                self.last_num = id.parse().ok();
+                self.last_id = Some(id.to_owned());
+            }
         }
         self.names = names.iter().cloned().collect();
         self.role = Role::Follower;
@@ -313,6 +334,8 @@ impl TabCore {
         self.posts.push_back(Relay::Leave { tab: self.tab, leader });
         self.role = Role::Idle;
         self.peers.clear();
+        self.catching_up = None;
+        self.held.clear();
         if !leader {
             // The leader's own connection reports `closed` through its outputs.
             self.show(State::Closed);
@@ -331,6 +354,10 @@ impl TabCore {
         }
         self.role = Role::Leader;
         self.peers.clear();
+        // Our own connection resumes from our own position: the server's
+        // replay covers whatever a pending catch-up would have fetched.
+        self.catching_up = None;
+        self.held.clear();
         self.posts.push_back(Relay::Leader {
             tab: self.tab,
             state: self.state.as_str().to_owned(),
@@ -411,14 +438,11 @@ impl TabCore {
             }
             (Role::Follower, Relay::Leave { .. } | Relay::Join { .. }) => {}
             (Role::Follower, Relay::Event { id, event, data }) => {
-                if self.ended || self.is_duplicate(id.as_deref(), &event) {
-                    return;
-                }
                 let ev = SseEvent { event, data, id };
-                self.track(&ev);
-                self.outputs.push_back(TabOutput::Deliver(Output::Event(ev)));
-                if self.ended {
-                    self.show(State::Closed);
+                if self.catching_up.is_some() {
+                    self.held.push(ev);
+                } else {
+                    self.deliver_relayed(ev);
                 }
             }
             (Role::Follower, Relay::State { state }) => {
@@ -435,6 +459,36 @@ impl TabCore {
                 self.outputs.push_back(TabOutput::Deliver(Output::Error(e)));
             }
         }
+    }
+
+    /// The events a [`TabOutput::CatchUp`] fetched (oldest first): delivered,
+    /// then the relays held back meanwhile, without duplicates.
+    pub fn handle_catch_up(&mut self, events: Vec<SseEvent>) {
+        if self.catching_up.take().is_none() || self.role != Role::Follower {
+            return;
+        }
+        for ev in events {
+            self.deliver_relayed(ev);
+        }
+        self.release_held();
+    }
+
+    /// The catch-up request failed: the events in between cannot be had, so
+    /// the app is told to refetch (a `reset`, as the server would send), and
+    /// the tab carries on from the leader's position.
+    pub fn handle_catch_up_failed(&mut self, reason: &str) {
+        let Some((from, to)) = self.catching_up.take() else { return };
+        if self.role != Role::Follower {
+            return;
+        }
+        let data = serde_json::json!({
+            "type": "reset", "reason": "gap", "last_event_id": from.to_string(), "head": to.to_string(),
+            "message": format!("missed events while rejoining could not be fetched: {reason}"),
+        });
+        self.outputs.push_back(TabOutput::Deliver(Output::Event(SseEvent { event: "reset".into(), data: data.to_string(), id: None })));
+        self.last_num = Some(to);
+        self.last_id = Some(to.to_string());
+        self.release_held();
     }
 
     // ---- outputs ---------------------------------------------------------
@@ -460,8 +514,9 @@ impl TabCore {
         }
     }
 
-    /// Mirrors the leader's state; adopts its position if it is further on
-    /// (events up to it were relayed before this message, or predate us).
+    /// Mirrors the leader's state. A tab that knew nothing adopts the
+    /// leader's position (what came before predates it); one that knows its
+    /// position and is behind the leader catches up on the events in between.
     fn sync(&mut self, state: &str, last_id: Option<String>) {
         if let Some(s) = parse_state(state) {
             if !self.ended {
@@ -471,12 +526,37 @@ impl TabCore {
         let Some(id) = last_id.filter(|s| !s.is_empty()) else { return };
         match (id.parse::<u64>().ok(), self.last_num) {
             (Some(n), Some(l)) if n <= l => {}
+            (Some(n), Some(l)) => {
+                // Relays from one sender arrive in order, so relays up to `n`
+                // were handled before this message: (l, n] never reached us.
+                if self.catching_up.is_none() {
+                    self.catching_up = Some((l, n));
+                    self.outputs.push_back(TabOutput::CatchUp(l.to_string()));
+                }
+            }
             (Some(n), _) => {
                 self.last_num = Some(n);
                 self.last_id = Some(id);
             }
             (None, _) if self.last_id.is_none() => self.last_id = Some(id),
             (None, _) => {}
+        }
+    }
+
+    fn deliver_relayed(&mut self, ev: SseEvent) {
+        if self.ended || self.is_duplicate(ev.id.as_deref(), &ev.event) {
+            return;
+        }
+        self.track(&ev);
+        self.outputs.push_back(TabOutput::Deliver(Output::Event(ev)));
+        if self.ended {
+            self.show(State::Closed);
+        }
+    }
+
+    fn release_held(&mut self) {
+        for ev in std::mem::take(&mut self.held) {
+            self.deliver_relayed(ev);
         }
     }
 
@@ -555,7 +635,7 @@ mod tests {
 
         fn join(&mut self, i: usize, names: &[&str]) {
             let names: Vec<String> = names.iter().map(|s| (*s).to_owned()).collect();
-            self.tabs[i].core.start(&names);
+            self.tabs[i].core.start(&names, None);
             self.waiting.push_back(i);
             self.settle();
         }
@@ -662,11 +742,24 @@ mod tests {
                     }
                 }
             }
+            let mut catch_up = None;
             while let Some(o) = t.core.poll() {
                 moved = true;
                 match o {
                     TabOutput::Deliver(o) => deliver(t, o),
                     TabOutput::ListenFor(n) => t.listens.push(n),
+                    TabOutput::CatchUp(after) => catch_up = after.parse::<u64>().ok(),
+                }
+            }
+            if let Some(after) = catch_up {
+                // The server's polling form: every logged event after `after`.
+                let events: Vec<SseEvent> =
+                    self.log.iter().filter(|e| e.id.as_deref().and_then(|x| x.parse::<u64>().ok()).is_some_and(|n| n > after)).cloned().collect();
+                t.core.handle_catch_up(events);
+                while let Some(o) = t.core.poll() {
+                    if let TabOutput::Deliver(o) = o {
+                        deliver(t, o);
+                    }
                 }
             }
             while let Some(p) = t.core.poll_post() {
@@ -714,6 +807,86 @@ mod tests {
 
     fn ids(range: std::ops::RangeInclusive<usize>) -> Vec<String> {
         range.map(|i| i.to_string()).collect()
+    }
+
+    /// Everything a lone core wants done locally: (event ids delivered, catch-up requests, resets).
+    fn outputs(core: &mut TabCore) -> (Vec<String>, Vec<String>, usize) {
+        let (mut evs, mut catch, mut resets) = (Vec::new(), Vec::new(), 0);
+        while let Some(o) = core.poll() {
+            match o {
+                TabOutput::Deliver(Output::Event(e)) if e.event == "reset" => resets += 1,
+                TabOutput::Deliver(Output::Event(e)) => evs.push(e.id.unwrap_or_default()),
+                TabOutput::CatchUp(after) => catch.push(after),
+                _ => {}
+            }
+        }
+        while core.poll_post().is_some() {}
+        (evs, catch, resets)
+    }
+
+    fn relayed(id: u64) -> Relay {
+        Relay::Event { id: Some(id.to_string()), event: "message".into(), data: format!("e{id}") }
+    }
+
+    fn fetched(ids: std::ops::RangeInclusive<u64>) -> Vec<SseEvent> {
+        ids.map(|i| SseEvent { event: "message".into(), data: format!("e{i}"), id: Some(i.to_string()) }).collect()
+    }
+
+    fn sync(last: u64) -> Relay {
+        Relay::Sync { tab: 1, state: "open".into(), last_id: Some(last.to_string()) }
+    }
+
+    #[test]
+    fn a_reloaded_follower_catches_up_on_what_it_missed_then_the_held_relays() {
+        let mut f = TabCore::new(2);
+        f.start(&["message".to_owned()], Some("41"));
+        // The leader is at 44: 42..=44 were relayed while this tab was reloading.
+        f.handle_relay(sync(44));
+        assert_eq!(outputs(&mut f), (vec![], vec!["41".to_owned()], 0));
+        f.handle_relay(relayed(45)); // held back while the catch-up is in flight
+        assert_eq!(outputs(&mut f).0, Vec::<String>::new());
+        f.handle_catch_up(fetched(42..=45)); // the server already had 45 too
+        assert_eq!(outputs(&mut f).0, ["42", "43", "44", "45"], "in order, 45 once");
+        f.handle_relay(relayed(46));
+        assert_eq!(outputs(&mut f).0, ["46"]);
+        assert_eq!(f.last_event_id(), Some("46"));
+    }
+
+    #[test]
+    fn a_fresh_follower_adopts_the_leaders_position_without_catching_up() {
+        let mut f = TabCore::new(2);
+        f.start(&["message".to_owned()], None);
+        f.handle_relay(sync(44));
+        assert_eq!(outputs(&mut f), (vec![], vec![], 0));
+        f.handle_relay(relayed(45));
+        assert_eq!(outputs(&mut f).0, ["45"]);
+    }
+
+    #[test]
+    fn a_failed_catch_up_is_a_reset_never_a_silent_gap() {
+        let mut f = TabCore::new(2);
+        f.start(&["message".to_owned()], Some("10"));
+        f.handle_relay(sync(20));
+        let _ = outputs(&mut f);
+        f.handle_relay(relayed(21));
+        f.handle_catch_up_failed("HTTP 503");
+        assert_eq!(outputs(&mut f), (vec!["21".to_owned()], vec![], 1), "reset, then the held relay");
+        f.handle_catch_up(fetched(11..=21)); // a late answer changes nothing
+        assert_eq!(outputs(&mut f).0, Vec::<String>::new());
+    }
+
+    #[test]
+    fn becoming_leader_mid_catch_up_resumes_from_the_own_position() {
+        let mut f = TabCore::new(2);
+        f.start(&["message".to_owned()], Some("10"));
+        f.handle_relay(sync(20));
+        f.handle_relay(relayed(21));
+        let _ = outputs(&mut f);
+        assert!(f.handle_lock_granted());
+        // The connection resumes from 10: the server replays 11.. itself.
+        assert_eq!(f.last_event_id(), Some("10"));
+        f.handle_catch_up(fetched(11..=21));
+        assert_eq!(outputs(&mut f).0, Vec::<String>::new(), "the held relays and late catch-up are dropped");
     }
 
     #[test]

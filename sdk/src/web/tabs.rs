@@ -26,6 +26,7 @@ use super::Inner;
 use crate::backoff::XorShiftJitter;
 use crate::connection::{Connection, ErrorInfo, ErrorKind, Output, State};
 use crate::options::Options;
+use crate::parser::SseEvent;
 use crate::tabs::{share_name, Relay, RelayError, Role, TabCore, TabOutput};
 
 #[wasm_bindgen]
@@ -55,6 +56,8 @@ pub(crate) struct Tabs {
     /// `None`: solo (opted out or unsupported).
     core: RefCell<Option<TabCore>>,
     link: RefCell<Option<TabLink>>,
+    /// The catch-up request in flight (a follower fetching what it missed); aborted when replaced or dropped.
+    catch_up: RefCell<Option<web_sys::AbortController>>,
     name: String,
     /// `pagehide` / `pageshow`, installed with the first start.
     page: RefCell<Vec<EventListener>>,
@@ -68,6 +71,7 @@ impl Tabs {
         Tabs {
             core: RefCell::new(shared.then(|| TabCore::new(tab))),
             link: RefCell::new(None),
+            catch_up: RefCell::new(None),
             name: share_name(absolute_url, options.token.as_deref(), &options.headers),
             page: RefCell::new(Vec::new()),
         }
@@ -75,6 +79,14 @@ impl Tabs {
 
     fn role(&self) -> Option<Role> {
         self.core.borrow().as_ref().map(TabCore::role)
+    }
+}
+
+impl Drop for Tabs {
+    fn drop(&mut self) {
+        if let Some(a) = self.catch_up.get_mut().take() {
+            a.abort();
+        }
     }
 }
 
@@ -194,8 +206,11 @@ impl Inner {
         *self.tabs.link.borrow_mut() = Some(link);
         self.install_page_listeners();
         let names = self.st.borrow().listeners.types();
+        // Where this tab was (kept in sessionStorage across a reload): a
+        // follower behind the leader fetches what it missed.
+        let resume = self.st.borrow().conn.last_event_id().map(str::to_owned);
         if let Some(core) = self.tabs.core.borrow_mut().as_mut() {
-            core.start(&names);
+            core.start(&names, resume.as_deref());
         }
         self.tabs_flush();
         true
@@ -303,6 +318,42 @@ impl Inner {
         self.start_connection();
     }
 
+    /// Follower: fetches the events after `after` (one request of the
+    /// polling form, same token and headers) for the core's catch-up.
+    fn start_catch_up(self: &Rc<Self>, after: &str) {
+        let abort = web_sys::AbortController::new().ok();
+        let signal = abort.as_ref().map(web_sys::AbortController::signal);
+        if let Some(old) = self.tabs.catch_up.replace(abort) {
+            old.abort();
+        }
+        let url = crate::url::poll_url(&self.url, Some(after));
+        let options = self.options.clone();
+        let inner = Rc::downgrade(self);
+        wasm_bindgen_futures::spawn_local(async move {
+            let result = match super::token::resolve(&options).await {
+                Err(e) => Err(e),
+                Ok(t) => match super::fetch::build_request(&url, "application/json", &options, t.as_deref(), None, signal.as_ref()) {
+                    Ok(r) => super::transport::fetch_poll(&r).await.map_err(|e| e.message),
+                    Err(e) => Err(format!("bad catch-up request: {e}")),
+                },
+            };
+            if let Some(i) = inner.upgrade() {
+                i.tabs.catch_up.borrow_mut().take();
+                i.on_catch_up(result);
+            }
+        });
+    }
+
+    fn on_catch_up(self: &Rc<Self>, result: Result<crate::messages::PollResponse, String>) {
+        if let Some(core) = self.tabs.core.borrow_mut().as_mut() {
+            match result {
+                Ok(r) => core.handle_catch_up(r.events.into_iter().map(|e| SseEvent { event: e.event, data: e.data, id: e.id }).collect()),
+                Err(e) => core.handle_catch_up_failed(&e),
+            }
+        }
+        self.tabs_flush();
+    }
+
     fn on_relay(self: &Rc<Self>, msg: Relay) {
         if let Some(core) = self.tabs.core.borrow_mut().as_mut() {
             core.handle_relay(msg);
@@ -351,6 +402,7 @@ impl Inner {
                             sse.ensure_name(&name);
                         }
                     }
+                    TabOutput::CatchUp(after) => self.start_catch_up(&after),
                 }
             }
         }

@@ -293,7 +293,8 @@ fn js_message(e: &JsValue) -> String {
     js_sys::Reflect::get(e, &"message".into()).ok().and_then(|m| m.as_string()).unwrap_or_else(|| format!("{e:?}"))
 }
 
-async fn fetch_poll(request: &web_sys::Request) -> Result<PollResponse, ErrorInfo> {
+/// Fetches one polling-form request and parses its body (errors carry status and body).
+pub(crate) async fn fetch_poll(request: &web_sys::Request) -> Result<PollResponse, ErrorInfo> {
     let network = |e: JsValue| ErrorInfo::new(ErrorKind::Network, format!("polling fetch failed: {}", js_message(&e)));
     let resp: web_sys::Response = JsFuture::from(global_fetch(request)).await.map_err(network)?.unchecked_into();
     let status = resp.status();
