@@ -168,10 +168,12 @@ const faults = {
   },
 };
 const faultLog = [];
+const kinds = Object.keys(faults).map((k) => [rand(), k]).sort((a, b) => a[0] - b[0]).map(([, k]) => k);
 const deadline = t0 + secs * 1000;
 while (Date.now() < deadline - 3000) {
   await sleep(1000 + rand() * 2000);
-  const name = pick(Object.keys(faults));
+  // Every kind once (in a seeded order) before choosing freely, so even a short run covers them all.
+  const name = faultLog.length < kinds.length ? kinds[faultLog.length] : pick(kinds);
   log(`fault: ${name} (published so far ${JSON.stringify(published)})`);
   const started = Date.now();
   try { await faults[name](); } catch (e) { log(`fault ${name} raised: ${e.message}`); }
