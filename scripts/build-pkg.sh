@@ -72,11 +72,14 @@ if grep -q '"env"' "$out/tidings.js"; then
 fi
 
 # The public TypeScript API, diffed against the committed copy so changes are seen.
+# wasm-bindgen's internal export names (__wasm_bindgen_func_elem_N) change with
+# every build; they are not API and are left out of the copy and the diff.
+public_dts() { grep -v '__wasm_bindgen_func_elem_' "$1"; }
 if [ "$mode" = "update-dts" ]; then
-  cp "$out/tidings.d.ts" sdk/tidings.d.ts
-elif [ "$mode" != "--dev" ] && ! diff -q sdk/tidings.d.ts "$out/tidings.d.ts" >/dev/null 2>&1; then
+  public_dts "$out/tidings.d.ts" > sdk/tidings.d.ts
+elif [ "$mode" != "--dev" ] && ! diff -q sdk/tidings.d.ts <(public_dts "$out/tidings.d.ts") >/dev/null 2>&1; then
   echo "[build-pkg] note: the generated tidings.d.ts differs from sdk/tidings.d.ts (API change?):" >&2
-  diff -u sdk/tidings.d.ts "$out/tidings.d.ts" | head -40 >&2 || true
+  diff -u sdk/tidings.d.ts <(public_dts "$out/tidings.d.ts") | head -40 >&2 || true
   echo "[build-pkg] run scripts/build-pkg.sh --update-dts to accept it" >&2
 fi
 

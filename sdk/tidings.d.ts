@@ -538,11 +538,6 @@ export interface InitOutput {
     readonly manager_state: (a: number) => [number, number];
     readonly manager_tabRole: (a: number) => [number, number];
     readonly manager_url: (a: number) => [number, number];
-    readonly __wasm_bindgen_func_elem_1143: (a: number, b: number, c: any) => [number, number];
-    readonly __wasm_bindgen_func_elem_1149: (a: number, b: number, c: any, d: any) => void;
-    readonly __wasm_bindgen_func_elem_1140: (a: number, b: number, c: any) => any;
-    readonly __wasm_bindgen_func_elem_365: (a: number, b: number, c: any) => void;
-    readonly __wasm_bindgen_func_elem_364: (a: number, b: number) => void;
     readonly __wbindgen_export: (a: number, b: number) => number;
     readonly __wbindgen_export2: (a: number, b: number, c: number, d: number) => number;
     readonly __wbindgen_export3: (a: number, b: number, c: number) => void;
