@@ -18,6 +18,7 @@ use std::time::Duration;
 use crate::backoff::{BackoffOptions, Jitter};
 use crate::messages::PollResponse;
 use crate::parser::SseEvent;
+use crate::position::Position;
 
 /// Connection state, as reported to `onState` listeners.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -185,8 +186,7 @@ pub struct Connection<J> {
     poll_in_flight: bool,
     poll_failures: u32,
     probe_at: Option<Duration>,
-    last_id: Option<String>,
-    last_num: Option<u64>,
+    position: Position,
     watchdog_at: Option<Duration>,
     auth_retried: bool,
     actions: VecDeque<Action>,
@@ -196,7 +196,6 @@ pub struct Connection<J> {
 impl<J: Jitter> Connection<J> {
     /// A stopped connection (state `closed`) that resumes after `last_event_id`.
     pub fn new(config: Config, jitter: J, last_event_id: Option<String>) -> Self {
-        let last_num = last_event_id.as_deref().and_then(|s| s.parse().ok());
         Connection {
             config,
             jitter,
@@ -213,8 +212,7 @@ impl<J: Jitter> Connection<J> {
             poll_in_flight: false,
             poll_failures: 0,
             probe_at: None,
-            last_id: last_event_id.filter(|s| !s.is_empty()),
-            last_num,
+            position: Position::new(last_event_id.as_deref()),
             watchdog_at: None,
             auth_retried: false,
             actions: VecDeque::new(),
@@ -231,7 +229,7 @@ impl<J: Jitter> Connection<J> {
 
     /// The id of the last event delivered (the resume position).
     pub fn last_event_id(&self) -> Option<&str> {
-        self.last_id.as_deref()
+        self.position.id()
     }
 
     /// Whether the stream is over for good (`end` received or `close()`).
@@ -421,14 +419,7 @@ impl<J: Jitter> Connection<J> {
             self.process_event(SseEvent { event: e.event, data: e.data, id: e.id });
         }
         if let Some(head) = response.last_event_id.filter(|s| !s.is_empty()) {
-            match (head.parse::<u64>(), self.last_num) {
-                (Ok(h), Some(l)) if h <= l => {}
-                (Ok(h), _) => {
-                    self.last_num = Some(h);
-                    self.last_id = Some(head);
-                }
-                (Err(_), _) => {}
-            }
+            self.position.advance_to(&head);
         }
         if response.end && !self.ended {
             self.process_event(SseEvent::new("end", "{}", None));
@@ -548,7 +539,7 @@ impl<J: Jitter> Connection<J> {
         self.got_event = false;
         // Also bounds a connect that hangs before any byte arrives.
         self.arm_watchdog(now);
-        self.actions.push_back(Action::OpenSse { last_event_id: self.last_id.clone() });
+        self.actions.push_back(Action::OpenSse { last_event_id: self.position.id().map(str::to_owned) });
     }
 
     fn probe(&mut self, now: Duration) {
@@ -569,7 +560,7 @@ impl<J: Jitter> Connection<J> {
 
     fn send_poll(&mut self) {
         self.poll_in_flight = true;
-        self.actions.push_back(Action::Poll { last_event_id: self.last_id.clone() });
+        self.actions.push_back(Action::Poll { last_event_id: self.position.id().map(str::to_owned) });
     }
 
     fn stop_polling(&mut self) {
@@ -607,21 +598,10 @@ impl<J: Jitter> Connection<J> {
 
     /// Last-id tracking and de-duplication, then delivery.
     fn process_event(&mut self, event: SseEvent) {
-        match event.id.as_deref() {
-            Some(id) if !id.is_empty() => {
-                let num = id.parse::<u64>().ok();
-                if event.event == "reset" {
-                    // The server moved our position (possibly backwards, e.g. `ahead`).
-                } else if let (Some(n), Some(last)) = (num, self.last_num) {
-                    if n <= last {
-                        return; // already delivered
-                    }
-                }
-                self.last_num = num;
-                self.last_id = Some(id.to_owned());
-            }
-            _ => {} // no id: per-connection events (greeting, heartbeat) pass through
+        if self.position.is_duplicate(event.id.as_deref(), &event.event) {
+            return; // already delivered
         }
+        self.position.track(event.id.as_deref());
         let is_end = event.event == "end";
         self.outputs.push_back(Output::Event(event));
         if is_end {

@@ -24,6 +24,7 @@ pub mod dispatch;
 pub mod messages;
 pub mod options;
 pub mod parser;
+pub mod position;
 pub mod tabs;
 pub mod url;
 

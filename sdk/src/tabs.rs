@@ -45,6 +45,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::connection::{ErrorInfo, ErrorKind, Output, State};
 use crate::parser::SseEvent;
+use crate::position::Position;
 
 /// Version of the relay format; part of every lock/channel name so tabs
 /// running different SDK versions never share.
@@ -230,8 +231,7 @@ pub struct TabCore {
     tab: u64,
     role: Role,
     state: State,
-    last_id: Option<String>,
-    last_num: Option<u64>,
+    position: Position,
     ended: bool,
     names: BTreeSet<String>,
     peers: BTreeMap<u64, BTreeSet<String>>,
@@ -249,8 +249,7 @@ impl TabCore {
             tab,
             role: Role::Idle,
             state: State::Closed,
-            last_id: None,
-            last_num: None,
+            position: Position::default(),
             ended: false,
             names: BTreeSet::new(),
             peers: BTreeMap::new(),
@@ -280,7 +279,7 @@ impl TabCore {
 
     /// The id of the last event this tab delivered (where it resumes as leader).
     pub fn last_event_id(&self) -> Option<&str> {
-        self.last_id.as_deref()
+        self.position.id()
     }
 
     /// Whether the stream ended (`end` delivered): never reconnect.
@@ -303,11 +302,8 @@ impl TabCore {
         if self.role != Role::Idle {
             return;
         }
-        if self.last_id.is_none() {
-            if let Some(id) = resume.filter(|s| !s.is_empty()) {
-                self.last_num = id.parse().ok();
-                self.last_id = Some(id.to_owned());
-            }
+        if self.position.id().is_none() {
+            self.position.track(resume);
         }
         self.names = names.iter().cloned().collect();
         self.role = Role::Follower;
@@ -361,7 +357,7 @@ impl TabCore {
         self.posts.push_back(Relay::Leader {
             tab: self.tab,
             state: self.state.as_str().to_owned(),
-            last_id: self.last_id.clone(),
+            last_id: self.position.id().map(str::to_owned),
         });
         true
     }
@@ -417,7 +413,7 @@ impl TabCore {
                 self.posts.push_back(Relay::Sync {
                     tab: self.tab,
                     state: self.state.as_str().to_owned(),
-                    last_id: self.last_id.clone(),
+                    last_id: self.position.id().map(str::to_owned),
                 });
             }
             (Role::Leader, Relay::Leave { tab, .. }) => {
@@ -486,8 +482,7 @@ impl TabCore {
             "message": format!("missed events while rejoining could not be fetched: {reason}"),
         });
         self.outputs.push_back(TabOutput::Deliver(Output::Event(SseEvent { event: "reset".into(), data: data.to_string(), id: None })));
-        self.last_num = Some(to);
-        self.last_id = Some(to.to_string());
+        self.position.track(Some(&to.to_string()));
         self.release_held();
     }
 
@@ -524,9 +519,8 @@ impl TabCore {
             }
         }
         let Some(id) = last_id.filter(|s| !s.is_empty()) else { return };
-        match (id.parse::<u64>().ok(), self.last_num) {
-            (Some(n), Some(l)) if n <= l => {}
-            (Some(n), Some(l)) => {
+        match (id.parse::<u64>().ok(), self.position.num()) {
+            (Some(n), Some(l)) if n > l => {
                 // Relays from one sender arrive in order, so relays up to `n`
                 // were handled before this message: (l, n] never reached us.
                 if self.catching_up.is_none() {
@@ -534,17 +528,13 @@ impl TabCore {
                     self.outputs.push_back(TabOutput::CatchUp(l.to_string()));
                 }
             }
-            (Some(n), _) => {
-                self.last_num = Some(n);
-                self.last_id = Some(id);
-            }
-            (None, _) if self.last_id.is_none() => self.last_id = Some(id),
-            (None, _) => {}
+            // Not behind: adopt the leader's position if it is further on or ours is unknown.
+            _ => self.position.advance_to(&id),
         }
     }
 
     fn deliver_relayed(&mut self, ev: SseEvent) {
-        if self.ended || self.is_duplicate(ev.id.as_deref(), &ev.event) {
+        if self.ended || self.position.is_duplicate(ev.id.as_deref(), &ev.event) {
             return;
         }
         self.track(&ev);
@@ -560,23 +550,8 @@ impl TabCore {
         }
     }
 
-    /// Same rule as the connection: a numeric id at or below the last one
-    /// was delivered already; `reset` may move the position back.
-    fn is_duplicate(&self, id: Option<&str>, event: &str) -> bool {
-        if event == "reset" {
-            return false;
-        }
-        match (id.filter(|s| !s.is_empty()).and_then(|s| s.parse::<u64>().ok()), self.last_num) {
-            (Some(n), Some(l)) => n <= l,
-            _ => false,
-        }
-    }
-
     fn track(&mut self, ev: &SseEvent) {
-        if let Some(id) = ev.id.as_deref().filter(|s| !s.is_empty()) {
-            self.last_num = id.parse().ok();
-            self.last_id = Some(id.to_owned());
-        }
+        self.position.track(ev.id.as_deref());
         if ev.event == "end" {
             self.ended = true;
         }
