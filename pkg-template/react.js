@@ -17,6 +17,30 @@ function optionsKey(options) {
   return JSON.stringify(options, (_k, v) => (typeof v === 'function' ? `fn:${v.name}` : v));
 }
 
+// Runs `attach(manager)` (which returns an unsubscribe function) while the
+// component is mounted and `url`/`options`/`deps` stay the same. init() is
+// async: under StrictMode the first mount is cleaned up before it resolves,
+// so `cancelled` is already set and nothing is attached twice.
+function useManager(url, options, attach, deps) {
+  const key = optionsKey(options);
+  const optionsRef = useRef(options);
+  optionsRef.current = options;
+  const attachRef = useRef(attach);
+  attachRef.current = attach;
+  useEffect(() => {
+    if (!url) return undefined;
+    let cancelled = false;
+    let off = null;
+    ensureInit().then(() => {
+      if (!cancelled) off = attachRef.current(connect(url, optionsRef.current ?? {}));
+    });
+    return () => {
+      cancelled = true;
+      if (off) off();
+    };
+  }, [url, key, ...deps]);
+}
+
 /**
  * Subscribes `handler(message, info)` to events of `type` on the stream at `url`
  * for the lifetime of the component. Pass `url = null` to stay unsubscribed.
@@ -27,25 +51,7 @@ function optionsKey(options) {
 export function useTidings(url, type, handler, options) {
   const handlerRef = useRef(handler);
   useEffect(() => { handlerRef.current = handler; });
-  const key = optionsKey(options);
-  const optionsRef = useRef(options);
-  optionsRef.current = options;
-  useEffect(() => {
-    if (!url) return undefined;
-    let cancelled = false;
-    let off = null;
-    // init() is async: under StrictMode the first mount is cleaned up before
-    // it resolves, so `cancelled` is already set and no listener is added.
-    ensureInit().then(() => {
-      if (cancelled) return;
-      const manager = connect(url, optionsRef.current ?? {});
-      off = manager.on(type, (message, info) => handlerRef.current?.(message, info));
-    });
-    return () => {
-      cancelled = true;
-      if (off) off();
-    };
-  }, [url, type, key]);
+  useManager(url, options, (manager) => manager.on(type, (message, info) => handlerRef.current?.(message, info)), [type]);
 }
 
 /**
@@ -55,22 +61,7 @@ export function useTidings(url, type, handler, options) {
  */
 export function useTidingsState(url, options) {
   const [state, setState] = useState('idle');
-  const key = optionsKey(options);
-  const optionsRef = useRef(options);
-  optionsRef.current = options;
-  useEffect(() => {
-    if (!url) return undefined;
-    let cancelled = false;
-    let off = null;
-    ensureInit().then(() => {
-      if (cancelled) return;
-      off = connect(url, optionsRef.current ?? {}).onState((s) => setState(s));
-    });
-    return () => {
-      cancelled = true;
-      if (off) off();
-    };
-  }, [url, key]);
+  useManager(url, options, (manager) => manager.onState((s) => setState(s)), []);
   return state;
 }
 
