@@ -13,6 +13,11 @@ pub struct Args {
     /// Base URL of the server under test (`http://IP:PORT`, loopback).
     #[arg(long, default_value = "http://127.0.0.1:8000")]
     pub target: String,
+    /// More servers of the same audience (e.g. instances sharing one Redis):
+    /// repeatable; worker `w` connects to target `w % (1 + these)`, probes are
+    /// published through `--target` only, so the fan-out crosses instances.
+    #[arg(long = "also-target")]
+    pub also_targets: Vec<String>,
     /// SSE connections to open in total.
     #[arg(long, default_value_t = 1000)]
     pub connections: u32,
@@ -85,10 +90,20 @@ pub struct Args {
 }
 
 impl Args {
-    /// Workers to use: the flag, or one per 15,000 connections.
+    /// Every target: `--target` first, then each `--also-target`.
+    #[must_use]
+    pub fn all_targets(&self) -> Vec<&str> {
+        std::iter::once(self.target.as_str()).chain(self.also_targets.iter().map(String::as_str)).collect()
+    }
+
+    /// Workers to use: the flag, or one per 15,000 connections, rounded up to
+    /// a multiple of the number of targets so each target gets its share.
     #[must_use]
     pub fn worker_count(&self) -> u32 {
-        self.workers.unwrap_or_else(|| self.connections.div_ceil(15_000)).clamp(1, self.connections.max(1))
+        let targets = 1 + self.also_targets.len() as u32;
+        self.workers
+            .unwrap_or_else(|| self.connections.div_ceil(15_000).div_ceil(targets) * targets)
+            .clamp(1, self.connections.max(1))
     }
 
     /// The publish path (defaults to the stream path).

@@ -80,7 +80,7 @@ pub async fn run(args: &Args) -> Result<Report, Error> {
 
     Ok(build(&Inputs {
         label: args.label.clone(),
-        target: args.target.clone(),
+        target: args.all_targets().join(","),
         attempted: args.connections,
         workers,
         connects: pool.connects.into_iter().flatten().collect(),
@@ -127,12 +127,16 @@ impl Pool {
         let mut children = Vec::new();
         let mut stdins = Vec::new();
         let mut offset = 0usize;
+        let targets = args.all_targets();
+        for target in &targets[1..] {
+            Target::parse(target)?;
+        }
         for w in 0..workers {
             // Spread the remainder over the first workers.
             let share = args.connections / workers + u32::from(w < args.connections % workers);
             let mut cmd = Command::new(&exe);
             cmd.args(["--worker-id", &w.to_string()])
-                .args(["--target", &args.target])
+                .args(["--target", targets[w as usize % targets.len()]])
                 .args(["--connections", &share.to_string()])
                 .args(["--source-ips", &args.source_ips])
                 .args(["--ip-offset", &(offset % ip_count.max(1)).to_string()])
