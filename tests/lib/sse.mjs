@@ -3,6 +3,35 @@ import { createHmac } from 'node:crypto';
 import { connect } from 'node:net';
 
 /**
+ * An incremental SSE parser for tests: feed it decoded text chunks; it calls
+ * `onEvent({id, event, data})` for every dispatched event (ids containing NUL
+ * ignored, like the WHATWG rules) and `onId(id)` when a frame sets an id.
+ */
+export function sseParser(onEvent) {
+  let buf = '';
+  let cur = { id: null, event: 'message', data: [] };
+  return (text) => {
+    buf += text;
+    let nl;
+    while ((nl = buf.search(/\r\n|\n|\r/)) >= 0) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + (buf.startsWith('\r\n', nl) ? 2 : 1));
+      if (line === '') {
+        onEvent({ id: cur.id, event: cur.event, data: cur.data.length ? cur.data.join('\n') : null });
+        cur = { id: null, event: 'message', data: [] };
+      } else if (!line.startsWith(':')) {
+        const i = line.indexOf(':');
+        const field = i < 0 ? line : line.slice(0, i);
+        const value = i < 0 ? '' : line.slice(i + 1).replace(/^ /, '');
+        if (field === 'data') cur.data.push(value);
+        else if (field === 'event') cur.event = value;
+        else if (field === 'id' && !value.includes('\0')) cur.id = value;
+      }
+    }
+  };
+}
+
+/**
  * Opens an SSE stream and collects its events. `events` fills as they arrive;
  * `close()` aborts. Event = {id, event, data}.
  */
@@ -14,28 +43,9 @@ export async function openSse(url, { headers = {} } = {}) {
   if (!res.ok || !res.body) { state.body = await res.text(); state.ended = true; return state; }
   (async () => {
     const decoder = new TextDecoder();
-    let buf = '';
-    let cur = { id: null, event: 'message', data: [] };
+    const feed = sseParser((e) => { if (e.data !== null) events.push(e); });
     try {
-      for await (const chunk of res.body) {
-        buf += decoder.decode(chunk, { stream: true });
-        let nl;
-        while ((nl = buf.search(/\r\n|\n|\r/)) >= 0) {
-          const line = buf.slice(0, nl);
-          buf = buf.slice(nl + (buf.startsWith('\r\n', nl) ? 2 : 1));
-          if (line === '') {
-            if (cur.data.length) events.push({ id: cur.id, event: cur.event, data: cur.data.join('\n') });
-            cur = { id: null, event: 'message', data: [] };
-          } else if (!line.startsWith(':')) {
-            const i = line.indexOf(':');
-            const field = i < 0 ? line : line.slice(0, i);
-            const value = i < 0 ? '' : line.slice(i + 1).replace(/^ /, '');
-            if (field === 'data') cur.data.push(value);
-            else if (field === 'event') cur.event = value;
-            else if (field === 'id') cur.id = value;
-          }
-        }
-      }
+      for await (const chunk of res.body) feed(decoder.decode(chunk, { stream: true }));
     } catch { /* aborted */ }
     state.ended = true;
   })();

@@ -1,3 +1,5 @@
+import { sseParser } from '../lib/sse.mjs';
+
 // The soak's subscribers: SDK tabs in headless Chromium and resilient Node SSE
 // clients. Each records, per stream, the sequence numbers it delivered.
 
@@ -56,32 +58,17 @@ export function resilientClient(name, url, stream, { headers = {}, watchdogMs = 
         if (res.status !== 200 || !res.body) throw new Error(`status ${res.status}`);
         state.connects += 1;
         const decoder = new TextDecoder();
-        let buf = '';
-        let ev = { id: null, event: 'message', data: [] };
+        const feed = sseParser((ev) => {
+          if (ev.id !== null) state.lastId = ev.id;
+          if (ev.event === 'reset') state.resets += 1;
+          else if (ev.data !== null && ev.event === 'message') {
+            const seq = seqOf(stream, JSON.parse(ev.data));
+            if (seq !== null) state.got[stream].push(seq);
+          }
+        });
         for await (const chunk of res.body) {
           kick();
-          buf += decoder.decode(chunk, { stream: true });
-          let nl;
-          while ((nl = buf.indexOf('\n')) >= 0) {
-            const line = buf.slice(0, nl).replace(/\r$/, '');
-            buf = buf.slice(nl + 1);
-            if (line === '') {
-              if (ev.id !== null) state.lastId = ev.id;
-              if (ev.event === 'reset') state.resets += 1;
-              else if (ev.data.length && ev.event === 'message') {
-                const seq = seqOf(stream, JSON.parse(ev.data.join('\n')));
-                if (seq !== null) state.got[stream].push(seq);
-              }
-              ev = { id: null, event: 'message', data: [] };
-            } else if (!line.startsWith(':')) {
-              const i = line.indexOf(':');
-              const field = i < 0 ? line : line.slice(0, i);
-              const value = i < 0 ? '' : line.slice(i + 1).replace(/^ /, '');
-              if (field === 'data') ev.data.push(value);
-              else if (field === 'event') ev.event = value;
-              else if (field === 'id' && !value.includes('\0')) ev.id = value;
-            }
-          }
+          feed(decoder.decode(chunk, { stream: true }));
         }
       } catch { /* cut, refused, stalled: reconnect */ }
       clearTimeout(watchdog);
