@@ -8,99 +8,21 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use gloo_timers::future::TimeoutFuture;
 use serde_json::{json, Value};
 use tidings::messages::{NotificationMessage, TeamAnswerMessage};
-use tidings::{BackoffOptions, Decoder, ErrorInfo, ErrorKind, Event, Manager, Message, Options, State, WsMessageType};
+use tidings::{BackoffOptions, Decoder, ErrorKind, Manager, Message, Options, State, WsMessageType};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
-fn server() -> Option<&'static str> {
-    let s = option_env!("TIDINGS_TEST_SERVER");
-    if s.is_none() {
-        web_sys::console::log_1(&"TIDINGS_TEST_SERVER not set at build time: skipping (run scripts/test-wasm.sh)".into());
-    }
-    s
-}
-
-fn unique(prefix: &str) -> String {
-    format!("{prefix}{}", (js_sys::Math::random() * 1e12) as u64)
-}
-
-async fn sleep(ms: u32) {
-    TimeoutFuture::new(ms).await;
-}
-
-/// Polls `cond` every 20 ms for at most `ms`.
-async fn wait_for(what: &str, ms: u32, mut cond: impl FnMut() -> bool) {
-    for _ in 0..(ms / 20).max(1) {
-        if cond() {
-            return;
-        }
-        sleep(20).await;
-    }
-    panic!("timed out after {ms} ms waiting for {what}");
-}
-
-async fn request(method: &str, url: &str, body: Option<Value>, token: Option<&str>) -> (u16, Value) {
-    let init = web_sys::RequestInit::new();
-    init.set_method(method);
-    let headers = web_sys::Headers::new().unwrap();
-    if let Some(b) = &body {
-        headers.set("Content-Type", "application/json").unwrap();
-        init.set_body(&JsValue::from_str(&b.to_string()));
-    }
-    if let Some(t) = token {
-        headers.set("Authorization", &format!("Bearer {t}")).unwrap();
-    }
-    init.set_headers(&headers);
-    let req = web_sys::Request::new_with_str_and_init(url, &init).unwrap();
-    let window = web_sys::window().unwrap();
-    let resp: web_sys::Response = JsFuture::from(window.fetch_with_request(&req)).await.unwrap().unchecked_into();
-    let text = JsFuture::from(resp.text().unwrap()).await.unwrap().as_string().unwrap_or_default();
-    (resp.status(), serde_json::from_str(&text).unwrap_or(Value::String(text)))
-}
-
-async fn post(url: &str, body: Value, token: Option<&str>) -> Value {
-    let (status, v) = request("POST", url, Some(body), token).await;
-    assert!((200..300).contains(&status), "POST {url} → {status} {v}");
-    v
-}
-
-async fn dev_token(base: &str, user: &str, channels: &[&str]) -> String {
-    let v = post(&format!("{base}/api/auth/dev-token"), json!({"user_id": user, "channels": channels}), None).await;
-    v["token"].as_str().unwrap().to_owned()
-}
+mod common;
+use common::*;
 
 async fn new_team_answer(base: &str, name: &str) -> i64 {
     let v = post(&format!("{base}/api/team-answers/"), json!({"video_name": name, "frame_index": 7, "url": "http://x/f.jpg", "qa": "Q"}), None).await;
     v["id"].as_i64().or_else(|| v["data"]["id"].as_i64()).unwrap_or(-1)
-}
-
-type Log = Rc<RefCell<Vec<Event>>>;
-
-fn collect(m: &Manager, ty: &str) -> (Log, tidings::Subscription) {
-    let log: Log = Rc::default();
-    let l = log.clone();
-    let sub = m.on(ty, move |e| l.borrow_mut().push(e.clone()));
-    (log, sub)
-}
-
-fn states(m: &Manager) -> (Rc<RefCell<Vec<State>>>, tidings::Subscription) {
-    let log: Rc<RefCell<Vec<State>>> = Rc::default();
-    let l = log.clone();
-    let sub = m.on_state(move |s| l.borrow_mut().push(s));
-    (log, sub)
-}
-
-fn errors(m: &Manager) -> (Rc<RefCell<Vec<ErrorInfo>>>, tidings::Subscription) {
-    let log: Rc<RefCell<Vec<ErrorInfo>>> = Rc::default();
-    let l = log.clone();
-    let sub = m.on_error(move |e| l.borrow_mut().push(e.clone()));
-    (log, sub)
 }
 
 fn quick() -> Options {
@@ -143,7 +65,7 @@ async fn team_answers_typed_create_and_delete() {
 async fn notifications_typed_with_token() {
     let Some(base) = server() else { return };
     let user = unique("u");
-    let token = dev_token(base, &user, &[]).await;
+    let token = dev_token(base, &user, &[], None).await;
     let m = Manager::connect(&format!("{base}/api/notifications/stream"), quick().token(token)).unwrap();
     assert_eq!(m.decoder(), Decoder::Notifications);
     let (news, _a) = collect(&m, "new_notification");
@@ -195,7 +117,7 @@ async fn video_progress_to_end() {
 async fn channel_messages_typed_and_unknown_types() {
     let Some(base) = server() else { return };
     let ch = unique("project.");
-    let token = dev_token(base, &unique("c"), &["project.*"]).await;
+    let token = dev_token(base, &unique("c"), &["project.*"], None).await;
     let m = Manager::connect(&format!("{base}/api/v1/events/{ch}"), quick().token(token.clone())).unwrap();
     let (tasks, _a) = collect(&m, "task");
     let (odd, _b) = collect(&m, "zzz_new_type");
@@ -218,7 +140,7 @@ async fn channel_messages_typed_and_unknown_types() {
 async fn decode_failure_reaches_error_listeners_and_stream_goes_on() {
     let Some(base) = server() else { return };
     let ch = unique("project.");
-    let token = dev_token(base, &unique("d"), &["project.*"]).await;
+    let token = dev_token(base, &unique("d"), &["project.*"], None).await;
     let url = format!("{base}/api/v1/events/{ch}");
     // Decode a channel with the team-answers decoder: `task` is not a team answers type.
     let m = Manager::connect(&url, quick().token(token.clone()).decoder(Decoder::TeamAnswers)).unwrap();

@@ -7,30 +7,19 @@
 #![cfg(target_arch = "wasm32")]
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::rc::Rc;
 
-use gloo_timers::future::TimeoutFuture;
 use serde_json::{json, Value};
 use tidings::options::GetToken;
-use tidings::{BackoffOptions, ErrorInfo, ErrorKind, Event, Manager, Options, State, Transport};
+use tidings::{BackoffOptions, ErrorKind, Event, Manager, Options, State, Transport};
 use wasm_bindgen::{JsCast, JsValue};
-use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
-fn server() -> Option<&'static str> {
-    let s = option_env!("TIDINGS_TEST_SERVER");
-    if s.is_none() {
-        web_sys::console::log_1(&"TIDINGS_TEST_SERVER not set at build time: skipping (run scripts/test-wasm.sh)".into());
-    }
-    s
-}
-
-fn unique(prefix: &str) -> String {
-    format!("{prefix}{}", (js_sys::Math::random() * 1e12) as u64)
-}
+mod common;
+use common::*;
 
 fn now_ms() -> f64 {
     js_sys::Date::now()
@@ -38,56 +27,6 @@ fn now_ms() -> f64 {
 
 fn report(what: &str, ms: f64) {
     web_sys::console::log_1(&format!("[issue7] {what}: {ms:.0} ms").into());
-}
-
-async fn sleep(ms: u32) {
-    TimeoutFuture::new(ms).await;
-}
-
-async fn wait_for(what: &str, ms: u32, mut cond: impl FnMut() -> bool) {
-    for _ in 0..(ms / 20).max(1) {
-        if cond() {
-            return;
-        }
-        sleep(20).await;
-    }
-    panic!("timed out after {ms} ms waiting for {what}");
-}
-
-async fn post(url: &str, body: Value, token: Option<&str>) -> Value {
-    let init = web_sys::RequestInit::new();
-    init.set_method("POST");
-    let headers = web_sys::Headers::new().unwrap();
-    headers.set("Content-Type", "application/json").unwrap();
-    if let Some(t) = token {
-        headers.set("Authorization", &format!("Bearer {t}")).unwrap();
-    }
-    init.set_body(&JsValue::from_str(&body.to_string()));
-    init.set_headers(&headers);
-    let req = web_sys::Request::new_with_str_and_init(url, &init).unwrap();
-    let resp: web_sys::Response = JsFuture::from(web_sys::window().unwrap().fetch_with_request(&req)).await.unwrap().unchecked_into();
-    let text = JsFuture::from(resp.text().unwrap()).await.unwrap().as_string().unwrap_or_default();
-    assert!((200..300).contains(&resp.status()), "POST {url} → {} {text}", resp.status());
-    serde_json::from_str(&text).unwrap_or(Value::Null)
-}
-
-async fn dev_token(base: &str, user: &str, channels: &[&str], ttl_secs: u64) -> String {
-    let v = post(&format!("{base}/api/auth/dev-token"), json!({"user_id": user, "channels": channels, "ttl_secs": ttl_secs}), None).await;
-    v["token"].as_str().unwrap().to_owned()
-}
-
-type Log<T> = Rc<RefCell<Vec<T>>>;
-
-fn collect(m: &Manager, ty: &str) -> (Log<Event>, tidings::Subscription) {
-    let log: Log<Event> = Rc::default();
-    let l = log.clone();
-    (log, m.on(ty, move |e| l.borrow_mut().push(e.clone())))
-}
-
-fn errors(m: &Manager) -> (Log<ErrorInfo>, tidings::Subscription) {
-    let log: Log<ErrorInfo> = Rc::default();
-    let l = log.clone();
-    (log, m.on_error(move |e| l.borrow_mut().push(e.clone())))
 }
 
 /// Single-tab managers with a quick backoff (the `retry: 1000` frame raises the base on fetch).
@@ -101,7 +40,7 @@ fn opts() -> Options {
 /// A private channel, a token for it, its URL and its publish URL.
 async fn channel(base: &str) -> (String, String, String) {
     let ch = unique("project.i7-");
-    let token = dev_token(base, &unique("pub"), &["project.*"], 3600).await;
+    let token = dev_token(base, &unique("pub"), &["project.*"], Some(3600)).await;
     let url = format!("{base}/api/v1/events/{ch}");
     (format!("channel/{ch}"), token, url)
 }
@@ -118,7 +57,7 @@ fn ns(log: &Log<Event>) -> Vec<u64> {
 async fn fetch_transport_sends_the_token_in_a_header() {
     let Some(base) = server() else { return };
     let user = unique("f");
-    let token = dev_token(base, &user, &[], 3600).await;
+    let token = dev_token(base, &user, &[], Some(3600)).await;
     let m = Manager::connect(&format!("{base}/api/notifications/stream"), opts().transport(Transport::Fetch).token(token).header("Accept-Language", "vi")).unwrap();
     let (news, _a) = collect(&m, "new_notification");
     let (counts, _b) = collect(&m, "unread_count");
@@ -139,7 +78,7 @@ async fn get_token_is_asked_again_after_the_server_rejects_a_token() {
     let user = unique("g");
     // The server allows some clock leeway on `exp`, so a token it rejects now
     // is one with a broken signature (what an expired one gets: 401).
-    let good = dev_token(base, &user, &[], 3600).await;
+    let good = dev_token(base, &user, &[], Some(3600)).await;
     let last = if good.ends_with('x') { "y" } else { "x" };
     let expired = format!("{}{last}", &good[..good.len() - 1]);
     let fresh = good;
@@ -173,7 +112,7 @@ async fn get_token_is_asked_again_after_the_server_rejects_a_token() {
 #[wasm_bindgen_test]
 async fn a_403_closes_with_an_auth_error_and_no_retry_storm() {
     let Some(base) = server() else { return };
-    let token = dev_token(base, &unique("x"), &["file.*"], 3600).await;
+    let token = dev_token(base, &unique("x"), &["file.*"], Some(3600)).await;
     let m = Manager::connect(&format!("{base}/api/v1/events/{}", unique("project.")), opts().transport(Transport::Fetch).token(token)).unwrap();
     let (errs, _e) = errors(&m);
     let (_ev, _s) = collect(&m, "*");
@@ -301,7 +240,7 @@ async fn server_errors_and_204_recover_without_a_storm() {
 async fn js_get_token_may_return_a_promise() {
     let Some(base) = server() else { return };
     let user = unique("j");
-    let token = dev_token(base, &user, &[], 3600).await;
+    let token = dev_token(base, &user, &[], Some(3600)).await;
     let options = js_sys::Object::new();
     let f = js_sys::Function::new_with_args("", &format!("return Promise.resolve({})", Value::String(token)));
     js_sys::Reflect::set(&options, &"getToken".into(), &f).unwrap();
