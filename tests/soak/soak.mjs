@@ -3,18 +3,20 @@
 //   node tests/soak/soak.mjs [--seed N] [--secs S] [--tabs-per-user T] [--node-clients C]
 //
 // Drives a real tidings-server (behind a loopback TCP proxy this harness
-// controls), SDK tabs in headless Chromium (two users, several tabs each, so
+// controls, on a real redis-server as its bus), SDK tabs in headless Chromium (two users, several tabs each, so
 // tabs share a connection and leaders fail over), and resilient Node SSE
 // clients, while a publisher emits numbered events on three streams (a
 // channel, team answers, each user's notifications). Faults, chosen by a
-// seeded PRNG: server SIGKILL + restart on the same data; proxy cut / stall /
+// seeded PRNG: server SIGKILL + restart on the same data; Redis SIGKILL +
+// restart; proxy cut / stall /
 // trickle; the SSE endpoint refusing (503) so clients fall back to polling;
 // a leader tab closed and a new tab opened; a tab reloaded. At the end every
 // subscriber's sequence is compared with what was published to it: lost,
 // duplicated, out-of-order and cross-user counts must all be 0. Prints the
 // seed, the fault log, recovery times p50/p99 and a JSON summary line; exits
 // 1 on any violation. Loopback only; bounded by --secs plus a 60 s drain.
-import { mkdtempSync, writeFileSync, cpSync, rmSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, cpSync, rmSync, existsSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer, devToken, repoRoot } from '../lib/server.mjs';
@@ -36,7 +38,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const t0 = Date.now();
 const log = (msg) => console.log(`[soak +${((Date.now() - t0) / 1000).toFixed(1)}s] ${msg}`);
 
-console.log(`soak: seed ${seed}, ${secs} s, ${tabsPerUser} tabs per user × 2 users, ${nodeClients} Node clients (reproduce: --seed ${seed})`);
+console.log(`soak: seed ${seed}, ${secs} s, ${tabsPerUser} tabs per user × 2 users, ${nodeClients} Node clients${'no-redis' in args ? ', no Redis' : ''} (reproduce: --seed ${seed})`);
 
 // A site with the npm package and the tab page.
 const site = mkdtempSync(join(tmpdir(), 'tidings-soak-site-'));
@@ -45,6 +47,30 @@ writeFileSync(join(site, 'soak.html'), TAB_PAGE);
 
 const dataDir = mkdtempSync(join(tmpdir(), 'tidings-soak-data-'));
 const serverArgs = ['--heartbeat-secs', '1', '--replay-log-size', '5000', '--write-stall-secs', '5'];
+
+// A real redis-server as the server's bus (ids, replay log, fan-out), with an
+// append-only file synced on every write, as a deployment that must not lose
+// acknowledged events would run it. `--no-redis` (or no redis-server) skips it.
+const redisBin = ['/usr/bin/redis-server', '/usr/local/bin/redis-server'].find((p) => existsSync(p));
+const useRedis = !('no-redis' in args) && redisBin !== undefined;
+let redis = null;
+const redisDir = mkdtempSync(join(tmpdir(), 'tidings-soak-redis-'));
+const redisPort = 20000 + Math.floor(rand() * 20000);
+async function startRedis() {
+  const proc = spawn(redisBin, ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes',
+    '--appendfsync', 'always', '--dir', redisDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  await new Promise((ok, fail) => {
+    const timer = setTimeout(() => fail(new Error(`redis-server did not start:\n${out}`)), 10_000);
+    proc.stdout.on('data', (c) => { out += c; if (/Ready to accept connections/.test(out)) { clearTimeout(timer); ok(); } });
+    proc.on('exit', (code) => { clearTimeout(timer); fail(new Error(`redis-server exited (${code}):\n${out}`)); });
+  });
+  return proc;
+}
+if (useRedis) {
+  redis = await startRedis();
+  serverArgs.push('--redis-url', `redis://127.0.0.1:${redisPort}`);
+}
 let server = await startServer({ dataDir, staticDir: site, args: serverArgs });
 const addr = new URL(server.url).host;
 const proxy = await startProxy(addr);
@@ -161,6 +187,13 @@ const faults = {
     }
     await openTab(user);
   },
+  async redis() {
+    if (!redis) return;
+    redis.kill('SIGKILL');
+    await new Promise((r) => redis.on('exit', r));
+    await sleep(500 + rand() * 1500);
+    redis = await startRedis();
+  },
   async reload() {
     const t = pick(tabs.filter((x) => !x.closed));
     await t.page.reload();
@@ -230,7 +263,7 @@ const resets = nodes.reduce((a, n) => a + n.resets, 0) + (await Promise.all(tabs
 const sum = (k) => rows.reduce((a, r) => a + r[k], 0);
 const pct = (xs, p) => { const s = [...xs].sort((a, b) => a - b); return s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] : 0; };
 const summary = {
-  seed, secs, faults: faultLog.length, fault_kinds: faultLog.reduce((a, f) => ({ ...a, [f.name]: (a[f.name] ?? 0) + 1 }), {}),
+  seed, secs, redis: useRedis, faults: faultLog.length, fault_kinds: faultLog.reduce((a, f) => ({ ...a, [f.name]: (a[f.name] ?? 0) + 1 }), {}),
   published, subscribers: rows.length, lost: sum('lost'), duplicated: sum('dup'), out_of_order: sum('ooo'), cross_user: crossUser, resets,
   recovery_ms: { p50: pct(recoveries, 50), p99: pct(recoveries, 99), max: Math.max(0, ...recoveries) },
 };
@@ -245,6 +278,8 @@ await Promise.all(nodes.map((n) => n.stop()));
 await browser.close();
 await proxy.close();
 await server.stop();
+if (redis) redis.kill('SIGKILL');
 rmSync(dataDir, { recursive: true, force: true });
+rmSync(redisDir, { recursive: true, force: true });
 rmSync(site, { recursive: true, force: true });
 process.exit(bad.length || crossUser ? 1 : 0);
