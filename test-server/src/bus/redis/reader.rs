@@ -18,6 +18,11 @@ const BLOCK_MS: u64 = 1000;
 const READ_COUNT: usize = 1000;
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// Extra time the reader's `XREAD BLOCK` may take beyond its block time before the
+/// connection counts as lost: generous, because a saturated instance answers late
+/// (a 2 s margin gave false outages at 100k connections on 2 cores). A killed Redis is
+/// seen at once anyway (the connection closes).
+const READER_SLACK: Duration = Duration::from_secs(10);
 /// Health probe interval while no stream has local subscribers.
 const IDLE_PING: Duration = Duration::from_secs(1);
 
@@ -65,7 +70,7 @@ enum ConnectError {
 /// Opens the reader and command connections, checks the epoch, and installs the command
 /// connection (from then on publishes are accepted).
 async fn connect(shared: &Shared) -> Result<MultiplexedConnection, ConnectError> {
-    let mut reader = shared.connect(Duration::from_millis(BLOCK_MS) + COMMAND_TIMEOUT).await?;
+    let mut reader = shared.connect(Duration::from_millis(BLOCK_MS) + READER_SLACK).await?;
     let mut cmd = shared.connect(COMMAND_TIMEOUT).await?;
     let reader_id: i64 = ::redis::cmd("CLIENT").arg("ID").query_async(&mut reader).await?;
     let key = wire::epoch_key(&shared.prefix);
