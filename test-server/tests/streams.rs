@@ -67,9 +67,8 @@ async fn heartbeats_on_a_real_connection() {
     let mut team = s.sse("/api/team-answers/sse/", None, None).await;
     let mut notes = s.sse("/api/notifications/stream", None, Some(&t)).await;
     team.next(T).await.unwrap();
-    let started = Instant::now();
+    // Timing is asserted exactly on a paused clock (sse::stream tests); here: the wire shape.
     let hb = team.next(T).await.unwrap();
-    assert!(started.elapsed() >= Duration::from_millis(150));
     assert_eq!((hb.event.as_str(), hb.id.clone(), hb.json()["type"].as_str()), ("message", None, Some("heartbeat")));
     notes.next(T).await.unwrap();
     notes.next(T).await.unwrap();
