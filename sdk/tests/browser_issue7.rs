@@ -98,11 +98,12 @@ async fn get_token_is_asked_again_after_the_server_rejects_a_token() {
     report("401 → getToken → open", took);
     wait_for("snapshot", 5000, || !counts.borrow().is_empty()).await;
     assert_eq!(calls.get(), 2, "asked once per connect: the rejected one and the retry");
-    let e = errs.borrow();
-    assert_eq!(e.iter().filter(|e| e.status == Some(401)).count(), 1, "{e:?}");
-    assert_eq!(e[0].kind, ErrorKind::Auth);
+    {
+        let e = errs.borrow();
+        assert_eq!(e.iter().filter(|e| e.status == Some(401)).count(), 1, "{e:?}");
+        assert_eq!(e[0].kind, ErrorKind::Auth);
+    }
     assert!(took < 900.0, "the retry after a 401 is immediate, not backed off: {took} ms");
-    drop(e);
     // getToken is also asked before every reconnect.
     m.debug_fail_sse();
     wait_for("reopen", 5000, || calls.get() == 3 && m.state() == State::Open).await;

@@ -108,7 +108,8 @@ pub struct JsManager {
     m: Manager,
 }
 
-fn noop() -> js_sys::Function {
+/// A callable no-op: `Function.prototype` (no eval, CSP-safe).
+pub(super) fn noop() -> js_sys::Function {
     // `Function.prototype` is a callable no-op (no eval, CSP-safe).
     js_sys::Reflect::get(&js_sys::global(), &"Function".into())
         .ok()

@@ -143,7 +143,7 @@ impl TabLink {
         // The request rejects with AbortError when we leave before the grant:
         // expected, swallowed by a no-op (no Rust closure to outlive the link).
         if let Ok(catch) = js_sys::Reflect::get(&pending, &"catch".into()).and_then(|c| c.dyn_into::<js_sys::Function>()) {
-            let _ = catch.call1(&pending, &noop());
+            let _ = catch.call1(&pending, &super::js::noop());
         }
         Ok(TabLink { channel, _on_message: on_message, abort, held, _grant: grant })
     }
@@ -163,15 +163,6 @@ impl Drop for TabLink {
         }
         self.channel.close();
     }
-}
-
-fn noop() -> js_sys::Function {
-    // `Function.prototype` is a callable no-op (no eval, CSP-safe).
-    js_sys::Reflect::get(&js_sys::global(), &"Function".into())
-        .ok()
-        .and_then(|f| js_sys::Reflect::get(&f, &"prototype".into()).ok())
-        .and_then(|p| p.dyn_into::<js_sys::Function>().ok())
-        .unwrap_or_else(|| JsValue::UNDEFINED.unchecked_into())
 }
 
 impl super::Manager {
