@@ -165,6 +165,22 @@ function channel(token) {
   });
 }
 
+/**
+ * One token per user for every tab, as a real app keeps its session: tabs
+ * share a connection only when their credentials are equal. Kept in
+ * localStorage until a minute before it expires, then a new one is minted.
+ */
+async function sessionToken(user) {
+  const key = `tidings-demo-token:${user}`;
+  try {
+    const saved = JSON.parse(localStorage.getItem(key) ?? 'null');
+    if (saved && saved.expires_at * 1000 > Date.now() + 60_000) return saved.token;
+  } catch { /* unreadable: mint a new one */ }
+  const fresh = await api('POST', '/api/auth/dev-token', { user_id: user, channels: ['project.*', 'file.*'] });
+  localStorage.setItem(key, JSON.stringify({ token: fresh.token, expires_at: fresh.expires_at }));
+  return fresh.token;
+}
+
 const params = new URLSearchParams(location.search);
 const currentUser = params.get('user') ?? 'alice';
 
@@ -172,7 +188,7 @@ async function main() {
   $('#user').textContent = currentUser;
   $('#switch-user').href = `?user=${currentUser === 'alice' ? 'bob' : 'alice'}`;
   await init();
-  const { token } = await api('POST', '/api/auth/dev-token', { user_id: currentUser, channels: ['project.*', 'file.*'] });
+  const token = await sessionToken(currentUser);
   await Promise.all([teamAnswers(), notifications(token)]);
   video();
   channel(token);

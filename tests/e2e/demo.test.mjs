@@ -30,13 +30,8 @@ test('a team answer created in one page appears in a second page without reload'
   // Two tabs of one profile: they share one connection per stream (leader tab +
   // BroadcastChannel), so 6 HTTP/1.1 connections per origin are not used up.
   const context = await browser.newContext();
-  // Both tabs use one session token, as an app keeping its token would
-  // (connections are shared per URL and token; a fresh token per tab would not share).
-  let session;
-  await context.route('**/api/auth/dev-token', async (route) => {
-    session ??= await (await route.fetch()).text();
-    await route.fulfill({ status: 200, contentType: 'application/json', body: session });
-  });
+  // The page keeps one token per user in localStorage, as an app keeps its
+  // session: connections are shared per URL and token.
   const a = await openDemo(context);
   const b = await openDemo(context);
   const stats = async () => (await (await fetch(`${server.url}/api/stats`)).json()).connections.by_stream;
