@@ -291,9 +291,9 @@ impl Inner {
             if !core.handle_lock_granted() {
                 return;
             }
-            // Knowing nothing yet (no leader was heard), resume from where the
-            // manager would have (the id kept in sessionStorage, if any).
-            let own = core.last_event_id().map(str::to_owned).or_else(|| self.st.borrow().conn.last_event_id().map(str::to_owned));
+            // Our own position: what we delivered, or (knowing nothing since)
+            // the id kept in sessionStorage, which `tabs_start` gave the core.
+            let own = core.last_event_id().map(str::to_owned);
             (!core.is_ended()).then_some(own)
         };
         self.tabs_flush();
