@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import { startServer, devToken, repoRoot } from '../lib/server.mjs';
 import { launchBrowser } from '../lib/browser.mjs';
 import { startProxy } from '../lib/proxy.mjs';
-import { TAB_PAGE, resilientClient } from './clients.mjs';
+import { TAB_PAGE, resilientClient, seqOf } from './clients.mjs';
 
 const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith('--') ? [...acc, [a.slice(2), all[i + 1]]] : acc), []));
 const seed = Number(args.seed ?? process.env.SOAK_SEED ?? Math.floor(Math.random() * 2 ** 31));
@@ -114,21 +114,41 @@ for (let i = 0; i < nodeClients; i++) {
 }
 await sleep(1500);
 
-// ---- publisher: every 100 ms the next number on each stream; retried until accepted.
+// ---- publisher: every 100 ms the next number on each stream, exactly once.
+// A failed POST may still have been stored (Redis or the server killed after
+// the write, before the answer), so before publishing a number again the
+// publisher asks the stream's polling form whether it is there already.
 async function post(path, body, token) {
   const res = await fetch(server.url + path, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify(body), signal: AbortSignal.timeout(3000) });
   if (!res.ok) throw new Error(`${path} ${res.status}`);
 }
+const publishers = [
+  { key: 'channel', stream: 'channel', token: publisher, path: '/api/v1/events/project.soak',
+    body: (n) => ({ type: 'data', object: { seq: n } }), poll: '/api/v1/events/project.soak' },
+  { key: 'answers', stream: 'answers', token: publisher, path: '/api/team-answers/',
+    body: (n) => ({ video_name: 'soak.mp4', frame_index: n, url: 'http://127.0.0.1/f.jpg', qa: 'soak' }), poll: '/api/team-answers/sse/' },
+  ...users.map((u) => ({ key: u, stream: 'notes', token: tokens[u], path: '/api/notifications/trigger/',
+    body: (n) => ({ user_id: u, title: `soak-${n}`, message: 'soak', type: 'info' }), poll: '/api/notifications/stream' })),
+];
+const count = (p) => (p.stream === 'notes' ? published.notes[p.key] : published[p.key]);
+const advance = (p) => { if (p.stream === 'notes') published.notes[p.key] += 1; else published[p.key] += 1; };
+async function alreadyStored(p, n) {
+  const res = await fetch(`${server.url}${p.poll}?poll=1&lastEventId=0`, { headers: { authorization: `Bearer ${p.token}` }, signal: AbortSignal.timeout(3000) });
+  if (!res.ok) throw new Error(`checking ${p.poll}: ${res.status}`);
+  return (await res.json()).events.some((e) => { try { return seqOf(p.stream, JSON.parse(e.data)) === n; } catch { return false; } });
+}
+async function publishNext(p) {
+  const n = count(p) + 1;
+  if (p.uncertain) {
+    if (await alreadyStored(p, n)) { p.uncertain = false; advance(p); log(`${p.key} #${n} had been stored despite the failed POST`); return; }
+    p.uncertain = false;
+  }
+  try { await post(p.path, p.body(n), publisher); advance(p); } catch (e) { p.uncertain = true; throw e; }
+}
 let publishing = true;
 const publisherDone = (async () => {
   while (publishing) {
-    const next = { channel: published.channel + 1, answers: published.answers + 1 };
-    const jobs = [
-      post('/api/v1/events/project.soak', { type: 'data', object: { seq: next.channel } }, publisher).then(() => { published.channel = next.channel; }),
-      post('/api/team-answers/', { video_name: 'soak.mp4', frame_index: next.answers, url: 'http://127.0.0.1/f.jpg', qa: 'soak' }, publisher).then(() => { published.answers = next.answers; }),
-      ...users.map((u) => post('/api/notifications/trigger/', { user_id: u, title: `soak-${published.notes[u] + 1}`, message: 'soak', type: 'info' }, publisher).then(() => { published.notes[u] += 1; })),
-    ];
-    await Promise.allSettled(jobs);
+    for (const r of await Promise.allSettled(publishers.map(publishNext))) if (r.status === 'rejected' && process.env.SOAK_DEBUG) log(`publish failed (will check, then retry): ${r.reason?.message ?? r.reason}`);
     await sleep(100);
   }
 })();
@@ -228,12 +248,13 @@ function judge(name, user, stream, got, from, to) {
   const seen = new Set();
   let dup = 0;
   let ooo = 0;
-  got.forEach((s, i) => { if (seen.has(s)) dup += 1; seen.add(s); if (i > 0 && s < got[i - 1]) ooo += 1; });
+  const dups = [];
+  got.forEach((s, i) => { if (seen.has(s)) { dup += 1; dups.push(s); } seen.add(s); if (i > 0 && s < got[i - 1]) ooo += 1; });
   // Expected: everything published after the subscriber opened, up to `to`.
   const first = from + 1;
   const missing = [];
   for (let s = first; s <= to; s++) if (!seen.has(s)) missing.push(s);
-  return { name, user, stream, received: got.length, expected: Math.max(0, to - from), lost: missing.length, dup, ooo, missing: missing.slice(0, 10) };
+  return { name, user, stream, received: got.length, expected: Math.max(0, to - from), lost: missing.length, dup, ooo, missing: missing.slice(0, 10), duplicated: dups.slice(0, 10) };
 }
 const rows = [];
 for (const t of tabs) {
