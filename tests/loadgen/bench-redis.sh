@@ -3,6 +3,9 @@
 # processes on one redis-server (loopback, no persistence), N SSE connections
 # spread evenly over them by tidings-loadgen (--also-target), probes published
 # through the first instance only, so every event crosses Redis to reach all N.
+# Every instance's pid goes to tidings-loadgen (--server-pid, repeated), so the
+# report gives server RSS summed over the instances (and each one's loaded RSS)
+# and KiB per connection = (sum loaded - sum baseline) / connections held.
 #
 # Usage:  N=15000 INSTANCES=3 tests/loadgen/bench-redis.sh
 # Environment (defaults): N=3000 INSTANCES=3 RATE=10 COUNT=50 RUN_SECS=240
@@ -25,7 +28,8 @@ echo "== building (release) tidings-server and tidings-loadgen"
 cargo build --quiet --release -p tidings-server -p tidings-loadgen
 bin="$CARGO_TARGET_DIR/release"
 
-pids=()
+pids=()        # every process started here (redis + instances), killed on exit
+server_pids=() # the tidings-server instances only, in urls order
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   sleep 0.5
@@ -51,19 +55,31 @@ for i in $(seq 1 "$INSTANCES"); do
   "$bin/tidings-server" --dev --addr "127.0.0.1:$port" --data-dir "$data" --heartbeat-secs 30 \
     --max-connections-per-user $((N + 100)) --redis-url "redis://127.0.0.1:$rport" >"$OUT/server-$i.log" 2>&1 &
   pids+=($!)
+  server_pids+=($!)
   for _ in $(seq 100); do
     curl -sf "http://127.0.0.1:$port/api/stats" 2>/dev/null | grep -q '"healthy":true' && break
     sleep 0.1
   done
   urls+=("http://127.0.0.1:$port")
 done
-echo "== $INSTANCES instances on redis :$rport: ${urls[*]}"
+echo "== $INSTANCES instances on redis :$rport: ${urls[*]} (pids ${server_pids[*]})"
 
 also=()
 for u in "${urls[@]:1}"; do also+=(--also-target "$u"); done
-timeout $((RUN_SECS + 60)) "$bin/tidings-loadgen" --target "${urls[0]}" "${also[@]}" --connections "$N" \
+rss=()
+for p in "${server_pids[@]}"; do rss+=(--server-pid "$p"); done
+timeout $((RUN_SECS + 60)) "$bin/tidings-loadgen" --target "${urls[0]}" "${also[@]}" "${rss[@]}" --connections "$N" \
   --dev-token-user bench --publish-rate "$RATE" --publish-count "$COUNT" --duration-secs "$RUN_SECS" \
   --label "redis-${INSTANCES}x" --json-out "$OUT/redis-${INSTANCES}x-$N.json" | tee "$OUT/redis-${INSTANCES}x-$N.txt" | grep -v '^{' || true
 for i in $(seq 1 "$INSTANCES"); do
-  echo "instance $i stats: $(curl -s "${urls[$((i - 1))]}/api/stats" | python3 -c 'import json,sys; d=json.load(sys.stdin); print({k: d[k] for k in ("bus","events_published","subscribers_lagged","connections_opened")})')"
+  stats=$(curl -s --max-time 5 "${urls[$((i - 1))]}/api/stats" | python3 -c '
+import json, sys
+try:
+    d = json.load(sys.stdin)
+except ValueError:
+    print("unreachable")
+else:
+    print({k: d.get(k) for k in ("bus", "events_published", "subscribers_lagged", "connections_opened")})
+' || true)
+  echo "instance $i (pid ${server_pids[$((i - 1))]}) stats: $stats"
 done

@@ -57,9 +57,11 @@ pub struct Args {
     #[arg(long, default_value_t = 180)]
     pub duration_secs: u64,
     /// Server pid whose VmRSS is sampled before connecting and once all
-    /// connections are open and idle.
-    #[arg(long)]
-    pub server_pid: Option<u32>,
+    /// connections are open and idle. Repeatable, one per instance (e.g. with
+    /// `--also-target`): RSS is then summed over every pid, and KiB per
+    /// connection = (sum loaded − sum baseline) / connections held.
+    #[arg(long = "server-pid")]
+    pub server_pids: Vec<u32>,
     /// Idle seconds between "all connected" and the loaded RSS sample.
     #[arg(long, default_value_t = 3)]
     pub settle_secs: u64,

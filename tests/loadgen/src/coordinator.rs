@@ -12,7 +12,7 @@ use crate::cli::Args;
 use crate::error::Error;
 use crate::publish::{dev_token, publish_one, publish_range};
 use crate::report::{build, Inputs, Report};
-use crate::rss::rss_kib;
+use crate::rss::rss_kib_each;
 use crate::target::{parse_source_ips, Target};
 use crate::wire::{ConnectSummary, StopLine, WorkerLine, WorkerResult};
 
@@ -37,7 +37,8 @@ pub async fn run(args: &Args) -> Result<Report, Error> {
         (None, Some(user)) => Some(dev_token(&target, user, args.duration_secs + 600).await?),
         (None, None) => None,
     };
-    let rss_baseline_kib = args.server_pid.map(rss_kib).transpose()?;
+    // One sample per --server-pid (none without), summed in the report.
+    let rss_baseline_kib = rss_kib_each(&args.server_pids)?;
 
     let mut pool = Pool::spawn(args, workers, ips.len(), token.as_deref())?;
     let all_connected = pool.pump_until(deadline, |p| p.connects.iter().all(Option::is_some)).await;
@@ -51,7 +52,7 @@ pub async fn run(args: &Args) -> Result<Report, Error> {
         args.settle_secs
     );
     tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + Duration::from_secs(args.settle_secs))).await;
-    let rss_loaded_kib = args.server_pid.map(rss_kib).transpose()?;
+    let rss_loaded_kib = rss_kib_each(&args.server_pids)?;
 
     // Probe 0 goes out alone, so its fan-out is that of one event to an
     // idle server; the rest follow at the set rate.
@@ -99,6 +100,11 @@ fn validate(args: &Args, workers: u32) -> Result<(), Error> {
     }
     if args.connections.div_ceil(workers) > MAX_PER_WORKER {
         return Err(Error::Flag(format!("more than {MAX_PER_WORKER} connections per worker: raise --workers")));
+    }
+    for (i, pid) in args.server_pids.iter().enumerate() {
+        if args.server_pids[..i].contains(pid) {
+            return Err(Error::Flag(format!("--server-pid {pid} given twice (its RSS would be summed twice)")));
+        }
     }
     if args.publish_count > MAX_PUBLISH_COUNT {
         return Err(Error::Flag(format!("--publish-count is at most {MAX_PUBLISH_COUNT}")));

@@ -24,10 +24,12 @@ pub struct Inputs {
     pub connects: Vec<ConnectSummary>,
     /// Start → every worker connected, seconds.
     pub connect_secs: f64,
-    /// Server VmRSS before connecting, KiB.
-    pub rss_baseline_kib: Option<u64>,
-    /// Server VmRSS with every connection open and idle, KiB.
-    pub rss_loaded_kib: Option<u64>,
+    /// Server VmRSS before connecting, KiB: one per `--server-pid`, in
+    /// order (empty without the flag).
+    pub rss_baseline_kib: Vec<u64>,
+    /// Server VmRSS with every connection open and idle, KiB: one per
+    /// `--server-pid`, in order.
+    pub rss_loaded_kib: Vec<u64>,
     /// Every publish.
     pub sent: Vec<Sent>,
     /// One per worker that reported a result.
@@ -74,11 +76,16 @@ pub struct Report {
     pub connections_dropped: u32,
     /// Time to open every connection, s.
     pub connect_secs: f64,
-    /// Server RSS before connecting, KiB.
+    /// Server processes sampled (`--server-pid` count, one per instance).
+    pub server_pids: u32,
+    /// Server RSS before connecting, KiB (summed over every pid).
     pub server_rss_baseline_kib: Option<u64>,
-    /// Server RSS with every connection open and idle, KiB.
+    /// Server RSS with every connection open and idle, KiB (summed over
+    /// every pid).
     pub server_rss_loaded_kib: Option<u64>,
-    /// (loaded − baseline) / held, KiB.
+    /// The loaded RSS of each pid, in `--server-pid` order, KiB.
+    pub server_rss_loaded_kib_each: Vec<u64>,
+    /// (sum loaded − sum baseline) / held, KiB.
     pub server_kib_per_conn: Option<f64>,
     /// The generator's own RSS per held connection (all workers), KiB.
     pub loadgen_kib_per_conn: Option<f64>,
@@ -115,6 +122,34 @@ pub struct Report {
     pub wall_secs: f64,
 }
 
+/// Server RSS summed over every sampled pid.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ServerRss {
+    /// Sum of the baseline samples (None without samples).
+    pub baseline_kib: Option<u64>,
+    /// Sum of the loaded samples (None without samples).
+    pub loaded_kib: Option<u64>,
+    /// (sum loaded − sum baseline) / held; None without samples, with
+    /// mismatched sample counts or with no connection held. Negative when
+    /// the servers shrank.
+    pub kib_per_conn: Option<f64>,
+}
+
+/// Sums per-pid RSS samples (KiB, one per pid, same order in both) and
+/// divides the growth by the connections held across every instance.
+#[must_use]
+pub fn server_rss(baseline: &[u64], loaded: &[u64], held: u32) -> ServerRss {
+    let sum = |v: &[u64]| (!v.is_empty()).then(|| v.iter().sum::<u64>());
+    let (baseline_kib, loaded_kib) = (sum(baseline), sum(loaded));
+    let kib_per_conn = match (baseline_kib, loaded_kib) {
+        (Some(b), Some(l)) if baseline.len() == loaded.len() && held > 0 => {
+            Some((l as f64 - b as f64) / f64::from(held))
+        }
+        _ => None,
+    };
+    ServerRss { baseline_kib, loaded_kib, kib_per_conn }
+}
+
 /// Aggregates the inputs.
 #[must_use]
 pub fn build(i: &Inputs) -> Report {
@@ -148,6 +183,7 @@ pub fn build(i: &Inputs) -> Report {
     let received: u64 = i.results.iter().map(|r| r.unique).sum();
     let loadgen_rss: u64 = i.connects.iter().map(|c| c.worker_rss_kib).sum();
     let per_conn = |kib: f64| (held > 0).then(|| kib / f64::from(held));
+    let rss = server_rss(&i.rss_baseline_kib, &i.rss_loaded_kib, held);
     Report {
         label: i.label.clone(),
         target: i.target.clone(),
@@ -157,12 +193,11 @@ pub fn build(i: &Inputs) -> Report {
         connect_errors,
         connections_dropped: i.results.iter().map(|r| r.dropped).sum(),
         connect_secs: i.connect_secs,
-        server_rss_baseline_kib: i.rss_baseline_kib,
-        server_rss_loaded_kib: i.rss_loaded_kib,
-        server_kib_per_conn: match (i.rss_baseline_kib, i.rss_loaded_kib) {
-            (Some(b), Some(l)) => per_conn(l as f64 - b as f64),
-            _ => None,
-        },
+        server_pids: u32::try_from(i.rss_loaded_kib.len().max(i.rss_baseline_kib.len())).unwrap_or(u32::MAX),
+        server_rss_baseline_kib: rss.baseline_kib,
+        server_rss_loaded_kib: rss.loaded_kib,
+        server_rss_loaded_kib_each: i.rss_loaded_kib.clone(),
+        server_kib_per_conn: rss.kib_per_conn,
         loadgen_kib_per_conn: per_conn(loadgen_rss as f64),
         events_published: published,
         publish_failed: u32::try_from(i.sent.len() - ok.len()).unwrap_or(u32::MAX),
@@ -189,6 +224,17 @@ fn opt<T: std::fmt::Display>(v: Option<T>, unit: &str) -> String {
     v.map_or_else(|| "-".into(), |v| format!("{v}{unit}"))
 }
 
+/// The loaded RSS; with several pids, the sum and then each instance's share.
+fn rss_loaded(r: &Report) -> String {
+    let each = &r.server_rss_loaded_kib_each;
+    let sum = opt(r.server_rss_loaded_kib, " KiB");
+    if each.len() < 2 {
+        return sum;
+    }
+    let parts: Vec<String> = each.iter().map(u64::to_string).collect();
+    format!("{sum} (sum of {} pids: {})", r.server_pids, parts.join(" + "))
+}
+
 /// The human table.
 #[must_use]
 pub fn table(r: &Report) -> String {
@@ -200,7 +246,7 @@ pub fn table(r: &Report) -> String {
         ("dropped during run", r.connections_dropped.to_string()),
         ("connect time", format!("{:.2} s", r.connect_secs)),
         ("server RSS baseline", opt(r.server_rss_baseline_kib, " KiB")),
-        ("server RSS loaded", opt(r.server_rss_loaded_kib, " KiB")),
+        ("server RSS loaded", rss_loaded(r)),
         ("server KiB / connection", opt(r.server_kib_per_conn.map(|v| format!("{v:.2}")), "")),
         ("loadgen KiB / connection", opt(r.loadgen_kib_per_conn.map(|v| format!("{v:.2}")), "")),
         (
@@ -226,4 +272,56 @@ pub fn table(r: &Report) -> String {
         let _ = writeln!(out, "  {k:<28} {v}");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_rss_sums_instances_and_divides_by_all_held() {
+        // Three instances, 600 connections spread over them.
+        let r = server_rss(&[10_000, 9_000, 9_500], &[13_000, 12_500, 11_900], 600);
+        assert_eq!(r.baseline_kib, Some(28_500));
+        assert_eq!(r.loaded_kib, Some(37_400));
+        assert_eq!(r.kib_per_conn, Some(8_900.0 / 600.0));
+    }
+
+    #[test]
+    fn server_rss_single_pid_and_edge_cases() {
+        let one = server_rss(&[1_000], &[2_500], 100);
+        assert_eq!(one, ServerRss { baseline_kib: Some(1_000), loaded_kib: Some(2_500), kib_per_conn: Some(15.0) });
+        // No --server-pid: nothing to report.
+        assert_eq!(server_rss(&[], &[], 100), ServerRss::default());
+        // Nothing held: sums, no ratio.
+        let none_held = server_rss(&[1_000, 1_000], &[1_100, 1_100], 0);
+        assert_eq!((none_held.loaded_kib, none_held.kib_per_conn), (Some(2_200), None));
+        // A server that shrank gives a negative figure, not a wrapped u64.
+        assert_eq!(server_rss(&[2_000], &[1_000], 100).kib_per_conn, Some(-10.0));
+        // Mismatched sample counts: no ratio.
+        assert_eq!(server_rss(&[1_000], &[1_100, 1_100], 10).kib_per_conn, None);
+    }
+
+    #[test]
+    fn report_carries_pid_count_and_each_loaded_sample() {
+        let inputs = Inputs {
+            connects: vec![ConnectSummary { held: 300, ..ConnectSummary::default() }; 2],
+            rss_baseline_kib: vec![1_000, 2_000],
+            rss_loaded_kib: vec![4_000, 5_000],
+            ..Inputs::default()
+        };
+        let r = build(&inputs);
+        assert_eq!(r.server_pids, 2);
+        assert_eq!(r.server_rss_baseline_kib, Some(3_000));
+        assert_eq!(r.server_rss_loaded_kib, Some(9_000));
+        assert_eq!(r.server_rss_loaded_kib_each, vec![4_000, 5_000]);
+        assert_eq!(r.server_kib_per_conn, Some(10.0));
+        let json = serde_json::to_value(&r).unwrap_or_default();
+        assert_eq!(json["server_pids"], 2);
+        assert_eq!(json["server_rss_loaded_kib_each"], serde_json::json!([4_000, 5_000]));
+        assert!(table(&r).contains("9000 KiB (sum of 2 pids: 4000 + 5000)"), "{}", table(&r));
+        // One pid keeps the old line.
+        let single = build(&Inputs { rss_baseline_kib: vec![1], rss_loaded_kib: vec![2], ..inputs });
+        assert!(table(&single).contains("server RSS loaded            2 KiB\n"), "{}", table(&single));
+    }
 }

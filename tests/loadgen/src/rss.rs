@@ -7,9 +7,24 @@ use crate::error::Error;
 /// # Errors
 /// [`Error::Rss`] when the file cannot be read or has no `VmRSS` line.
 pub fn rss_kib(pid: u32) -> Result<u64, Error> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .map_err(|e| Error::Rss { pid, reason: e.to_string() })?;
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).map_err(|e| Error::Rss {
+        pid,
+        reason: if e.kind() == std::io::ErrorKind::NotFound {
+            format!("no such process (is the server running? {path}: {e})")
+        } else {
+            format!("{path}: {e}")
+        },
+    })?;
     parse_vm_rss(&status).ok_or_else(|| Error::Rss { pid, reason: "no VmRSS line".into() })
+}
+
+/// `VmRSS` of each of `pids` in KiB, in order.
+///
+/// # Errors
+/// [`Error::Rss`] for the first pid that cannot be read.
+pub fn rss_kib_each(pids: &[u32]) -> Result<Vec<u64>, Error> {
+    pids.iter().map(|&pid| rss_kib(pid)).collect()
 }
 
 /// `VmRSS` of this process in KiB (0 when unavailable).
@@ -35,5 +50,21 @@ mod tests {
         assert_eq!(parse_vm_rss("Name:\tx\nVmRSS:\t  1234 kB\n"), Some(1234));
         assert_eq!(parse_vm_rss("Name:\tx\n"), None);
         assert!(own_rss_kib() > 0);
+    }
+
+    #[test]
+    fn each_reads_in_order_and_reports_a_missing_pid() {
+        let me = std::process::id();
+        assert_eq!(rss_kib_each(&[]).ok(), Some(vec![]));
+        assert_eq!(rss_kib_each(&[me, me]).map(|v| v.len()).ok(), Some(2));
+        // Above the kernel's pid_max (at most 2^22), so never a live process.
+        let gone = 4_194_305;
+        match rss_kib_each(&[me, gone]) {
+            Err(Error::Rss { pid, reason }) => {
+                assert_eq!(pid, gone);
+                assert!(reason.contains("no such process"), "{reason}");
+            }
+            other => panic!("expected an Rss error, got {other:?}"),
+        }
     }
 }
