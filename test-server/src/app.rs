@@ -24,6 +24,7 @@ use crate::connections::Connections;
 use crate::db::{Db, StoreError};
 use crate::error::ApiError;
 use crate::extract::BodyLimit;
+use crate::hub::{Hub, HubConfig};
 use crate::metrics::Metrics;
 use crate::routes::{channels, dev_auth, dev_faults, notifications, stats, team_answers, video};
 
@@ -69,6 +70,8 @@ pub struct Inner {
     pub started: Instant,
     /// `--dev` fault hooks (drop / fail / stall a stream); inert without `--dev`.
     pub dev_faults: dev_faults::DevFaults,
+    /// Where streams live once their response has started (see [`crate::hub`]).
+    pub hub: Hub,
 }
 
 impl std::fmt::Debug for dyn Bus {
@@ -99,6 +102,8 @@ impl AppState {
             Some(url) => Arc::new(RedisBus::new(url, log, queue, Arc::clone(&metrics), &shutdown)?),
             None => Arc::new(MemoryBus::new(db.clone(), log, queue, Arc::clone(&metrics))),
         };
+        let hub_config = HubConfig { heartbeat_every: config.heartbeat(), write_stall: config.write_stall() };
+        let hub = Hub::start(hub_config, Arc::clone(&metrics), &shutdown);
         Ok(AppState(Arc::new(Inner {
             auth: Auth::new(&secret),
             config,
@@ -109,6 +114,7 @@ impl AppState {
             shutdown,
             started: Instant::now(),
             dev_faults: dev_faults::DevFaults::default(),
+            hub,
         })))
     }
 }

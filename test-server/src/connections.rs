@@ -52,6 +52,13 @@ pub struct ConnectionGuard {
     user: Option<String>,
 }
 
+impl ConnectionGuard {
+    /// The stream key this connection counts under.
+    pub fn stream(&self) -> &str {
+        &self.stream
+    }
+}
+
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
         let mut c = self.owner.lock();

@@ -16,6 +16,8 @@ pub mod db;
 pub mod error;
 pub mod event;
 pub mod extract;
+pub mod front;
+pub mod hub;
 pub mod metrics;
 pub mod routes;
 pub mod server;

@@ -21,6 +21,11 @@ pub struct Metrics {
     pub connections_refused: AtomicU64,
     /// Polling-form requests served.
     pub poll_requests: AtomicU64,
+    /// SSE responses handed to the hub (a connection's first request) rather than served
+    /// by hyper (a later request on a kept-alive connection).
+    pub streams_detached: AtomicU64,
+    /// Stream connections closed because the peer took no bytes for `--write-stall-secs`.
+    pub writes_stalled: AtomicU64,
 }
 
 impl Metrics {
@@ -37,6 +42,8 @@ impl Metrics {
         counter("tidings_connections_opened_total", "SSE connections accepted.", &self.connections_opened);
         counter("tidings_connections_refused_total", "SSE connections refused by the per-user limit.", &self.connections_refused);
         counter("tidings_poll_requests_total", "Polling-form requests served.", &self.poll_requests);
+        counter("tidings_streams_detached_total", "SSE responses served by the hub.", &self.streams_detached);
+        counter("tidings_writes_stalled_total", "Stream connections closed because the peer stopped reading.", &self.writes_stalled);
         let _ = writeln!(out, "# HELP tidings_open_connections Open SSE connections.\n# TYPE tidings_open_connections gauge");
         let _ = writeln!(out, "tidings_open_connections {}", snap.total);
         let _ = writeln!(

@@ -1,19 +1,19 @@
 //! Binding, serving and graceful shutdown.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioTimer;
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::{app, AppState, StartError};
 use crate::config::Config;
-use crate::stall::StallGuard;
+use crate::front::{self, Front};
 use crate::video;
 
 /// A bound server, ready to run.
@@ -54,15 +54,16 @@ impl Server {
     /// connections: streams end on the same token, idle keep-alive connections are closed.
     ///
     /// A small HTTP/1.1 accept loop instead of `axum::serve`: its per-connection future
-    /// (HTTP/1 + HTTP/2 auto-detection) costs ~40 KiB per idle connection, too much for
-    /// ~19k idle SSE clients per process. Browsers speak HTTP/1.1 to plain-http origins.
+    /// (HTTP/1 + HTTP/2 auto-detection) costs ~40 KiB per idle connection, and even a bare
+    /// hyper HTTP/1 connection ~15 KiB, too much for ~19k idle SSE clients per process.
+    /// [`front::serve`] sends fresh streams to the hub and everything else to hyper.
+    /// Browsers speak HTTP/1.1 to plain-http origins.
     pub async fn run(self) -> std::io::Result<()> {
         let token = self.state.shutdown.clone();
-        let stall_limit = self.state.config.write_stall();
-        let router = app(self.state);
         let graceful = GracefulShutdown::new();
-        let mut builder = http1::Builder::new();
-        builder.keep_alive(true).max_buf_size(64 * 1024).timer(TokioTimer::new());
+        let mut http = http1::Builder::new();
+        http.keep_alive(true).max_buf_size(64 * 1024).timer(TokioTimer::new());
+        let front = Arc::new(Front { router: app(self.state.clone()), state: self.state, http });
         loop {
             let (stream, _peer) = tokio::select! {
                 biased;
@@ -78,15 +79,10 @@ impl Server {
                 },
             };
             let _ = stream.set_nodelay(true);
-            let service = TowerToHyperService::new(router.clone());
-            let conn = graceful.watch(builder.serve_connection(TokioIo::new(StallGuard::new(stream, stall_limit)), service));
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!(error = %e, "connection ended with an error");
-                }
-            });
+            tokio::spawn(front::serve(Arc::clone(&front), stream, graceful.watcher()));
         }
         drop(self.listener);
+        drop(front);
         if tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await.is_err() {
             tracing::warn!("connections still open after 5 s; exiting anyway");
         }

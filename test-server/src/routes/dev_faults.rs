@@ -12,8 +12,10 @@
 //!   after the request are not stalled (a client that reconnects gets data).
 //!
 //! Each answers `{"stream", …, "connections": N}` with the open connections of
-//! the stream at that moment. The hooks act through [`DevFaults::wrap`], which
-//! the stream endpoints apply to their SSE body only when `--dev` is on.
+//! the stream at that moment. The hooks act through the hub (`Hub::drop_stream`,
+//! `Hub::stall_stream`) for fresh connections and through [`DevFaults::wrap`], which
+//! the stream endpoints apply to their SSE body (served by hyper on kept-alive
+//! connections) only when `--dev` is on.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -165,6 +167,7 @@ pub async fn drop_stream(State(state): State<AppState>, ApiJson(body): ApiJson<D
     check_stream(&body.stream)?;
     let connections = open_connections(&state, &body.stream);
     state.dev_faults.update(&body.stream, |c| c.drops += 1);
+    state.hub.drop_stream(&body.stream);
     Ok(Json(json!({"stream": body.stream, "dropped": connections, "connections": connections})))
 }
 
@@ -194,5 +197,6 @@ pub async fn stall_stream(State(state): State<AppState>, ApiJson(body): ApiJson<
         c.stall_until = Some(until);
         c.stall_asked = Some(now);
     });
+    state.hub.stall_stream(&body.stream, until, now);
     Ok(Json(json!({"stream": body.stream, "secs": body.secs, "connections": open_connections(&state, &body.stream)})))
 }

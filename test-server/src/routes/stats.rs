@@ -24,6 +24,8 @@ pub async fn stats(State(state): State<AppState>) -> Json<serde_json::Value> {
         "connections_opened": m.connections_opened.load(Ordering::Relaxed),
         "connections_refused": m.connections_refused.load(Ordering::Relaxed),
         "poll_requests": m.poll_requests.load(Ordering::Relaxed),
+        "streams_detached": m.streams_detached.load(Ordering::Relaxed),
+        "writes_stalled": m.writes_stalled.load(Ordering::Relaxed),
         "uptime_secs": state.started.elapsed().as_secs(),
     }))
 }

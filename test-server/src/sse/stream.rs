@@ -81,23 +81,26 @@ fn end_frame(reason: &str) -> Bytes {
     frame(None, Some("end"), &serde_json::json!({"reason": reason}).to_string())
 }
 
-struct State {
-    parts: SseParts,
-    prelude: Option<Bytes>,
-    last_id: u64,
-    done: bool,
-    ticker: tokio::time::Interval,
+/// The first bytes of a response and where the stream stands after them.
+#[derive(Debug)]
+pub struct Prelude {
+    /// `retry:`, the greeting, a reset or the replay, and `end` if the stream is over.
+    pub bytes: Bytes,
+    /// The id a live event must exceed to be sent.
+    pub last_id: u64,
+    /// True when the prelude already ended the stream (a finite stream that is over).
+    pub done: bool,
 }
 
-/// Builds the response body stream.
-pub fn sse_stream(mut parts: SseParts) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
+/// Builds the prelude, taking the replay out of `parts`.
+pub fn prelude(parts: &mut SseParts) -> Prelude {
     let mut out = Vec::with_capacity(256);
     out.extend_from_slice(RETRY_FRAME);
     if parts.mark_head && parts.subscription.reset.is_none() && !parts.greeting.is_empty() {
         // An `id:` line may open a frame: it joins the greeting's first frame.
         out.extend_from_slice(format!("id: {}\n", parts.subscription.head).as_bytes());
     }
-    out.extend_from_slice(&parts.greeting);
+    out.extend_from_slice(&std::mem::take(&mut parts.greeting));
     let mut last_id = parts.subscription.head;
     let mut done = false;
     if let Some(reset) = parts.subscription.reset.take() {
@@ -123,10 +126,37 @@ pub fn sse_stream(mut parts: SseParts) -> impl Stream<Item = Result<Bytes, Infal
             done = true;
         }
     }
+    Prelude { bytes: Bytes::from(out), last_id, done }
+}
+
+/// The frame of one live event, and whether it ends the stream (then followed by `end`).
+pub fn live_frame(e: &Event, terminal: Option<TerminalFn>) -> (Vec<u8>, bool) {
+    let mut out = Vec::with_capacity(e.data.len() + 32);
+    write_event(&mut out, e);
+    match terminal.and_then(|t| t(e)) {
+        Some(reason) => {
+            out.extend_from_slice(&end_frame(reason));
+            (out, true)
+        }
+        None => (out, false),
+    }
+}
+
+struct State {
+    parts: SseParts,
+    prelude: Option<Bytes>,
+    last_id: u64,
+    done: bool,
+    ticker: tokio::time::Interval,
+}
+
+/// Builds the response body stream.
+pub fn sse_stream(mut parts: SseParts) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
+    let Prelude { bytes, last_id, done } = prelude(&mut parts);
     let every = parts.heartbeat_every.max(Duration::from_millis(10));
     let mut ticker = tokio::time::interval_at(Instant::now() + every, every);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let state = State { parts, prelude: Some(Bytes::from(out)), last_id, done, ticker };
+    let state = State { parts, prelude: Some(bytes), last_id, done, ticker };
     futures_util::stream::unfold(state, |mut st| async move {
         if let Some(prelude) = st.prelude.take() {
             return Some((Ok(prelude), st));
@@ -142,12 +172,8 @@ pub fn sse_stream(mut parts: SseParts) -> impl Stream<Item = Result<Bytes, Infal
                     Some(e) if e.id <= st.last_id => continue,
                     Some(e) => {
                         st.last_id = e.id;
-                        let mut out = Vec::with_capacity(e.data.len() + 32);
-                        write_event(&mut out, &e);
-                        if let Some(reason) = st.parts.terminal.and_then(|t| t(&e)) {
-                            out.extend_from_slice(&end_frame(reason));
-                            st.done = true;
-                        }
+                        let (out, done) = live_frame(&e, st.parts.terminal);
+                        st.done = done;
                         return Some((Ok(Bytes::from(out)), st));
                     }
                     None => {

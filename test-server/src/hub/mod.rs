@@ -1,0 +1,94 @@
+//! The hub: where SSE connections live once their response has started, without a task
+//! or buffers of their own (the goal: a few KiB per idle connection at 100k clients).
+//!
+//! The accept loop ([`crate::front`]) writes a fresh connection's response head and
+//! prelude, then [`Hub::attach`]es it. Each shard is one task owning a slab of
+//! connections; a connection's waker (from its subscription queue or its socket) queues
+//! it on its shard, which writes the new events (encoded once per event, shared by all
+//! connections), notices peers that closed, sends heartbeats, and closes peers that stop
+//! reading for `--write-stall-secs`.
+
+mod conn;
+mod ready;
+mod shard;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+pub use conn::Conn;
+
+use crate::metrics::Metrics;
+
+/// What the shards need to know.
+#[derive(Debug, Clone, Copy)]
+pub struct HubConfig {
+    /// Interval between heartbeats.
+    pub heartbeat_every: Duration,
+    /// A peer that takes no bytes for this long is closed (zero: never).
+    pub write_stall: Duration,
+}
+
+/// A message to a shard.
+#[derive(Debug)]
+pub(crate) enum Command {
+    /// Take over a connection.
+    Attach(Box<Conn>),
+    /// `--dev`: close every connection of the stream.
+    Drop { stream: String },
+    /// `--dev`: hold back connections of the stream opened before `asked` until `until`.
+    Stall { stream: String, until: Instant, asked: Instant },
+}
+
+/// Handle to the shards; cheap to share.
+#[derive(Debug)]
+pub struct Hub {
+    shards: Vec<mpsc::UnboundedSender<Command>>,
+    next: AtomicUsize,
+}
+
+impl Hub {
+    /// Spawns one shard per available core; they stop on `shutdown`, ending their streams.
+    /// Must be called inside a Tokio runtime.
+    pub fn start(config: HubConfig, metrics: Arc<Metrics>, shutdown: &CancellationToken) -> Hub {
+        let n = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 16);
+        let heartbeat_every = config.heartbeat_every.max(Duration::from_millis(10));
+        let config = HubConfig { heartbeat_every, ..config };
+        let shards = (0..n)
+            .map(|_| {
+                let (tx, rx) = mpsc::unbounded_channel();
+                let shard = shard::Shard::new(config, Arc::clone(&metrics));
+                tokio::spawn(shard.run(rx, shutdown.clone()));
+                tx
+            })
+            .collect();
+        Hub { shards, next: AtomicUsize::new(0) }
+    }
+
+    /// Hands a connection to a shard (round-robin). If the hub has stopped, the connection
+    /// is dropped, which closes it.
+    pub fn attach(&self, conn: Conn) {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.shards.len();
+        let _ = self.shards[i].send(Command::Attach(Box::new(conn)));
+    }
+
+    /// `--dev`: closes every hub connection of `stream` (its chunked body ends cleanly).
+    pub fn drop_stream(&self, stream: &str) {
+        self.broadcast(|| Command::Drop { stream: stream.to_owned() });
+    }
+
+    /// `--dev`: hub connections of `stream` opened before `asked` send nothing until `until`.
+    pub fn stall_stream(&self, stream: &str, until: Instant, asked: Instant) {
+        self.broadcast(|| Command::Stall { stream: stream.to_owned(), until, asked });
+    }
+
+    fn broadcast(&self, command: impl Fn() -> Command) {
+        for shard in &self.shards {
+            let _ = shard.send(command());
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! The hub path (fresh SSE connections served without hyper) against the hyper path
+//! (streams on kept-alive connections), over raw TCP so the connection reuse is exact.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{start, TestServer};
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn connect(s: &TestServer) -> TcpStream {
+    TcpStream::connect(s.url.trim_start_matches("http://")).await.unwrap()
+}
+
+fn sse_get(path: &str, token: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: t\r\nAccept: text/event-stream\r\nAuthorization: Bearer {token}\r\n\r\n")
+}
+
+/// Reads until `needle` has been seen (in the raw, still chunk-encoded bytes).
+async fn read_until(sock: &mut TcpStream, seen: &mut String, needle: &str) {
+    let deadline = Instant::now() + WAIT;
+    let mut buf = [0u8; 8192];
+    while !seen.contains(needle) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let n = tokio::time::timeout(left, sock.read(&mut buf)).await.unwrap_or_else(|_| panic!("no {needle:?} in {seen:?}")).unwrap();
+        assert!(n > 0, "closed before {needle:?}: {seen:?}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+}
+
+async fn stat(s: &TestServer, path: &[&str]) -> u64 {
+    let mut v = s.stats().await;
+    for p in path {
+        v = v[*p].clone();
+    }
+    v.as_u64().unwrap_or(0)
+}
+
+async fn wait_stat(s: &TestServer, path: &[&str], want: u64) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let got = stat(s, path).await;
+        if got == want {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{path:?} stayed {got}, want {want}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn publish(s: &TestServer, token: &str, n: u64) {
+    let r = s.post("/api/v1/events/project.h").bearer_auth(token).json(&json!({"type": "t", "object": {"n": n}})).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn a_fresh_stream_goes_to_the_hub_and_a_kept_alive_one_to_hyper() {
+    let s = start(&[]).await;
+    let t = s.token("h", &["project.*"]).await;
+
+    let mut fresh = connect(&s).await;
+    fresh.write_all(sse_get("/api/v1/events/project.h", &t).as_bytes()).await.unwrap();
+    let mut a = String::new();
+    read_until(&mut fresh, &mut a, "event: connected").await;
+    assert!(a.starts_with("HTTP/1.1 200 OK\r\n"), "{a}");
+    assert!(a.contains("content-type: text/event-stream\r\n") && a.contains("transfer-encoding: chunked\r\n"), "{a}");
+    assert!(a.contains("\r\n\r\n") && a.contains("retry: 1000\n\n"), "{a}");
+    assert_eq!(stat(&s, &["streams_detached"]).await, 1);
+
+    // A POST first, then a stream on the same connection: hyper serves both.
+    let mut reused = connect(&s).await;
+    let body = json!({"type": "t", "object": {"n": 0}}).to_string();
+    let post = format!(
+        "POST /api/v1/events/project.h HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {t}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    reused.write_all(post.as_bytes()).await.unwrap();
+    let mut b = String::new();
+    read_until(&mut reused, &mut b, "\"channel\":\"project.h\"}").await;
+    assert!(b.starts_with("HTTP/1.1 200 OK"), "{b}");
+    reused.write_all(sse_get("/api/v1/events/project.h", &t).as_bytes()).await.unwrap();
+    b.clear();
+    read_until(&mut reused, &mut b, "event: connected").await;
+    assert!(b.contains("transfer-encoding: chunked"), "{b}");
+    assert_eq!(stat(&s, &["streams_detached"]).await, 1, "the kept-alive stream stayed with hyper");
+    assert_eq!(stat(&s, &["connections", "total"]).await, 2);
+
+    publish(&s, &t, 1).await;
+    read_until(&mut fresh, &mut a, "\"n\":1").await;
+    read_until(&mut reused, &mut b, "\"n\":1").await;
+    assert!(a.contains("id: 2\n") && b.contains("id: 2\n"), "both see the same id");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn closed_peers_leave_the_hub_promptly() {
+    let s = start(&["--max-connections-per-user", "100"]).await;
+    let t = s.token("c", &["project.*"]).await;
+    let mut socks = Vec::new();
+    for _ in 0..40 {
+        let mut c = connect(&s).await;
+        c.write_all(sse_get("/api/v1/events/project.h", &t).as_bytes()).await.unwrap();
+        let mut seen = String::new();
+        read_until(&mut c, &mut seen, "event: connected").await;
+        socks.push(c);
+    }
+    wait_stat(&s, &["connections", "total"], 40).await;
+    let closed = Instant::now();
+    drop(socks);
+    wait_stat(&s, &["connections", "total"], 0).await;
+    assert!(closed.elapsed() < Duration::from_secs(2), "noticed in {:?}", closed.elapsed());
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_peer_that_stops_reading_is_closed_while_others_get_everything() {
+    let s = start(&["--write-stall-secs", "1", "--subscriber-queue", "65536", "--max-body-bytes", "70000"]).await;
+    let t = s.token("s", &["project.*"]).await;
+    let mut stuck = connect(&s).await;
+    stuck.write_all(sse_get("/api/v1/events/project.h", &t).as_bytes()).await.unwrap();
+    read_until(&mut stuck, &mut String::new(), "event: connected").await;
+    let mut good = s.sse("/api/v1/events/project.h", None, Some(&t)).await;
+    let pad = "x".repeat(32 * 1024);
+    let total = 400u64;
+    for n in 1..=total {
+        let r = s
+            .post("/api/v1/events/project.h")
+            .bearer_auth(&t)
+            .json(&json!({"type": "t", "object": {"n": n, "pad": pad}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let e = good.next_non_heartbeat(WAIT).await.unwrap();
+        assert_eq!(e.id_num(), n, "in order, nothing missed");
+    }
+    wait_stat(&s, &["writes_stalled"], 1).await;
+    wait_stat(&s, &["connections", "total"], 1).await;
+    assert_eq!(stat(&s, &["subscribers_lagged"]).await, 0, "closed for stalling, not for lag");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn heartbeats_reach_idle_hub_connections() {
+    let s = start(&["--heartbeat-secs", "0.2"]).await;
+    let t = s.token("b", &["project.*"]).await;
+    let mut c = connect(&s).await;
+    c.write_all(sse_get("/api/v1/events/project.h", &t).as_bytes()).await.unwrap();
+    let mut seen = String::new();
+    read_until(&mut c, &mut seen, "event: connected").await;
+    let from = seen.len();
+    let started = Instant::now();
+    while seen[from..].matches("event: heartbeat\ndata: {\"timestamp\":\"").count() < 3 {
+        let mut more = [0u8; 512];
+        let n = tokio::time::timeout(WAIT, c.read(&mut more)).await.unwrap().unwrap();
+        assert!(n > 0, "closed");
+        seen.push_str(&String::from_utf8_lossy(&more[..n]));
+    }
+    assert!(started.elapsed() < Duration::from_secs(3), "3 heartbeats at 0.2 s took {:?}", started.elapsed());
+    s.stop().await;
+}
