@@ -8,7 +8,8 @@
 # and KiB per connection = (sum loaded - sum baseline) / connections held.
 #
 # Usage:  N=15000 INSTANCES=3 tests/loadgen/bench-redis.sh
-# Environment (defaults): N=3000 INSTANCES=3 RATE=10 COUNT=50 RUN_SECS=240
+# Environment (defaults): N=3000 INSTANCES=3 SERVER_THREADS=max(1, cores/INSTANCES)
+#   WORKERS=(loadgen default) RATE=10 COUNT=50 RUN_SECS=240
 #   OUT=target/bench-redis (JSON line, server logs)
 # Every process it starts is killed on exit (trap).
 set -euo pipefail
@@ -16,6 +17,10 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
 N="${N:-3000}"
 INSTANCES="${INSTANCES:-3}"
+# Worker threads per instance: the cores shared out (at least 1), so 6 instances on
+# 2 cores do not fight with 12 threads.
+CORES="$(nproc)"
+SERVER_THREADS="${SERVER_THREADS:-$(( CORES / INSTANCES > 0 ? CORES / INSTANCES : 1 ))}"
 RATE="${RATE:-10}"
 COUNT="${COUNT:-50}"
 RUN_SECS="${RUN_SECS:-240}"
@@ -52,7 +57,7 @@ urls=()
 for i in $(seq 1 "$INSTANCES"); do
   port=$(free_port)
   data=$(mktemp -d)
-  "$bin/tidings-server" --dev --addr "127.0.0.1:$port" --data-dir "$data" --heartbeat-secs 30 \
+  TOKIO_WORKER_THREADS="$SERVER_THREADS" "$bin/tidings-server" --dev --addr "127.0.0.1:$port" --data-dir "$data" --heartbeat-secs 30 \
     --max-connections-per-user $((N + 100)) --redis-url "redis://127.0.0.1:$rport" >"$OUT/server-$i.log" 2>&1 &
   pids+=($!)
   server_pids+=($!)
@@ -70,7 +75,7 @@ rss=()
 for p in "${server_pids[@]}"; do rss+=(--server-pid "$p"); done
 timeout $((RUN_SECS + 60)) "$bin/tidings-loadgen" --target "${urls[0]}" "${also[@]}" "${rss[@]}" --connections "$N" \
   --dev-token-user bench --publish-rate "$RATE" --publish-count "$COUNT" --duration-secs "$RUN_SECS" \
-  --label "redis-${INSTANCES}x" --json-out "$OUT/redis-${INSTANCES}x-$N.json" | tee "$OUT/redis-${INSTANCES}x-$N.txt" | grep -v '^{' || true
+  --label "redis-${INSTANCES}x" ${WORKERS:+--workers "$WORKERS"} --json-out "$OUT/redis-${INSTANCES}x-$N.json" | tee "$OUT/redis-${INSTANCES}x-$N.txt" | grep -v '^{' || true
 for i in $(seq 1 "$INSTANCES"); do
   stats=$(curl -s --max-time 5 "${urls[$((i - 1))]}/api/stats" | python3 -c '
 import json, sys

@@ -1,6 +1,6 @@
 //! The in-process [`Bus`]: a ring per stream in memory, written through to SQLite.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
@@ -53,7 +53,7 @@ struct TopicState {
     /// The last `log_size` events; loaded from SQLite on the first subscribe only, so
     /// publishing to a stream nobody listens to costs no memory.
     ring: Option<VecDeque<Arc<Event>>>,
-    subscribers: HashMap<u64, mpsc::Sender<Arc<Event>>>,
+    subscribers: BTreeMap<u64, mpsc::Sender<Arc<Event>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -102,7 +102,7 @@ impl MemoryBus {
         let topic = topics.entry(stream.to_owned()).or_insert_with(|| {
             Arc::new(Topic {
                 publish: tokio::sync::Mutex::new(()),
-                state: Mutex::new(TopicState { head, ring: None, subscribers: HashMap::new() }),
+                state: Mutex::new(TopicState { head, ring: None, subscribers: BTreeMap::new() }),
             })
         });
         Ok(Arc::clone(topic))

@@ -15,7 +15,7 @@ mod health;
 mod reader;
 mod wire;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
@@ -89,7 +89,7 @@ struct Topic {
 struct TopicState {
     /// The last id the reader delivered here (`None` until the first subscriber set it).
     cursor: Option<u64>,
-    subscribers: HashMap<u64, Subscriber>,
+    subscribers: BTreeMap<u64, Subscriber>,
 }
 
 struct Subscriber {

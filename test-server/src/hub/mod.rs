@@ -52,10 +52,11 @@ pub struct Hub {
 }
 
 impl Hub {
-    /// Spawns one shard per available core; they stop on `shutdown`, ending their streams.
-    /// Must be called inside a Tokio runtime.
+    /// Spawns one shard per runtime worker thread (`TOKIO_WORKER_THREADS`, default one per
+    /// core); they stop on `shutdown`, ending their streams. Must be called inside a Tokio
+    /// runtime.
     pub fn start(config: HubConfig, metrics: Arc<Metrics>, shutdown: &CancellationToken) -> Hub {
-        let n = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 16);
+        let n = tokio::runtime::Handle::current().metrics().num_workers().clamp(1, 64);
         let heartbeat_every = config.heartbeat_every.max(Duration::from_millis(10));
         let config = HubConfig { heartbeat_every, ..config };
         let shards = (0..n)
