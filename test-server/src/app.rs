@@ -102,7 +102,11 @@ impl AppState {
             Some(url) => Arc::new(RedisBus::new(url, log, queue, Arc::clone(&metrics), &shutdown)?),
             None => Arc::new(MemoryBus::new(db.clone(), log, queue, Arc::clone(&metrics))),
         };
-        let hub_config = HubConfig { heartbeat_every: config.heartbeat(), write_stall: config.write_stall() };
+        let hub_config = HubConfig {
+            heartbeat_every: config.heartbeat(),
+            write_stall: config.write_stall(),
+            queue: config.subscriber_queue as usize,
+        };
         let hub = Hub::start(hub_config, Arc::clone(&metrics), &shutdown);
         Ok(AppState(Arc::new(Inner {
             auth: Auth::new(&secret),

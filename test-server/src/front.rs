@@ -30,7 +30,7 @@ use tokio::net::TcpStream;
 use tower::ServiceExt;
 
 use crate::app::AppState;
-use crate::hub::Conn;
+use crate::hub::Incoming;
 use crate::sse::wire::{chunk, response_head, LAST_CHUNK};
 use crate::sse::{prelude, Detachable};
 use crate::stall::StallGuard;
@@ -119,7 +119,7 @@ async fn detach(front: &Front, mut stream: TcpStream, response: Response<Body>) 
         matches!(tokio::time::timeout(write_stall, write).await, Ok(Ok(())))
     };
     if written && !pre.done {
-        front.state.hub.attach(Conn::new(stream, sse, pre.last_id));
+        front.state.hub.attach(Incoming::new(stream, sse, pre.last_id));
     }
     Ok(())
 }

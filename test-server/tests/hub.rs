@@ -164,3 +164,85 @@ async fn heartbeats_reach_idle_hub_connections() {
     assert!(started.elapsed() < Duration::from_secs(3), "3 heartbeats at 0.2 s took {:?}", started.elapsed());
     s.stop().await;
 }
+
+/// Raw SSE ids seen in `text` (chunk framing aside: frames are never split across the
+/// `id:` line by this server).
+fn ids_in(text: &str) -> Vec<u64> {
+    text.lines().filter_map(|l| l.strip_prefix("id: ")).filter_map(|v| v.trim().parse().ok()).collect()
+}
+
+#[tokio::test]
+async fn connections_joining_mid_burst_catch_up_without_gaps_or_duplicates() {
+    let s = start(&["--max-connections-per-user", "100", "--subscriber-queue", "1024"]).await;
+    let t = s.token("j", &["project.*"]).await;
+    let total = 300u64;
+    let publisher = {
+        let (url, t) = (s.url.clone(), t.clone());
+        tokio::spawn(async move {
+            let c = common::client();
+            for n in 1..=total {
+                let r = c.post(format!("{url}/api/v1/events/project.j")).bearer_auth(&t).json(&json!({"type": "t", "object": {"n": n}})).send().await.unwrap();
+                assert_eq!(r.status(), 200);
+            }
+        })
+    };
+    let mut readers = Vec::new();
+    for i in 0..24u64 {
+        tokio::time::sleep(Duration::from_millis(15)).await;
+        let mut c = connect(&s).await;
+        // Half resume from an earlier id, half start live.
+        let from = if i % 2 == 0 { format!("Last-Event-ID: {}\r\n", i * 5) } else { String::new() };
+        let req = format!("GET /api/v1/events/project.j HTTP/1.1\r\nHost: t\r\nAccept: text/event-stream\r\nAuthorization: Bearer {t}\r\n{from}\r\n");
+        c.write_all(req.as_bytes()).await.unwrap();
+        readers.push(tokio::spawn(async move {
+            let mut seen = String::new();
+            read_until(&mut c, &mut seen, &format!("id: {total}\n")).await;
+            (i, ids_in(&seen))
+        }));
+    }
+    publisher.await.unwrap();
+    for r in readers {
+        let (i, ids) = r.await.unwrap();
+        let first = *ids.first().unwrap();
+        if i % 2 == 0 {
+            assert!(first <= i * 5 + 1, "reader {i} resumed after {} but started at {first}", i * 5);
+        }
+        let want: Vec<u64> = (first..=total).collect();
+        // A live reader's first id is the greeting's head id; events follow it.
+        let got: Vec<u64> = ids.iter().copied().skip_while(|id| *id == first && i % 2 == 1).collect();
+        let want: Vec<u64> = if i % 2 == 1 { want.into_iter().skip(1).collect() } else { want };
+        assert_eq!(got, want, "reader {i}: gapless and duplicate-free");
+    }
+    assert!(stat(&s, &["streams_detached"]).await >= 24);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_hub_connection_that_falls_behind_gets_the_notice_and_resumes() {
+    let s = start(&["--subscriber-queue", "4", "--max-body-bytes", "70000"]).await;
+    let t = s.token("l", &["project.*"]).await;
+    let mut slow = connect(&s).await;
+    slow.write_all(sse_get("/api/v1/events/project.l", &t).as_bytes()).await.unwrap();
+    let mut seen = String::new();
+    read_until(&mut slow, &mut seen, "event: connected").await;
+    let pad = "x".repeat(32 * 1024);
+    let total = 300u64;
+    for n in 1..=total {
+        let r = s.post("/api/v1/events/project.l").bearer_auth(&t).json(&json!({"type": "t", "object": {"n": n, "pad": pad}})).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    wait_stat(&s, &["subscribers_lagged"], 1).await;
+    // The slow reader now reads what was in flight, then the end of the body.
+    read_until(&mut slow, &mut seen, "\r\n0\r\n\r\n").await;
+    let mut rest = Vec::new();
+    tokio::time::timeout(WAIT, slow.read_to_end(&mut rest)).await.unwrap().unwrap();
+    let mut ids = ids_in(&seen);
+    ids.retain(|id| *id > 0);
+    assert!((ids.len() as u64) < total, "it really fell behind");
+    let mut resumed = s.sse("/api/v1/events/project.l", Some(&ids.last().unwrap().to_string()), Some(&t)).await;
+    while (ids.len() as u64) < total {
+        ids.push(resumed.next_non_heartbeat(WAIT).await.unwrap().id_num());
+    }
+    assert_eq!(ids, (1..=total).collect::<Vec<_>>(), "no loss, no duplicates");
+    s.stop().await;
+}

@@ -1,6 +1,7 @@
-//! One SSE connection held by the hub: a socket, its subscription, and the bytes it still
-//! owes the peer. Driven by its shard whenever its waker fires; it has no task, no read
-//! buffer and, while idle, no write buffer.
+//! One SSE connection held by the hub: a socket, its position in the stream, and the bytes
+//! it still owes the peer. It has no task, no read buffer, no queue of its own and, while
+//! idle, no write buffer: its stream's group hands it events, its shard drives it when the
+//! socket wakes it.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
@@ -17,16 +18,14 @@ use crate::event::Event;
 use crate::sse::wire::{chunk, LAST_CHUNK};
 use crate::sse::{live_frame, Heartbeat, SseParts, TerminalFn};
 
-/// Most live events taken from the queue in one drive (the rest wait for the next turn).
-const EVENTS_PER_DRIVE: usize = 64;
 /// Most chunks handed to one vectored write.
 const SLICES_PER_WRITE: usize = 32;
 
 /// Why a connection leaves the hub.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Closed {
-    /// The stream ended (finite stream over, or the subscriber fell behind) and every byte
-    /// was written.
+    /// The stream ended (finite stream over, the subscriber fell behind, or it could not
+    /// join its group) and every byte was written.
     Ended,
     /// The peer closed, reset, or the socket failed.
     Peer,
@@ -43,7 +42,7 @@ impl EncodeCache {
     const SIZE: usize = 32;
 
     /// The chunk for `e` and whether it ends its stream.
-    fn get(&mut self, e: &Arc<Event>, terminal: Option<TerminalFn>) -> (Bytes, bool) {
+    pub(crate) fn get(&mut self, e: &Arc<Event>, terminal: Option<TerminalFn>) -> (Bytes, bool) {
         if let Some((_, b, done)) = self.recent.iter().find(|(k, _, _)| Arc::ptr_eq(k, e)) {
             return (b.clone(), *done);
         }
@@ -57,6 +56,31 @@ impl EncodeCache {
     }
 }
 
+/// One event as the hub sends it: its id, its chunk, and whether it ends the stream.
+#[derive(Debug, Clone)]
+pub(crate) struct Delivery {
+    pub(crate) id: u64,
+    pub(crate) chunk: Bytes,
+    pub(crate) ends: bool,
+}
+
+impl EncodeCache {
+    /// The delivery for `e`.
+    pub(crate) fn delivery(&mut self, e: &Arc<Event>, terminal: Option<TerminalFn>) -> Delivery {
+        let (chunk, ends) = self.get(e, terminal);
+        Delivery { id: e.id, chunk, ends }
+    }
+}
+
+/// How a stream ends and falls behind, for a connection catching up with its group.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Rules {
+    pub(crate) terminal: Option<TerminalFn>,
+    pub(crate) lag_notice: Option<fn() -> Bytes>,
+    /// Chunks that may wait for the peer before it counts as fallen behind.
+    pub(crate) limit: usize,
+}
+
 /// Bytes accepted for a peer that were not yet written, and since when.
 #[derive(Debug)]
 struct Pending {
@@ -64,44 +88,72 @@ struct Pending {
     since: Instant,
 }
 
+/// A connection on its way into the hub: the connection, plus its own subscription, which
+/// it reads only to catch up with its stream's group (then drops).
+#[derive(Debug)]
+pub struct Incoming {
+    pub(crate) conn: Conn,
+    pub(crate) subscription: Subscription,
+    pub(crate) terminal: Option<TerminalFn>,
+    pub(crate) lag_notice: Option<fn() -> Bytes>,
+}
+
+impl Incoming {
+    /// A connection whose response head and prelude were written; `last_id` is where the
+    /// prelude left the stream.
+    pub fn new(io: TcpStream, parts: SseParts, last_id: u64) -> Self {
+        Incoming {
+            conn: Conn {
+                io,
+                guard: parts.guard,
+                heartbeat: parts.heartbeat,
+                last_id,
+                opened: Instant::now(),
+                pending: None,
+                stalled_until: None,
+                ending: false,
+                lagged: false,
+            },
+            subscription: parts.subscription,
+            terminal: parts.terminal,
+            lag_notice: parts.lag_notice,
+        }
+    }
+}
+
 /// A connection in the hub.
 #[derive(Debug)]
-pub struct Conn {
+pub(crate) struct Conn {
     io: TcpStream,
-    subscription: Subscription,
     guard: Option<ConnectionGuard>,
     heartbeat: Heartbeat,
-    terminal: Option<TerminalFn>,
-    lag_notice: Option<fn() -> Bytes>,
     last_id: u64,
     opened: Instant,
     pending: Option<Box<Pending>>,
     stalled_until: Option<Instant>,
     ending: bool,
+    lagged: bool,
 }
 
 impl Conn {
-    /// A connection whose response head and prelude were written; `last_id` is where the
-    /// prelude left the stream.
-    pub fn new(io: TcpStream, parts: SseParts, last_id: u64) -> Self {
-        Conn {
-            io,
-            subscription: parts.subscription,
-            guard: parts.guard,
-            heartbeat: parts.heartbeat,
-            terminal: parts.terminal,
-            lag_notice: parts.lag_notice,
-            last_id,
-            opened: Instant::now(),
-            pending: None,
-            stalled_until: None,
-            ending: false,
-        }
+    /// True if the stream ended because the connection fell behind.
+    pub(crate) fn lagged(&self) -> bool {
+        self.lagged
     }
 
     /// The stream key, when the connection is counted (always, for SSE).
     pub(crate) fn stream(&self) -> Option<&str> {
         self.guard.as_ref().map(ConnectionGuard::stream)
+    }
+
+    /// True once the stream is ending (only its last bytes are left to write).
+    pub(crate) fn is_ending(&self) -> bool {
+        self.ending
+    }
+
+    /// The last id sent (or skipped because the prelude covered it).
+    pub(crate) fn last_id(&self) -> u64 {
+        self.last_id
     }
 
     /// `--dev` stall: send nothing until `until`, if the connection was open at `asked`.
@@ -116,66 +168,118 @@ impl Conn {
         match self.stalled_until {
             Some(until) if until <= now => {
                 self.stalled_until = None;
+                if let Some(p) = self.pending.as_mut() {
+                    p.since = now;
+                }
                 true
             }
             _ => false,
         }
     }
 
-    /// True if bytes have waited for the peer for at least `limit`.
+    /// True if bytes have waited for the peer for at least `limit` (a dev stall aside).
     pub(crate) fn write_stalled(&self, now: Instant, limit: std::time::Duration) -> bool {
-        !limit.is_zero() && self.pending.as_ref().is_some_and(|p| now.duration_since(p.since) >= limit)
+        !limit.is_zero()
+            && self.stalled_until.is_none()
+            && self.pending.as_ref().is_some_and(|p| now.duration_since(p.since) >= limit)
     }
 
-    /// Reacts to whatever woke the connection: peer gone, socket writable, new events.
-    pub(crate) fn drive(&mut self, cx: &mut Context<'_>, cache: &mut EncodeCache) -> Result<(), Closed> {
+    /// Reacts to a socket event: peer gone, or writable again.
+    pub(crate) fn drive(&mut self, cx: &mut Context<'_>) -> Result<(), Closed> {
         self.check_peer(cx)?;
         if self.stalled_until.is_some() {
             return Ok(());
         }
         self.flush(cx)?;
-        if self.pending.is_some() {
-            return Ok(());
-        }
-        if self.ending {
-            return Err(Closed::Ended);
-        }
-        let mut out: Vec<Bytes> = Vec::new();
-        for taken in 0.. {
-            if taken == EVENTS_PER_DRIVE {
-                cx.waker().wake_by_ref();
-                break;
-            }
-            match self.subscription.live.poll_recv(cx) {
-                Poll::Ready(Some(e)) if e.id <= self.last_id => {}
-                Poll::Ready(Some(e)) => {
-                    self.last_id = e.id;
-                    let (bytes, done) = cache.get(&e, self.terminal);
-                    out.push(bytes);
-                    if done {
-                        out.push(Bytes::from_static(LAST_CHUNK));
-                        self.ending = true;
-                        break;
-                    }
-                }
-                Poll::Ready(None) => {
-                    // The bus closed the queue: this subscriber fell behind. Say so if the
-                    // seed can, then end; the client resumes from its last id.
-                    if let Some(notice) = self.lag_notice.take() {
-                        out.push(chunk(&notice()));
-                    }
-                    out.push(Bytes::from_static(LAST_CHUNK));
-                    self.ending = true;
-                    break;
-                }
-                Poll::Pending => break,
-            }
-        }
-        self.send(cx, out)?;
         if self.ending && self.pending.is_none() {
             return Err(Closed::Ended);
         }
         Ok(())
+    }
+
+    /// Sends the events it has not seen yet. More than `limit` chunks waiting for the peer
+    /// means it fell behind: it gets the `lag_notice` (if the seed has one) and its stream
+    /// ends, to resume from its last id.
+    pub(crate) fn deliver(
+        &mut self,
+        cx: &mut Context<'_>,
+        events: &[Delivery],
+        limit: usize,
+        lag_notice: Option<fn() -> Bytes>,
+    ) -> Result<(), Closed> {
+        if self.ending {
+            return Ok(());
+        }
+        let mut out = Vec::new();
+        for d in events {
+            if d.id <= self.last_id {
+                continue;
+            }
+            self.last_id = d.id;
+            out.push(d.chunk.clone());
+            if d.ends {
+                out.push(Bytes::from_static(LAST_CHUNK));
+                self.ending = true;
+                break;
+            }
+        }
+        if out.is_empty() {
+            return Ok(());
+        }
+        self.send(cx, out)?;
+        if !self.ending && self.pending.as_ref().is_some_and(|p| p.chunks.len() > limit) {
+            self.end(cx, lag_notice)?;
+        }
+        if self.ending && self.pending.is_none() {
+            return Err(Closed::Ended);
+        }
+        Ok(())
+    }
+
+    /// Ends the stream of a connection that fell behind, after what is queued: the notice
+    /// (if any), then the last chunk.
+    pub(crate) fn end(&mut self, cx: &mut Context<'_>, notice: Option<fn() -> Bytes>) -> Result<(), Closed> {
+        if self.ending {
+            return Ok(());
+        }
+        self.ending = true;
+        self.lagged = true;
+        let mut out = Vec::with_capacity(2);
+        if let Some(notice) = notice {
+            out.push(chunk(&notice()));
+        }
+        out.push(Bytes::from_static(LAST_CHUNK));
+        self.send(cx, out)?;
+        if self.pending.is_none() {
+            return Err(Closed::Ended);
+        }
+        Ok(())
+    }
+
+    /// Brings a connection that is behind its group (at `target`) up to it from its own
+    /// subscription. `Ok(true)`: caught up; `Ok(false)`: its queue ran dry first (never
+    /// expected: the bus fills both queues in one pass), so the caller ends the stream.
+    pub(crate) fn catch_up(
+        &mut self,
+        cx: &mut Context<'_>,
+        own: &mut Subscription,
+        target: u64,
+        rules: Rules,
+        cache: &mut EncodeCache,
+    ) -> Result<bool, Closed> {
+        while self.last_id < target && !self.ending {
+            match own.live.try_recv() {
+                Ok(e) => {
+                    let d = cache.delivery(&e, rules.terminal);
+                    self.deliver(cx, std::slice::from_ref(&d), rules.limit, rules.lag_notice)?;
+                }
+                Err(tokio::sync::mpsc::error::TryRecvError::Empty) => return Ok(false),
+                Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => {
+                    self.end(cx, rules.lag_notice)?;
+                }
+            }
+        }
+        Ok(true)
     }
 
     /// Sends one heartbeat unless the connection is busy or held back.
@@ -214,9 +318,10 @@ impl Conn {
         Ok(())
     }
 
-    /// Queues `chunks` behind anything pending and writes what the socket takes.
+    /// Queues `chunks` behind anything pending and writes what the socket takes (nothing
+    /// while a dev stall holds the connection back).
     fn send(&mut self, cx: &mut Context<'_>, mut chunks: Vec<Bytes>) -> Result<(), Closed> {
-        if self.pending.is_none() && chunks.len() == 1 {
+        if self.pending.is_none() && self.stalled_until.is_none() && chunks.len() == 1 {
             // The common case, one frame to an idle socket: no queue at all.
             let Some(only) = chunks.pop() else { return Ok(()) };
             match self.io.try_write(&only) {
@@ -237,6 +342,9 @@ impl Conn {
                 }
                 self.pending = Some(Box::new(Pending { chunks, since: Instant::now() }));
             }
+        }
+        if self.stalled_until.is_some() {
+            return Ok(());
         }
         self.flush(cx)
     }

@@ -3,12 +3,15 @@
 //!
 //! The accept loop ([`crate::front`]) writes a fresh connection's response head and
 //! prelude, then [`Hub::attach`]es it. Each shard is one task owning a slab of
-//! connections; a connection's waker (from its subscription queue or its socket) queues
-//! it on its shard, which writes the new events (encoded once per event, shared by all
-//! connections), notices peers that closed, sends heartbeats, and closes peers that stop
-//! reading for `--write-stall-secs`.
+//! connections and, per stream, a group holding the one bus subscription its connections
+//! share. When the group's queue has events, the shard encodes each once and writes it to
+//! every member (one `send` per connection, the only per-connection work in a fan-out).
+//! A connection's own waker fires on socket events only: the peer closed, or the socket
+//! is writable again after a short write. The shard also sends heartbeats and closes
+//! peers that stop reading for `--write-stall-secs`.
 
 mod conn;
+mod group;
 mod ready;
 mod shard;
 
@@ -20,7 +23,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-pub use conn::Conn;
+pub use conn::Incoming;
 
 use crate::metrics::Metrics;
 
@@ -31,13 +34,16 @@ pub struct HubConfig {
     pub heartbeat_every: Duration,
     /// A peer that takes no bytes for this long is closed (zero: never).
     pub write_stall: Duration,
+    /// Chunks a connection may have waiting for its peer before it counts as fallen
+    /// behind (`--subscriber-queue`).
+    pub queue: usize,
 }
 
 /// A message to a shard.
 #[derive(Debug)]
 pub(crate) enum Command {
     /// Take over a connection.
-    Attach(Box<Conn>),
+    Attach(Box<Incoming>),
     /// `--dev`: close every connection of the stream.
     Drop { stream: String },
     /// `--dev`: hold back connections of the stream opened before `asked` until `until`.
@@ -72,7 +78,7 @@ impl Hub {
 
     /// Hands a connection to a shard (round-robin). If the hub has stopped, the connection
     /// is dropped, which closes it.
-    pub fn attach(&self, conn: Conn) {
+    pub fn attach(&self, conn: Incoming) {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.shards.len();
         let _ = self.shards[i].send(Command::Attach(Box::new(conn)));
     }

@@ -1,6 +1,9 @@
-//! One shard of the hub: a task that owns a slab of connections and drives the ones whose
-//! wakers fired, sends heartbeats, and closes peers that stopped reading.
+//! One shard of the hub: a task that owns a slab of connections and the groups of their
+//! streams. A group's waker fires when its stream has events, which the shard hands to
+//! each member; a connection's waker fires on socket events (peer gone, writable again).
+//! The shard also sends heartbeats and closes peers that stopped reading.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Waker};
@@ -11,19 +14,18 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-use super::conn::{Beats, Closed, Conn, EncodeCache};
+use super::conn::{Beats, Closed, Conn, EncodeCache, Incoming, Rules};
+use super::group::Group;
 use super::ready::{ConnWaker, ReadyQueue, Ticket};
 use super::{Command, HubConfig};
 use crate::metrics::Metrics;
-
-/// Connections driven between two yields to the runtime.
-const DRIVES_PER_YIELD: usize = 1024;
 
 struct Entry {
     conn: Conn,
     wake: Arc<ConnWaker>,
     waker: Waker,
     generation: u64,
+    group: Option<usize>,
 }
 
 /// The state a shard task owns.
@@ -31,7 +33,10 @@ pub(crate) struct Shard {
     config: HubConfig,
     metrics: Arc<Metrics>,
     conns: Slab<Entry>,
-    queue: Arc<ReadyQueue>,
+    groups: Slab<Group>,
+    by_stream: HashMap<String, usize>,
+    conn_queue: Arc<ReadyQueue>,
+    group_queue: Arc<ReadyQueue>,
     cache: EncodeCache,
     generation: u64,
     next_beat: Instant,
@@ -44,7 +49,10 @@ impl Shard {
             config,
             metrics,
             conns: Slab::new(),
-            queue: Arc::new(ReadyQueue::default()),
+            groups: Slab::new(),
+            by_stream: HashMap::new(),
+            conn_queue: Arc::new(ReadyQueue::default()),
+            group_queue: Arc::new(ReadyQueue::default()),
             cache: EncodeCache::default(),
             generation: 0,
             next_beat,
@@ -56,7 +64,7 @@ impl Shard {
         let period = self.config.heartbeat_every.min(Duration::from_millis(250));
         let mut tick = tokio::time::interval(period);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let queue = Arc::clone(&self.queue);
+        let (conn_queue, group_queue) = (Arc::clone(&self.conn_queue), Arc::clone(&self.group_queue));
         let mut batch: Vec<Ticket> = Vec::new();
         loop {
             tokio::select! {
@@ -66,16 +74,17 @@ impl Shard {
                     Some(c) => self.command(c),
                     None => break,
                 },
-                _ = queue.notified() => {
-                    queue.drain_into(&mut batch);
-                    // In slab order: neighbouring connections sit next to each other in
-                    // memory, so a fan-out walks memory forwards instead of at random.
-                    batch.sort_unstable();
-                    for (i, (key, generation)) in batch.drain(..).enumerate() {
+                _ = group_queue.notified() => {
+                    group_queue.drain_into(&mut batch);
+                    for (key, generation) in batch.drain(..) {
+                        self.drive_group(key, generation);
+                        tokio::task::yield_now().await;
+                    }
+                }
+                _ = conn_queue.notified() => {
+                    conn_queue.drain_into(&mut batch);
+                    for (key, generation) in batch.drain(..) {
                         self.drive(key, generation);
-                        if i % DRIVES_PER_YIELD == DRIVES_PER_YIELD - 1 {
-                            tokio::task::yield_now().await;
-                        }
                     }
                 }
                 _ = tick.tick() => self.housekeeping(),
@@ -86,23 +95,19 @@ impl Shard {
         }
     }
 
+    fn next_generation(&mut self) -> u64 {
+        self.generation += 1;
+        self.generation
+    }
+
     fn command(&mut self, command: Command) {
         match command {
-            Command::Attach(conn) => {
-                self.generation += 1;
-                let generation = self.generation;
-                let entry = self.conns.vacant_entry();
-                let key = entry.key();
-                let wake = ConnWaker::new((key, generation), Arc::clone(&self.queue));
-                let waker = Waker::from(Arc::clone(&wake));
-                entry.insert(Entry { conn: *conn, wake, waker, generation });
-                self.drive(key, generation);
-            }
+            Command::Attach(incoming) => self.attach(*incoming),
             Command::Drop { stream } => {
-                let keys: Vec<usize> = self.keys_of(&stream);
-                for key in keys {
-                    let entry = self.conns.remove(key);
-                    entry.conn.finish();
+                for key in self.keys_of(&stream) {
+                    if let Some(conn) = self.remove(key) {
+                        conn.finish();
+                    }
                 }
             }
             Command::Stall { stream, until, asked } => {
@@ -115,10 +120,72 @@ impl Shard {
         }
     }
 
+    /// Takes a connection in: it joins its stream's group (catching up from its own
+    /// subscription if the group is ahead), or founds the group with that subscription.
+    fn attach(&mut self, incoming: Incoming) {
+        let Incoming { mut conn, subscription: mut own, terminal, lag_notice } = incoming;
+        let generation = self.next_generation();
+        let key = self.conns.vacant_key();
+        let wake = ConnWaker::new((key, generation), Arc::clone(&self.conn_queue));
+        let waker = Waker::from(Arc::clone(&wake));
+        let stream = conn.stream().map(str::to_owned);
+        let existing = stream.as_ref().and_then(|s| self.by_stream.get(s).copied());
+        let mut cx = Context::from_waker(&waker);
+        let group = match existing {
+            Some(gid) => {
+                let target = self.groups[gid].last_id;
+                let limit = self.config.queue;
+                let rules = Rules { terminal, lag_notice, limit };
+                let caught = conn.catch_up(&mut cx, &mut own, target, rules, &mut self.cache);
+                if conn.lagged() {
+                    self.metrics.subscribers_lagged.fetch_add(1, Ordering::Relaxed);
+                }
+                match caught {
+                    Ok(true) if !conn.is_ending() => Some(gid),
+                    Ok(true) => None,
+                    Ok(false) => {
+                        // Cannot line up with the group: end cleanly, the client resumes.
+                        conn.finish();
+                        return;
+                    }
+                    Err(_) => return,
+                }
+            }
+            None => {
+                let group_generation = self.next_generation();
+                let entry = self.groups.vacant_entry();
+                let gid = entry.key();
+                let gwake = ConnWaker::new((gid, group_generation), Arc::clone(&self.group_queue));
+                let name = stream.clone().unwrap_or_default();
+                entry.insert(Group::new(name, own, terminal, lag_notice, conn.last_id(), gwake, group_generation));
+                if let Some(s) = stream {
+                    self.by_stream.insert(s, gid);
+                }
+                self.group_queue_wake(gid);
+                Some(gid)
+            }
+        };
+        if let Some(gid) = group {
+            let g = &mut self.groups[gid];
+            g.members.push((key, generation));
+            g.live += 1;
+        }
+        self.conns.insert(Entry { conn, wake, waker, generation, group });
+        self.drive(key, generation);
+    }
+
+    /// Queues a group for a turn (a new group may already have events waiting).
+    fn group_queue_wake(&self, gid: usize) {
+        if let Some(g) = self.groups.get(gid) {
+            g.waker.wake_by_ref();
+        }
+    }
+
     fn keys_of(&self, stream: &str) -> Vec<usize> {
         self.conns.iter().filter(|(_, e)| e.conn.stream() == Some(stream)).map(|(k, _)| k).collect()
     }
 
+    /// Drives a connection its socket woke.
     fn drive(&mut self, key: usize, generation: u64) {
         let Some(entry) = self.conns.get_mut(key) else { return };
         if entry.generation != generation {
@@ -126,16 +193,81 @@ impl Shard {
         }
         entry.wake.clear();
         let mut cx = Context::from_waker(&entry.waker);
-        if let Err(why) = entry.conn.drive(&mut cx, &mut self.cache) {
-            self.close(key, why);
+        if let Err(why) = entry.conn.drive(&mut cx) {
+            if why == Closed::Peer {
+                tracing::debug!("stream peer went away");
+            }
+            self.remove(key);
         }
     }
 
-    fn close(&mut self, key: usize, why: Closed) {
-        if why == Closed::Peer {
-            tracing::debug!("stream peer went away");
+    /// Hands a group's new events to its members.
+    fn drive_group(&mut self, gid: usize, generation: u64) {
+        let Shard { conns, groups, cache, config, metrics, .. } = self;
+        let Some(group) = groups.get_mut(gid) else { return };
+        if group.generation != generation {
+            return;
         }
-        drop(self.conns.remove(key));
+        let taken = group.take(cache);
+        if taken.events.is_empty() && !taken.closed {
+            return;
+        }
+        let (limit, notice) = (config.queue, group.lag_notice);
+        let mut gone = Vec::new();
+        group.members.retain(|&(key, member_generation)| {
+            let Some(e) = conns.get_mut(key).filter(|e| e.generation == member_generation) else { return false };
+            let mut cx = Context::from_waker(&e.waker);
+            let was_behind = e.conn.lagged();
+            let mut result = e.conn.deliver(&mut cx, &taken.events, limit, notice);
+            if result.is_ok() && taken.closed {
+                result = e.conn.end(&mut cx, notice);
+            }
+            if e.conn.lagged() && !was_behind {
+                metrics.subscribers_lagged.fetch_add(1, Ordering::Relaxed);
+            }
+            if result.is_err() {
+                gone.push(key);
+                return false;
+            }
+            true
+        });
+        for key in gone {
+            self.remove(key);
+        }
+        if taken.closed || taken.ends {
+            self.remove_group(gid, generation);
+        }
+    }
+
+    /// Removes a connection (and its group, if it was the last member); returns it.
+    fn remove(&mut self, key: usize) -> Option<Conn> {
+        let entry = self.conns.try_remove(key)?;
+        if let Some(gid) = entry.group {
+            if let Some(g) = self.groups.get_mut(gid) {
+                g.live = g.live.saturating_sub(1);
+                if g.live == 0 {
+                    let generation = g.generation;
+                    self.remove_group(gid, generation);
+                }
+            }
+        }
+        Some(entry.conn)
+    }
+
+    /// Drops a group and its subscription; members still open stay, without a group.
+    fn remove_group(&mut self, gid: usize, generation: u64) {
+        if self.groups.get(gid).is_none_or(|g| g.generation != generation) {
+            return;
+        }
+        let group = self.groups.remove(gid);
+        if self.by_stream.get(&group.stream) == Some(&gid) {
+            self.by_stream.remove(&group.stream);
+        }
+        for (key, member_generation) in group.members {
+            if let Some(e) = self.conns.get_mut(key).filter(|e| e.generation == member_generation) {
+                e.group = None;
+            }
+        }
     }
 
     /// Heartbeats when due, stalled writers closed, dev stalls lifted.
@@ -166,7 +298,7 @@ impl Shard {
             }
         }
         for key in gone {
-            drop(self.conns.remove(key));
+            self.remove(key);
         }
         for (key, generation) in resume {
             self.drive(key, generation);
