@@ -137,12 +137,16 @@ async function alreadyStored(p, n) {
   if (!res.ok) throw new Error(`checking ${p.poll}: ${res.status}`);
   return (await res.json()).events.some((e) => { try { return seqOf(p.stream, JSON.parse(e.data)) === n; } catch { return false; } });
 }
+// Resolves a failed POST of number n: counts it if the server stored it after all.
+async function settle(p, n) {
+  const stored = await alreadyStored(p, n);
+  p.uncertain = false;
+  if (stored) { advance(p); log(`${p.key} #${n} had been stored despite the failed POST`); }
+  return stored;
+}
 async function publishNext(p) {
   const n = count(p) + 1;
-  if (p.uncertain) {
-    if (await alreadyStored(p, n)) { p.uncertain = false; advance(p); log(`${p.key} #${n} had been stored despite the failed POST`); return; }
-    p.uncertain = false;
-  }
+  if (p.uncertain && (await settle(p, n))) return;
   try { await post(p.path, p.body(n), publisher); advance(p); } catch (e) { p.uncertain = true; throw e; }
 }
 let publishing = true;
@@ -244,8 +248,7 @@ for (const p of publishers.filter((x) => x.uncertain)) {
   const until = Date.now() + 15_000;
   for (;;) {
     try {
-      if (await alreadyStored(p, n)) { advance(p); log(`${p.key} #${n} had been stored despite the failed POST`); }
-      p.uncertain = false;
+      await settle(p, n);
       break;
     } catch (e) {
       if (Date.now() > until) throw new Error(`cannot settle ${p.key} #${n}: ${e.message}`);
