@@ -28,7 +28,12 @@ pub struct BackoffOptions {
 
 impl Default for BackoffOptions {
     fn default() -> Self {
-        BackoffOptions { initial_ms: 1000, max_ms: 30_000, factor: 2.0, max_attempts: 5 }
+        BackoffOptions {
+            initial_ms: 1000,
+            max_ms: 30_000,
+            factor: 2.0,
+            max_attempts: 5,
+        }
     }
 }
 
@@ -36,7 +41,11 @@ impl BackoffOptions {
     /// The ceiling of the delay before attempt `attempt` (1-based), without jitter.
     pub fn ceiling(&self, attempt: u32) -> Duration {
         let exp = attempt.saturating_sub(1).min(64) as i32;
-        let factor = if self.factor.is_finite() && self.factor >= 1.0 { self.factor } else { 1.0 };
+        let factor = if self.factor.is_finite() && self.factor >= 1.0 {
+            self.factor
+        } else {
+            1.0
+        };
         let ms = (self.initial_ms as f64) * factor.powi(exp);
         let ms = ms.min(self.max_ms as f64).max(0.0);
         Duration::from_millis(ms as u64)
@@ -82,7 +91,11 @@ pub struct XorShiftJitter(u64);
 impl XorShiftJitter {
     /// A generator from a seed (0 is replaced by a fixed non-zero constant).
     pub fn new(seed: u64) -> Self {
-        XorShiftJitter(if seed == 0 { 0x9E37_79B9_7F4A_7C15 } else { seed })
+        XorShiftJitter(if seed == 0 {
+            0x9E37_79B9_7F4A_7C15
+        } else {
+            seed
+        })
     }
 }
 
@@ -101,9 +114,9 @@ impl Jitter for XorShiftJitter {
 #[allow(clippy::unwrap_used)]
 mod tests {
     // The core tests also run in the browser (quinn style): `cargo test --target wasm32-unknown-unknown`.
+    use super::*;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
-    use super::*;
 
     #[test]
     fn defaults_match_seeds() {
@@ -117,9 +130,16 @@ mod tests {
     fn full_jitter_range() {
         let b = BackoffOptions::default();
         assert_eq!(b.delay(3, &mut FixedJitter(0.0)), Duration::ZERO);
-        assert_eq!(b.delay(3, &mut FixedJitter(0.5)), Duration::from_millis(2000));
+        assert_eq!(
+            b.delay(3, &mut FixedJitter(0.5)),
+            Duration::from_millis(2000)
+        );
         assert_eq!(b.delay(3, &mut NoJitter), Duration::from_millis(4000));
-        assert_eq!(b.delay(3, &mut FixedJitter(7.0)), Duration::from_millis(4000), "clamped");
+        assert_eq!(
+            b.delay(3, &mut FixedJitter(7.0)),
+            Duration::from_millis(4000),
+            "clamped"
+        );
         let mut rng = XorShiftJitter::new(42);
         for n in 1..50 {
             let d = b.delay(n, &mut rng);
@@ -137,11 +157,24 @@ mod tests {
 
     #[test]
     fn hostile_settings_do_not_panic() {
-        let b = BackoffOptions { initial_ms: u64::MAX, max_ms: u64::MAX, factor: f64::NAN, max_attempts: 0 };
+        let b = BackoffOptions {
+            initial_ms: u64::MAX,
+            max_ms: u64::MAX,
+            factor: f64::NAN,
+            max_attempts: 0,
+        };
         let _ = b.ceiling(u32::MAX);
-        let b = BackoffOptions { initial_ms: 10, max_ms: 5, factor: 0.5, max_attempts: 1 };
+        let b = BackoffOptions {
+            initial_ms: 10,
+            max_ms: 5,
+            factor: 0.5,
+            max_attempts: 1,
+        };
         assert_eq!(b.ceiling(4), Duration::from_millis(5));
-        let b = BackoffOptions { factor: f64::INFINITY, ..Default::default() };
+        let b = BackoffOptions {
+            factor: f64::INFINITY,
+            ..Default::default()
+        };
         assert_eq!(b.ceiling(3), Duration::from_millis(1000));
     }
 }

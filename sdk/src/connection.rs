@@ -99,7 +99,12 @@ pub struct ErrorInfo {
 impl ErrorInfo {
     /// An error without raw text or status.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        ErrorInfo { kind, message: message.into(), raw: None, status: None }
+        ErrorInfo {
+            kind,
+            message: message.into(),
+            raw: None,
+            status: None,
+        }
     }
 }
 
@@ -341,7 +346,11 @@ impl<J: Jitter> Connection<J> {
             return;
         }
         let mut error = ErrorInfo::new(
-            if status == 401 || status == 403 { ErrorKind::Auth } else { ErrorKind::Http },
+            if status == 401 || status == 403 {
+                ErrorKind::Auth
+            } else {
+                ErrorKind::Http
+            },
             format!("stream request got HTTP {status}"),
         );
         error.status = Some(status);
@@ -369,7 +378,13 @@ impl<J: Jitter> Connection<J> {
         }
     }
 
-    fn sse_failed(&mut self, now: Duration, kind: ErrorKind, reason: &str, error: Option<ErrorInfo>) {
+    fn sse_failed(
+        &mut self,
+        now: Duration,
+        kind: ErrorKind,
+        reason: &str,
+        error: Option<ErrorInfo>,
+    ) {
         if !self.sse_active {
             return;
         }
@@ -383,14 +398,19 @@ impl<J: Jitter> Connection<J> {
             return;
         }
         let stable = self.got_event
-            || self.sse_opened_at.is_some_and(|t| now.saturating_sub(t) >= self.config.stable_after);
+            || self
+                .sse_opened_at
+                .is_some_and(|t| now.saturating_sub(t) >= self.config.stable_after);
         if stable {
             self.attempt = 0;
         }
         self.sse_opened_at = None;
         self.attempt += 1;
         let mut error = error.unwrap_or_else(|| ErrorInfo::new(kind, reason));
-        error.message = format!("{reason} (attempt {} of {})", self.attempt, self.config.backoff.max_attempts);
+        error.message = format!(
+            "{reason} (attempt {} of {})",
+            self.attempt, self.config.backoff.max_attempts
+        );
         self.outputs.push_back(Output::Error(error));
         if self.attempt > self.config.backoff.max_attempts {
             self.enter_polling(now);
@@ -416,7 +436,11 @@ impl<J: Jitter> Connection<J> {
             if self.ended {
                 return;
             }
-            self.process_event(SseEvent { event: e.event, data: e.data, id: e.id });
+            self.process_event(SseEvent {
+                event: e.event,
+                data: e.data,
+                id: e.id,
+            });
         }
         if let Some(head) = response.last_event_id.filter(|s| !s.is_empty()) {
             self.position.advance_to(&head);
@@ -497,8 +521,17 @@ impl<J: Jitter> Connection<J> {
             }
         }
         if self.sse_active && self.watchdog_at.is_some_and(|t| t <= now) {
-            let ms = self.config.heartbeat_timeout.unwrap_or_default().as_millis();
-            self.sse_failed(now, ErrorKind::Network, &format!("no event or heartbeat for {ms} ms (watchdog)"), None);
+            let ms = self
+                .config
+                .heartbeat_timeout
+                .unwrap_or_default()
+                .as_millis();
+            self.sse_failed(
+                now,
+                ErrorKind::Network,
+                &format!("no event or heartbeat for {ms} ms (watchdog)"),
+                None,
+            );
         }
     }
 
@@ -507,9 +540,20 @@ impl<J: Jitter> Connection<J> {
     /// The next deadline at which `handle_timeout` must be called.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Duration> {
-        let poll_at = if self.poll_in_flight { None } else { self.poll_at };
-        let watchdog_at = if self.sse_active { self.watchdog_at } else { None };
-        [self.reconnect_at, poll_at, self.probe_at, watchdog_at].into_iter().flatten().min()
+        let poll_at = if self.poll_in_flight {
+            None
+        } else {
+            self.poll_at
+        };
+        let watchdog_at = if self.sse_active {
+            self.watchdog_at
+        } else {
+            None
+        };
+        [self.reconnect_at, poll_at, self.probe_at, watchdog_at]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// The next thing the shell must do.
@@ -539,7 +583,9 @@ impl<J: Jitter> Connection<J> {
         self.got_event = false;
         // Also bounds a connect that hangs before any byte arrives.
         self.arm_watchdog(now);
-        self.actions.push_back(Action::OpenSse { last_event_id: self.position.id().map(str::to_owned) });
+        self.actions.push_back(Action::OpenSse {
+            last_event_id: self.position.id().map(str::to_owned),
+        });
     }
 
     fn probe(&mut self, now: Duration) {
@@ -552,7 +598,11 @@ impl<J: Jitter> Connection<J> {
         self.reconnect_at = None;
         self.probing = false;
         self.poll_failures = 0;
-        self.probe_at = if self.config.force_polling { None } else { Some(now + self.config.retry_sse_every) };
+        self.probe_at = if self.config.force_polling {
+            None
+        } else {
+            Some(now + self.config.retry_sse_every)
+        };
         if !self.poll_in_flight {
             self.send_poll();
         }
@@ -560,7 +610,9 @@ impl<J: Jitter> Connection<J> {
 
     fn send_poll(&mut self) {
         self.poll_in_flight = true;
-        self.actions.push_back(Action::Poll { last_event_id: self.position.id().map(str::to_owned) });
+        self.actions.push_back(Action::Poll {
+            last_event_id: self.position.id().map(str::to_owned),
+        });
     }
 
     fn stop_polling(&mut self) {
@@ -573,7 +625,11 @@ impl<J: Jitter> Connection<J> {
     }
 
     fn arm_watchdog(&mut self, now: Duration) {
-        self.watchdog_at = self.config.heartbeat_timeout.filter(|t| !t.is_zero()).map(|t| now + t);
+        self.watchdog_at = self
+            .config
+            .heartbeat_timeout
+            .filter(|t| !t.is_zero())
+            .map(|t| now + t);
     }
 
     /// A refusal (403): an `auth` error and state `closed`, no retry.
@@ -598,7 +654,10 @@ impl<J: Jitter> Connection<J> {
 
     /// Last-id tracking and de-duplication, then delivery.
     fn process_event(&mut self, event: SseEvent) {
-        if self.position.is_duplicate(event.id.as_deref(), &event.event) {
+        if self
+            .position
+            .is_duplicate(event.id.as_deref(), &event.event)
+        {
             return; // already delivered
         }
         self.position.track(event.id.as_deref());
@@ -617,11 +676,11 @@ impl<J: Jitter> Connection<J> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     // The core tests also run in the browser (quinn style): `cargo test --target wasm32-unknown-unknown`.
-    #[cfg(target_arch = "wasm32")]
-    use wasm_bindgen_test::wasm_bindgen_test as test;
     use super::*;
     use crate::backoff::{FixedJitter, NoJitter};
     use crate::messages::PollEvent;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
@@ -677,7 +736,8 @@ mod tests {
             t
         }
         fn sse_event(&mut self, name: &str, id: Option<&str>) {
-            self.conn.handle_sse_event(SseEvent::new(name, "{}", id), self.now);
+            self.conn
+                .handle_sse_event(SseEvent::new(name, "{}", id), self.now);
             self.drain();
         }
         fn ids(&self) -> Vec<Option<&str>> {
@@ -686,7 +746,9 @@ mod tests {
     }
 
     fn open(last: Option<&str>) -> Action {
-        Action::OpenSse { last_event_id: last.map(str::to_owned) }
+        Action::OpenSse {
+            last_event_id: last.map(str::to_owned),
+        }
     }
 
     #[test]
@@ -725,9 +787,19 @@ mod tests {
         h.drain();
         assert_eq!(h.conn.state(), State::Polling);
         let acts = h.take_actions();
-        assert_eq!(acts.iter().filter(|a| matches!(a, Action::OpenSse { .. })).count(), 0);
-        assert!(acts.contains(&Action::Poll { last_event_id: None }));
-        assert_eq!(h.states, vec![State::Connecting, State::Reconnecting, State::Polling]);
+        assert_eq!(
+            acts.iter()
+                .filter(|a| matches!(a, Action::OpenSse { .. }))
+                .count(),
+            0
+        );
+        assert!(acts.contains(&Action::Poll {
+            last_event_id: None
+        }));
+        assert_eq!(
+            h.states,
+            vec![State::Connecting, State::Reconnecting, State::Polling]
+        );
     }
 
     #[test]
@@ -827,7 +899,14 @@ mod tests {
 
     fn poll_resp(ids: &[&str], last: &str) -> PollResponse {
         PollResponse {
-            events: ids.iter().map(|i| PollEvent { id: Some((*i).into()), event: "message".into(), data: "{}".into() }).collect(),
+            events: ids
+                .iter()
+                .map(|i| PollEvent {
+                    id: Some((*i).into()),
+                    event: "message".into(),
+                    data: "{}".into(),
+                })
+                .collect(),
             last_event_id: Some(last.into()),
             end: false,
             retry_ms: Some(1000),
@@ -856,8 +935,14 @@ mod tests {
         assert_eq!(h.conn.last_event_id(), Some("7"));
         assert_eq!(h.conn.poll_timeout(), Some(h.now + ms(3000)));
         let t = h.fire();
-        assert_eq!(h.take_actions(), vec![Action::Poll { last_event_id: Some("7".into()) }]);
-        h.conn.handle_poll_response(t, poll_resp(&["7", "8", "9"], "9"));
+        assert_eq!(
+            h.take_actions(),
+            vec![Action::Poll {
+                last_event_id: Some("7".into())
+            }]
+        );
+        h.conn
+            .handle_poll_response(t, poll_resp(&["7", "8", "9"], "9"));
         h.drain();
         assert_eq!(h.ids(), vec![Some("8"), Some("9")]);
         // A stale response (nothing in flight) is ignored.
@@ -868,7 +953,10 @@ mod tests {
 
     #[test]
     fn polling_errors_back_off_and_report() {
-        let mut h = Harness::new(Config { retry_sse_every: Duration::from_secs(1000), ..Config::default() });
+        let mut h = Harness::new(Config {
+            retry_sse_every: Duration::from_secs(1000),
+            ..Config::default()
+        });
         into_polling(&mut h);
         let mut err = ErrorInfo::new(ErrorKind::Http, "HTTP 500");
         err.status = Some(500);
@@ -981,7 +1069,13 @@ mod tests {
         h.conn.handle_poll_response(h.now, r);
         h.drain();
         assert_eq!(h.conn.state(), State::Closed);
-        assert_eq!(h.events.iter().map(|e| e.event.as_str()).collect::<Vec<_>>(), vec!["message", "end"]);
+        assert_eq!(
+            h.events
+                .iter()
+                .map(|e| e.event.as_str())
+                .collect::<Vec<_>>(),
+            vec!["message", "end"]
+        );
         assert_eq!(h.conn.poll_timeout(), None);
     }
 
@@ -1008,9 +1102,17 @@ mod tests {
 
     #[test]
     fn force_polling_never_opens_sse() {
-        let mut h = Harness::new(Config { force_polling: true, ..Config::default() });
+        let mut h = Harness::new(Config {
+            force_polling: true,
+            ..Config::default()
+        });
         h.conn.start(h.now);
-        assert_eq!(h.take_actions(), vec![Action::Poll { last_event_id: None }]);
+        assert_eq!(
+            h.take_actions(),
+            vec![Action::Poll {
+                last_event_id: None
+            }]
+        );
         h.conn.handle_poll_response(h.now, poll_resp(&[], "0"));
         for _ in 0..20 {
             h.fire();
@@ -1023,12 +1125,18 @@ mod tests {
     }
 
     fn quiet() -> Config {
-        Config { heartbeat_timeout: None, ..Config::default() }
+        Config {
+            heartbeat_timeout: None,
+            ..Config::default()
+        }
     }
 
     #[test]
     fn watchdog_replaces_a_silent_connection_with_the_last_id() {
-        let mut h = Harness::new(Config { heartbeat_timeout: Some(ms(1500)), ..Config::default() });
+        let mut h = Harness::new(Config {
+            heartbeat_timeout: Some(ms(1500)),
+            ..Config::default()
+        });
         h.conn.start(h.now);
         h.conn.handle_sse_open(h.now);
         h.sse_event("message", Some("7"));
@@ -1045,7 +1153,10 @@ mod tests {
         assert_eq!(t - last, ms(1500));
         assert_eq!(h.conn.state(), State::Reconnecting);
         assert_eq!(h.take_actions(), vec![Action::CloseSse]);
-        assert!(h.errors.last().is_some_and(|e| e.message.contains("watchdog") && e.kind == ErrorKind::Network));
+        assert!(h
+            .errors
+            .last()
+            .is_some_and(|e| e.message.contains("watchdog") && e.kind == ErrorKind::Network));
         // The connection had delivered events: attempt 1, base delay, resume after 7.
         assert_eq!(h.conn.attempts(), 1);
         h.fire();
@@ -1054,7 +1165,10 @@ mod tests {
 
     #[test]
     fn watchdog_bounds_a_hanging_connect_and_can_be_disabled() {
-        let mut h = Harness::new(Config { heartbeat_timeout: Some(ms(2000)), ..Config::default() });
+        let mut h = Harness::new(Config {
+            heartbeat_timeout: Some(ms(2000)),
+            ..Config::default()
+        });
         h.conn.start(h.now);
         assert_eq!(h.conn.poll_timeout(), Some(ms(2000)));
         h.fire();
@@ -1078,10 +1192,14 @@ mod tests {
         let mut h = Harness::new(quiet());
         h.conn.start(h.now);
         h.take_actions();
-        h.conn.handle_sse_rejected(h.now, 401, Some("{\"error\":\"expired\"}".into()));
+        h.conn
+            .handle_sse_rejected(h.now, 401, Some("{\"error\":\"expired\"}".into()));
         // Closed and reopened at once (the shell asks getToken again before opening).
         assert_eq!(h.take_actions(), vec![Action::CloseSse, open(None)]);
-        assert_eq!(h.errors.last().map(|e| (e.kind, e.status)), Some((ErrorKind::Auth, Some(401))));
+        assert_eq!(
+            h.errors.last().map(|e| (e.kind, e.status)),
+            Some((ErrorKind::Auth, Some(401)))
+        );
         assert_eq!(h.conn.attempts(), 0);
         // A second 401 in a row backs off like any failure.
         h.conn.handle_sse_rejected(h.now, 401, None);
@@ -1104,11 +1222,19 @@ mod tests {
         let mut h = Harness::new(quiet());
         h.conn.start(h.now);
         h.take_actions();
-        h.conn.handle_sse_rejected(h.now, 403, Some("{\"error\":\"forbidden\"}".into()));
+        h.conn
+            .handle_sse_rejected(h.now, 403, Some("{\"error\":\"forbidden\"}".into()));
         assert_eq!(h.take_actions(), vec![Action::CloseSse]);
         assert_eq!(h.conn.state(), State::Closed);
         let e = h.errors.last().unwrap();
-        assert_eq!((e.kind, e.status, e.raw.as_deref()), (ErrorKind::Auth, Some(403), Some("{\"error\":\"forbidden\"}")));
+        assert_eq!(
+            (e.kind, e.status, e.raw.as_deref()),
+            (
+                ErrorKind::Auth,
+                Some(403),
+                Some("{\"error\":\"forbidden\"}")
+            )
+        );
         assert_eq!(h.conn.poll_timeout(), None);
         h.conn.handle_wake(h.now);
         assert_eq!(h.take_actions(), vec![]);
@@ -1125,10 +1251,17 @@ mod tests {
         for (i, status) in [503, 204, 500, 503, 204].into_iter().enumerate() {
             h.conn.handle_sse_rejected(h.now, status, None);
             h.drain();
-            assert_eq!(h.errors.last().map(|e| (e.kind, e.status)), Some((ErrorKind::Http, Some(status))));
+            assert_eq!(
+                h.errors.last().map(|e| (e.kind, e.status)),
+                Some((ErrorKind::Http, Some(status)))
+            );
             assert_eq!(h.conn.poll_timeout(), Some(h.now + ms(1000 << i)));
             h.fire();
-            opens += h.take_actions().iter().filter(|a| matches!(a, Action::OpenSse { .. })).count();
+            opens += h
+                .take_actions()
+                .iter()
+                .filter(|a| matches!(a, Action::OpenSse { .. }))
+                .count();
         }
         assert_eq!(opens, 6);
         h.conn.handle_sse_rejected(h.now, 503, None);
@@ -1137,12 +1270,21 @@ mod tests {
 
     #[test]
     fn polling_401_retries_once_and_403_stops() {
-        let mut h = Harness::new(Config { heartbeat_timeout: None, retry_sse_every: Duration::from_secs(1000), ..Config::default() });
+        let mut h = Harness::new(Config {
+            heartbeat_timeout: None,
+            retry_sse_every: Duration::from_secs(1000),
+            ..Config::default()
+        });
         into_polling(&mut h);
         let mut e401 = ErrorInfo::new(ErrorKind::Auth, "HTTP 401");
         e401.status = Some(401);
         h.conn.handle_poll_error(h.now, e401.clone());
-        assert_eq!(h.take_actions(), vec![Action::Poll { last_event_id: None }]);
+        assert_eq!(
+            h.take_actions(),
+            vec![Action::Poll {
+                last_event_id: None
+            }]
+        );
         h.conn.handle_poll_error(h.now, e401);
         assert_eq!(h.take_actions(), vec![]);
         assert_eq!(h.conn.poll_timeout(), Some(h.now + ms(3000)));
@@ -1156,9 +1298,20 @@ mod tests {
 
     #[test]
     fn state_names() {
-        let names: Vec<&str> =
-            [State::Connecting, State::Open, State::Reconnecting, State::Polling, State::Closed].iter().map(|s| s.as_str()).collect();
-        assert_eq!(names, ["connecting", "open", "reconnecting", "polling", "closed"]);
+        let names: Vec<&str> = [
+            State::Connecting,
+            State::Open,
+            State::Reconnecting,
+            State::Polling,
+            State::Closed,
+        ]
+        .iter()
+        .map(|s| s.as_str())
+        .collect();
+        assert_eq!(
+            names,
+            ["connecting", "open", "reconnecting", "polling", "closed"]
+        );
         assert_eq!(ErrorKind::Decode.as_str(), "decode");
     }
 }

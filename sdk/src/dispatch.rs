@@ -26,7 +26,10 @@ pub struct Dispatcher<L> {
 
 impl<L> Default for Dispatcher<L> {
     fn default() -> Self {
-        Dispatcher { next: 1, listeners: Vec::new() }
+        Dispatcher {
+            next: 1,
+            listeners: Vec::new(),
+        }
     }
 }
 
@@ -92,8 +95,17 @@ impl<L: Clone> Dispatcher<L> {
     }
 
     /// The listeners for one event, in registration order, each once.
-    pub fn targets(&self, event: &str, payload_type: Option<&str>, heartbeat: bool) -> Vec<Target<L>> {
-        let second = if event == "message" { payload_type.filter(|t| *t != "message") } else { None };
+    pub fn targets(
+        &self,
+        event: &str,
+        payload_type: Option<&str>,
+        heartbeat: bool,
+    ) -> Vec<Target<L>> {
+        let second = if event == "message" {
+            payload_type.filter(|t| *t != "message")
+        } else {
+            None
+        };
         let specific = second.unwrap_or(event);
         self.listeners
             .iter()
@@ -108,7 +120,11 @@ impl<L: Clone> Dispatcher<L> {
                 } else {
                     return None;
                 };
-                Some(Target { id: *id, matched, listener: l.clone() })
+                Some(Target {
+                    id: *id,
+                    matched,
+                    listener: l.clone(),
+                })
             })
             .collect()
     }
@@ -118,12 +134,20 @@ impl<L: Clone> Dispatcher<L> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     // The core tests also run in the browser (quinn style): `cargo test --target wasm32-unknown-unknown`.
+    use super::*;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
-    use super::*;
 
-    fn names(d: &Dispatcher<&'static str>, e: &str, t: Option<&str>, hb: bool) -> Vec<(&'static str, String)> {
-        d.targets(e, t, hb).into_iter().map(|t| (t.listener, t.matched)).collect()
+    fn names(
+        d: &Dispatcher<&'static str>,
+        e: &str,
+        t: Option<&str>,
+        hb: bool,
+    ) -> Vec<(&'static str, String)> {
+        d.targets(e, t, hb)
+            .into_iter()
+            .map(|t| (t.listener, t.matched))
+            .collect()
     }
 
     #[test]
@@ -137,17 +161,49 @@ mod tests {
         d.add("reset", "reset");
         assert_eq!(
             names(&d, "message", Some("create"), false),
-            vec![("msg", "message".into()), ("create", "create".into()), ("any", "create".into())]
+            vec![
+                ("msg", "message".into()),
+                ("create", "create".into()),
+                ("any", "create".into())
+            ]
         );
-        assert_eq!(names(&d, "unread_count", None, false), vec![("any", "unread_count".into()), ("unread", "unread_count".into())]);
+        assert_eq!(
+            names(&d, "unread_count", None, false),
+            vec![
+                ("any", "unread_count".into()),
+                ("unread", "unread_count".into())
+            ]
+        );
         // A named event's payload type is not used.
         assert_eq!(names(&d, "unread_count", Some("create"), false).len(), 2);
-        assert_eq!(names(&d, "message", None, false), vec![("msg", "message".into()), ("any", "message".into())]);
+        assert_eq!(
+            names(&d, "message", None, false),
+            vec![("msg", "message".into()), ("any", "message".into())]
+        );
         // Heartbeats, named or by payload type, reach only `heartbeat` listeners.
-        assert_eq!(names(&d, "heartbeat", None, true), vec![("hb", "heartbeat".into())]);
-        assert_eq!(names(&d, "message", Some("heartbeat"), true), vec![("hb", "heartbeat".into())]);
-        assert_eq!(names(&d, "reset", None, false), vec![("any", "reset".into()), ("reset", "reset".into())]);
-        assert_eq!(d.types(), vec!["*", "create", "heartbeat", "message", "reset", "unread_count"]);
+        assert_eq!(
+            names(&d, "heartbeat", None, true),
+            vec![("hb", "heartbeat".into())]
+        );
+        assert_eq!(
+            names(&d, "message", Some("heartbeat"), true),
+            vec![("hb", "heartbeat".into())]
+        );
+        assert_eq!(
+            names(&d, "reset", None, false),
+            vec![("any", "reset".into()), ("reset", "reset".into())]
+        );
+        assert_eq!(
+            d.types(),
+            vec![
+                "*",
+                "create",
+                "heartbeat",
+                "message",
+                "reset",
+                "unread_count"
+            ]
+        );
     }
 
     #[test]

@@ -45,7 +45,9 @@ pub enum Decoder {
 impl Decoder {
     /// The decoder for a stream URL, chosen from its path (query and host ignored).
     pub fn for_url(url: &str) -> Decoder {
-        let rest = url.split_once("://").map_or(url, |(_, r)| r.find('/').map_or("", |i| &r[i..]));
+        let rest = url
+            .split_once("://")
+            .map_or(url, |(_, r)| r.find('/').map_or("", |i| &r[i..]));
         let path = rest.split(['?', '#']).next().unwrap_or("");
         let path = path.trim_end_matches('/');
         if path.ends_with("/api/team-answers/sse") {
@@ -404,7 +406,10 @@ impl Message {
     /// Whether this is a keep-alive (consumed for liveness; delivered only to
     /// listeners registered for `heartbeat` by name).
     pub fn is_heartbeat(&self) -> bool {
-        matches!(self, Message::Heartbeat(_) | Message::TeamAnswers(TeamAnswerMessage::Heartbeat { .. }))
+        matches!(
+            self,
+            Message::Heartbeat(_) | Message::TeamAnswers(TeamAnswerMessage::Heartbeat { .. })
+        )
     }
 
     /// The payload as JSON text (normalised: absent optional fields omitted).
@@ -450,9 +455,13 @@ impl std::error::Error for DecodeError {}
 fn typed<T: for<'de> Deserialize<'de>>(data: &str) -> Result<T, DecodeError> {
     serde_json::from_str(data).map_err(|e| {
         if e.is_data() {
-            DecodeError::WrongShape { reason: e.to_string() }
+            DecodeError::WrongShape {
+                reason: e.to_string(),
+            }
         } else {
-            DecodeError::MalformedJson { reason: e.to_string() }
+            DecodeError::MalformedJson {
+                reason: e.to_string(),
+            }
         }
     })
 }
@@ -476,26 +485,38 @@ pub fn decode(decoder: Decoder, event: &str, data: &str) -> Result<Message, Deco
     }
     match (decoder, event) {
         (Decoder::Text, _) => Ok(Message::Text(data.to_owned())),
-        (Decoder::Auto, _) => Ok(json(data).map_or_else(|_| Message::Text(data.to_owned()), Message::Json)),
+        (Decoder::Auto, _) => {
+            Ok(json(data).map_or_else(|_| Message::Text(data.to_owned()), Message::Json))
+        }
         (Decoder::TeamAnswers, "message") => match typed::<TeamAnswerMessage>(data) {
             Ok(m) => Ok(Message::TeamAnswers(m)),
             Err(DecodeError::WrongShape { reason }) => {
                 // Tell an unknown `type` apart from a bad shape of a known one.
                 let v = json(data)?;
                 match v.get("type").and_then(Value::as_str) {
-                    Some(t) if !TEAM_ANSWER_TYPES.contains(&t) => Err(DecodeError::UnknownType { found: t.to_owned() }),
+                    Some(t) if !TEAM_ANSWER_TYPES.contains(&t) => Err(DecodeError::UnknownType {
+                        found: t.to_owned(),
+                    }),
                     _ => Err(DecodeError::WrongShape { reason }),
                 }
             }
             Err(e) => Err(e),
         },
-        (Decoder::Notifications, "new_notification") => typed(data).map(|n| Message::Notification(NotificationMessage::NewNotification(n))),
-        (Decoder::Notifications, "unread_count") => typed(data).map(|n| Message::Notification(NotificationMessage::UnreadCount(n))),
+        (Decoder::Notifications, "new_notification") => {
+            typed(data).map(|n| Message::Notification(NotificationMessage::NewNotification(n)))
+        }
+        (Decoder::Notifications, "unread_count") => {
+            typed(data).map(|n| Message::Notification(NotificationMessage::UnreadCount(n)))
+        }
         (Decoder::Notifications, "notification_deleted") => {
             typed(data).map(|n| Message::Notification(NotificationMessage::NotificationDeleted(n)))
         }
-        (Decoder::Notifications, "connected") => typed(data).map(|n| Message::Notification(NotificationMessage::Connected(n))),
-        (Decoder::VideoProgress, "progress" | "completed" | "error" | "timeout") => typed(data).map(Message::Video),
+        (Decoder::Notifications, "connected") => {
+            typed(data).map(|n| Message::Notification(NotificationMessage::Connected(n)))
+        }
+        (Decoder::VideoProgress, "progress" | "completed" | "error" | "timeout") => {
+            typed(data).map(Message::Video)
+        }
         (Decoder::Channel, "message") => typed(data).map(Message::Channel),
         // Json, or an event name the stream's decoder does not define: generic JSON.
         _ => json(data).map(Message::Json),
@@ -548,18 +569,36 @@ impl PollResponse {
 #[allow(clippy::unwrap_used)]
 mod tests {
     // The core tests also run in the browser (quinn style): `cargo test --target wasm32-unknown-unknown`.
+    use super::*;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
-    use super::*;
 
     #[test]
     fn decoder_from_url() {
-        assert_eq!(Decoder::for_url("http://h:1/api/team-answers/sse/"), Decoder::TeamAnswers);
-        assert_eq!(Decoder::for_url("/api/team-answers/sse"), Decoder::TeamAnswers);
-        assert_eq!(Decoder::for_url("https://x/api/notifications/stream?token=a"), Decoder::Notifications);
-        assert_eq!(Decoder::for_url("/api/video-progress/abc-123"), Decoder::VideoProgress);
-        assert_eq!(Decoder::for_url("/api/v1/events/project.1"), Decoder::Channel);
-        assert_eq!(Decoder::for_url("http://h/other?x=/api/v1/events/"), Decoder::Auto);
+        assert_eq!(
+            Decoder::for_url("http://h:1/api/team-answers/sse/"),
+            Decoder::TeamAnswers
+        );
+        assert_eq!(
+            Decoder::for_url("/api/team-answers/sse"),
+            Decoder::TeamAnswers
+        );
+        assert_eq!(
+            Decoder::for_url("https://x/api/notifications/stream?token=a"),
+            Decoder::Notifications
+        );
+        assert_eq!(
+            Decoder::for_url("/api/video-progress/abc-123"),
+            Decoder::VideoProgress
+        );
+        assert_eq!(
+            Decoder::for_url("/api/v1/events/project.1"),
+            Decoder::Channel
+        );
+        assert_eq!(
+            Decoder::for_url("http://h/other?x=/api/v1/events/"),
+            Decoder::Auto
+        );
         assert_eq!(Decoder::for_url(""), Decoder::Auto);
     }
 
@@ -572,30 +611,75 @@ mod tests {
         )
         .unwrap();
         assert_eq!(m.payload_type(), Some("create"));
-        let Message::TeamAnswers(TeamAnswerMessage::Create { data, .. }) = &m else { panic!("{m:?}") };
+        let Message::TeamAnswers(TeamAnswerMessage::Create { data, .. }) = &m else {
+            panic!("{m:?}")
+        };
         assert_eq!(data.id, 123);
         assert_eq!(data.round.as_deref(), Some("prelims"));
-        let m = decode(Decoder::TeamAnswers, "message", r#"{"type":"delete","data":[123,124],"timestamp":"t"}"#).unwrap();
-        assert_eq!(m.to_json(), r#"{"type":"delete","data":[123,124],"timestamp":"t"}"#);
-        let m = decode(Decoder::TeamAnswers, "message", r#"{"type":"heartbeat","timestamp":"t"}"#).unwrap();
+        let m = decode(
+            Decoder::TeamAnswers,
+            "message",
+            r#"{"type":"delete","data":[123,124],"timestamp":"t"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            m.to_json(),
+            r#"{"type":"delete","data":[123,124],"timestamp":"t"}"#
+        );
+        let m = decode(
+            Decoder::TeamAnswers,
+            "message",
+            r#"{"type":"heartbeat","timestamp":"t"}"#,
+        )
+        .unwrap();
         assert!(m.is_heartbeat());
-        let m = decode(Decoder::TeamAnswers, "message", r#"{"type":"connected","message":"hi","timestamp":"t"}"#).unwrap();
+        let m = decode(
+            Decoder::TeamAnswers,
+            "message",
+            r#"{"type":"connected","message":"hi","timestamp":"t"}"#,
+        )
+        .unwrap();
         assert_eq!(m.payload_type(), Some("connected"));
-        let m = decode(Decoder::TeamAnswers, "message", r#"{"type":"error","message":"boom"}"#).unwrap();
+        let m = decode(
+            Decoder::TeamAnswers,
+            "message",
+            r#"{"type":"error","message":"boom"}"#,
+        )
+        .unwrap();
         assert_eq!(m.to_json(), r#"{"type":"error","message":"boom"}"#);
     }
 
     #[test]
     fn team_answer_bad_input() {
         let err = |d: &str| decode(Decoder::TeamAnswers, "message", d).unwrap_err();
-        assert!(matches!(err("{not json"), DecodeError::MalformedJson { .. }));
+        assert!(matches!(
+            err("{not json"),
+            DecodeError::MalformedJson { .. }
+        ));
         assert!(matches!(err(""), DecodeError::MalformedJson { .. }));
-        assert!(matches!(err(r#"{"type":"create","data":{"video_name":"x"}}"#), DecodeError::WrongShape { .. }));
-        assert!(matches!(err(r#"{"type":"create","data":{"id":1,"video_name":"x"}}"#), DecodeError::WrongShape { .. }));
-        assert!(matches!(err(r#"{"type":"delete","data":"x"}"#), DecodeError::WrongShape { .. }));
+        assert!(matches!(
+            err(r#"{"type":"create","data":{"video_name":"x"}}"#),
+            DecodeError::WrongShape { .. }
+        ));
+        assert!(matches!(
+            err(r#"{"type":"create","data":{"id":1,"video_name":"x"}}"#),
+            DecodeError::WrongShape { .. }
+        ));
+        assert!(matches!(
+            err(r#"{"type":"delete","data":"x"}"#),
+            DecodeError::WrongShape { .. }
+        ));
         assert!(matches!(err(r#"[1,2]"#), DecodeError::WrongShape { .. }));
-        assert!(matches!(err(r#"{"data":1}"#), DecodeError::WrongShape { .. }));
-        assert_eq!(err(r#"{"type":"update","data":{}}"#), DecodeError::UnknownType { found: "update".into() });
+        assert!(matches!(
+            err(r#"{"data":1}"#),
+            DecodeError::WrongShape { .. }
+        ));
+        assert_eq!(
+            err(r#"{"type":"update","data":{}}"#),
+            DecodeError::UnknownType {
+                found: "update".into()
+            }
+        );
         assert!(err("{").to_string().contains("malformed JSON"));
     }
 
@@ -606,23 +690,42 @@ mod tests {
             decode(d, "unread_count", r#"{"count":3}"#).unwrap(),
             Message::Notification(NotificationMessage::UnreadCount(UnreadCount { count: 3 }))
         );
-        assert_eq!(decode(d, "unread_count", r#"{"unread_count":4}"#).unwrap().to_json(), r#"{"count":4}"#);
+        assert_eq!(
+            decode(d, "unread_count", r#"{"unread_count":4}"#)
+                .unwrap()
+                .to_json(),
+            r#"{"count":4}"#
+        );
         let n = decode(
             d,
             "new_notification",
             r#"{"id":9,"user_id":"alice","title":"T","message":"M","type":"info","read":false,"created_at":"t"}"#,
         )
         .unwrap();
-        let Message::Notification(NotificationMessage::NewNotification(n)) = n else { panic!() };
+        let Message::Notification(NotificationMessage::NewNotification(n)) = n else {
+            panic!()
+        };
         assert_eq!(n.kind, "info");
         assert!(!n.read);
         assert!(decode(d, "notification_deleted", r#"{"id":9,"unread_count":0}"#).is_ok());
         assert!(decode(d, "connected", r#"{"message":"hi"}"#).is_ok());
-        assert!(matches!(decode(d, "heartbeat", r#"{"timestamp":"t"}"#).unwrap(), Message::Heartbeat(_)));
-        assert!(matches!(decode(d, "unread_count", r#"{"count":-1}"#), Err(DecodeError::WrongShape { .. })));
-        assert!(matches!(decode(d, "new_notification", "nope"), Err(DecodeError::MalformedJson { .. })));
+        assert!(matches!(
+            decode(d, "heartbeat", r#"{"timestamp":"t"}"#).unwrap(),
+            Message::Heartbeat(_)
+        ));
+        assert!(matches!(
+            decode(d, "unread_count", r#"{"count":-1}"#),
+            Err(DecodeError::WrongShape { .. })
+        ));
+        assert!(matches!(
+            decode(d, "new_notification", "nope"),
+            Err(DecodeError::MalformedJson { .. })
+        ));
         // An event name the decoder does not know passes through as JSON.
-        assert!(matches!(decode(d, "custom", r#"{"a":1}"#).unwrap(), Message::Json(_)));
+        assert!(matches!(
+            decode(d, "custom", r#"{"a":1}"#).unwrap(),
+            Message::Json(_)
+        ));
     }
 
     #[test]
@@ -637,11 +740,36 @@ mod tests {
         let Message::Video(v) = m else { panic!() };
         assert_eq!(v.percent, Some(33));
         assert!(decode(d, "completed", r#"{"type":"completed","job_id":"j","status":"completed","percent":100,"video_url":"/v.mp4","duration_ms":5}"#).is_ok());
-        assert!(decode(d, "error", r#"{"type":"error","job_id":"j","status":"error","message":"x"}"#).is_ok());
-        assert!(decode(d, "timeout", r#"{"type":"timeout","job_id":"j","status":"timeout"}"#).is_ok());
-        assert!(matches!(decode(d, "timeout", r#"{}"#), Err(DecodeError::WrongShape { .. })));
-        assert_eq!(decode(d, "end", r#"{"reason":"completed"}"#).unwrap(), Message::End(EndNotice { reason: Some("completed".into()) }));
-        assert!(matches!(decode(d, "progress", r#"{"type":"progress","job_id":"j","status":"running","percent":"x"}"#), Err(DecodeError::WrongShape { .. })));
+        assert!(decode(
+            d,
+            "error",
+            r#"{"type":"error","job_id":"j","status":"error","message":"x"}"#
+        )
+        .is_ok());
+        assert!(decode(
+            d,
+            "timeout",
+            r#"{"type":"timeout","job_id":"j","status":"timeout"}"#
+        )
+        .is_ok());
+        assert!(matches!(
+            decode(d, "timeout", r#"{}"#),
+            Err(DecodeError::WrongShape { .. })
+        ));
+        assert_eq!(
+            decode(d, "end", r#"{"reason":"completed"}"#).unwrap(),
+            Message::End(EndNotice {
+                reason: Some("completed".into())
+            })
+        );
+        assert!(matches!(
+            decode(
+                d,
+                "progress",
+                r#"{"type":"progress","job_id":"j","status":"running","percent":"x"}"#
+            ),
+            Err(DecodeError::WrongShape { .. })
+        ));
     }
 
     #[test]
@@ -653,28 +781,75 @@ mod tests {
         let Message::Channel(w) = &m else { panic!() };
         assert_eq!(w.kind, WsMessageType::RenderResult);
         // Unknown types are kept, never an error; a missing object is null.
-        let m = decode(d, "message", r#"{"type":"test","message":"SSE endpoint working"}"#).unwrap();
+        let m = decode(
+            d,
+            "message",
+            r#"{"type":"test","message":"SSE endpoint working"}"#,
+        )
+        .unwrap();
         assert_eq!(m.payload_type(), Some("test"));
         assert_eq!(m.to_json(), r#"{"type":"test","object":null}"#);
-        assert!(matches!(decode(d, "message", r#"{"object":{}}"#), Err(DecodeError::WrongShape { .. })));
-        assert!(matches!(decode(d, "message", r#"{"type":5,"object":{}}"#), Err(DecodeError::WrongShape { .. })));
-        for t in ["task", "data", "file", "entity", "scene", "render_progress", "render_result", "zzz"] {
+        assert!(matches!(
+            decode(d, "message", r#"{"object":{}}"#),
+            Err(DecodeError::WrongShape { .. })
+        ));
+        assert!(matches!(
+            decode(d, "message", r#"{"type":5,"object":{}}"#),
+            Err(DecodeError::WrongShape { .. })
+        ));
+        for t in [
+            "task",
+            "data",
+            "file",
+            "entity",
+            "scene",
+            "render_progress",
+            "render_result",
+            "zzz",
+        ] {
             assert_eq!(WsMessageType::from(t).as_str(), t);
         }
     }
 
     #[test]
     fn reset_and_generic_decoders() {
-        for d in [Decoder::TeamAnswers, Decoder::Channel, Decoder::Json, Decoder::Auto] {
-            let m = decode(d, "reset", r#"{"type":"reset","reason":"gap","last_event_id":"3","head":"90"}"#).unwrap();
+        for d in [
+            Decoder::TeamAnswers,
+            Decoder::Channel,
+            Decoder::Json,
+            Decoder::Auto,
+        ] {
+            let m = decode(
+                d,
+                "reset",
+                r#"{"type":"reset","reason":"gap","last_event_id":"3","head":"90"}"#,
+            )
+            .unwrap();
             let Message::Reset(r) = m else { panic!() };
             assert_eq!(r.reason.as_deref(), Some("gap"));
         }
-        assert_eq!(decode(Decoder::Auto, "message", "plain").unwrap(), Message::Text("plain".into()));
-        assert_eq!(decode(Decoder::Auto, "message", "").unwrap(), Message::Text(String::new()));
-        assert_eq!(decode(Decoder::Json, "message", r#"{"type":"x"}"#).unwrap().payload_type(), Some("x"));
-        assert!(matches!(decode(Decoder::Json, "message", "plain"), Err(DecodeError::MalformedJson { .. })));
-        assert_eq!(decode(Decoder::Text, "reset", "{}").unwrap(), Message::Text("{}".into()));
+        assert_eq!(
+            decode(Decoder::Auto, "message", "plain").unwrap(),
+            Message::Text("plain".into())
+        );
+        assert_eq!(
+            decode(Decoder::Auto, "message", "").unwrap(),
+            Message::Text(String::new())
+        );
+        assert_eq!(
+            decode(Decoder::Json, "message", r#"{"type":"x"}"#)
+                .unwrap()
+                .payload_type(),
+            Some("x")
+        );
+        assert!(matches!(
+            decode(Decoder::Json, "message", "plain"),
+            Err(DecodeError::MalformedJson { .. })
+        ));
+        assert_eq!(
+            decode(Decoder::Text, "reset", "{}").unwrap(),
+            Message::Text("{}".into())
+        );
     }
 
     #[test]

@@ -87,7 +87,10 @@ pub struct ConnectOptions {
     pub get_token: Option<GetToken>,
     /// Extra request headers (`fetch` transport and polling only; EventSource
     /// cannot send headers). `Authorization` here wins over `token`. Default `{}`.
-    #[cfg_attr(target_arch = "wasm32", tsify(optional, type = "Record<string, string>"))]
+    #[cfg_attr(
+        target_arch = "wasm32",
+        tsify(optional, type = "Record<string, string>")
+    )]
     pub headers: BTreeMap<String, String>,
     /// Reconnect backoff: `{initialMs: 1000, maxMs: 30000, factor: 2, maxAttempts: 5}`
     /// (exponential with full jitter; after `maxAttempts` failures, polling).
@@ -253,7 +256,8 @@ impl ConnectOptions {
             poll_interval: Duration::from_millis(self.poll_interval_ms.max(1)),
             retry_sse_every: Duration::from_millis(self.retry_sse_every_ms.max(1)),
             force_polling: self.force_polling,
-            heartbeat_timeout: (self.heartbeat_timeout_ms > 0).then(|| Duration::from_millis(self.heartbeat_timeout_ms)),
+            heartbeat_timeout: (self.heartbeat_timeout_ms > 0)
+                .then(|| Duration::from_millis(self.heartbeat_timeout_ms)),
             ..Config::default()
         }
     }
@@ -263,23 +267,35 @@ impl ConnectOptions {
 #[allow(clippy::unwrap_used)]
 mod tests {
     // The core tests also run in the browser (quinn style): `cargo test --target wasm32-unknown-unknown`.
+    use super::*;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
-    use super::*;
 
     #[test]
     fn js_options_parse_with_defaults() {
-        let o = ConnectOptions::from_json(r#"{"token":"t","backoff":{"maxAttempts":2},"decoder":"team-answers","foo":1}"#).unwrap();
+        let o = ConnectOptions::from_json(
+            r#"{"token":"t","backoff":{"maxAttempts":2},"decoder":"team-answers","foo":1}"#,
+        )
+        .unwrap();
         assert_eq!(o.token.as_deref(), Some("t"));
         assert_eq!(o.backoff.max_attempts, 2);
         assert_eq!(o.backoff.initial_ms, 1000);
         assert_eq!(o.poll_interval_ms, 3000);
         assert_eq!(o.decoder, Some(Decoder::TeamAnswers));
         assert!(o.share_across_tabs);
-        assert_eq!(ConnectOptions::from_json("").unwrap(), ConnectOptions::default());
-        assert_eq!(ConnectOptions::from_json("{}").unwrap(), ConnectOptions::default());
+        assert_eq!(
+            ConnectOptions::from_json("").unwrap(),
+            ConnectOptions::default()
+        );
+        assert_eq!(
+            ConnectOptions::from_json("{}").unwrap(),
+            ConnectOptions::default()
+        );
         assert!(ConnectOptions::from_json(r#"{"decoder":"nope"}"#).is_err());
-        let o = ConnectOptions::from_json(r#"{"transport":"fetch","forcePolling":true,"retrySseEveryMs":5}"#).unwrap();
+        let o = ConnectOptions::from_json(
+            r#"{"transport":"fetch","forcePolling":true,"retrySseEveryMs":5}"#,
+        )
+        .unwrap();
         assert_eq!(o.transport, Transport::Fetch);
         assert!(o.config().force_polling);
         assert_eq!(o.config().retry_sse_every, Duration::from_millis(5));
@@ -288,7 +304,14 @@ mod tests {
     #[test]
     fn issue7_options_and_defaults() {
         let d = ConnectOptions::default();
-        assert_eq!((d.heartbeat_timeout_ms, d.persist_last_event_id, d.pause_when_hidden), (45_000, true, false));
+        assert_eq!(
+            (
+                d.heartbeat_timeout_ms,
+                d.persist_last_event_id,
+                d.pause_when_hidden
+            ),
+            (45_000, true, false)
+        );
         assert_eq!(d.config().heartbeat_timeout, Some(Duration::from_secs(45)));
         assert!(d.headers.is_empty() && d.get_token.is_none());
         let o = ConnectOptions::from_json(
@@ -302,13 +325,22 @@ mod tests {
         let g = GetToken::new(|| async { Ok("t".to_owned()) });
         let o = Options::default().get_token(g.clone()).header("a", "b");
         assert_eq!(o.get_token.as_ref(), Some(&g));
-        assert_ne!(Some(&GetToken::new(|| async { Ok(String::new()) })), o.get_token.as_ref());
+        assert_ne!(
+            Some(&GetToken::new(|| async { Ok(String::new()) })),
+            o.get_token.as_ref()
+        );
     }
 
     #[test]
     fn builder() {
-        let o = Options::default().token("x").decoder(Decoder::Text).poll_interval_ms(10);
+        let o = Options::default()
+            .token("x")
+            .decoder(Decoder::Text)
+            .poll_interval_ms(10);
         assert_eq!(o.decoder_for("/api/v1/events/test"), Decoder::Text);
-        assert_eq!(Options::default().decoder_for("/api/v1/events/test"), Decoder::Channel);
+        assert_eq!(
+            Options::default().decoder_for("/api/v1/events/test"),
+            Decoder::Channel
+        );
     }
 }

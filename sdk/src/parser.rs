@@ -38,7 +38,11 @@ pub struct SseEvent {
 impl SseEvent {
     /// An event with the given name, data and id (convenience for tests and transports).
     pub fn new(event: impl Into<String>, data: impl Into<String>, id: Option<&str>) -> Self {
-        SseEvent { event: event.into(), data: data.into(), id: id.map(str::to_owned) }
+        SseEvent {
+            event: event.into(),
+            data: data.into(),
+            id: id.map(str::to_owned),
+        }
     }
 }
 
@@ -184,7 +188,11 @@ impl Parser {
         } else {
             std::mem::take(&mut self.event_type)
         };
-        self.out.push_back(Frame::Event(SseEvent { event, data: std::mem::take(&mut self.data), id }));
+        self.out.push_back(Frame::Event(SseEvent {
+            event,
+            data: std::mem::take(&mut self.data),
+            id,
+        }));
     }
 }
 
@@ -192,9 +200,9 @@ impl Parser {
 #[allow(clippy::unwrap_used)]
 mod tests {
     // The core tests also run in the browser (quinn style): `cargo test --target wasm32-unknown-unknown`.
+    use super::*;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
-    use super::*;
 
     fn parse_chunks(chunks: &[&[u8]]) -> Vec<Frame> {
         let mut p = Parser::new();
@@ -231,18 +239,28 @@ mod tests {
 
     #[test]
     fn data_lines_joined_with_lf() {
-        assert_eq!(parse("data: a\ndata:b\ndata\n\n"), vec![ev("message", "a\nb\n", None)]);
+        assert_eq!(
+            parse("data: a\ndata:b\ndata\n\n"),
+            vec![ev("message", "a\nb\n", None)]
+        );
     }
 
     #[test]
     fn only_one_leading_space_stripped() {
         assert_eq!(parse("data:  two\n\n"), vec![ev("message", " two", None)]);
-        assert_eq!(parse("data:no space\n\n"), vec![ev("message", "no space", None)]);
+        assert_eq!(
+            parse("data:no space\n\n"),
+            vec![ev("message", "no space", None)]
+        );
     }
 
     #[test]
     fn cr_lf_and_crlf_line_ends() {
-        let want = vec![ev("message", "a", None), ev("message", "b", None), ev("message", "c", None)];
+        let want = vec![
+            ev("message", "a", None),
+            ev("message", "b", None),
+            ev("message", "c", None),
+        ];
         assert_eq!(parse("data: a\r\rdata: b\n\ndata: c\r\n\r\n"), want);
     }
 
@@ -254,14 +272,20 @@ mod tests {
 
     #[test]
     fn bom_stripped_once_even_when_split() {
-        assert_eq!(parse_chunks(&[b"\xEF", b"\xBB\xBFdata: x\n\n"]), vec![ev("message", "x", None)]);
+        assert_eq!(
+            parse_chunks(&[b"\xEF", b"\xBB\xBFdata: x\n\n"]),
+            vec![ev("message", "x", None)]
+        );
         // A second BOM is part of the line: field name "\u{feff}data" is unknown.
         assert_eq!(parse("\u{feff}\u{feff}data: x\n\n"), vec![]);
     }
 
     #[test]
     fn comments_and_unknown_fields_ignored() {
-        assert_eq!(parse(": hi\nfoo: bar\ndata: x\n:\n\n"), vec![ev("message", "x", None)]);
+        assert_eq!(
+            parse(": hi\nfoo: bar\ndata: x\n:\n\n"),
+            vec![ev("message", "x", None)]
+        );
     }
 
     #[test]
@@ -297,7 +321,10 @@ mod tests {
 
     #[test]
     fn no_data_no_dispatch_and_type_reset() {
-        assert_eq!(parse("event: x\n\ndata: y\n\n"), vec![ev("message", "y", None)]);
+        assert_eq!(
+            parse("event: x\n\ndata: y\n\n"),
+            vec![ev("message", "y", None)]
+        );
         assert_eq!(parse("\n\n\n"), vec![]);
     }
 
@@ -313,14 +340,20 @@ mod tests {
 
     #[test]
     fn invalid_utf8_replaced() {
-        assert_eq!(parse_chunks(&[b"data: \xff\xfe\n\n"]), vec![ev("message", "\u{fffd}\u{fffd}", None)]);
+        assert_eq!(
+            parse_chunks(&[b"data: \xff\xfe\n\n"]),
+            vec![ev("message", "\u{fffd}\u{fffd}", None)]
+        );
     }
 
     #[test]
     fn multibyte_split_across_chunks() {
         let s = "data: héllo €\n\n".as_bytes();
         for i in 0..s.len() {
-            assert_eq!(parse_chunks(&[&s[..i], &s[i..]]), vec![ev("message", "héllo €", None)]);
+            assert_eq!(
+                parse_chunks(&[&s[..i], &s[i..]]),
+                vec![ev("message", "héllo €", None)]
+            );
         }
     }
 
@@ -331,7 +364,11 @@ mod tests {
         assert_eq!(whole.len(), 4);
         for i in 0..=s.len() {
             for j in i..=s.len() {
-                assert_eq!(parse_chunks(&[&s[..i], &s[i..j], &s[j..]]), whole, "split at {i},{j}");
+                assert_eq!(
+                    parse_chunks(&[&s[..i], &s[i..j], &s[j..]]),
+                    whole,
+                    "split at {i},{j}"
+                );
             }
         }
     }

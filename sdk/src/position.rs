@@ -35,7 +35,11 @@ impl Position {
         if event == "reset" {
             return false;
         }
-        match (id.filter(|s| !s.is_empty()).and_then(|s| s.parse::<u64>().ok()), self.num) {
+        match (
+            id.filter(|s| !s.is_empty())
+                .and_then(|s| s.parse::<u64>().ok()),
+            self.num,
+        ) {
             (Some(n), Some(last)) => n <= last,
             _ => false,
         }
@@ -64,9 +68,9 @@ impl Position {
 #[cfg(test)]
 mod tests {
     // The core tests also run in the browser (quinn style): `cargo test --target wasm32-unknown-unknown`.
+    use super::*;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
-    use super::*;
 
     #[test]
     fn numeric_ids_at_or_below_the_position_are_duplicates() {
@@ -74,8 +78,14 @@ mod tests {
         assert!(p.is_duplicate(Some("5"), "message"));
         assert!(p.is_duplicate(Some("3"), "message"));
         assert!(!p.is_duplicate(Some("6"), "message"));
-        assert!(!p.is_duplicate(None, "message"), "no id: a greeting or heartbeat");
-        assert!(!p.is_duplicate(Some("2"), "reset"), "the server may move us back");
+        assert!(
+            !p.is_duplicate(None, "message"),
+            "no id: a greeting or heartbeat"
+        );
+        assert!(
+            !p.is_duplicate(Some("2"), "reset"),
+            "the server may move us back"
+        );
         p.track(Some("6"));
         assert_eq!((p.id(), p.num()), (Some("6"), Some(6)));
         p.track(None);
@@ -93,7 +103,15 @@ mod tests {
         p.advance_to("12");
         assert_eq!(p.num(), Some(12));
         p.advance_to("xyz");
-        assert_eq!(p.num(), Some(12), "a non-numeric head does not replace a known one");
-        assert_eq!(Position::new(Some("")), Position::default(), "empty means unknown");
+        assert_eq!(
+            p.num(),
+            Some(12),
+            "a non-numeric head does not replace a known one"
+        );
+        assert_eq!(
+            Position::new(Some("")),
+            Position::default(),
+            "empty means unknown"
+        );
     }
 }

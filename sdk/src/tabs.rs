@@ -60,7 +60,11 @@ pub const RELAY_VERSION: u32 = 1;
 /// boundary (any script of the origin can read the page's token anyway).
 /// Callers must not share at all when the credentials are not known up front
 /// (a `getToken` callback).
-pub fn share_name(absolute_url: &str, token: Option<&str>, headers: &BTreeMap<String, String>) -> String {
+pub fn share_name(
+    absolute_url: &str,
+    token: Option<&str>,
+    headers: &BTreeMap<String, String>,
+) -> String {
     let token = token.unwrap_or("");
     let who = if token.is_empty() && headers.is_empty() {
         "-".to_owned()
@@ -78,7 +82,9 @@ pub fn share_name(absolute_url: &str, token: Option<&str>, headers: &BTreeMap<St
 fn fnv1a_128(bytes: &[u8]) -> u128 {
     const OFFSET: u128 = 0x6c62272e07bb014262b821756295c58d;
     const PRIME: u128 = 0x0000000001000000000000000000013B;
-    bytes.iter().fold(OFFSET, |h, b| (h ^ u128::from(*b)).wrapping_mul(PRIME))
+    bytes
+        .iter()
+        .fold(OFFSET, |h, b| (h ^ u128::from(*b)).wrapping_mul(PRIME))
 }
 
 /// One message on the channel. Encoded as JSON text ([`Relay::encode`]).
@@ -310,13 +316,19 @@ impl TabCore {
         if !self.ended {
             self.show(State::Connecting);
         }
-        self.posts.push_back(Relay::Join { tab: self.tab, names: self.names.iter().cloned().collect() });
+        self.posts.push_back(Relay::Join {
+            tab: self.tab,
+            names: self.names.iter().cloned().collect(),
+        });
     }
 
     /// This tab added a listener type. A follower tells the leader.
     pub fn add_name(&mut self, name: &str) {
         if self.names.insert(name.to_owned()) && self.role == Role::Follower {
-            self.posts.push_back(Relay::Join { tab: self.tab, names: self.names.iter().cloned().collect() });
+            self.posts.push_back(Relay::Join {
+                tab: self.tab,
+                names: self.names.iter().cloned().collect(),
+            });
         }
     }
 
@@ -327,7 +339,10 @@ impl TabCore {
             return;
         }
         let leader = self.role == Role::Leader;
-        self.posts.push_back(Relay::Leave { tab: self.tab, leader });
+        self.posts.push_back(Relay::Leave {
+            tab: self.tab,
+            leader,
+        });
         self.role = Role::Idle;
         self.peers.clear();
         self.catching_up = None;
@@ -379,12 +394,18 @@ impl TabCore {
                 // `closed` from stopping is not the stream's end: the next
                 // leader takes over. Only a real end is relayed as `closed`.
                 if *s != State::Closed || self.ended {
-                    self.posts.push_back(Relay::State { state: s.as_str().to_owned() });
+                    self.posts.push_back(Relay::State {
+                        state: s.as_str().to_owned(),
+                    });
                 }
             }
             Output::Event(ev) => {
                 self.track(ev);
-                self.posts.push_back(Relay::Event { id: ev.id.clone(), event: ev.event.clone(), data: ev.data.clone() });
+                self.posts.push_back(Relay::Event {
+                    id: ev.id.clone(),
+                    event: ev.event.clone(),
+                    data: ev.data.clone(),
+                });
             }
             Output::Error(e) if e.kind != ErrorKind::Decode => self.posts.push_back(Relay::Error {
                 kind: e.kind.as_str().to_owned(),
@@ -423,7 +444,10 @@ impl TabCore {
             // message of the previous leader is covered by our own resume.
             (Role::Leader, _) => {}
             (Role::Follower, Relay::Leader { state, last_id, .. }) => {
-                self.posts.push_back(Relay::Join { tab: self.tab, names: self.names.iter().cloned().collect() });
+                self.posts.push_back(Relay::Join {
+                    tab: self.tab,
+                    names: self.names.iter().cloned().collect(),
+                });
                 self.sync(&state, last_id);
             }
             (Role::Follower, Relay::Sync { state, last_id, .. }) => self.sync(&state, last_id),
@@ -448,7 +472,15 @@ impl TabCore {
                     }
                 }
             }
-            (Role::Follower, Relay::Error { kind, message, raw, status }) => {
+            (
+                Role::Follower,
+                Relay::Error {
+                    kind,
+                    message,
+                    raw,
+                    status,
+                },
+            ) => {
                 let mut e = ErrorInfo::new(parse_kind(&kind), message);
                 e.raw = raw;
                 e.status = status;
@@ -473,7 +505,9 @@ impl TabCore {
     /// the app is told to refetch (a `reset`, as the server would send), and
     /// the tab carries on from the leader's position.
     pub fn handle_catch_up_failed(&mut self, reason: &str) {
-        let Some((from, to)) = self.catching_up.take() else { return };
+        let Some((from, to)) = self.catching_up.take() else {
+            return;
+        };
         if self.role != Role::Follower {
             return;
         }
@@ -481,7 +515,12 @@ impl TabCore {
             "type": "reset", "reason": "gap", "last_event_id": from.to_string(), "head": to.to_string(),
             "message": format!("missed events while rejoining could not be fetched: {reason}"),
         });
-        self.outputs.push_back(TabOutput::Deliver(Output::Event(SseEvent { event: "reset".into(), data: data.to_string(), id: None })));
+        self.outputs
+            .push_back(TabOutput::Deliver(Output::Event(SseEvent {
+                event: "reset".into(),
+                data: data.to_string(),
+                id: None,
+            })));
         self.position.track(Some(&to.to_string()));
         self.release_held();
     }
@@ -518,7 +557,9 @@ impl TabCore {
                 self.show(s);
             }
         }
-        let Some(id) = last_id.filter(|s| !s.is_empty()) else { return };
+        let Some(id) = last_id.filter(|s| !s.is_empty()) else {
+            return;
+        };
         match (id.parse::<u64>().ok(), self.position.num()) {
             (Some(n), Some(l)) if n > l => {
                 // Relays from one sender arrive in order, so relays up to `n`
@@ -538,7 +579,8 @@ impl TabCore {
             return;
         }
         self.track(&ev);
-        self.outputs.push_back(TabOutput::Deliver(Output::Event(ev)));
+        self.outputs
+            .push_back(TabOutput::Deliver(Output::Event(ev)));
         if self.ended {
             self.show(State::Closed);
         }
@@ -562,9 +604,9 @@ impl TabCore {
 #[allow(clippy::unwrap_used)]
 mod tests {
     // The core tests also run in the browser (quinn style): `cargo test --target wasm32-unknown-unknown`.
+    use super::*;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
-    use super::*;
 
     use crate::backoff::NoJitter;
     use crate::connection::{Action, Config, Connection};
@@ -605,7 +647,14 @@ mod tests {
                     listens: vec![],
                 })
                 .collect();
-            World { tabs, bus: VecDeque::new(), lock: None, waiting: VecDeque::new(), log: vec![], connections_opened: 0 }
+            World {
+                tabs,
+                bus: VecDeque::new(),
+                lock: None,
+                waiting: VecDeque::new(),
+                log: vec![],
+                connections_opened: 0,
+            }
         }
 
         fn join(&mut self, i: usize, names: &[&str]) {
@@ -666,7 +715,8 @@ mod tests {
                 if self.lock.is_none() {
                     if let Some(i) = self.waiting.pop_front() {
                         self.lock = Some(i);
-                        if self.tabs[i].core.handle_lock_granted() && !self.tabs[i].core.is_ended() {
+                        if self.tabs[i].core.handle_lock_granted() && !self.tabs[i].core.is_ended()
+                        {
                             let last = self.tabs[i].core.last_event_id().map(str::to_owned);
                             let mut c = Connection::new(Config::default(), NoJitter, last);
                             c.start(Duration::ZERO);
@@ -728,8 +778,16 @@ mod tests {
             }
             if let Some(after) = catch_up {
                 // The server's polling form: every logged event after `after`.
-                let events: Vec<SseEvent> =
-                    self.log.iter().filter(|e| e.id.as_deref().and_then(|x| x.parse::<u64>().ok()).is_some_and(|n| n > after)).cloned().collect();
+                let events: Vec<SseEvent> = self
+                    .log
+                    .iter()
+                    .filter(|e| {
+                        e.id.as_deref()
+                            .and_then(|x| x.parse::<u64>().ok())
+                            .is_some_and(|n| n > after)
+                    })
+                    .cloned()
+                    .collect();
                 t.core.handle_catch_up(events);
                 while let Some(o) = t.core.poll() {
                     if let TabOutput::Deliver(o) = o {
@@ -758,7 +816,10 @@ mod tests {
         }
 
         fn leaders(&self) -> usize {
-            self.tabs.iter().filter(|t| t.core.role() == Role::Leader).count()
+            self.tabs
+                .iter()
+                .filter(|t| t.core.role() == Role::Leader)
+                .count()
         }
 
         fn open_connections(&self) -> usize {
@@ -800,15 +861,28 @@ mod tests {
     }
 
     fn relayed(id: u64) -> Relay {
-        Relay::Event { id: Some(id.to_string()), event: "message".into(), data: format!("e{id}") }
+        Relay::Event {
+            id: Some(id.to_string()),
+            event: "message".into(),
+            data: format!("e{id}"),
+        }
     }
 
     fn fetched(ids: std::ops::RangeInclusive<u64>) -> Vec<SseEvent> {
-        ids.map(|i| SseEvent { event: "message".into(), data: format!("e{i}"), id: Some(i.to_string()) }).collect()
+        ids.map(|i| SseEvent {
+            event: "message".into(),
+            data: format!("e{i}"),
+            id: Some(i.to_string()),
+        })
+        .collect()
     }
 
     fn sync(last: u64) -> Relay {
-        Relay::Sync { tab: 1, state: "open".into(), last_id: Some(last.to_string()) }
+        Relay::Sync {
+            tab: 1,
+            state: "open".into(),
+            last_id: Some(last.to_string()),
+        }
     }
 
     #[test]
@@ -821,7 +895,11 @@ mod tests {
         f.handle_relay(relayed(45)); // held back while the catch-up is in flight
         assert_eq!(outputs(&mut f).0, Vec::<String>::new());
         f.handle_catch_up(fetched(42..=45)); // the server already had 45 too
-        assert_eq!(outputs(&mut f).0, ["42", "43", "44", "45"], "in order, 45 once");
+        assert_eq!(
+            outputs(&mut f).0,
+            ["42", "43", "44", "45"],
+            "in order, 45 once"
+        );
         f.handle_relay(relayed(46));
         assert_eq!(outputs(&mut f).0, ["46"]);
         assert_eq!(f.last_event_id(), Some("46"));
@@ -845,7 +923,11 @@ mod tests {
         let _ = outputs(&mut f);
         f.handle_relay(relayed(21));
         f.handle_catch_up_failed("HTTP 503");
-        assert_eq!(outputs(&mut f), (vec!["21".to_owned()], vec![], 1), "reset, then the held relay");
+        assert_eq!(
+            outputs(&mut f),
+            (vec!["21".to_owned()], vec![], 1),
+            "reset, then the held relay"
+        );
         f.handle_catch_up(fetched(11..=21)); // a late answer changes nothing
         assert_eq!(outputs(&mut f).0, Vec::<String>::new());
     }
@@ -861,20 +943,48 @@ mod tests {
         // The connection resumes from 10: the server replays 11.. itself.
         assert_eq!(f.last_event_id(), Some("10"));
         f.handle_catch_up(fetched(11..=21));
-        assert_eq!(outputs(&mut f).0, Vec::<String>::new(), "the held relays and late catch-up are dropped");
+        assert_eq!(
+            outputs(&mut f).0,
+            Vec::<String>::new(),
+            "the held relays and late catch-up are dropped"
+        );
     }
 
     #[test]
     fn names_hide_the_token_and_separate_users() {
         let none = BTreeMap::new();
-        let a = share_name("http://h/api/notifications/stream", Some("secret.jwt.a"), &none);
-        let b = share_name("http://h/api/notifications/stream", Some("secret.jwt.b"), &none);
+        let a = share_name(
+            "http://h/api/notifications/stream",
+            Some("secret.jwt.a"),
+            &none,
+        );
+        let b = share_name(
+            "http://h/api/notifications/stream",
+            Some("secret.jwt.b"),
+            &none,
+        );
         assert_ne!(a, b);
         assert!(!a.contains("secret"));
-        assert_eq!(a, share_name("http://h/api/notifications/stream", Some("secret.jwt.a"), &none));
-        assert_eq!(share_name("http://h/x", None, &none), "tidings/1 - http://h/x");
-        assert_eq!(share_name("http://h/x", Some(""), &none), share_name("http://h/x", None, &none));
-        assert_ne!(share_name("http://h/x", None, &none), share_name("http://h/y", None, &none));
+        assert_eq!(
+            a,
+            share_name(
+                "http://h/api/notifications/stream",
+                Some("secret.jwt.a"),
+                &none
+            )
+        );
+        assert_eq!(
+            share_name("http://h/x", None, &none),
+            "tidings/1 - http://h/x"
+        );
+        assert_eq!(
+            share_name("http://h/x", Some(""), &none),
+            share_name("http://h/x", None, &none)
+        );
+        assert_ne!(
+            share_name("http://h/x", None, &none),
+            share_name("http://h/y", None, &none)
+        );
         // An Authorization header (fetch transport) separates users too, and is hidden.
         let h = |v: &str| BTreeMap::from([("Authorization".to_owned(), format!("Bearer {v}"))]);
         let ha = share_name("http://h/x", None, &h("secret-a"));
@@ -888,13 +998,38 @@ mod tests {
     #[test]
     fn relay_encoding_round_trips_and_rejects_garbage() {
         let msgs = vec![
-            Relay::Join { tab: 1, names: vec!["create".into()] },
-            Relay::Leave { tab: 2, leader: true },
-            Relay::Leader { tab: 3, state: "open".into(), last_id: Some("7".into()) },
-            Relay::Sync { tab: 3, state: "polling".into(), last_id: None },
-            Relay::Event { id: Some("9".into()), event: "message".into(), data: "{\"a\":\"\\n\u{1F600}\"}".into() },
-            Relay::State { state: "reconnecting".into() },
-            Relay::Error { kind: "http".into(), message: "m".into(), raw: Some("b".into()), status: Some(500) },
+            Relay::Join {
+                tab: 1,
+                names: vec!["create".into()],
+            },
+            Relay::Leave {
+                tab: 2,
+                leader: true,
+            },
+            Relay::Leader {
+                tab: 3,
+                state: "open".into(),
+                last_id: Some("7".into()),
+            },
+            Relay::Sync {
+                tab: 3,
+                state: "polling".into(),
+                last_id: None,
+            },
+            Relay::Event {
+                id: Some("9".into()),
+                event: "message".into(),
+                data: "{\"a\":\"\\n\u{1F600}\"}".into(),
+            },
+            Relay::State {
+                state: "reconnecting".into(),
+            },
+            Relay::Error {
+                kind: "http".into(),
+                message: "m".into(),
+                raw: Some("b".into()),
+                status: Some(500),
+            },
         ];
         for m in msgs {
             assert_eq!(Relay::decode(&m.encode()).unwrap(), m);
@@ -983,18 +1118,39 @@ mod tests {
         assert_eq!(w.tabs[0].core.peer_names(), vec!["custom_event".to_owned()]);
         w.tabs[1].core.add_name("other");
         w.settle();
-        assert_eq!(w.tabs[0].listens, vec!["custom_event".to_owned(), "other".to_owned()]);
+        assert_eq!(
+            w.tabs[0].listens,
+            vec!["custom_event".to_owned(), "other".to_owned()]
+        );
         // A stale relay (id already delivered) is dropped; a reset is not.
         w.publish(2);
         let f = &mut w.tabs[1].core;
-        f.handle_relay(Relay::Event { id: Some("2".into()), event: "message".into(), data: "{}".into() });
+        f.handle_relay(Relay::Event {
+            id: Some("2".into()),
+            event: "message".into(),
+            data: "{}".into(),
+        });
         assert_eq!(f.poll(), None);
-        f.handle_relay(Relay::Event { id: Some("1".into()), event: "reset".into(), data: "{}".into() });
-        assert!(matches!(f.poll(), Some(TabOutput::Deliver(Output::Event(_)))));
+        f.handle_relay(Relay::Event {
+            id: Some("1".into()),
+            event: "reset".into(),
+            data: "{}".into(),
+        });
+        assert!(matches!(
+            f.poll(),
+            Some(TabOutput::Deliver(Output::Event(_)))
+        ));
         assert_eq!(f.last_event_id(), Some("1"));
         // Per-connection events (no id) always pass.
-        f.handle_relay(Relay::Event { id: None, event: "connected".into(), data: "{}".into() });
-        assert!(matches!(f.poll(), Some(TabOutput::Deliver(Output::Event(_)))));
+        f.handle_relay(Relay::Event {
+            id: None,
+            event: "connected".into(),
+            data: "{}".into(),
+        });
+        assert!(matches!(
+            f.poll(),
+            Some(TabOutput::Deliver(Output::Event(_)))
+        ));
         // A leaving follower's names are forgotten.
         w.leave(1);
         assert!(w.tabs[0].core.peer_names().is_empty());
@@ -1007,7 +1163,10 @@ mod tests {
         w.join(1, &["message"]);
         let e = ErrorInfo::new(ErrorKind::Network, "down");
         w.tabs[0].core.handle_local(&Output::Error(e.clone()));
-        w.tabs[0].core.handle_local(&Output::Error(ErrorInfo::new(ErrorKind::Decode, "own decoder")));
+        w.tabs[0].core.handle_local(&Output::Error(ErrorInfo::new(
+            ErrorKind::Decode,
+            "own decoder",
+        )));
         w.tabs[0].core.handle_local(&Output::State(State::Polling));
         w.settle();
         assert_eq!(w.tabs[1].errors, vec![e]);
@@ -1018,8 +1177,15 @@ mod tests {
         assert!(!w.tabs[1].states.contains(&State::Closed));
         assert_eq!(w.tabs[1].states.last(), Some(&State::Open));
         // Each state once in a row, also across the handover.
-        assert!(w.tabs[1].states.windows(2).all(|p| p[0] != p[1]), "{:?}", w.tabs[1].states);
-        assert_eq!(w.tabs[0].states, vec![State::Connecting, State::Open, State::Closed]);
+        assert!(
+            w.tabs[1].states.windows(2).all(|p| p[0] != p[1]),
+            "{:?}",
+            w.tabs[1].states
+        );
+        assert_eq!(
+            w.tabs[0].states,
+            vec![State::Connecting, State::Open, State::Closed]
+        );
     }
 
     #[test]
@@ -1029,12 +1195,20 @@ mod tests {
         w.join(1, &["message"]);
         w.publish(1);
         let end = SseEvent::new("end", "{}", None);
-        w.tabs[0].conn.as_mut().unwrap().handle_sse_event(end, Duration::ZERO);
+        w.tabs[0]
+            .conn
+            .as_mut()
+            .unwrap()
+            .handle_sse_event(end, Duration::ZERO);
         w.settle();
         assert!(w.tabs[1].core.is_ended());
         assert_eq!(w.tabs[1].core.state(), State::Closed);
         // Late relays after the end are ignored.
-        w.tabs[1].core.handle_relay(Relay::Event { id: Some("9".into()), event: "message".into(), data: "{}".into() });
+        w.tabs[1].core.handle_relay(Relay::Event {
+            id: Some("9".into()),
+            event: "message".into(),
+            data: "{}".into(),
+        });
         assert_eq!(w.tabs[1].core.poll(), None);
         w.leave(0);
         assert_eq!(w.tabs[1].core.role(), Role::Leader);
@@ -1088,6 +1262,10 @@ mod tests {
             }
         }
         // The churn really handed the connection over many times.
-        assert!(w.connections_opened > 30, "{} connections", w.connections_opened);
+        assert!(
+            w.connections_opened > 30,
+            "{} connections",
+            w.connections_opened
+        );
     }
 }

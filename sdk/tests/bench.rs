@@ -45,8 +45,16 @@ async fn post(url: &str, body: String, token: Option<&str>) -> serde_json::Value
     init.set_headers(&h);
     init.set_body(&JsValue::from_str(&body));
     let req = web_sys::Request::new_with_str_and_init(url, &init).unwrap();
-    let resp: web_sys::Response = JsFuture::from(web_sys::window().unwrap().fetch_with_request(&req)).await.unwrap().unchecked_into();
-    let text = JsFuture::from(resp.text().unwrap()).await.unwrap().as_string().unwrap();
+    let resp: web_sys::Response =
+        JsFuture::from(web_sys::window().unwrap().fetch_with_request(&req))
+            .await
+            .unwrap()
+            .unchecked_into();
+    let text = JsFuture::from(resp.text().unwrap())
+        .await
+        .unwrap()
+        .as_string()
+        .unwrap();
     serde_json::from_str(&text).unwrap_or_default()
 }
 
@@ -66,7 +74,11 @@ fn payload(i: usize) -> serde_json::Value {
 
 async fn run_sdk(url: &str, run: usize, token: &str) -> f64 {
     // A fresh manager per run (query tag), replaying from id 0 baked in the URL.
-    let m = Manager::connect(&format!("{url}?lastEventId=0&run=sdk{run}"), Options::default().token(token).decoder(Decoder::Channel)).unwrap();
+    let m = Manager::connect(
+        &format!("{url}?lastEventId=0&run=sdk{run}"),
+        Options::default().token(token).decoder(Decoder::Channel),
+    )
+    .unwrap();
     let count = Rc::new(Cell::new(0usize));
     let c = count.clone();
     let t0 = now();
@@ -78,17 +90,28 @@ async fn run_sdk(url: &str, run: usize, token: &str) -> f64 {
     let ok = wait(|| count.get() >= N, 60_000).await;
     let dt = now() - t0;
     m.close();
-    if ok { N as f64 / (dt / 1000.0) } else { 0.0 }
+    if ok {
+        N as f64 / (dt / 1000.0)
+    } else {
+        0.0
+    }
 }
 
 async fn run_plain(url: &str, run: usize, token: &str) -> f64 {
     let count = Rc::new(Cell::new(0usize));
     let c = count.clone();
     let t0 = now();
-    let es = web_sys::EventSource::new(&format!("{url}?lastEventId=0&run=plain{run}&token={token}")).unwrap();
+    let es =
+        web_sys::EventSource::new(&format!("{url}?lastEventId=0&run=plain{run}&token={token}"))
+            .unwrap();
     let cb = Closure::<dyn Fn(web_sys::MessageEvent)>::new(move |e: web_sys::MessageEvent| {
         let v = js_sys::JSON::parse(&e.data().as_string().unwrap()).unwrap();
-        if js_sys::Reflect::get(&v, &"type".into()).unwrap().as_string().as_deref() == Some("task") {
+        if js_sys::Reflect::get(&v, &"type".into())
+            .unwrap()
+            .as_string()
+            .as_deref()
+            == Some("task")
+        {
             c.set(c.get() + 1);
         }
     });
@@ -97,14 +120,25 @@ async fn run_plain(url: &str, run: usize, token: &str) -> f64 {
     let dt = now() - t0;
     es.close();
     drop(cb);
-    if ok { N as f64 / (dt / 1000.0) } else { 0.0 }
+    if ok {
+        N as f64 / (dt / 1000.0)
+    } else {
+        0.0
+    }
 }
 
 #[wasm_bindgen_test]
 async fn bench_throughput() {
-    let Some(base) = option_env!("TIDINGS_BENCH_SERVER") else { return };
+    let Some(base) = option_env!("TIDINGS_BENCH_SERVER") else {
+        return;
+    };
     let channel = format!("bench.{}", (js_sys::Math::random() * 1e9) as u64);
-    let token = post(&format!("{base}/api/auth/dev-token"), json!({"user_id": "bench", "channels": ["bench.*"]}).to_string(), None).await;
+    let token = post(
+        &format!("{base}/api/auth/dev-token"),
+        json!({"user_id": "bench", "channels": ["bench.*"]}).to_string(),
+        None,
+    )
+    .await;
     let token = token["token"].as_str().unwrap().to_owned();
     let url = format!("{base}/api/v1/events/{channel}");
     // Publish N events, 16 requests in flight.
@@ -121,8 +155,14 @@ async fn bench_throughput() {
             }
         });
     }
-    assert!(wait(|| sent.get() >= N, 120_000).await, "publishing timed out");
-    log(&format!("bench: published {N} events in {:.0} ms", now() - t0));
+    assert!(
+        wait(|| sent.get() >= N, 120_000).await,
+        "publishing timed out"
+    );
+    log(&format!(
+        "bench: published {N} events in {:.0} ms",
+        now() - t0
+    ));
     let mut sdk = Vec::new();
     let mut plain = Vec::new();
     for run in 0..3 {
@@ -141,7 +181,11 @@ async fn bench_throughput() {
         for d in &data {
             let m = tidings::decode(Decoder::Channel, "message", d).unwrap();
             // What the shell does per event: typed decode, then the JS object.
-            let v = if matches!(m, tidings::Message::Channel(_)) { js_sys::JSON::parse(d).unwrap() } else { JsValue::NULL };
+            let v = if matches!(m, tidings::Message::Channel(_)) {
+                js_sys::JSON::parse(d).unwrap()
+            } else {
+                JsValue::NULL
+            };
             k += v.is_object() as usize;
         }
     }
@@ -163,4 +207,3 @@ async fn bench_throughput() {
         plain_dt * 1000.0 / n
     ));
 }
-

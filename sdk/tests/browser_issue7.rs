@@ -34,7 +34,12 @@ fn opts() -> Options {
     Options::default()
         .share_across_tabs(false)
         .persist_last_event_id(false)
-        .backoff(BackoffOptions { initial_ms: 200, max_ms: 2000, factor: 2.0, max_attempts: 5 })
+        .backoff(BackoffOptions {
+            initial_ms: 200,
+            max_ms: 2000,
+            factor: 2.0,
+            max_attempts: 5,
+        })
 }
 
 /// A private channel, a token for it, its URL and its publish URL.
@@ -46,11 +51,19 @@ async fn channel(base: &str) -> (String, String, String) {
 }
 
 async fn publish(url: &str, token: &str, n: u64) {
-    post(url, json!({"type": "task", "object": {"n": n}}), Some(token)).await;
+    post(
+        url,
+        json!({"type": "task", "object": {"n": n}}),
+        Some(token),
+    )
+    .await;
 }
 
 fn ns(log: &Log<Event>) -> Vec<u64> {
-    log.borrow().iter().filter_map(|e| serde_json::from_str::<Value>(&e.raw).ok()?["object"]["n"].as_u64()).collect()
+    log.borrow()
+        .iter()
+        .filter_map(|e| serde_json::from_str::<Value>(&e.raw).ok()?["object"]["n"].as_u64())
+        .collect()
 }
 
 #[wasm_bindgen_test]
@@ -58,13 +71,25 @@ async fn fetch_transport_sends_the_token_in_a_header() {
     let Some(base) = server() else { return };
     let user = unique("f");
     let token = dev_token(base, &user, &[], Some(3600)).await;
-    let m = Manager::connect(&format!("{base}/api/notifications/stream"), opts().transport(Transport::Fetch).token(token).header("Accept-Language", "vi")).unwrap();
+    let m = Manager::connect(
+        &format!("{base}/api/notifications/stream"),
+        opts()
+            .transport(Transport::Fetch)
+            .token(token)
+            .header("Accept-Language", "vi"),
+    )
+    .unwrap();
     let (news, _a) = collect(&m, "new_notification");
     let (counts, _b) = collect(&m, "unread_count");
     let (beats, _c) = collect(&m, "heartbeat");
     wait_for("open", 5000, || m.state() == State::Open).await;
     wait_for("snapshot", 5000, || !counts.borrow().is_empty()).await;
-    post(&format!("{base}/api/notifications/trigger/"), json!({"user_id": user, "title": "T", "message": "M", "type": "info"}), None).await;
+    post(
+        &format!("{base}/api/notifications/trigger/"),
+        json!({"user_id": user, "title": "T", "message": "M", "type": "info"}),
+        None,
+    )
+    .await;
     wait_for("new_notification", 5000, || !news.borrow().is_empty()).await;
     assert!(news.borrow()[0].id.is_some());
     // Heartbeats (every 0.5 s on the test server) are parsed by the SDK's own parser.
@@ -86,27 +111,52 @@ async fn get_token_is_asked_again_after_the_server_rejects_a_token() {
     let c = calls.clone();
     let get = GetToken::new(move || {
         c.set(c.get() + 1);
-        let t = if c.get() == 1 { expired.clone() } else { fresh.clone() };
+        let t = if c.get() == 1 {
+            expired.clone()
+        } else {
+            fresh.clone()
+        };
         async move { Ok(t) }
     });
-    let m = Manager::connect(&format!("{base}/api/notifications/stream"), opts().transport(Transport::Fetch).get_token(get)).unwrap();
+    let m = Manager::connect(
+        &format!("{base}/api/notifications/stream"),
+        opts().transport(Transport::Fetch).get_token(get),
+    )
+    .unwrap();
     let (errs, _e) = errors(&m);
     let started = now_ms();
     let (counts, _b) = collect(&m, "unread_count");
-    wait_for("open with the fresh token", 5000, || m.state() == State::Open).await;
+    wait_for("open with the fresh token", 5000, || {
+        m.state() == State::Open
+    })
+    .await;
     let took = now_ms() - started;
     report("401 → getToken → open", took);
     wait_for("snapshot", 5000, || !counts.borrow().is_empty()).await;
-    assert_eq!(calls.get(), 2, "asked once per connect: the rejected one and the retry");
+    assert_eq!(
+        calls.get(),
+        2,
+        "asked once per connect: the rejected one and the retry"
+    );
     {
         let e = errs.borrow();
-        assert_eq!(e.iter().filter(|e| e.status == Some(401)).count(), 1, "{e:?}");
+        assert_eq!(
+            e.iter().filter(|e| e.status == Some(401)).count(),
+            1,
+            "{e:?}"
+        );
         assert_eq!(e[0].kind, ErrorKind::Auth);
     }
-    assert!(took < 900.0, "the retry after a 401 is immediate, not backed off: {took} ms");
+    assert!(
+        took < 900.0,
+        "the retry after a 401 is immediate, not backed off: {took} ms"
+    );
     // getToken is also asked before every reconnect.
     m.debug_fail_sse();
-    wait_for("reopen", 5000, || calls.get() == 3 && m.state() == State::Open).await;
+    wait_for("reopen", 5000, || {
+        calls.get() == 3 && m.state() == State::Open
+    })
+    .await;
     m.close();
 }
 
@@ -114,10 +164,17 @@ async fn get_token_is_asked_again_after_the_server_rejects_a_token() {
 async fn a_403_closes_with_an_auth_error_and_no_retry_storm() {
     let Some(base) = server() else { return };
     let token = dev_token(base, &unique("x"), &["file.*"], Some(3600)).await;
-    let m = Manager::connect(&format!("{base}/api/v1/events/{}", unique("project.")), opts().transport(Transport::Fetch).token(token)).unwrap();
+    let m = Manager::connect(
+        &format!("{base}/api/v1/events/{}", unique("project.")),
+        opts().transport(Transport::Fetch).token(token),
+    )
+    .unwrap();
     let (errs, _e) = errors(&m);
     let (_ev, _s) = collect(&m, "*");
-    wait_for("closed", 5000, || m.state() == State::Closed && !errs.borrow().is_empty()).await;
+    wait_for("closed", 5000, || {
+        m.state() == State::Closed && !errs.borrow().is_empty()
+    })
+    .await;
     sleep(1500).await;
     let e = errs.borrow();
     assert_eq!(e.len(), 1, "one request, one error, no retry: {e:?}");
@@ -132,25 +189,51 @@ async fn watchdog_reconnects_when_the_server_stalls_without_closing() {
     let Some(base) = server() else { return };
     for transport in [Transport::EventSource, Transport::Fetch] {
         let (key, token, url) = channel(base).await;
-        let m = Manager::connect(&url, opts().transport(transport).token(token.clone()).heartbeat_timeout_ms(1500)).unwrap();
+        let m = Manager::connect(
+            &url,
+            opts()
+                .transport(transport)
+                .token(token.clone())
+                .heartbeat_timeout_ms(1500),
+        )
+        .unwrap();
         let (events, _a) = collect(&m, "task");
         let (errs, _e) = errors(&m);
         wait_for("open", 5000, || m.state() == State::Open).await;
         publish(&url, &token, 1).await;
         wait_for("event 1", 5000, || ns(&events) == [1]).await;
         let stalled = now_ms();
-        post(&format!("{base}/api/dev/stall"), json!({"stream": key, "secs": 20}), None).await;
+        post(
+            &format!("{base}/api/dev/stall"),
+            json!({"stream": key, "secs": 20}),
+            None,
+        )
+        .await;
         publish(&url, &token, 2).await; // held back on the stalled connection
-        wait_for("watchdog", 5000, || errs.borrow().iter().any(|e| e.message.contains("watchdog"))).await;
+        wait_for("watchdog", 5000, || {
+            errs.borrow().iter().any(|e| e.message.contains("watchdog"))
+        })
+        .await;
         let detected = now_ms() - stalled;
-        report(&format!("{transport:?} watchdog detection (timeout 1500, heartbeat 500)"), detected);
+        report(
+            &format!("{transport:?} watchdog detection (timeout 1500, heartbeat 500)"),
+            detected,
+        );
         assert!((1000.0..3500.0).contains(&detected), "{detected}");
         // The new connection (not stalled) resumes after the last id: event 2 once.
         wait_for("event 2 after reconnect", 8000, || ns(&events) == [1, 2]).await;
-        report(&format!("{transport:?} stall → event delivered again"), now_ms() - stalled);
+        report(
+            &format!("{transport:?} stall → event delivered again"),
+            now_ms() - stalled,
+        );
         assert_eq!(m.state(), State::Open);
         m.close();
-        post(&format!("{base}/api/dev/stall"), json!({"stream": key, "secs": 0}), None).await;
+        post(
+            &format!("{base}/api/dev/stall"),
+            json!({"stream": key, "secs": 0}),
+            None,
+        )
+        .await;
     }
 }
 
@@ -159,7 +242,10 @@ async fn a_reload_resumes_from_session_storage_without_loss() {
     let Some(base) = server() else { return };
     for transport in [Transport::EventSource, Transport::Fetch] {
         let (_key, token, url) = channel(base).await;
-        let o = opts().transport(transport).token(token.clone()).persist_last_event_id(true);
+        let o = opts()
+            .transport(transport)
+            .token(token.clone())
+            .persist_last_event_id(true);
         let m = Manager::connect(&url, o.clone()).unwrap();
         let (events, _a) = collect(&m, "task");
         wait_for("open", 5000, || m.state() == State::Open).await;
@@ -173,7 +259,11 @@ async fn a_reload_resumes_from_session_storage_without_loss() {
         publish(&url, &token, 3).await;
         let m2 = Manager::connect(&url, o.clone()).unwrap();
         assert!(!m2.ptr_eq(&m));
-        assert_eq!(m2.last_event_id().as_deref(), Some(last.as_str()), "position read from sessionStorage");
+        assert_eq!(
+            m2.last_event_id().as_deref(),
+            Some(last.as_str()),
+            "position read from sessionStorage"
+        );
         let (again, _b) = collect(&m2, "task");
         wait_for("missed events", 5000, || ns(&again) == [2, 3]).await;
         sleep(300).await;
@@ -188,7 +278,9 @@ async fn a_reload_resumes_from_session_storage_without_loss() {
 
 #[wasm_bindgen_test]
 async fn a_position_that_fell_out_of_the_log_gets_a_reset_then_live() {
-    let Some(base) = option_env!("TIDINGS_TEST_SERVER_SMALL_LOG") else { return };
+    let Some(base) = option_env!("TIDINGS_TEST_SERVER_SMALL_LOG") else {
+        return;
+    };
     let (_key, token, url) = channel(base).await;
     let o = opts().token(token.clone()).persist_last_event_id(true);
     let m = Manager::connect(&url, o.clone()).unwrap();
@@ -218,16 +310,32 @@ async fn server_errors_and_204_recover_without_a_storm() {
     let Some(base) = server() else { return };
     for (status, count) in [(503u16, 3u32), (204, 2), (500, 1)] {
         let (key, token, url) = channel(base).await;
-        post(&format!("{base}/api/dev/fail"), json!({"stream": key, "status": status, "count": count}), None).await;
+        post(
+            &format!("{base}/api/dev/fail"),
+            json!({"stream": key, "status": status, "count": count}),
+            None,
+        )
+        .await;
         let started = now_ms();
-        let m = Manager::connect(&url, opts().transport(Transport::Fetch).token(token.clone())).unwrap();
+        let m = Manager::connect(
+            &url,
+            opts().transport(Transport::Fetch).token(token.clone()),
+        )
+        .unwrap();
         let (events, _a) = collect(&m, "task");
         let (errs, _e) = errors(&m);
-        wait_for("open after the failures", 15000, || m.state() == State::Open).await;
+        wait_for("open after the failures", 15000, || {
+            m.state() == State::Open
+        })
+        .await;
         let took = now_ms() - started;
         report(&format!("{count} × HTTP {status} → open"), took);
         let e = errs.borrow().clone();
-        assert_eq!(e.iter().filter(|e| e.status == Some(status)).count(), count as usize, "one request per attempt: {e:?}");
+        assert_eq!(
+            e.iter().filter(|e| e.status == Some(status)).count(),
+            count as usize,
+            "one request per attempt: {e:?}"
+        );
         assert!(e.iter().all(|e| e.kind == ErrorKind::Http));
         // Backed off: attempts n ≥ 2 wait up to 200·2^(n-1) ms with full jitter; never a tight loop.
         assert!(took >= 0.0);
@@ -243,17 +351,32 @@ async fn js_get_token_may_return_a_promise() {
     let user = unique("j");
     let token = dev_token(base, &user, &[], Some(3600)).await;
     let options = js_sys::Object::new();
-    let f = js_sys::Function::new_with_args("", &format!("return Promise.resolve({})", Value::String(token)));
+    let f = js_sys::Function::new_with_args(
+        "",
+        &format!("return Promise.resolve({})", Value::String(token)),
+    );
     js_sys::Reflect::set(&options, &"getToken".into(), &f).unwrap();
     js_sys::Reflect::set(&options, &"transport".into(), &"fetch".into()).unwrap();
     js_sys::Reflect::set(&options, &"shareAcrossTabs".into(), &false.into()).unwrap();
-    let m = tidings::js::connect(&format!("{base}/api/notifications/stream"), Some(options.into())).map_err(JsValue::from).unwrap();
+    let m = tidings::js::connect(
+        &format!("{base}/api/notifications/stream"),
+        Some(options.into()),
+    )
+    .map_err(JsValue::from)
+    .unwrap();
     let got = Rc::new(Cell::new(false));
     let g = got.clone();
     let cb = wasm_bindgen::closure::Closure::<dyn Fn(JsValue)>::new(move |_m: JsValue| g.set(true));
-    let on: js_sys::Function = js_sys::Reflect::get(&m, &"on".into()).unwrap().unchecked_into();
+    let on: js_sys::Function = js_sys::Reflect::get(&m, &"on".into())
+        .unwrap()
+        .unchecked_into();
     on.call2(&m, &"unread_count".into(), cb.as_ref()).unwrap();
-    wait_for("snapshot over fetch with the promised token", 5000, || got.get()).await;
-    let close: js_sys::Function = js_sys::Reflect::get(&m, &"close".into()).unwrap().unchecked_into();
+    wait_for("snapshot over fetch with the promised token", 5000, || {
+        got.get()
+    })
+    .await;
+    let close: js_sys::Function = js_sys::Reflect::get(&m, &"close".into())
+        .unwrap()
+        .unchecked_into();
     close.call0(&m).unwrap();
 }

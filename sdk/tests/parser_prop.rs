@@ -48,7 +48,10 @@ fn sse_like() -> impl Strategy<Value = Vec<u8>> {
 
 /// 512 cases per property, or `PROPTEST_CASES`.
 fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(512)
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(512)
 }
 
 proptest! {

@@ -99,7 +99,13 @@ impl AppState {
         let metrics = Arc::new(Metrics::default());
         let (log, queue) = (config.replay_log_size, config.subscriber_queue as usize);
         let bus: Arc<dyn Bus> = match &config.redis_url {
-            Some(url) => Arc::new(RedisBus::new(url, log, queue, Arc::clone(&metrics), &shutdown)?),
+            Some(url) => Arc::new(RedisBus::new(
+                url,
+                log,
+                queue,
+                Arc::clone(&metrics),
+                &shutdown,
+            )?),
             None => Arc::new(MemoryBus::new(db.clone(), log, queue, Arc::clone(&metrics))),
         };
         let hub_config = HubConfig {
@@ -126,21 +132,39 @@ impl AppState {
 fn cors(config: &Config) -> Option<CorsLayer> {
     let base = CorsLayer::new()
         .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, HeaderName::from_static("last-event-id")])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("last-event-id"),
+        ])
         .allow_credentials(true);
     if config.dev {
-        return Some(base.allow_origin(AllowOrigin::predicate(|origin: &HeaderValue, _| {
-            let o = origin.as_bytes();
-            let local = |prefix: &[u8]| o == &prefix[..prefix.len() - 1] || (o.starts_with(prefix) && o[prefix.len()..].iter().all(u8::is_ascii_digit));
-            local(b"http://localhost:") || local(b"http://127.0.0.1:")
-        })));
+        return Some(
+            base.allow_origin(AllowOrigin::predicate(|origin: &HeaderValue, _| {
+                let o = origin.as_bytes();
+                let local = |prefix: &[u8]| {
+                    o == &prefix[..prefix.len() - 1]
+                        || (o.starts_with(prefix)
+                            && o[prefix.len()..].iter().all(u8::is_ascii_digit))
+                };
+                local(b"http://localhost:") || local(b"http://127.0.0.1:")
+            })),
+        );
     }
-    let origins: Vec<HeaderValue> = config.cors_origins.iter().filter_map(|o| HeaderValue::from_str(o.trim()).ok()).collect();
+    let origins: Vec<HeaderValue> = config
+        .cors_origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o.trim()).ok())
+        .collect();
     (!origins.is_empty()).then(|| base.allow_origin(origins))
 }
 
 async fn not_found(req: Request) -> ApiError {
-    ApiError::NotFound(format!("no route for {} {}", req.method(), req.uri().path()))
+    ApiError::NotFound(format!(
+        "no route for {} {}",
+        req.method(),
+        req.uri().path()
+    ))
 }
 
 /// Static files: `Cache-Control: no-cache` and exact MIME types for the SDK's files.
@@ -168,24 +192,42 @@ pub fn app(state: AppState) -> Router {
     let config = &state.config;
     let mut api = Router::new()
         .route("/api/team-answers/sse/", get(team_answers::stream))
-        .route("/api/team-answers/", get(team_answers::list).post(team_answers::create))
-        .route("/api/team-answers/delete-all/", delete(team_answers::delete_all))
+        .route(
+            "/api/team-answers/",
+            get(team_answers::list).post(team_answers::create),
+        )
+        .route(
+            "/api/team-answers/delete-all/",
+            delete(team_answers::delete_all),
+        )
         .route("/api/team-answers/{id}/", delete(team_answers::delete))
         .route("/api/notifications/stream", get(notifications::stream))
         .route("/api/notifications/", get(notifications::list))
-        .route("/api/notifications/read-all/", post(notifications::mark_all_read))
+        .route(
+            "/api/notifications/read-all/",
+            post(notifications::mark_all_read),
+        )
         .route("/api/notifications/trigger/", post(notifications::trigger))
-        .route("/api/notifications/{id}/read/", post(notifications::mark_read))
+        .route(
+            "/api/notifications/{id}/read/",
+            post(notifications::mark_read),
+        )
         .route("/api/notifications/{id}/", delete(notifications::delete))
         .route("/api/chat/create-video", post(video::create))
         .route("/api/video-progress/cleanup", post(video::cleanup))
         .route("/api/video-progress/{job_id}", get(video::stream))
         .route("/api/video-progress/{job_id}/status", get(video::status))
-        .route("/api/v1/events/{channel}", get(channels::stream).post(channels::publish))
+        .route(
+            "/api/v1/events/{channel}",
+            get(channels::stream).post(channels::publish),
+        )
         .route("/api/stats", get(stats::stats))
         .route("/metrics", get(stats::metrics))
         // unknown API paths are JSON 404s even when a static directory is the fallback
-        .route("/api/{*rest}", any(|req: Request| async move { not_found(req).await.into_response() }))
+        .route(
+            "/api/{*rest}",
+            any(|req: Request| async move { not_found(req).await.into_response() }),
+        )
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed.into_response() });
     if config.dev {
         api = api

@@ -24,10 +24,12 @@ pub struct Claims {
 impl Claims {
     /// Whether the claims cover `channel`.
     pub fn allows_channel(&self, channel: &str) -> bool {
-        self.channels.iter().any(|pattern| match pattern.strip_suffix('*') {
-            Some(prefix) => channel.starts_with(prefix),
-            None => pattern == channel,
-        })
+        self.channels
+            .iter()
+            .any(|pattern| match pattern.strip_suffix('*') {
+                Some(prefix) => channel.starts_with(prefix),
+                None => pattern == channel,
+            })
     }
 }
 
@@ -75,7 +77,9 @@ impl Auth {
                         ErrorKind::ExpiredSignature => "token expired",
                         ErrorKind::InvalidAlgorithm => "token algorithm must be HS256",
                         ErrorKind::InvalidSignature => "token signature is invalid",
-                        ErrorKind::MissingRequiredClaim(_) => "token lacks a required claim (sub, exp)",
+                        ErrorKind::MissingRequiredClaim(_) => {
+                            "token lacks a required claim (sub, exp)"
+                        }
                         _ => "token is malformed",
                     }
                     .to_owned(),
@@ -84,7 +88,11 @@ impl Auth {
     }
 
     /// Claims of the request's token if it has one (header, `?token=`, cookie), verified.
-    pub fn optional(&self, headers: &HeaderMap, query_token: Option<&str>) -> Result<Option<Claims>, ApiError> {
+    pub fn optional(
+        &self,
+        headers: &HeaderMap,
+        query_token: Option<&str>,
+    ) -> Result<Option<Claims>, ApiError> {
         match token_from(headers, query_token) {
             Some(t) => self.verify(&t).map(Some),
             None => Ok(None),
@@ -92,17 +100,31 @@ impl Auth {
     }
 
     /// Claims of the request's token; 401 when there is none.
-    pub fn required(&self, headers: &HeaderMap, query_token: Option<&str>) -> Result<Claims, ApiError> {
-        self.optional(headers, query_token)?
-            .ok_or_else(|| ApiError::Unauthorized("authentication required: send a Bearer token, ?token= or the tidings_token cookie".into()))
+    pub fn required(
+        &self,
+        headers: &HeaderMap,
+        query_token: Option<&str>,
+    ) -> Result<Claims, ApiError> {
+        self.optional(headers, query_token)?.ok_or_else(|| {
+            ApiError::Unauthorized(
+                "authentication required: send a Bearer token, ?token= or the tidings_token cookie"
+                    .into(),
+            )
+        })
     }
 }
 
 /// The token, in order: `Authorization: Bearer`, `?token=`, cookie `tidings_token`.
 pub fn token_from(headers: &HeaderMap, query_token: Option<&str>) -> Option<String> {
-    if let Some(v) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+    if let Some(v) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
         let v = v.trim();
-        if let Some(t) = v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")) {
+        if let Some(t) = v
+            .strip_prefix("Bearer ")
+            .or_else(|| v.strip_prefix("bearer "))
+        {
             let t = t.trim();
             if !t.is_empty() {
                 return Some(t.to_owned());
@@ -128,7 +150,11 @@ mod tests {
     use axum::http::HeaderValue;
 
     fn claims(channels: &[&str], exp: u64) -> Claims {
-        Claims { sub: "alice".into(), channels: channels.iter().map(|s| s.to_string()).collect(), exp }
+        Claims {
+            sub: "alice".into(),
+            channels: channels.iter().map(|s| s.to_string()).collect(),
+            exp,
+        }
     }
 
     #[test]
@@ -152,17 +178,28 @@ mod tests {
         assert_eq!(a.verify(&expired).unwrap_err().to_string(), "token expired");
         assert!(a.verify("garbage").is_err());
         // alg=none / HS512 refused
-        let hs512 = jsonwebtoken::encode(&Header::new(Algorithm::HS512), &claims(&[], far), &EncodingKey::from_secret(b"s")).unwrap();
+        let hs512 = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS512),
+            &claims(&[], far),
+            &EncodingKey::from_secret(b"s"),
+        )
+        .unwrap();
         assert!(a.verify(&hs512).is_err());
     }
 
     #[test]
     fn token_sources_in_order() {
         let mut h = HeaderMap::new();
-        h.insert(header::COOKIE, HeaderValue::from_static("a=b; tidings_token=fromcookie"));
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=b; tidings_token=fromcookie"),
+        );
         assert_eq!(token_from(&h, None).unwrap(), "fromcookie");
         assert_eq!(token_from(&h, Some("fromquery")).unwrap(), "fromquery");
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer fromheader"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer fromheader"),
+        );
         assert_eq!(token_from(&h, Some("fromquery")).unwrap(), "fromheader");
         assert!(token_from(&HeaderMap::new(), Some("")).is_none());
     }

@@ -12,7 +12,12 @@ pub const DEV_JWT_SECRET: &str = "tidings-dev-secret-do-not-use-in-production";
 
 /// Every setting of the server. Each flag also reads `TIDINGS_<NAME>`.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "tidings-server", version, about = "The Tidings reference SSE server", args_override_self = true)]
+#[command(
+    name = "tidings-server",
+    version,
+    about = "The Tidings reference SSE server",
+    args_override_self = true
+)]
 pub struct Config {
     /// Address to listen on (`127.0.0.1:0` picks a free port; the real one is printed).
     #[arg(long, env = "TIDINGS_ADDR", default_value = "127.0.0.1:8000")]
@@ -33,7 +38,11 @@ pub struct Config {
     #[arg(long, env = "TIDINGS_HEARTBEAT_SECS", default_value = "30", value_parser = parse_secs)]
     pub heartbeat_secs: f64,
     /// Allowed CORS origins outside `--dev` (repeatable or comma separated).
-    #[arg(long = "cors-origin", env = "TIDINGS_CORS_ORIGIN", value_delimiter = ',')]
+    #[arg(
+        long = "cors-origin",
+        env = "TIDINGS_CORS_ORIGIN",
+        value_delimiter = ','
+    )]
     pub cors_origins: Vec<String>,
     /// Duration of each simulated video production step, in milliseconds.
     #[arg(long, env = "TIDINGS_VIDEO_STEP_MS", default_value = "1500")]
@@ -89,7 +98,9 @@ impl Config {
 
     /// The SQLite file path.
     pub fn db_path(&self) -> PathBuf {
-        self.db.clone().unwrap_or_else(|| self.data_dir.join("tidings.db"))
+        self.db
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("tidings.db"))
     }
 
     /// Heartbeat interval.
@@ -109,7 +120,9 @@ impl Config {
 }
 
 fn parse_secs(s: &str) -> Result<f64, String> {
-    let v: f64 = s.parse().map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
     if v.is_finite() && v > 0.0 && v <= 86_400.0 {
         Ok(v)
     } else {
@@ -124,7 +137,10 @@ mod tests {
     #[test]
     fn secret_rules() {
         let c = Config::parse_from(["tidings-server"]);
-        assert!(matches!(c.resolved_secret(), Err(ConfigError::MissingSecret)));
+        assert!(matches!(
+            c.resolved_secret(),
+            Err(ConfigError::MissingSecret)
+        ));
         let c = Config::parse_from(["tidings-server", "--dev"]);
         assert_eq!(c.resolved_secret().unwrap(), DEV_JWT_SECRET);
         let c = Config::parse_from(["tidings-server", "--jwt-secret", "s3"]);
@@ -133,7 +149,13 @@ mod tests {
 
     #[test]
     fn fractional_heartbeat_and_defaults() {
-        let c = Config::parse_from(["tidings-server", "--heartbeat-secs", "0.5", "--data-dir", "/tmp/x"]);
+        let c = Config::parse_from([
+            "tidings-server",
+            "--heartbeat-secs",
+            "0.5",
+            "--data-dir",
+            "/tmp/x",
+        ]);
         assert_eq!(c.heartbeat(), Duration::from_millis(500));
         assert_eq!(c.db_path(), PathBuf::from("/tmp/x/tidings.db"));
         assert!(Config::try_parse_from(["tidings-server", "--heartbeat-secs", "-1"]).is_err());

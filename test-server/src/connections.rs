@@ -95,7 +95,11 @@ impl Connections {
         }
         c.total += 1;
         *c.by_stream.entry(stream.to_owned()).or_insert(0) += 1;
-        Some(ConnectionGuard { owner: self.clone(), stream: stream.to_owned(), user: user.map(str::to_owned) })
+        Some(ConnectionGuard {
+            owner: self.clone(),
+            stream: stream.to_owned(),
+            user: user.map(str::to_owned),
+        })
     }
 
     /// Current counts.

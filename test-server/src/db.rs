@@ -95,7 +95,9 @@ impl Db {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
-        Ok(Db { conn: Arc::new(Mutex::new(conn)) })
+        Ok(Db {
+            conn: Arc::new(Mutex::new(conn)),
+        })
     }
 
     /// Runs `f` with the connection on a blocking thread.

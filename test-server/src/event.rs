@@ -33,7 +33,9 @@ impl Position {
     /// Parses a raw position. Empty or absent means [`Position::Live`]; anything that is not a
     /// decimal u64 of at most 20 digits is [`Position::Invalid`].
     pub fn parse(raw: Option<&str>) -> Position {
-        let Some(raw) = raw else { return Position::Live };
+        let Some(raw) = raw else {
+            return Position::Live;
+        };
         let trimmed = raw.trim_matches(' ');
         if trimmed.is_empty() {
             return Position::Live;
@@ -102,14 +104,22 @@ impl Reset {
             "last_event_id": self.last_event_id,
             "head": self.head.to_string(),
         });
-        Event { id: self.head, event: Some("reset".into()), data: data.to_string() }
+        Event {
+            id: self.head,
+            event: Some("reset".into()),
+            data: data.to_string(),
+        }
     }
 }
 
 /// What a subscriber at `position` must get, given the log holds ids `oldest..=head`
 /// (`oldest == head + 1` when the log is empty).
 pub fn plan_resume(position: &Position, oldest: u64, head: u64) -> Result<u64, Reset> {
-    let reset = |reason, last: String| Reset { reason, last_event_id: last, head };
+    let reset = |reason, last: String| Reset {
+        reason,
+        last_event_id: last,
+        head,
+    };
     match position {
         Position::Live => Ok(head),
         Position::Invalid(raw) => Err(reset(ResetReason::InvalidId, raw.clone())),
@@ -128,12 +138,24 @@ mod tests {
         assert_eq!(Position::parse(None), Position::Live);
         assert_eq!(Position::parse(Some("")), Position::Live);
         assert_eq!(Position::parse(Some("42")), Position::After(42));
-        assert_eq!(Position::parse(Some("18446744073709551615")), Position::After(u64::MAX));
-        assert!(matches!(Position::parse(Some("18446744073709551616")), Position::Invalid(_)));
+        assert_eq!(
+            Position::parse(Some("18446744073709551615")),
+            Position::After(u64::MAX)
+        );
+        assert!(matches!(
+            Position::parse(Some("18446744073709551616")),
+            Position::Invalid(_)
+        ));
         assert!(matches!(Position::parse(Some("abc")), Position::Invalid(_)));
         assert!(matches!(Position::parse(Some("-1")), Position::Invalid(_)));
-        assert!(matches!(Position::parse(Some("123456789012345678901")), Position::Invalid(_)));
-        assert_eq!(Position::parse(Some("1\u{1}2")), Position::Invalid("12".into()));
+        assert!(matches!(
+            Position::parse(Some("123456789012345678901")),
+            Position::Invalid(_)
+        ));
+        assert_eq!(
+            Position::parse(Some("1\u{1}2")),
+            Position::Invalid("12".into())
+        );
     }
 
     #[test]
@@ -142,8 +164,14 @@ mod tests {
         assert_eq!(plan_resume(&Position::Live, 5, 10), Ok(10));
         assert_eq!(plan_resume(&Position::After(4), 5, 10), Ok(4));
         assert_eq!(plan_resume(&Position::After(10), 5, 10), Ok(10));
-        assert_eq!(plan_resume(&Position::After(3), 5, 10).unwrap_err().reason, ResetReason::Gap);
-        assert_eq!(plan_resume(&Position::After(11), 5, 10).unwrap_err().reason, ResetReason::Ahead);
+        assert_eq!(
+            plan_resume(&Position::After(3), 5, 10).unwrap_err().reason,
+            ResetReason::Gap
+        );
+        assert_eq!(
+            plan_resume(&Position::After(11), 5, 10).unwrap_err().reason,
+            ResetReason::Ahead
+        );
         let r = plan_resume(&Position::Invalid("x".into()), 5, 10).unwrap_err();
         assert_eq!((r.reason, r.head), (ResetReason::InvalidId, 10));
         // empty stream
@@ -152,9 +180,16 @@ mod tests {
 
     #[test]
     fn reset_event_shape() {
-        let r = Reset { reason: ResetReason::Gap, last_event_id: "3".into(), head: 9 };
+        let r = Reset {
+            reason: ResetReason::Gap,
+            last_event_id: "3".into(),
+            head: 9,
+        };
         let e = r.to_event();
         assert_eq!(e.id, 9);
-        assert_eq!(e.data, r#"{"type":"reset","reason":"gap","last_event_id":"3","head":"9"}"#);
+        assert_eq!(
+            e.data,
+            r#"{"type":"reset","reason":"gap","last_event_id":"3","head":"9"}"#
+        );
     }
 }

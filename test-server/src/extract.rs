@@ -20,7 +20,10 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let limit = req.extensions().get::<BodyLimit>().map_or(usize::MAX, |l| l.0);
+        let limit = req
+            .extensions()
+            .get::<BodyLimit>()
+            .map_or(usize::MAX, |l| l.0);
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::PayloadTooLarge(limit)
@@ -78,7 +81,9 @@ mod tests {
     fn errors_name_the_field() {
         let e = parse_json::<T>(br#"{"name":"x"}"#).unwrap_err().to_string();
         assert_eq!(e, "body: missing field `n`");
-        let e = parse_json::<T>(br#"{"name":"x","n":"y"}"#).unwrap_err().to_string();
+        let e = parse_json::<T>(br#"{"name":"x","n":"y"}"#)
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("n: invalid type"), "{e}");
         let e = parse_json::<T>(b"{nope").unwrap_err().to_string();
         assert!(e.starts_with("body: "), "{e}");

@@ -98,13 +98,25 @@ async fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result
 
 /// Writes an SSE answer's head and prelude and attaches the socket to the hub; gives the
 /// socket and answer back when the answer is not a stream.
-async fn detach(front: &Front, mut stream: TcpStream, response: Response<Body>) -> Result<(), (TcpStream, Response<Body>)> {
+async fn detach(
+    front: &Front,
+    mut stream: TcpStream,
+    response: Response<Body>,
+) -> Result<(), (TcpStream, Response<Body>)> {
     let (mut parts, body) = response.into_parts();
-    let Some(mut sse) = parts.extensions.remove::<Detachable>().and_then(|d| d.take()) else {
+    let Some(mut sse) = parts
+        .extensions
+        .remove::<Detachable>()
+        .and_then(|d| d.take())
+    else {
         return Err((stream, Response::from_parts(parts, body)));
     };
     drop(body);
-    front.state.metrics.streams_detached.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    front
+        .state
+        .metrics
+        .streams_detached
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let write_stall = front.state.config.write_stall();
     let pre = prelude(&mut sse);
     let mut out = response_head(&parts);
@@ -119,15 +131,27 @@ async fn detach(front: &Front, mut stream: TcpStream, response: Response<Body>) 
         matches!(tokio::time::timeout(write_stall, write).await, Ok(Ok(())))
     };
     if written && !pre.done {
-        front.state.hub.attach(Incoming::new(stream, sse, pre.last_id));
+        front
+            .state
+            .hub
+            .attach(Incoming::new(stream, sse, pre.last_id));
     }
     Ok(())
 }
 
 /// Lets hyper serve the connection from its first byte (`read` is put back), answering
 /// the first request with `first` when it was already computed.
-async fn hyper(front: &Front, stream: TcpStream, read: Vec<u8>, first: Option<Response<Body>>, graceful: Watcher) {
-    let io = TokioIo::new(StallGuard::new(Rewind::new(read, stream), front.state.config.write_stall()));
+async fn hyper(
+    front: &Front,
+    stream: TcpStream,
+    read: Vec<u8>,
+    first: Option<Response<Body>>,
+    graceful: Watcher,
+) {
+    let io = TokioIo::new(StallGuard::new(
+        Rewind::new(read, stream),
+        front.state.config.write_stall(),
+    ));
     let service = TowerToHyperService::new(FirstResponse::new(front.router.clone(), first));
     let conn = graceful.watch(front.http.serve_connection(io, service));
     if let Err(e) = conn.await {

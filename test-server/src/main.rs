@@ -10,7 +10,8 @@ use tidings_server::{server::shutdown_signal, Config, Server};
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,tower_http=info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,tower_http=info".into()),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
@@ -33,7 +34,9 @@ async fn main() -> ExitCode {
     };
     println!("tidings-server listening on http://{addr}");
     if dev {
-        tracing::warn!("--dev: dev-token endpoint and localhost CORS are enabled; do not expose this server");
+        tracing::warn!(
+            "--dev: dev-token endpoint and localhost CORS are enabled; do not expose this server"
+        );
     }
     let token = server.shutdown_token();
     tokio::spawn(async move {

@@ -34,16 +34,52 @@ impl Metrics {
         let snap = conns.snapshot();
         let mut out = String::new();
         let mut counter = |name: &str, help: &str, v: &AtomicU64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                v.load(Ordering::Relaxed)
+            );
         };
-        counter("tidings_events_published_total", "Events appended to a stream.", &self.events_published);
-        counter("tidings_subscribers_lagged_total", "Subscribers closed because they fell behind.", &self.subscribers_lagged);
-        counter("tidings_resets_sent_total", "Reset events sent.", &self.resets_sent);
-        counter("tidings_connections_opened_total", "SSE connections accepted.", &self.connections_opened);
-        counter("tidings_connections_refused_total", "SSE connections refused by the per-user limit.", &self.connections_refused);
-        counter("tidings_poll_requests_total", "Polling-form requests served.", &self.poll_requests);
-        counter("tidings_streams_detached_total", "SSE responses served by the hub.", &self.streams_detached);
-        counter("tidings_writes_stalled_total", "Stream connections closed because the peer stopped reading.", &self.writes_stalled);
+        counter(
+            "tidings_events_published_total",
+            "Events appended to a stream.",
+            &self.events_published,
+        );
+        counter(
+            "tidings_subscribers_lagged_total",
+            "Subscribers closed because they fell behind.",
+            &self.subscribers_lagged,
+        );
+        counter(
+            "tidings_resets_sent_total",
+            "Reset events sent.",
+            &self.resets_sent,
+        );
+        counter(
+            "tidings_connections_opened_total",
+            "SSE connections accepted.",
+            &self.connections_opened,
+        );
+        counter(
+            "tidings_connections_refused_total",
+            "SSE connections refused by the per-user limit.",
+            &self.connections_refused,
+        );
+        counter(
+            "tidings_poll_requests_total",
+            "Polling-form requests served.",
+            &self.poll_requests,
+        );
+        counter(
+            "tidings_streams_detached_total",
+            "SSE responses served by the hub.",
+            &self.streams_detached,
+        );
+        counter(
+            "tidings_writes_stalled_total",
+            "Stream connections closed because the peer stopped reading.",
+            &self.writes_stalled,
+        );
         let _ = writeln!(out, "# HELP tidings_open_connections Open SSE connections.\n# TYPE tidings_open_connections gauge");
         let _ = writeln!(out, "tidings_open_connections {}", snap.total);
         let _ = writeln!(
@@ -51,7 +87,10 @@ impl Metrics {
             "# HELP tidings_open_connections_by_kind Open SSE connections per stream kind.\n# TYPE tidings_open_connections_by_kind gauge"
         );
         for (kind, n) in snap.by_kind() {
-            let _ = writeln!(out, "tidings_open_connections_by_kind{{kind=\"{kind}\"}} {n}");
+            let _ = writeln!(
+                out,
+                "tidings_open_connections_by_kind{{kind=\"{kind}\"}} {n}"
+            );
         }
         out
     }
@@ -60,7 +99,12 @@ impl Metrics {
 /// Prometheus lines for the bus: `tidings_bus_healthy{kind}` (1/0) and `tidings_bus_errors_total`.
 pub fn render_bus(out: &mut String, health: &BusHealth) {
     let _ = writeln!(out, "# HELP tidings_bus_healthy 1 while the event bus is reachable.\n# TYPE tidings_bus_healthy gauge");
-    let _ = writeln!(out, "tidings_bus_healthy{{kind=\"{}\"}} {}", health.kind, u8::from(health.healthy));
+    let _ = writeln!(
+        out,
+        "tidings_bus_healthy{{kind=\"{}\"}} {}",
+        health.kind,
+        u8::from(health.healthy)
+    );
     let _ = writeln!(out, "# HELP tidings_bus_errors_total Event bus errors (connection failures, timeouts).\n# TYPE tidings_bus_errors_total counter");
     let _ = writeln!(out, "tidings_bus_errors_total {}", health.errors);
 }

@@ -29,7 +29,10 @@ impl Server {
         let state = AppState::new(config, CancellationToken::new())?;
         let recovered = video::recover(&state).await?;
         if recovered > 0 {
-            tracing::warn!(recovered, "marked video jobs interrupted by the restart as error");
+            tracing::warn!(
+                recovered,
+                "marked video jobs interrupted by the restart as error"
+            );
         }
         let listener = TcpListener::bind(state.config.addr).await?;
         Ok(Server { listener, state })
@@ -62,8 +65,14 @@ impl Server {
         let token = self.state.shutdown.clone();
         let graceful = GracefulShutdown::new();
         let mut http = http1::Builder::new();
-        http.keep_alive(true).max_buf_size(64 * 1024).timer(TokioTimer::new());
-        let front = Arc::new(Front { router: app(self.state.clone()), state: self.state, http });
+        http.keep_alive(true)
+            .max_buf_size(64 * 1024)
+            .timer(TokioTimer::new());
+        let front = Arc::new(Front {
+            router: app(self.state.clone()),
+            state: self.state,
+            http,
+        });
         loop {
             let (stream, _peer) = tokio::select! {
                 biased;
@@ -83,7 +92,10 @@ impl Server {
         }
         drop(self.listener);
         drop(front);
-        if tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(5), graceful.shutdown())
+            .await
+            .is_err()
+        {
             tracing::warn!("connections still open after 5 s; exiting anyway");
         }
         Ok(())

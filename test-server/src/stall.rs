@@ -8,8 +8,8 @@
 //! connection, and the client resumes from the replay log when it reconnects.
 //! It costs one pointer per connection; the timer exists only while stalled.
 
-use std::io;
 use std::future::Future;
+use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -28,7 +28,11 @@ pub struct StallGuard<T> {
 impl<T> StallGuard<T> {
     /// Wraps `inner`; a zero `limit` disables the guard.
     pub fn new(inner: T, limit: Duration) -> Self {
-        StallGuard { inner, limit, stalled: None }
+        StallGuard {
+            inner,
+            limit,
+            stalled: None,
+        }
     }
 
     /// Turns a pending write into an error once the stall outlasts the limit.
@@ -38,11 +42,16 @@ impl<T> StallGuard<T> {
             return poll;
         }
         let limit = self.limit;
-        let timer = self.stalled.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        let timer = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
         match timer.as_mut().poll(cx) {
             Poll::Ready(()) => {
                 self.stalled = None;
-                Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "peer stopped reading")))
+                Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "peer stopped reading",
+                )))
             }
             Poll::Pending => Poll::Pending,
         }
@@ -50,18 +59,30 @@ impl<T> StallGuard<T> {
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for StallGuard<T> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }
 
 impl<T: AsyncWrite + Unpin> AsyncWrite for StallGuard<T> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
         self.check(cx, poll)
     }
 
-    fn poll_write_vectored(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
         let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         self.check(cx, poll)
     }

@@ -46,10 +46,19 @@ impl StreamRequest {
             None => Duration::ZERO,
             Some(w) => match w.parse::<f64>() {
                 Ok(s) if (0.0..=MAX_WAIT_SECS).contains(&s) => Duration::from_secs_f64(s),
-                _ => return Err(ApiError::Invalid(format!("wait: must be a number of seconds from 0 to {MAX_WAIT_SECS}"))),
+                _ => {
+                    return Err(ApiError::Invalid(format!(
+                        "wait: must be a number of seconds from 0 to {MAX_WAIT_SECS}"
+                    )))
+                }
             },
         };
-        Ok(StreamRequest { position, poll, wait, query_token: query.get("token").cloned() })
+        Ok(StreamRequest {
+            position,
+            poll,
+            wait,
+            query_token: query.get("token").cloned(),
+        })
     }
 }
 
@@ -89,7 +98,10 @@ pub async fn open(state: &AppState, req: &StreamRequest, spec: &StreamSpec) -> A
         match state.conns.open(&spec.key, spec.user.as_deref(), limit) {
             Some(g) => Some(g),
             None => {
-                state.metrics.connections_refused.fetch_add(1, Ordering::Relaxed);
+                state
+                    .metrics
+                    .connections_refused
+                    .fetch_add(1, Ordering::Relaxed);
                 return Err(ApiError::TooManyConnections(format!(
                     "too many open connections for this user (limit {limit})"
                 )));
@@ -102,9 +114,15 @@ pub async fn open(state: &AppState, req: &StreamRequest, spec: &StreamSpec) -> A
     };
     let subscription = state.bus.subscribe(&spec.key, position).await?;
     if guard.is_some() {
-        state.metrics.connections_opened.fetch_add(1, Ordering::Relaxed);
+        state
+            .metrics
+            .connections_opened
+            .fetch_add(1, Ordering::Relaxed);
     }
-    Ok(Opened { subscription, guard })
+    Ok(Opened {
+        subscription,
+        guard,
+    })
 }
 
 /// Answers as SSE or in the polling form. `ended` is the end reason of a finite stream
@@ -170,10 +188,20 @@ pub struct PollBody {
 }
 
 fn polled(e: &Event) -> PolledEvent {
-    PolledEvent { id: e.id.to_string(), event: e.name().to_owned(), data: e.data.clone() }
+    PolledEvent {
+        id: e.id.to_string(),
+        event: e.name().to_owned(),
+        data: e.data.clone(),
+    }
 }
 
-async fn poll(state: &AppState, req: &StreamRequest, spec: &StreamSpec, mut sub: Subscription, ended: Option<&'static str>) -> PollBody {
+async fn poll(
+    state: &AppState,
+    req: &StreamRequest,
+    spec: &StreamSpec,
+    mut sub: Subscription,
+    ended: Option<&'static str>,
+) -> PollBody {
     let mut events: Vec<Event> = Vec::new();
     let mut last = sub.head;
     if let Some(reset) = sub.reset.take() {

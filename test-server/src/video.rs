@@ -63,18 +63,44 @@ pub fn spawn(state: AppState, job_id: String, plan: JobPlan) {
     });
 }
 
-async fn publish(state: &AppState, job_id: &str, event: &str, data: serde_json::Value) -> Result<(), ApiError> {
-    state.bus.publish(&stream_key(job_id), Some(event), data.to_string()).await?;
+async fn publish(
+    state: &AppState,
+    job_id: &str,
+    event: &str,
+    data: serde_json::Value,
+) -> Result<(), ApiError> {
+    state
+        .bus
+        .publish(&stream_key(job_id), Some(event), data.to_string())
+        .await?;
     Ok(())
 }
 
-async fn finish(state: &AppState, job_id: &str, status: &'static str, message: String, url: Option<String>, data: serde_json::Value) -> Result<(), ApiError> {
+async fn finish(
+    state: &AppState,
+    job_id: &str,
+    status: &'static str,
+    message: String,
+    url: Option<String>,
+    data: serde_json::Value,
+) -> Result<(), ApiError> {
     publish(state, job_id, status, data).await?;
     let id = job_id.to_owned();
     let err = (status != "completed").then(|| message.clone());
     state
         .db
-        .call(move |c| jobs::finish(c, &id, status, &message, url.as_deref(), err.as_deref(), &now_rfc3339(), now_unix()))
+        .call(move |c| {
+            jobs::finish(
+                c,
+                &id,
+                status,
+                &message,
+                url.as_deref(),
+                err.as_deref(),
+                &now_rfc3339(),
+                now_unix(),
+            )
+        })
         .await?;
     Ok(())
 }
@@ -88,14 +114,22 @@ async fn run(state: &AppState, job_id: &str, plan: &JobPlan) -> Result<(), ApiEr
         let index = i as i64 + 1;
         let step_started = now_rfc3339();
         let percent = (i as i64 * 100) / total;
-        publish(state, job_id, "progress", json!({
-            "type": "progress", "job_id": job_id, "status": "running", "step": name,
-            "step_index": index, "total_steps": total, "percent": percent, "message": doing,
-            "step_started_at": step_started, "timestamp": step_started,
-        }))
+        publish(
+            state,
+            job_id,
+            "progress",
+            json!({
+                "type": "progress", "job_id": job_id, "status": "running", "step": name,
+                "step_index": index, "total_steps": total, "percent": percent, "message": doing,
+                "step_started_at": step_started, "timestamp": step_started,
+            }),
+        )
         .await?;
         let (id, n, d) = (job_id.to_owned(), name.to_owned(), doing.to_owned());
-        state.db.call(move |c| jobs::progress(c, &id, &n, index, percent, &d, &now_rfc3339())).await?;
+        state
+            .db
+            .call(move |c| jobs::progress(c, &id, &n, index, percent, &d, &now_rfc3339()))
+            .await?;
 
         let step_end = Instant::now() + plan.step;
         tokio::select! {
@@ -116,19 +150,32 @@ async fn run(state: &AppState, job_id: &str, plan: &JobPlan) -> Result<(), ApiEr
             return finish(state, job_id, "error", message, None, data).await;
         }
         let percent = (index * 100) / total;
-        publish(state, job_id, "progress", json!({
-            "type": "progress", "job_id": job_id, "status": "running", "step": name,
-            "step_index": index, "total_steps": total, "percent": percent, "message": done,
-            "step_started_at": step_started, "step_duration_ms": plan.step.as_millis() as u64,
-            "timestamp": now_rfc3339(),
-        }))
+        publish(
+            state,
+            job_id,
+            "progress",
+            json!({
+                "type": "progress", "job_id": job_id, "status": "running", "step": name,
+                "step_index": index, "total_steps": total, "percent": percent, "message": done,
+                "step_started_at": step_started, "step_duration_ms": plan.step.as_millis() as u64,
+                "timestamp": now_rfc3339(),
+            }),
+        )
         .await?;
     }
     let url = format!("/videos/{job_id}.mp4");
     let data = json!({"type": "completed", "job_id": job_id, "status": "completed", "percent": 100,
         "message": "Video ready", "video_url": url, "duration_ms": started.elapsed().as_millis() as u64,
         "timestamp": now_rfc3339()});
-    finish(state, job_id, "completed", "Video ready".into(), Some(url), data).await
+    finish(
+        state,
+        job_id,
+        "completed",
+        "Video ready".into(),
+        Some(url),
+        data,
+    )
+    .await
 }
 
 /// Marks jobs left queued/running by a previous process as `error` and appends that event.

@@ -13,18 +13,34 @@ async fn team_answers_crud_and_seed_000_messages() {
     let s = start(&[]).await;
     let mut sse = s.sse("/api/team-answers/sse/", None, None).await;
     let hello = sse.next(T).await.unwrap();
-    assert_eq!(hello.id.as_deref(), Some("0"), "a fresh connection's greeting carries the head id");
+    assert_eq!(
+        hello.id.as_deref(),
+        Some("0"),
+        "a fresh connection's greeting carries the head id"
+    );
     let j = hello.json();
     assert_eq!(j["type"], "connected");
     assert_eq!(j["message"], "Connected to team answers real-time updates");
     assert!(j["timestamp"].as_str().unwrap().ends_with('Z'));
 
     let body = json!({"video_name": "video.mp4", "frame_index": 100, "url": "http://example.com/frame.jpg", "qa": "Q/A", "query_index": 1, "round": "prelims"});
-    let res = s.post("/api/team-answers/").json(&body).send().await.unwrap();
+    let res = s
+        .post("/api/team-answers/")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 201);
     let row: Value = res.json().await.unwrap();
     let id = row["id"].as_i64().unwrap();
-    for k in ["video_name", "frame_index", "url", "qa", "query_index", "round"] {
+    for k in [
+        "video_name",
+        "frame_index",
+        "url",
+        "qa",
+        "query_index",
+        "round",
+    ] {
         assert_eq!(row[k], body[k], "{k}");
     }
     let ev = sse.next_non_heartbeat(T).await.unwrap();
@@ -33,32 +49,75 @@ async fn team_answers_crud_and_seed_000_messages() {
     let m = ev.json();
     assert_eq!(m["type"], "create");
     assert_eq!(m["data"], row);
-    assert_eq!(m.as_object().unwrap().keys().collect::<Vec<_>>(), vec!["type", "data", "timestamp"]);
+    assert_eq!(
+        m.as_object().unwrap().keys().collect::<Vec<_>>(),
+        vec!["type", "data", "timestamp"]
+    );
 
-    let list: Vec<Value> = s.get("/api/team-answers/").send().await.unwrap().json().await.unwrap();
+    let list: Vec<Value> = s
+        .get("/api/team-answers/")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list, vec![row.clone()]);
 
-    let res = s.delete(&format!("/api/team-answers/{id}/")).send().await.unwrap();
+    let res = s
+        .delete(&format!("/api/team-answers/{id}/"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     let m = sse.next_non_heartbeat(T).await.unwrap().json();
     assert_eq!(m["type"], "delete");
     assert_eq!(m["data"], json!([id]));
 
-    assert_eq!(s.delete(&format!("/api/team-answers/{id}/")).send().await.unwrap().status(), 404);
-    assert_eq!(s.delete("/api/team-answers/abc/").send().await.unwrap().status(), 422);
+    assert_eq!(
+        s.delete(&format!("/api/team-answers/{id}/"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    assert_eq!(
+        s.delete("/api/team-answers/abc/")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        422
+    );
 
     for _ in 0..2 {
-        s.post("/api/team-answers/").json(&body).send().await.unwrap();
+        s.post("/api/team-answers/")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
     }
     let ids: Vec<i64> = (0..2).map(|_| 0).collect();
     assert_eq!(ids.len(), 2);
     let a = sse.next_non_heartbeat(T).await.unwrap().json()["data"]["id"].clone();
     let b = sse.next_non_heartbeat(T).await.unwrap().json()["data"]["id"].clone();
-    let res: Value = s.delete("/api/team-answers/delete-all/").send().await.unwrap().json().await.unwrap();
+    let res: Value = s
+        .delete("/api/team-answers/delete-all/")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(res["deleted"], json!([a, b]));
     let m = sse.next_non_heartbeat(T).await.unwrap();
     assert_eq!(m.json()["type"], "delete");
-    assert_eq!(m.json()["data"], json!([a, b]), "bulk delete carries the id array");
+    assert_eq!(
+        m.json()["data"],
+        json!([a, b]),
+        "bulk delete carries the id array"
+    );
     assert_eq!(m.id.as_deref(), Some("5"));
     s.stop().await;
 }
@@ -66,18 +125,38 @@ async fn team_answers_crud_and_seed_000_messages() {
 #[tokio::test]
 async fn bad_bodies_are_422_naming_the_field_and_413_over_the_limit() {
     let s = start(&["--max-body-bytes", "1024"]).await;
-    let r = s.post("/api/team-answers/").json(&json!({"video_name": "v", "url": "u"})).send().await.unwrap();
+    let r = s
+        .post("/api/team-answers/")
+        .json(&json!({"video_name": "v", "url": "u"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 422);
     let e: Value = r.json().await.unwrap();
     assert!(e["error"].as_str().unwrap().contains("frame_index"), "{e}");
-    let r = s.post("/api/team-answers/").json(&json!({"video_name": "v", "url": "u", "frame_index": "x"})).send().await.unwrap();
+    let r = s
+        .post("/api/team-answers/")
+        .json(&json!({"video_name": "v", "url": "u", "frame_index": "x"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 422);
     assert!(r.text().await.unwrap().contains("frame_index"));
-    let r = s.post("/api/team-answers/").body("{not json").send().await.unwrap();
+    let r = s
+        .post("/api/team-answers/")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 422);
     assert!(r.text().await.unwrap().starts_with("{\"error\":"));
     let big = json!({"video_name": "x".repeat(4096), "frame_index": 1, "url": "u"});
-    let r = s.post("/api/team-answers/").json(&big).send().await.unwrap();
+    let r = s
+        .post("/api/team-answers/")
+        .json(&big)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 413);
     let e: Value = r.json().await.unwrap();
     assert!(e["error"].as_str().unwrap().contains("1024"));
@@ -85,7 +164,14 @@ async fn bad_bodies_are_422_naming_the_field_and_413_over_the_limit() {
     assert_eq!(r.status(), 404);
     assert!(r.json::<Value>().await.unwrap()["error"].is_string());
     // nothing was stored by the failed requests
-    let list: Vec<Value> = s.get("/api/team-answers/").send().await.unwrap().json().await.unwrap();
+    let list: Vec<Value> = s
+        .get("/api/team-answers/")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(list.is_empty());
     s.stop().await;
 }
@@ -96,13 +182,28 @@ async fn notifications_seed_001_004_events_and_user_isolation() {
     let alice = s.token("alice", &[]).await;
     let bob = s.token("bob", &[]).await;
     // a notification before connecting, to see the snapshot count
-    let r = s.post("/api/notifications/trigger/").json(&json!({"user_id": "alice", "title": "t0", "message": "m0", "type": "info"})).send().await.unwrap();
+    let r = s
+        .post("/api/notifications/trigger/")
+        .json(&json!({"user_id": "alice", "title": "t0", "message": "m0", "type": "info"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 201);
 
-    let mut a = s.sse(&format!("/api/notifications/stream?token={alice}"), None, None).await;
+    let mut a = s
+        .sse(
+            &format!("/api/notifications/stream?token={alice}"),
+            None,
+            None,
+        )
+        .await;
     let mut b = s.sse("/api/notifications/stream", None, Some(&bob)).await;
     let c = a.next(T).await.unwrap();
-    assert_eq!((c.event.as_str(), c.id.as_deref()), ("connected", Some("2")), "fresh: the greeting carries the head id");
+    assert_eq!(
+        (c.event.as_str(), c.id.as_deref()),
+        ("connected", Some("2")),
+        "fresh: the greeting carries the head id"
+    );
     assert_eq!(c.json()["user_id"], "alice");
     let u = a.next(T).await.unwrap();
     assert_eq!((u.event.as_str(), u.id.clone()), ("unread_count", None));
@@ -115,45 +216,144 @@ async fn notifications_seed_001_004_events_and_user_isolation() {
     let nid = r["notification"]["id"].as_i64().unwrap();
     let n = a.next_non_heartbeat(T).await.unwrap();
     assert_eq!(n.event, "new_notification");
-    assert_eq!(n.id.as_deref(), Some("3"), "ids 1-2 came from the first trigger");
+    assert_eq!(
+        n.id.as_deref(),
+        Some("3"),
+        "ids 1-2 came from the first trigger"
+    );
     let nj = n.json();
-    assert_eq!((nj["title"].as_str(), nj["message"].as_str(), nj["type"].as_str(), nj["read"].as_bool()), (Some("Test SSE"), Some("Real-time works!"), Some("info"), Some(false)));
+    assert_eq!(
+        (
+            nj["title"].as_str(),
+            nj["message"].as_str(),
+            nj["type"].as_str(),
+            nj["read"].as_bool()
+        ),
+        (
+            Some("Test SSE"),
+            Some("Real-time works!"),
+            Some("info"),
+            Some(false)
+        )
+    );
     let u = a.next_non_heartbeat(T).await.unwrap();
-    assert_eq!((u.event.as_str(), u.json()), ("unread_count", json!({"count": 2})));
+    assert_eq!(
+        (u.event.as_str(), u.json()),
+        ("unread_count", json!({"count": 2}))
+    );
 
-    let r = s.post("/api/notifications/trigger/").json(&json!({"user_id": 1, "title": "numeric", "message": "m", "type": "info"})).send().await.unwrap();
+    let r = s
+        .post("/api/notifications/trigger/")
+        .json(&json!({"user_id": 1, "title": "numeric", "message": "m", "type": "info"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 201);
-    assert!(b.next_non_heartbeat(Duration::from_millis(300)).await.is_none(), "bob sees nothing of alice or user 1");
+    assert!(
+        b.next_non_heartbeat(Duration::from_millis(300))
+            .await
+            .is_none(),
+        "bob sees nothing of alice or user 1"
+    );
 
     // list is per user
-    let list: Value = s.get("/api/notifications/").bearer_auth(&alice).send().await.unwrap().json().await.unwrap();
+    let list: Value = s
+        .get("/api/notifications/")
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list["notifications"].as_array().unwrap().len(), 2);
     assert_eq!(list["unread_count"], 2);
-    let list: Value = s.get("/api/notifications/").bearer_auth(&bob).send().await.unwrap().json().await.unwrap();
+    let list: Value = s
+        .get("/api/notifications/")
+        .bearer_auth(&bob)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list["notifications"].as_array().unwrap().len(), 0);
 
     // bob cannot touch alice's notification
-    assert_eq!(s.post(&format!("/api/notifications/{nid}/read/")).bearer_auth(&bob).send().await.unwrap().status(), 404);
-    assert_eq!(s.delete(&format!("/api/notifications/{nid}/")).bearer_auth(&bob).send().await.unwrap().status(), 404);
+    assert_eq!(
+        s.post(&format!("/api/notifications/{nid}/read/"))
+            .bearer_auth(&bob)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    assert_eq!(
+        s.delete(&format!("/api/notifications/{nid}/"))
+            .bearer_auth(&bob)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
 
-    let r = s.post(&format!("/api/notifications/{nid}/read/")).bearer_auth(&alice).send().await.unwrap();
+    let r = s
+        .post(&format!("/api/notifications/{nid}/read/"))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let u = a.next_non_heartbeat(T).await.unwrap();
-    assert_eq!((u.event.as_str(), u.json()), ("unread_count", json!({"count": 1})));
+    assert_eq!(
+        (u.event.as_str(), u.json()),
+        ("unread_count", json!({"count": 1}))
+    );
 
-    let r = s.post("/api/notifications/read-all/").bearer_auth(&alice).send().await.unwrap();
+    let r = s
+        .post("/api/notifications/read-all/")
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(a.next_non_heartbeat(T).await.unwrap().json(), json!({"count": 0}));
+    assert_eq!(
+        a.next_non_heartbeat(T).await.unwrap().json(),
+        json!({"count": 0})
+    );
 
-    let r = s.delete(&format!("/api/notifications/{nid}/")).bearer_auth(&alice).send().await.unwrap();
+    let r = s
+        .delete(&format!("/api/notifications/{nid}/"))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let d = a.next_non_heartbeat(T).await.unwrap();
-    assert_eq!((d.event.as_str(), d.json()), ("notification_deleted", json!({"id": nid})));
+    assert_eq!(
+        (d.event.as_str(), d.json()),
+        ("notification_deleted", json!({"id": nid}))
+    );
     assert_eq!(a.next_non_heartbeat(T).await.unwrap().event, "unread_count");
-    assert_eq!(s.delete(&format!("/api/notifications/{nid}/")).bearer_auth(&alice).send().await.unwrap().status(), 404);
+    assert_eq!(
+        s.delete(&format!("/api/notifications/{nid}/"))
+            .bearer_auth(&alice)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
 
     // cookie token works too
-    let r = s.get("/api/notifications/").header("cookie", format!("tidings_token={bob}")).send().await.unwrap();
+    let r = s
+        .get("/api/notifications/")
+        .header("cookie", format!("tidings_token={bob}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     s.stop().await;
 }
@@ -161,28 +361,91 @@ async fn notifications_seed_001_004_events_and_user_isolation() {
 #[tokio::test]
 async fn auth_errors_401_403_429() {
     let s = start(&["--max-connections-per-user", "2"]).await;
-    assert_eq!(s.get("/api/notifications/stream").send().await.unwrap().status(), 401);
-    let r = s.get("/api/notifications/stream?token=garbage").send().await.unwrap();
+    assert_eq!(
+        s.get("/api/notifications/stream")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    let r = s
+        .get("/api/notifications/stream?token=garbage")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     assert!(r.json::<Value>().await.unwrap()["error"].is_string());
     // expired / wrong secret
     let other = tidings_server::auth::Auth::new("not-the-secret");
     let far = tidings_server::time::now_unix() as u64 + 600;
-    let foreign = other.sign(&tidings_server::auth::Claims { sub: "alice".into(), channels: vec![], exp: far }).unwrap();
-    assert_eq!(s.get("/api/notifications/").bearer_auth(&foreign).send().await.unwrap().status(), 401);
-    let expired = s.state.auth.sign(&tidings_server::auth::Claims { sub: "alice".into(), channels: vec![], exp: 1000 }).unwrap();
-    let r = s.get("/api/notifications/").bearer_auth(&expired).send().await.unwrap();
+    let foreign = other
+        .sign(&tidings_server::auth::Claims {
+            sub: "alice".into(),
+            channels: vec![],
+            exp: far,
+        })
+        .unwrap();
+    assert_eq!(
+        s.get("/api/notifications/")
+            .bearer_auth(&foreign)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    let expired = s
+        .state
+        .auth
+        .sign(&tidings_server::auth::Claims {
+            sub: "alice".into(),
+            channels: vec![],
+            exp: 1000,
+        })
+        .unwrap();
+    let r = s
+        .get("/api/notifications/")
+        .bearer_auth(&expired)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     assert_eq!(r.json::<Value>().await.unwrap()["error"], "token expired");
 
     let t = s.token("carol", &["project.1"]).await;
-    assert_eq!(s.get("/api/v1/events/project.2").bearer_auth(&t).send().await.unwrap().status(), 403);
-    assert_eq!(s.get("/api/v1/events/project.2").send().await.unwrap().status(), 401);
+    assert_eq!(
+        s.get("/api/v1/events/project.2")
+            .bearer_auth(&t)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    assert_eq!(
+        s.get("/api/v1/events/project.2")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
     let _a = s.sse("/api/v1/events/project.1", None, Some(&t)).await;
-    let _b = s.sse(&format!("/api/notifications/stream?token={t}"), None, None).await;
-    let r = s.get("/api/v1/events/project.1").bearer_auth(&t).send().await.unwrap();
+    let _b = s
+        .sse(&format!("/api/notifications/stream?token={t}"), None, None)
+        .await;
+    let r = s
+        .get("/api/v1/events/project.1")
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 429);
-    assert!(r.json::<Value>().await.unwrap()["error"].as_str().unwrap().contains("limit 2"));
+    assert!(r.json::<Value>().await.unwrap()["error"]
+        .as_str()
+        .unwrap()
+        .contains("limit 2"));
     let st = s.stats().await;
     assert_eq!(st["connections"]["by_user"]["carol"], 2);
     assert_eq!(st["connections"]["total"], 2);
@@ -205,43 +468,118 @@ async fn channels_seed_003_wsmessage_test_channel_and_publish_auth() {
     let s = start(&[]).await;
     let mut test = s.sse("/api/v1/events/test", None, None).await;
     let g = test.next(T).await.unwrap();
-    assert_eq!((g.event.as_str(), g.id.as_deref(), g.data.as_str()), ("message", Some("0"), r#"{"type":"test","message":"SSE endpoint working"}"#));
+    assert_eq!(
+        (g.event.as_str(), g.id.as_deref(), g.data.as_str()),
+        (
+            "message",
+            Some("0"),
+            r#"{"type":"test","message":"SSE endpoint working"}"#
+        )
+    );
 
     let t = s.token("dave", &["project.*", "test"]).await;
     let mut p = s.sse("/api/v1/events/project.42", None, Some(&t)).await;
     let hello = p.next(T).await.unwrap();
-    assert_eq!((hello.event.as_str(), hello.id.as_deref()), ("connected", Some("0")), "named greeting with the head id");
+    assert_eq!(
+        (hello.event.as_str(), hello.id.as_deref()),
+        ("connected", Some("0")),
+        "named greeting with the head id"
+    );
     let msg = json!({"type": "render_progress", "object": {"progress": 40}});
-    let r = s.post("/api/v1/events/project.42").bearer_auth(&t).json(&msg).send().await.unwrap();
+    let r = s
+        .post("/api/v1/events/project.42")
+        .bearer_auth(&t)
+        .json(&msg)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<Value>().await.unwrap()["id"], "1");
     let e = p.next_non_heartbeat(T).await.unwrap();
     assert_eq!((e.event.as_str(), e.id.as_deref()), ("message", Some("1")));
-    assert_eq!(e.data, r#"{"type":"render_progress","object":{"progress":40}}"#);
+    assert_eq!(
+        e.data,
+        r#"{"type":"render_progress","object":{"progress":40}}"#
+    );
     // unknown types and string objects pass through untouched
     let odd = json!({"type": "brand_new_kind", "object": "just a string"});
-    s.post("/api/v1/events/project.42").bearer_auth(&t).json(&odd).send().await.unwrap();
+    s.post("/api/v1/events/project.42")
+        .bearer_auth(&t)
+        .json(&odd)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(p.next_non_heartbeat(T).await.unwrap().json(), odd);
     // publishing to test is allowed by the claim, and the test channel stream sees it
-    s.post("/api/v1/events/test").bearer_auth(&t).json(&msg).send().await.unwrap();
+    s.post("/api/v1/events/test")
+        .bearer_auth(&t)
+        .json(&msg)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(test.next_non_heartbeat(T).await.unwrap().json(), msg);
 
     let nobody = s.token("erin", &["file.*"]).await;
-    assert_eq!(s.post("/api/v1/events/project.42").bearer_auth(&nobody).json(&msg).send().await.unwrap().status(), 403);
-    assert_eq!(s.post("/api/v1/events/project.42").json(&msg).send().await.unwrap().status(), 401);
-    let r = s.post("/api/v1/events/project.42").bearer_auth(&t).json(&json!({"object": {}})).send().await.unwrap();
+    assert_eq!(
+        s.post("/api/v1/events/project.42")
+            .bearer_auth(&nobody)
+            .json(&msg)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    assert_eq!(
+        s.post("/api/v1/events/project.42")
+            .json(&msg)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    let r = s
+        .post("/api/v1/events/project.42")
+        .bearer_auth(&t)
+        .json(&json!({"object": {}}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 422);
     assert!(r.text().await.unwrap().contains("type"));
-    let r = s.post("/api/v1/events/project.42").bearer_auth(&t).json(&json!({"type": "x", "object": 5})).send().await.unwrap();
+    let r = s
+        .post("/api/v1/events/project.42")
+        .bearer_auth(&t)
+        .json(&json!({"type": "x", "object": 5}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 422);
     // control characters in a channel name are refused
-    assert_eq!(s.get("/api/v1/events/bad%01name").bearer_auth(&t).send().await.unwrap().status(), 422);
-    assert_eq!(s.get("/api/v1/events/a%0Ab").send().await.unwrap().status(), 422);
+    assert_eq!(
+        s.get("/api/v1/events/bad%01name")
+            .bearer_auth(&t)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        422
+    );
+    assert_eq!(
+        s.get("/api/v1/events/a%0Ab").send().await.unwrap().status(),
+        422
+    );
     s.stop().await;
 }
 
 async fn create_video(s: &common::TestServer, body: Value) -> String {
-    let r = s.post("/api/chat/create-video").json(&body).send().await.unwrap();
+    let r = s
+        .post("/api/chat/create-video")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 202);
     let j: Value = r.json().await.unwrap();
     let id = j["job_id"].as_str().unwrap().to_owned();
@@ -254,72 +592,208 @@ async fn create_video(s: &common::TestServer, body: Value) -> String {
 async fn video_progress_seed_002_completes_and_ends() {
     let s = start(&["--video-step-ms", "30"]).await;
     let id = create_video(&s, json!({"prompt": "a cat video", "steps": 3})).await;
-    let mut v = s.sse(&format!("/api/video-progress/{id}"), None, None).await;
+    let mut v = s
+        .sse(&format!("/api/video-progress/{id}"), None, None)
+        .await;
     let events = v.drain(T).await;
     assert!(v.closed, "finite stream closes");
-    let names: Vec<&str> = events.iter().map(|e| e.event.as_str()).filter(|n| *n != "heartbeat").collect();
-    assert_eq!(names, vec!["progress", "progress", "progress", "progress", "progress", "progress", "completed", "end"]);
-    let ids: Vec<u64> = events.iter().filter(|e| e.id.is_some()).map(|e| e.id_num()).collect();
+    let names: Vec<&str> = events
+        .iter()
+        .map(|e| e.event.as_str())
+        .filter(|n| *n != "heartbeat")
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            "progress",
+            "progress",
+            "progress",
+            "progress",
+            "progress",
+            "progress",
+            "completed",
+            "end"
+        ]
+    );
+    let ids: Vec<u64> = events
+        .iter()
+        .filter(|e| e.id.is_some())
+        .map(|e| e.id_num())
+        .collect();
     assert_eq!(ids, (1..=7).collect::<Vec<_>>());
     let first = events[0].json();
-    assert_eq!((first["step"].as_str(), first["step_index"].as_i64(), first["total_steps"].as_i64()), (Some("script"), Some(1), Some(3)));
-    for k in ["percent", "message", "step_started_at", "timestamp", "job_id"] {
+    assert_eq!(
+        (
+            first["step"].as_str(),
+            first["step_index"].as_i64(),
+            first["total_steps"].as_i64()
+        ),
+        (Some("script"), Some(1), Some(3))
+    );
+    for k in [
+        "percent",
+        "message",
+        "step_started_at",
+        "timestamp",
+        "job_id",
+    ] {
         assert!(!first[k].is_null(), "{k}");
     }
-    let done = events.iter().find(|e| e.event == "completed").unwrap().json();
+    let done = events
+        .iter()
+        .find(|e| e.event == "completed")
+        .unwrap()
+        .json();
     assert_eq!(done["video_url"], format!("/videos/{id}.mp4"));
     assert_eq!(done["percent"], 100);
     let end = events.last().unwrap();
-    assert_eq!((end.id.clone(), end.json()), (None, json!({"reason": "completed"})));
+    assert_eq!(
+        (end.id.clone(), end.json()),
+        (None, json!({"reason": "completed"}))
+    );
 
-    let st: Value = s.get(&format!("/api/video-progress/{id}/status")).send().await.unwrap().json().await.unwrap();
-    assert_eq!((st["status"].as_str(), st["percent"].as_i64()), (Some("completed"), Some(100)));
+    let st: Value = s
+        .get(&format!("/api/video-progress/{id}/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (st["status"].as_str(), st["percent"].as_i64()),
+        (Some("completed"), Some(100))
+    );
 
     // reconnecting to an ended stream replays after the id, sends end again and closes
-    let mut again = s.sse(&format!("/api/video-progress/{id}"), Some("5"), None).await;
+    let mut again = s
+        .sse(&format!("/api/video-progress/{id}"), Some("5"), None)
+        .await;
     let rest = again.drain(T).await;
-    assert_eq!(rest.iter().map(|e| e.event.as_str()).collect::<Vec<_>>(), vec!["progress", "completed", "end"]);
-    let mut after = s.sse(&format!("/api/video-progress/{id}"), Some("7"), None).await;
-    assert_eq!(after.drain(T).await.iter().map(|e| e.event.as_str()).collect::<Vec<_>>(), vec!["end"]);
+    assert_eq!(
+        rest.iter().map(|e| e.event.as_str()).collect::<Vec<_>>(),
+        vec!["progress", "completed", "end"]
+    );
+    let mut after = s
+        .sse(&format!("/api/video-progress/{id}"), Some("7"), None)
+        .await;
+    assert_eq!(
+        after
+            .drain(T)
+            .await
+            .iter()
+            .map(|e| e.event.as_str())
+            .collect::<Vec<_>>(),
+        vec!["end"]
+    );
     // polling form says end
-    let p = s.poll(&format!("/api/video-progress/{id}?poll=1&lastEventId=6"), None).await;
+    let p = s
+        .poll(
+            &format!("/api/video-progress/{id}?poll=1&lastEventId=6"),
+            None,
+        )
+        .await;
     assert_eq!(p["end"], true);
     assert_eq!(p["events"][0]["event"], "completed");
     assert_eq!(p["last_event_id"], "7");
 
     // cleanup removes finished jobs (older_than_secs 0 = all finished)
-    let r: Value = s.post("/api/video-progress/cleanup").json(&json!({"older_than_secs": 0})).send().await.unwrap().json().await.unwrap();
+    let r: Value = s
+        .post("/api/video-progress/cleanup")
+        .json(&json!({"older_than_secs": 0}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(r["removed"], 1);
-    assert_eq!(s.get(&format!("/api/video-progress/{id}/status")).send().await.unwrap().status(), 404);
-    assert_eq!(s.get(&format!("/api/video-progress/{id}")).send().await.unwrap().status(), 404);
+    assert_eq!(
+        s.get(&format!("/api/video-progress/{id}/status"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    assert_eq!(
+        s.get(&format!("/api/video-progress/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
     s.stop().await;
 }
 
 #[tokio::test]
 async fn video_error_timeout_and_bad_input() {
     let s = start(&["--video-timeout-secs", "0.25"]).await;
-    let id = create_video(&s, json!({"prompt": "p", "steps": 4, "step_ms": 10, "fail_at_step": 2})).await;
-    let mut v = s.sse(&format!("/api/video-progress/{id}"), None, None).await;
+    let id = create_video(
+        &s,
+        json!({"prompt": "p", "steps": 4, "step_ms": 10, "fail_at_step": 2}),
+    )
+    .await;
+    let mut v = s
+        .sse(&format!("/api/video-progress/{id}"), None, None)
+        .await;
     let ev = v.drain(T).await;
     let err = ev.iter().find(|e| e.event == "error").unwrap().json();
-    assert_eq!((err["step"].as_str(), err["step_index"].as_i64()), (Some("voiceover"), Some(2)));
+    assert_eq!(
+        (err["step"].as_str(), err["step_index"].as_i64()),
+        (Some("voiceover"), Some(2))
+    );
     assert!(err["message"].as_str().unwrap().contains("failed"));
     assert_eq!(ev.last().unwrap().json(), json!({"reason": "error"}));
 
     let id = create_video(&s, json!({"prompt": "slow", "steps": 5, "step_ms": 100})).await;
-    let mut v = s.sse(&format!("/api/video-progress/{id}"), None, None).await;
+    let mut v = s
+        .sse(&format!("/api/video-progress/{id}"), None, None)
+        .await;
     let ev = v.drain(T).await;
     assert!(ev.iter().any(|e| e.event == "timeout"), "{ev:?}");
     assert_eq!(ev.last().unwrap().json(), json!({"reason": "timeout"}));
-    let st: Value = s.get(&format!("/api/video-progress/{id}/status")).send().await.unwrap().json().await.unwrap();
+    let st: Value = s
+        .get(&format!("/api/video-progress/{id}/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(st["status"], "timeout");
 
-    for bad in [json!({}), json!({"prompt": ""}), json!({"prompt": "x", "steps": 0}), json!({"prompt": "x", "steps": 2, "fail_at_step": 3})] {
-        let r = s.post("/api/chat/create-video").json(&bad).send().await.unwrap();
+    for bad in [
+        json!({}),
+        json!({"prompt": ""}),
+        json!({"prompt": "x", "steps": 0}),
+        json!({"prompt": "x", "steps": 2, "fail_at_step": 3}),
+    ] {
+        let r = s
+            .post("/api/chat/create-video")
+            .json(&bad)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 422, "{bad}");
     }
-    assert_eq!(s.get("/api/video-progress/0000/status").send().await.unwrap().status(), 404);
-    assert_eq!(s.get("/api/video-progress/no%01pe/status").send().await.unwrap().status(), 422);
+    assert_eq!(
+        s.get("/api/video-progress/0000/status")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    assert_eq!(
+        s.get("/api/video-progress/no%01pe/status")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        422
+    );
     s.stop().await;
 }
 
@@ -330,7 +804,14 @@ async fn stats_metrics_cors_and_dev_token_cookie() {
     let st = s.stats().await;
     assert_eq!(st["connections"]["total"], 1);
     assert_eq!(st["connections"]["by_stream"]["team-answers"], 1);
-    let m = s.get("/metrics").send().await.unwrap().text().await.unwrap();
+    let m = s
+        .get("/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(m.contains("tidings_open_connections 1"), "{m}");
     assert!(m.contains("tidings_open_connections_by_kind{kind=\"team-answers\"} 1"));
     assert!(m.contains("tidings_events_published_total 0"));
@@ -341,38 +822,88 @@ async fn stats_metrics_cors_and_dev_token_cookie() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.headers()["access-control-allow-origin"], "http://localhost:5173");
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "http://localhost:5173"
+    );
     assert_eq!(r.headers()["access-control-allow-credentials"], "true");
-    let r = s.get("/api/team-answers/").header("origin", "http://evil.example").send().await.unwrap();
+    let r = s
+        .get("/api/team-answers/")
+        .header("origin", "http://evil.example")
+        .send()
+        .await
+        .unwrap();
     assert!(r.headers().get("access-control-allow-origin").is_none());
     let pre = common::client()
-        .request(reqwest::Method::OPTIONS, format!("{}/api/notifications/stream", s.url))
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{}/api/notifications/stream", s.url),
+        )
         .header("origin", "http://127.0.0.1:3000")
         .header("access-control-request-method", "GET")
-        .header("access-control-request-headers", "authorization,last-event-id")
+        .header(
+            "access-control-request-headers",
+            "authorization,last-event-id",
+        )
         .send()
         .await
         .unwrap();
     assert!(pre.status().is_success());
-    let allowed = pre.headers()["access-control-allow-headers"].to_str().unwrap().to_lowercase();
-    assert!(allowed.contains("authorization") && allowed.contains("last-event-id"), "{allowed}");
+    let allowed = pre.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_lowercase();
+    assert!(
+        allowed.contains("authorization") && allowed.contains("last-event-id"),
+        "{allowed}"
+    );
 
-    let r = s.post("/api/auth/dev-token").json(&json!({"user_id": "zoe"})).send().await.unwrap();
+    let r = s
+        .post("/api/auth/dev-token")
+        .json(&json!({"user_id": "zoe"}))
+        .send()
+        .await
+        .unwrap();
     let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
-    assert!(cookie.starts_with("tidings_token=") && cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"));
-    assert_eq!(s.post("/api/auth/dev-token").json(&json!({"channels": []})).send().await.unwrap().status(), 422);
+    assert!(
+        cookie.starts_with("tidings_token=")
+            && cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Lax")
+    );
+    assert_eq!(
+        s.post("/api/auth/dev-token")
+            .json(&json!({"channels": []}))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        422
+    );
     s.stop().await;
 }
 
 #[tokio::test]
 async fn non_dev_mode_has_no_dev_token_and_trigger_needs_a_token() {
-    let s = start(&["--jwt-secret", "s3cret", "--cors-origin", "https://app.example"]).await;
+    let s = start(&[
+        "--jwt-secret",
+        "s3cret",
+        "--cors-origin",
+        "https://app.example",
+    ])
+    .await;
     // start() passes --dev; build a real non-dev server instead
     s.stop().await;
     let tmp = tempfile::tempdir().unwrap();
     let config = <tidings_server::Config as clap::Parser>::try_parse_from([
-        "tidings-server", "--addr", "127.0.0.1:0", "--jwt-secret", "s3cret", "--cors-origin", "https://app.example",
-        "--data-dir", tmp.path().to_str().unwrap(),
+        "tidings-server",
+        "--addr",
+        "127.0.0.1:0",
+        "--jwt-secret",
+        "s3cret",
+        "--cors-origin",
+        "https://app.example",
+        "--data-dir",
+        tmp.path().to_str().unwrap(),
     ])
     .unwrap();
     let server = tidings_server::Server::bind(config).await.unwrap();
@@ -381,15 +912,59 @@ async fn non_dev_mode_has_no_dev_token_and_trigger_needs_a_token() {
     let auth = server.state().auth.clone();
     let h = tokio::spawn(server.run());
     let c = common::client();
-    assert_eq!(c.post(format!("{url}/api/auth/dev-token")).json(&json!({"user_id": "x"})).send().await.unwrap().status(), 404);
+    assert_eq!(
+        c.post(format!("{url}/api/auth/dev-token"))
+            .json(&json!({"user_id": "x"}))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
     let body = json!({"user_id": "x", "title": "t", "message": "m", "type": "info"});
-    assert_eq!(c.post(format!("{url}/api/notifications/trigger/")).json(&body).send().await.unwrap().status(), 401);
+    assert_eq!(
+        c.post(format!("{url}/api/notifications/trigger/"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
     let far = tidings_server::time::now_unix() as u64 + 600;
-    let t = auth.sign(&tidings_server::auth::Claims { sub: "admin".into(), channels: vec![], exp: far }).unwrap();
-    assert_eq!(c.post(format!("{url}/api/notifications/trigger/")).bearer_auth(&t).json(&body).send().await.unwrap().status(), 201);
-    let r = c.get(format!("{url}/api/stats")).header("origin", "https://app.example").send().await.unwrap();
-    assert_eq!(r.headers()["access-control-allow-origin"], "https://app.example");
-    let r = c.get(format!("{url}/api/stats")).header("origin", "http://localhost:3000").send().await.unwrap();
+    let t = auth
+        .sign(&tidings_server::auth::Claims {
+            sub: "admin".into(),
+            channels: vec![],
+            exp: far,
+        })
+        .unwrap();
+    assert_eq!(
+        c.post(format!("{url}/api/notifications/trigger/"))
+            .bearer_auth(&t)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+    let r = c
+        .get(format!("{url}/api/stats"))
+        .header("origin", "https://app.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+    let r = c
+        .get(format!("{url}/api/stats"))
+        .header("origin", "http://localhost:3000")
+        .send()
+        .await
+        .unwrap();
     assert!(r.headers().get("access-control-allow-origin").is_none());
     token.cancel();
     h.await.unwrap().unwrap();
@@ -408,16 +983,28 @@ async fn static_dir_serves_with_no_cache_and_mime_types() {
     assert_eq!(r.headers()["cache-control"], "no-cache");
     assert_eq!(r.text().await.unwrap(), "<h1>demo</h1>");
     let r = s.get("/pkg/tidings.js").send().await.unwrap();
-    assert_eq!(r.headers()["content-type"], "text/javascript; charset=utf-8");
+    assert_eq!(
+        r.headers()["content-type"],
+        "text/javascript; charset=utf-8"
+    );
     let r = s.get("/pkg/tidings_bg.wasm").send().await.unwrap();
     assert_eq!(r.headers()["content-type"], "application/wasm");
     // API routes still win over the fallback; unknown API paths and wrong methods are JSON errors
-    assert_eq!(s.get("/api/team-answers/").send().await.unwrap().status(), 200);
+    assert_eq!(
+        s.get("/api/team-answers/").send().await.unwrap().status(),
+        200
+    );
     let r = s.get("/api/nope").send().await.unwrap();
     assert_eq!(r.status(), 404);
-    assert!(r.json::<Value>().await.unwrap()["error"].as_str().unwrap().contains("/api/nope"));
+    assert!(r.json::<Value>().await.unwrap()["error"]
+        .as_str()
+        .unwrap()
+        .contains("/api/nope"));
     let r = s.post("/api/stats").send().await.unwrap();
     assert_eq!(r.status(), 405);
-    assert_eq!(r.json::<Value>().await.unwrap()["error"], "method not allowed");
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"],
+        "method not allowed"
+    );
     s.stop().await;
 }

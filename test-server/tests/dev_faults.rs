@@ -10,12 +10,23 @@ use common::{start, TestServer, T};
 use serde_json::{json, Value};
 
 async fn publish(s: &TestServer, token: &str, n: u64) {
-    let r = s.post("/api/v1/events/test").bearer_auth(token).json(&json!({"type": "task", "object": {"n": n}})).send().await.unwrap();
+    let r = s
+        .post("/api/v1/events/test")
+        .bearer_auth(token)
+        .json(&json!({"type": "task", "object": {"n": n}}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
 }
 
 async fn hook(s: &TestServer, name: &str, body: Value) -> (u16, Value) {
-    let r = s.post(&format!("/api/dev/{name}")).json(&body).send().await.unwrap();
+    let r = s
+        .post(&format!("/api/dev/{name}"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     let status = r.status().as_u16();
     (status, r.json().await.unwrap_or(Value::Null))
 }
@@ -27,7 +38,10 @@ async fn drop_closes_only_that_stream_and_resume_replays() {
     let mut a = s.sse("/api/v1/events/test", None, None).await;
     let mut b = s.sse("/api/v1/events/test", None, None).await;
     let mut other = s.sse("/api/team-answers/sse/", None, None).await;
-    assert_eq!(a.next(T).await.unwrap().data, r#"{"type":"test","message":"SSE endpoint working"}"#);
+    assert_eq!(
+        a.next(T).await.unwrap().data,
+        r#"{"type":"test","message":"SSE endpoint working"}"#
+    );
     b.next(T).await.unwrap();
     other.next(T).await.unwrap();
     publish(&s, &token, 1).await;
@@ -39,16 +53,26 @@ async fn drop_closes_only_that_stream_and_resume_replays() {
     let t0 = Instant::now();
     assert!(a.next(T).await.is_none() && a.closed, "dropped stream ends");
     assert!(b.next(T).await.is_none() && b.closed);
-    assert!(t0.elapsed() < Duration::from_secs(2), "dropped at once: {:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_secs(2),
+        "dropped at once: {:?}",
+        t0.elapsed()
+    );
     // Another stream is untouched.
     assert!(other.next(Duration::from_millis(300)).await.is_none());
     assert!(!other.closed);
 
     // What was published meanwhile comes back on resume.
     publish(&s, &token, 2).await;
-    let mut again = s.sse("/api/v1/events/test", first.id.as_deref(), None).await;
+    let mut again = s
+        .sse("/api/v1/events/test", first.id.as_deref(), None)
+        .await;
     let ev = again.next_non_heartbeat(T).await.unwrap();
-    let ev = if ev.id.is_none() { again.next_non_heartbeat(T).await.unwrap() } else { ev };
+    let ev = if ev.id.is_none() {
+        again.next_non_heartbeat(T).await.unwrap()
+    } else {
+        ev
+    };
     assert_eq!(ev.json()["object"]["n"], 2);
     assert_eq!(ev.id_num(), first.id_num() + 1);
     s.stop().await;
@@ -57,7 +81,12 @@ async fn drop_closes_only_that_stream_and_resume_replays() {
 #[tokio::test]
 async fn fail_answers_the_next_n_sse_requests_then_streams() {
     let s = start(&[]).await;
-    let (status, _) = hook(&s, "fail", json!({"stream": "team-answers", "status": 503, "count": 2})).await;
+    let (status, _) = hook(
+        &s,
+        "fail",
+        json!({"stream": "team-answers", "status": 503, "count": 2}),
+    )
+    .await;
     assert_eq!(status, 200);
     // Polling is not affected.
     let p = s.poll("/api/team-answers/sse/?poll=1", None).await;
@@ -75,9 +104,25 @@ async fn fail_answers_the_next_n_sse_requests_then_streams() {
     let r = s.get("/api/team-answers/sse/").send().await.unwrap();
     assert_eq!(r.status(), 204);
     assert!(r.bytes().await.unwrap().is_empty());
-    hook(&s, "fail", json!({"stream": "channel/test", "status": 401, "count": 1})).await;
-    assert_eq!(s.get("/api/v1/events/test").send().await.unwrap().status(), 401);
-    assert_eq!(s.get("/api/team-answers/sse/").send().await.unwrap().status(), 200, "other streams unaffected");
+    hook(
+        &s,
+        "fail",
+        json!({"stream": "channel/test", "status": 401, "count": 1}),
+    )
+    .await;
+    assert_eq!(
+        s.get("/api/v1/events/test").send().await.unwrap().status(),
+        401
+    );
+    assert_eq!(
+        s.get("/api/team-answers/sse/")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200,
+        "other streams unaffected"
+    );
     s.stop().await;
 }
 
@@ -100,12 +145,22 @@ async fn stall_holds_everything_back_without_closing() {
     // Then the held-back event arrives on the same connection.
     let ev = sse.next_non_heartbeat(T).await.unwrap();
     assert_eq!(ev.json()["object"]["n"], 7);
-    assert!(t0.elapsed() >= Duration::from_millis(950), "{:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() >= Duration::from_millis(950),
+        "{:?}",
+        t0.elapsed()
+    );
     // secs 0 ends a stall at once.
     hook(&s, "stall", json!({"stream": "channel/test", "secs": 30})).await;
     hook(&s, "stall", json!({"stream": "channel/test", "secs": 0})).await;
     publish(&s, &token, 8).await;
-    assert_eq!(sse.next_non_heartbeat(Duration::from_secs(2)).await.unwrap().json()["object"]["n"], 8);
+    assert_eq!(
+        sse.next_non_heartbeat(Duration::from_secs(2))
+            .await
+            .unwrap()
+            .json()["object"]["n"],
+        8
+    );
     s.stop().await;
 }
 
@@ -114,7 +169,10 @@ async fn bad_hook_bodies_are_422_and_hooks_need_dev() {
     let s = start(&[]).await;
     for (name, body) in [
         ("fail", json!({"stream": "team-answers", "status": 200})),
-        ("fail", json!({"stream": "team-answers", "status": 503, "count": 0})),
+        (
+            "fail",
+            json!({"stream": "team-answers", "status": 503, "count": 0}),
+        ),
         ("fail", json!({"stream": "", "status": 503})),
         ("stall", json!({"stream": "team-answers", "secs": -1})),
         ("stall", json!({"stream": "team-answers", "secs": 601})),
@@ -142,7 +200,12 @@ async fn bad_hook_bodies_are_422_and_hooks_need_dev() {
     let url = format!("http://{}", server.local_addr().unwrap());
     let shutdown = server.shutdown_token();
     let handle = tokio::spawn(server.run());
-    let r = common::client().post(format!("{url}/api/dev/drop")).json(&json!({"stream": "team-answers"})).send().await.unwrap();
+    let r = common::client()
+        .post(format!("{url}/api/dev/drop"))
+        .json(&json!({"stream": "team-answers"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
     shutdown.cancel();
     handle.await.unwrap().unwrap();

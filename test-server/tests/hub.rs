@@ -14,7 +14,9 @@ use tokio::net::TcpStream;
 const WAIT: Duration = Duration::from_secs(10);
 
 async fn connect(s: &TestServer) -> TcpStream {
-    TcpStream::connect(s.url.trim_start_matches("http://")).await.unwrap()
+    TcpStream::connect(s.url.trim_start_matches("http://"))
+        .await
+        .unwrap()
 }
 
 fn sse_get(path: &str, token: &str) -> String {
@@ -27,7 +29,10 @@ async fn read_until(sock: &mut TcpStream, seen: &mut String, needle: &str) {
     let mut buf = [0u8; 8192];
     while !seen.contains(needle) {
         let left = deadline.saturating_duration_since(Instant::now());
-        let n = tokio::time::timeout(left, sock.read(&mut buf)).await.unwrap_or_else(|_| panic!("no {needle:?} in {seen:?}")).unwrap();
+        let n = tokio::time::timeout(left, sock.read(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("no {needle:?} in {seen:?}"))
+            .unwrap();
         assert!(n > 0, "closed before {needle:?}: {seen:?}");
         seen.push_str(&String::from_utf8_lossy(&buf[..n]));
     }
@@ -48,13 +53,22 @@ async fn wait_stat(s: &TestServer, path: &[&str], want: u64) {
         if got == want {
             return;
         }
-        assert!(Instant::now() < deadline, "{path:?} stayed {got}, want {want}");
+        assert!(
+            Instant::now() < deadline,
+            "{path:?} stayed {got}, want {want}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
 async fn publish(s: &TestServer, token: &str, n: u64) {
-    let r = s.post("/api/v1/events/project.h").bearer_auth(token).json(&json!({"type": "t", "object": {"n": n}})).send().await.unwrap();
+    let r = s
+        .post("/api/v1/events/project.h")
+        .bearer_auth(token)
+        .json(&json!({"type": "t", "object": {"n": n}}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
 }
 
@@ -64,12 +78,22 @@ async fn a_fresh_stream_goes_to_the_hub_and_a_kept_alive_one_to_hyper() {
     let t = s.token("h", &["project.*"]).await;
 
     let mut fresh = connect(&s).await;
-    fresh.write_all(sse_get("/api/v1/events/project.h", &t).as_bytes()).await.unwrap();
+    fresh
+        .write_all(sse_get("/api/v1/events/project.h", &t).as_bytes())
+        .await
+        .unwrap();
     let mut a = String::new();
     read_until(&mut fresh, &mut a, "event: connected").await;
     assert!(a.starts_with("HTTP/1.1 200 OK\r\n"), "{a}");
-    assert!(a.contains("content-type: text/event-stream\r\n") && a.contains("transfer-encoding: chunked\r\n"), "{a}");
-    assert!(a.contains("\r\n\r\n") && a.contains("retry: 1000\n\n"), "{a}");
+    assert!(
+        a.contains("content-type: text/event-stream\r\n")
+            && a.contains("transfer-encoding: chunked\r\n"),
+        "{a}"
+    );
+    assert!(
+        a.contains("\r\n\r\n") && a.contains("retry: 1000\n\n"),
+        "{a}"
+    );
     assert_eq!(stat(&s, &["streams_detached"]).await, 1);
 
     // A POST first, then a stream on the same connection: hyper serves both.
@@ -83,17 +107,27 @@ async fn a_fresh_stream_goes_to_the_hub_and_a_kept_alive_one_to_hyper() {
     let mut b = String::new();
     read_until(&mut reused, &mut b, "\"channel\":\"project.h\"}").await;
     assert!(b.starts_with("HTTP/1.1 200 OK"), "{b}");
-    reused.write_all(sse_get("/api/v1/events/project.h", &t).as_bytes()).await.unwrap();
+    reused
+        .write_all(sse_get("/api/v1/events/project.h", &t).as_bytes())
+        .await
+        .unwrap();
     b.clear();
     read_until(&mut reused, &mut b, "event: connected").await;
     assert!(b.contains("transfer-encoding: chunked"), "{b}");
-    assert_eq!(stat(&s, &["streams_detached"]).await, 1, "the kept-alive stream stayed with hyper");
+    assert_eq!(
+        stat(&s, &["streams_detached"]).await,
+        1,
+        "the kept-alive stream stayed with hyper"
+    );
     assert_eq!(stat(&s, &["connections", "total"]).await, 2);
 
     publish(&s, &t, 1).await;
     read_until(&mut fresh, &mut a, "\"n\":1").await;
     read_until(&mut reused, &mut b, "\"n\":1").await;
-    assert!(a.contains("id: 2\n") && b.contains("id: 2\n"), "both see the same id");
+    assert!(
+        a.contains("id: 2\n") && b.contains("id: 2\n"),
+        "both see the same id"
+    );
     s.stop().await;
 }
 
@@ -104,7 +138,9 @@ async fn closed_peers_leave_the_hub_promptly() {
     let mut socks = Vec::new();
     for _ in 0..40 {
         let mut c = connect(&s).await;
-        c.write_all(sse_get("/api/v1/events/project.h", &t).as_bytes()).await.unwrap();
+        c.write_all(sse_get("/api/v1/events/project.h", &t).as_bytes())
+            .await
+            .unwrap();
         let mut seen = String::new();
         read_until(&mut c, &mut seen, "event: connected").await;
         socks.push(c);
@@ -113,16 +149,31 @@ async fn closed_peers_leave_the_hub_promptly() {
     let closed = Instant::now();
     drop(socks);
     wait_stat(&s, &["connections", "total"], 0).await;
-    assert!(closed.elapsed() < Duration::from_secs(2), "noticed in {:?}", closed.elapsed());
+    assert!(
+        closed.elapsed() < Duration::from_secs(2),
+        "noticed in {:?}",
+        closed.elapsed()
+    );
     s.stop().await;
 }
 
 #[tokio::test]
 async fn a_peer_that_stops_reading_is_closed_while_others_get_everything() {
-    let s = start(&["--write-stall-secs", "1", "--subscriber-queue", "65536", "--max-body-bytes", "70000"]).await;
+    let s = start(&[
+        "--write-stall-secs",
+        "1",
+        "--subscriber-queue",
+        "65536",
+        "--max-body-bytes",
+        "70000",
+    ])
+    .await;
     let t = s.token("s", &["project.*"]).await;
     let mut stuck = connect(&s).await;
-    stuck.write_all(sse_get("/api/v1/events/project.h", &t).as_bytes()).await.unwrap();
+    stuck
+        .write_all(sse_get("/api/v1/events/project.h", &t).as_bytes())
+        .await
+        .unwrap();
     read_until(&mut stuck, &mut String::new(), "event: connected").await;
     let mut good = s.sse("/api/v1/events/project.h", None, Some(&t)).await;
     let pad = "x".repeat(32 * 1024);
@@ -141,7 +192,11 @@ async fn a_peer_that_stops_reading_is_closed_while_others_get_everything() {
     }
     wait_stat(&s, &["writes_stalled"], 1).await;
     wait_stat(&s, &["connections", "total"], 1).await;
-    assert_eq!(stat(&s, &["subscribers_lagged"]).await, 0, "closed for stalling, not for lag");
+    assert_eq!(
+        stat(&s, &["subscribers_lagged"]).await,
+        0,
+        "closed for stalling, not for lag"
+    );
     s.stop().await;
 }
 
@@ -150,30 +205,52 @@ async fn heartbeats_reach_idle_hub_connections() {
     let s = start(&["--heartbeat-secs", "0.2"]).await;
     let t = s.token("b", &["project.*"]).await;
     let mut c = connect(&s).await;
-    c.write_all(sse_get("/api/v1/events/project.h", &t).as_bytes()).await.unwrap();
+    c.write_all(sse_get("/api/v1/events/project.h", &t).as_bytes())
+        .await
+        .unwrap();
     let mut seen = String::new();
     read_until(&mut c, &mut seen, "event: connected").await;
     let from = seen.len();
     let started = Instant::now();
-    while seen[from..].matches("event: heartbeat\ndata: {\"timestamp\":\"").count() < 3 {
+    while seen[from..]
+        .matches("event: heartbeat\ndata: {\"timestamp\":\"")
+        .count()
+        < 3
+    {
         let mut more = [0u8; 512];
-        let n = tokio::time::timeout(WAIT, c.read(&mut more)).await.unwrap().unwrap();
+        let n = tokio::time::timeout(WAIT, c.read(&mut more))
+            .await
+            .unwrap()
+            .unwrap();
         assert!(n > 0, "closed");
         seen.push_str(&String::from_utf8_lossy(&more[..n]));
     }
-    assert!(started.elapsed() < Duration::from_secs(3), "3 heartbeats at 0.2 s took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "3 heartbeats at 0.2 s took {:?}",
+        started.elapsed()
+    );
     s.stop().await;
 }
 
 /// Raw SSE ids seen in `text` (chunk framing aside: frames are never split across the
 /// `id:` line by this server).
 fn ids_in(text: &str) -> Vec<u64> {
-    text.lines().filter_map(|l| l.strip_prefix("id: ")).filter_map(|v| v.trim().parse().ok()).collect()
+    text.lines()
+        .filter_map(|l| l.strip_prefix("id: "))
+        .filter_map(|v| v.trim().parse().ok())
+        .collect()
 }
 
 #[tokio::test]
 async fn connections_joining_mid_burst_catch_up_without_gaps_or_duplicates() {
-    let s = start(&["--max-connections-per-user", "100", "--subscriber-queue", "1024"]).await;
+    let s = start(&[
+        "--max-connections-per-user",
+        "100",
+        "--subscriber-queue",
+        "1024",
+    ])
+    .await;
     let t = s.token("j", &["project.*"]).await;
     let total = 300u64;
     let publisher = {
@@ -181,7 +258,13 @@ async fn connections_joining_mid_burst_catch_up_without_gaps_or_duplicates() {
         tokio::spawn(async move {
             let c = common::client();
             for n in 1..=total {
-                let r = c.post(format!("{url}/api/v1/events/project.j")).bearer_auth(&t).json(&json!({"type": "t", "object": {"n": n}})).send().await.unwrap();
+                let r = c
+                    .post(format!("{url}/api/v1/events/project.j"))
+                    .bearer_auth(&t)
+                    .json(&json!({"type": "t", "object": {"n": n}}))
+                    .send()
+                    .await
+                    .unwrap();
                 assert_eq!(r.status(), 200);
             }
         })
@@ -191,7 +274,11 @@ async fn connections_joining_mid_burst_catch_up_without_gaps_or_duplicates() {
         tokio::time::sleep(Duration::from_millis(15)).await;
         let mut c = connect(&s).await;
         // Half resume from an earlier id, half start live.
-        let from = if i % 2 == 0 { format!("Last-Event-ID: {}\r\n", i * 5) } else { String::new() };
+        let from = if i % 2 == 0 {
+            format!("Last-Event-ID: {}\r\n", i * 5)
+        } else {
+            String::new()
+        };
         let req = format!("GET /api/v1/events/project.j HTTP/1.1\r\nHost: t\r\nAccept: text/event-stream\r\nAuthorization: Bearer {t}\r\n{from}\r\n");
         c.write_all(req.as_bytes()).await.unwrap();
         readers.push(tokio::spawn(async move {
@@ -205,12 +292,24 @@ async fn connections_joining_mid_burst_catch_up_without_gaps_or_duplicates() {
         let (i, ids) = r.await.unwrap();
         let first = *ids.first().unwrap();
         if i % 2 == 0 {
-            assert!(first <= i * 5 + 1, "reader {i} resumed after {} but started at {first}", i * 5);
+            assert!(
+                first <= i * 5 + 1,
+                "reader {i} resumed after {} but started at {first}",
+                i * 5
+            );
         }
         let want: Vec<u64> = (first..=total).collect();
         // A live reader's first id is the greeting's head id; events follow it.
-        let got: Vec<u64> = ids.iter().copied().skip_while(|id| *id == first && i % 2 == 1).collect();
-        let want: Vec<u64> = if i % 2 == 1 { want.into_iter().skip(1).collect() } else { want };
+        let got: Vec<u64> = ids
+            .iter()
+            .copied()
+            .skip_while(|id| *id == first && i % 2 == 1)
+            .collect();
+        let want: Vec<u64> = if i % 2 == 1 {
+            want.into_iter().skip(1).collect()
+        } else {
+            want
+        };
         assert_eq!(got, want, "reader {i}: gapless and duplicate-free");
     }
     assert!(stat(&s, &["streams_detached"]).await >= 24);
@@ -222,27 +321,48 @@ async fn a_hub_connection_that_falls_behind_gets_the_notice_and_resumes() {
     let s = start(&["--subscriber-queue", "4", "--max-body-bytes", "70000"]).await;
     let t = s.token("l", &["project.*"]).await;
     let mut slow = connect(&s).await;
-    slow.write_all(sse_get("/api/v1/events/project.l", &t).as_bytes()).await.unwrap();
+    slow.write_all(sse_get("/api/v1/events/project.l", &t).as_bytes())
+        .await
+        .unwrap();
     let mut seen = String::new();
     read_until(&mut slow, &mut seen, "event: connected").await;
     let pad = "x".repeat(32 * 1024);
     let total = 300u64;
     for n in 1..=total {
-        let r = s.post("/api/v1/events/project.l").bearer_auth(&t).json(&json!({"type": "t", "object": {"n": n, "pad": pad}})).send().await.unwrap();
+        let r = s
+            .post("/api/v1/events/project.l")
+            .bearer_auth(&t)
+            .json(&json!({"type": "t", "object": {"n": n, "pad": pad}}))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200);
     }
     wait_stat(&s, &["subscribers_lagged"], 1).await;
     // The slow reader now reads what was in flight, then the end of the body.
     read_until(&mut slow, &mut seen, "\r\n0\r\n\r\n").await;
     let mut rest = Vec::new();
-    tokio::time::timeout(WAIT, slow.read_to_end(&mut rest)).await.unwrap().unwrap();
+    tokio::time::timeout(WAIT, slow.read_to_end(&mut rest))
+        .await
+        .unwrap()
+        .unwrap();
     let mut ids = ids_in(&seen);
     ids.retain(|id| *id > 0);
     assert!((ids.len() as u64) < total, "it really fell behind");
-    let mut resumed = s.sse("/api/v1/events/project.l", Some(&ids.last().unwrap().to_string()), Some(&t)).await;
+    let mut resumed = s
+        .sse(
+            "/api/v1/events/project.l",
+            Some(&ids.last().unwrap().to_string()),
+            Some(&t),
+        )
+        .await;
     while (ids.len() as u64) < total {
         ids.push(resumed.next_non_heartbeat(WAIT).await.unwrap().id_num());
     }
-    assert_eq!(ids, (1..=total).collect::<Vec<_>>(), "no loss, no duplicates");
+    assert_eq!(
+        ids,
+        (1..=total).collect::<Vec<_>>(),
+        "no loss, no duplicates"
+    );
     s.stop().await;
 }

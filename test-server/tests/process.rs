@@ -22,7 +22,15 @@ struct Proc {
 
 fn spawn(dir: &Path, extra: &[&str]) -> Proc {
     let mut child = Command::new(BIN)
-        .args(["--dev", "--addr", "127.0.0.1:0", "--data-dir", dir.to_str().unwrap(), "--video-step-ms", "200"])
+        .args([
+            "--dev",
+            "--addr",
+            "127.0.0.1:0",
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "--video-step-ms",
+            "200",
+        ])
         .args(extra)
         .env("RUST_LOG", "debug,hyper=info,h2=info")
         .stdout(Stdio::piped())
@@ -30,8 +38,14 @@ fn spawn(dir: &Path, extra: &[&str]) -> Proc {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let url = line.trim().strip_prefix("tidings-server listening on ").unwrap_or_else(|| panic!("{line}")).to_owned();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("tidings-server listening on ")
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_owned();
     assert!(!url.ends_with(":0"), "real port printed: {url}");
     let mut err = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -40,11 +54,19 @@ fn spawn(dir: &Path, extra: &[&str]) -> Proc {
         let _ = err.read_to_string(&mut s);
         let _ = tx.send(s);
     });
-    Proc { child, url, stderr: rx }
+    Proc {
+        child,
+        url,
+        stderr: rx,
+    }
 }
 
 fn signal(p: &Proc, sig: &str) {
-    let ok = Command::new("kill").args([sig, &p.child.id().to_string()]).status().unwrap().success();
+    let ok = Command::new("kill")
+        .args([sig, &p.child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
     assert!(ok);
 }
 
@@ -54,7 +76,10 @@ fn wait_exit(p: &mut Proc, within: Duration) -> std::process::ExitStatus {
         if let Some(st) = p.child.try_wait().unwrap() {
             return st;
         }
-        assert!(Instant::now() < deadline, "process did not exit within {within:?}");
+        assert!(
+            Instant::now() < deadline,
+            "process did not exit within {within:?}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -63,17 +88,31 @@ fn wait_exit(p: &mut Proc, within: Duration) -> std::process::ExitStatus {
 fn refuses_to_start_without_a_secret_outside_dev() {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(BIN)
-        .args(["--addr", "127.0.0.1:0", "--data-dir", dir.path().to_str().unwrap()])
+        .args([
+            "--addr",
+            "127.0.0.1:0",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+        ])
         .env_remove("TIDINGS_JWT_SECRET")
         .env_remove("TIDINGS_DEV")
         .output()
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--jwt-secret") && err.contains("TIDINGS_JWT_SECRET"), "{err}");
+    assert!(
+        err.contains("--jwt-secret") && err.contains("TIDINGS_JWT_SECRET"),
+        "{err}"
+    );
     // the env fallback works
     let out = Command::new(BIN)
-        .args(["--addr", "127.0.0.1:0", "--data-dir", dir.path().to_str().unwrap(), "--help"])
+        .args([
+            "--addr",
+            "127.0.0.1:0",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--help",
+        ])
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("TIDINGS_HEARTBEAT_SECS"));
@@ -84,40 +123,103 @@ async fn sigkill_and_restart_keep_data_ids_and_resume() {
     let dir = tempfile::tempdir().unwrap();
     let c = common::client();
     let mut p = spawn(dir.path(), &[]);
-    let tok: Value = c.post(format!("{}/api/auth/dev-token", p.url)).json(&json!({"user_id": "k", "channels": ["project.*"]})).send().await.unwrap().json().await.unwrap();
+    let tok: Value = c
+        .post(format!("{}/api/auth/dev-token", p.url))
+        .json(&json!({"user_id": "k", "channels": ["project.*"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let tok = tok["token"].as_str().unwrap().to_owned();
     for i in 0..3 {
-        let r = c.post(format!("{}/api/team-answers/", p.url)).json(&json!({"video_name": format!("v{i}"), "frame_index": i, "url": "u"})).send().await.unwrap();
+        let r = c
+            .post(format!("{}/api/team-answers/", p.url))
+            .json(&json!({"video_name": format!("v{i}"), "frame_index": i, "url": "u"}))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 201);
     }
-    c.post(format!("{}/api/notifications/trigger/", p.url)).json(&json!({"user_id": "k", "title": "t", "message": "m", "type": "info"})).send().await.unwrap();
+    c.post(format!("{}/api/notifications/trigger/", p.url))
+        .json(&json!({"user_id": "k", "title": "t", "message": "m", "type": "info"}))
+        .send()
+        .await
+        .unwrap();
     // a job that will be running when the process dies
-    let job: Value = c.post(format!("{}/api/chat/create-video", p.url)).json(&json!({"prompt": "p", "steps": 6, "step_ms": 5000})).send().await.unwrap().json().await.unwrap();
+    let job: Value = c
+        .post(format!("{}/api/chat/create-video", p.url))
+        .json(&json!({"prompt": "p", "steps": 6, "step_ms": 5000}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let job_id = job["job_id"].as_str().unwrap().to_owned();
     tokio::time::sleep(Duration::from_millis(200)).await;
     signal(&p, "-KILL");
     wait_exit(&mut p, Duration::from_secs(5));
 
     let mut p = spawn(dir.path(), &[]);
-    let list: Vec<Value> = c.get(format!("{}/api/team-answers/", p.url)).send().await.unwrap().json().await.unwrap();
+    let list: Vec<Value> = c
+        .get(format!("{}/api/team-answers/", p.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list.len(), 3, "acknowledged rows survive SIGKILL");
-    let notes: Value = c.get(format!("{}/api/notifications/", p.url)).bearer_auth(&tok).send().await.unwrap().json().await.unwrap();
-    assert_eq!(notes["unread_count"], 1, "tokens signed before the restart still verify (same dev secret)");
+    let notes: Value = c
+        .get(format!("{}/api/notifications/", p.url))
+        .bearer_auth(&tok)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        notes["unread_count"], 1,
+        "tokens signed before the restart still verify (same dev secret)"
+    );
     // resume across the restart: ids continue, replay from the persisted log
-    let res = c.get(format!("{}/api/team-answers/sse/", p.url)).header("last-event-id", "1").send().await.unwrap();
+    let res = c
+        .get(format!("{}/api/team-answers/sse/", p.url))
+        .header("last-event-id", "1")
+        .send()
+        .await
+        .unwrap();
     let mut sse = Sse::new(res.bytes_stream());
     sse.next(T).await.unwrap(); // connected
     assert_eq!(sse.next(T).await.unwrap().id_num(), 2);
     assert_eq!(sse.next(T).await.unwrap().id_num(), 3);
-    c.post(format!("{}/api/team-answers/", p.url)).json(&json!({"video_name": "after", "frame_index": 9, "url": "u"})).send().await.unwrap();
+    c.post(format!("{}/api/team-answers/", p.url))
+        .json(&json!({"video_name": "after", "frame_index": 9, "url": "u"}))
+        .send()
+        .await
+        .unwrap();
     let e = sse.next_non_heartbeat(T).await.unwrap();
     assert_eq!(e.id_num(), 4, "ids stay monotonic across a SIGKILL");
     assert_eq!(e.json()["data"]["video_name"], "after");
     // the interrupted job was marked error and its stream ends
-    let st: Value = c.get(format!("{}/api/video-progress/{job_id}/status", p.url)).send().await.unwrap().json().await.unwrap();
+    let st: Value = c
+        .get(format!("{}/api/video-progress/{job_id}/status", p.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(st["status"], "error");
     assert_eq!(st["error"], "interrupted by restart");
-    let res = c.get(format!("{}/api/video-progress/{job_id}", p.url)).send().await.unwrap();
+    let res = c
+        .get(format!("{}/api/video-progress/{job_id}", p.url))
+        .send()
+        .await
+        .unwrap();
     let evs = Sse::new(res.bytes_stream()).drain(T).await;
     let names: Vec<&str> = evs.iter().map(|e| e.event.as_str()).collect();
     assert_eq!(names.first(), Some(&"progress"));
@@ -126,7 +228,11 @@ async fn sigkill_and_restart_keep_data_ids_and_resume() {
     // SIGTERM with open streams exits promptly and cleanly
     let t2 = tok.clone();
     let mut open = Vec::new();
-    for path in ["/api/team-answers/sse/".to_owned(), format!("/api/notifications/stream?token={t2}"), format!("/api/v1/events/project.1?token={t2}")] {
+    for path in [
+        "/api/team-answers/sse/".to_owned(),
+        format!("/api/notifications/stream?token={t2}"),
+        format!("/api/v1/events/project.1?token={t2}"),
+    ] {
         let res = c.get(format!("{}{path}", p.url)).send().await.unwrap();
         assert_eq!(res.status(), 200);
         open.push(Sse::new(res.bytes_stream()));
@@ -142,5 +248,8 @@ async fn sigkill_and_restart_keep_data_ids_and_resume() {
     }
     let logs = p.stderr.recv_timeout(Duration::from_secs(5)).unwrap();
     assert!(!logs.contains(&tok), "the token never appears in logs");
-    assert!(logs.contains("/api/notifications/stream"), "requests are logged (by path)");
+    assert!(
+        logs.contains("/api/notifications/stream"),
+        "requests are logged (by path)"
+    );
 }

@@ -26,8 +26,16 @@ struct Redis {
 
 impl Redis {
     async fn start() -> Redis {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut r = Redis { port, dir: tempfile::tempdir().unwrap(), child: None };
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut r = Redis {
+            port,
+            dir: tempfile::tempdir().unwrap(),
+            child: None,
+        };
         r.spawn().await;
         r
     }
@@ -42,7 +50,16 @@ impl Redis {
             "{REDIS_SERVER} is missing: these tests need a real Redis (scripts/setup.sh installs the Debian redis-server package)"
         );
         let child = Command::new(REDIS_SERVER)
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .arg("--dir")
             .arg(self.dir.path())
             .stdout(Stdio::null())
@@ -56,7 +73,10 @@ impl Redis {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("redis-server on port {} did not answer PING within 5 s", self.port);
+        panic!(
+            "redis-server on port {} did not answer PING within 5 s",
+            self.port
+        );
     }
 
     fn kill(&mut self) {
@@ -74,7 +94,9 @@ impl Drop for Redis {
 }
 
 async fn ping(port: u16) -> bool {
-    let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else { return false };
+    let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+        return false;
+    };
     if s.write_all(b"PING\r\n").await.is_err() {
         return false;
     }
@@ -84,7 +106,15 @@ async fn ping(port: u16) -> bool {
 
 async fn instance(redis: &Redis) -> TestServer {
     let url = redis.url();
-    common::start(&["--redis-url", &url, "--heartbeat-secs", "0.4", "--replay-log-size", "100"]).await
+    common::start(&[
+        "--redis-url",
+        &url,
+        "--heartbeat-secs",
+        "0.4",
+        "--replay-log-size",
+        "100",
+    ])
+    .await
 }
 
 async fn bus_health(s: &TestServer) -> Value {
@@ -100,11 +130,19 @@ async fn wait_health(s: &TestServer, healthy: bool) -> Value {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("bus never became healthy={healthy}: {}", bus_health(s).await);
+    panic!(
+        "bus never became healthy={healthy}: {}",
+        bus_health(s).await
+    );
 }
 
 async fn publish(s: &TestServer, token: &str, n: u64) -> reqwest::Response {
-    s.post(STREAM).bearer_auth(token).json(&json!({"type": "data", "object": {"n": n}})).send().await.unwrap()
+    s.post(STREAM)
+        .bearer_auth(token)
+        .json(&json!({"type": "data", "object": {"n": n}}))
+        .send()
+        .await
+        .unwrap()
 }
 
 async fn publish_ok(s: &TestServer, token: &str, n: u64) -> u64 {
@@ -120,7 +158,9 @@ async fn take(sse: &mut Sse, count: usize) -> Vec<(u64, u64)> {
     let mut out = Vec::new();
     while out.len() < count {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let e = next_history(sse, left).await.unwrap_or_else(|| panic!("stream ended or stalled after {out:?}"));
+        let e = next_history(sse, left)
+            .await
+            .unwrap_or_else(|| panic!("stream ended or stalled after {out:?}"));
         out.push((e.id_num(), e.json()["object"]["n"].as_u64().unwrap()));
     }
     out
@@ -133,7 +173,9 @@ async fn next_history(sse: &mut Sse, wait: Duration) -> Option<common::Ev> {
     loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         let e = sse.next(left).await?;
-        let per_connection = e.event == "heartbeat" || e.event == "connected" || e.data.contains("\"type\":\"heartbeat\"");
+        let per_connection = e.event == "heartbeat"
+            || e.event == "connected"
+            || e.data.contains("\"type\":\"heartbeat\"");
         if !per_connection {
             return Some(e);
         }
@@ -158,7 +200,10 @@ async fn ids_are_global_and_a_client_resumes_on_another_instance() {
     wait_health(&a, true).await;
     wait_health(&b, true).await;
     let token = a.token("alice", &["*"]).await;
-    assert_eq!(bus_health(&a).await, json!({"kind": "redis", "healthy": true, "last_error": null, "errors": 0}));
+    assert_eq!(
+        bus_health(&a).await,
+        json!({"kind": "redis", "healthy": true, "last_error": null, "errors": 0})
+    );
 
     let mut on_b = b.sse(STREAM, None, Some(&token)).await;
     let mut client = a.sse(STREAM, None, Some(&token)).await;
@@ -169,7 +214,11 @@ async fn ids_are_global_and_a_client_resumes_on_another_instance() {
     for n in 1..=3 {
         assert_eq!(publish_ok(&a, &token, n).await, n);
     }
-    assert_eq!(take(&mut on_b, 3).await, vec![(1, 1), (2, 2), (3, 3)], "published on A, received on B, same ids");
+    assert_eq!(
+        take(&mut on_b, 3).await,
+        vec![(1, 1), (2, 2), (3, 3)],
+        "published on A, received on B, same ids"
+    );
     assert_eq!(take(&mut client, 3).await, vec![(1, 1), (2, 2), (3, 3)]);
     drop(client); // the client's connection to A is cut after id 3
 
@@ -180,7 +229,10 @@ async fn ids_are_global_and_a_client_resumes_on_another_instance() {
 
     // It reconnects to B with its last id: 4..7 replayed from Redis, then live.
     let mut client = b.sse(STREAM, Some("3"), Some(&token)).await;
-    assert_eq!(take(&mut client, 4).await, vec![(4, 4), (5, 5), (6, 6), (7, 7)]);
+    assert_eq!(
+        take(&mut client, 4).await,
+        vec![(4, 4), (5, 5), (6, 6), (7, 7)]
+    );
     assert_eq!(publish_ok(&a, &token, 8).await, 8);
     assert_eq!(take(&mut client, 1).await, vec![(8, 8)]);
     assert_quiet(&mut client, Duration::from_millis(600)).await;
@@ -190,25 +242,44 @@ async fn ids_are_global_and_a_client_resumes_on_another_instance() {
     assert_quiet(&mut on_b, Duration::from_millis(300)).await;
 
     // The polling form on either instance returns the same ids and data.
-    let polled = b.poll(&format!("{STREAM}?poll=1&lastEventId=0"), Some(&token)).await;
+    let polled = b
+        .poll(&format!("{STREAM}?poll=1&lastEventId=0"), Some(&token))
+        .await;
     let got: Vec<(String, u64)> = polled["events"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| (e["id"].as_str().unwrap().to_owned(), serde_json::from_str::<Value>(e["data"].as_str().unwrap()).unwrap()["object"]["n"].as_u64().unwrap()))
+        .map(|e| {
+            (
+                e["id"].as_str().unwrap().to_owned(),
+                serde_json::from_str::<Value>(e["data"].as_str().unwrap()).unwrap()["object"]["n"]
+                    .as_u64()
+                    .unwrap(),
+            )
+        })
         .collect();
     assert_eq!(got, (1..=8).map(|n| (n.to_string(), n)).collect::<Vec<_>>());
     assert_eq!(polled["last_event_id"], "8");
-    let polled_a = a.poll(&format!("{STREAM}?poll=1&lastEventId=6"), Some(&token)).await;
+    let polled_a = a
+        .poll(&format!("{STREAM}?poll=1&lastEventId=6"), Some(&token))
+        .await;
     assert_eq!(polled_a["events"].as_array().unwrap().len(), 2);
 
     // Other streams share the bus too: a team answer created on A reaches B's stream.
     let mut answers = b.sse("/api/team-answers/sse/", None, None).await;
     assert!(answers.next(T).await.unwrap().data.contains("connected"));
-    let r = a.post("/api/team-answers/").json(&json!({"video_name": "v.mp4", "frame_index": 1, "url": "http://x"})).send().await.unwrap();
+    let r = a
+        .post("/api/team-answers/")
+        .json(&json!({"video_name": "v.mp4", "frame_index": 1, "url": "http://x"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 201);
     let e = next_history(&mut answers, T).await.unwrap();
-    assert_eq!((e.id_num(), e.json()["type"].as_str().unwrap()), (1, "create"));
+    assert_eq!(
+        (e.id_num(), e.json()["type"].as_str().unwrap()),
+        (1, "create")
+    );
 
     a.stop().await;
     b.stop().await;
@@ -223,7 +294,11 @@ async fn a_slow_subscriber_is_closed_and_resumes_from_redis() {
     let token = a.token("alice", &["*"]).await;
     let state = a.state.clone();
     // Subscribe through the bus directly and never read: the queue (2) overflows.
-    let mut sub = state.bus.subscribe("channel/room", tidings_server::event::Position::Live).await.unwrap();
+    let mut sub = state
+        .bus
+        .subscribe("channel/room", tidings_server::event::Position::Live)
+        .await
+        .unwrap();
     for n in 1..=6 {
         publish_ok(&a, &token, n).await;
     }
@@ -231,10 +306,21 @@ async fn a_slow_subscriber_is_closed_and_resumes_from_redis() {
     while let Some(e) = tokio::time::timeout(T, sub.live.recv()).await.unwrap() {
         got.push(e.id);
     }
-    assert_eq!(got, vec![1, 2], "closed after the queued events, never unbounded");
+    assert_eq!(
+        got,
+        vec![1, 2],
+        "closed after the queued events, never unbounded"
+    );
     assert!(a.stats().await["subscribers_lagged"].as_u64().unwrap() >= 1);
-    let resumed = state.bus.subscribe("channel/room", tidings_server::event::Position::After(2)).await.unwrap();
-    assert_eq!(resumed.replay.iter().map(|e| e.id).collect::<Vec<_>>(), vec![3, 4, 5, 6]);
+    let resumed = state
+        .bus
+        .subscribe("channel/room", tidings_server::event::Position::After(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        resumed.replay.iter().map(|e| e.id).collect::<Vec<_>>(),
+        vec![3, 4, 5, 6]
+    );
     a.stop().await;
 }
 
@@ -259,7 +345,14 @@ async fn redis_outage_is_reported_publishes_refused_streams_kept_then_recovered(
         assert_eq!(h["kind"], "redis");
         assert!(h["last_error"].as_str().unwrap().len() > 3, "{h}");
         assert!(h["errors"].as_u64().unwrap() >= 1);
-        let m = s.get("/metrics").send().await.unwrap().text().await.unwrap();
+        let m = s
+            .get("/metrics")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         assert!(m.contains("tidings_bus_healthy{kind=\"redis\"} 0"), "{m}");
         assert!(!m.contains("tidings_bus_errors_total 0\n"), "{m}");
     }
@@ -267,8 +360,19 @@ async fn redis_outage_is_reported_publishes_refused_streams_kept_then_recovered(
     let r = publish(&a, &token, 99).await;
     assert_eq!(r.status(), 503);
     let body: Value = r.json().await.unwrap();
-    assert!(body["error"].as_str().unwrap().starts_with("event bus unavailable: "), "{body}");
-    let r = b.post("/api/team-answers/").json(&json!({"video_name": "v.mp4", "frame_index": 1, "url": "http://x"})).send().await.unwrap();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("event bus unavailable: "),
+        "{body}"
+    );
+    let r = b
+        .post("/api/team-answers/")
+        .json(&json!({"video_name": "v.mp4", "frame_index": 1, "url": "http://x"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 503);
     // New subscriptions too; open streams stay open and keep their heartbeats.
     let r = b.get(STREAM).bearer_auth(&token).send().await.unwrap();
@@ -276,7 +380,10 @@ async fn redis_outage_is_reported_publishes_refused_streams_kept_then_recovered(
     for s in [&mut sa, &mut sb] {
         let mut beats = 0;
         for _ in 0..2 {
-            let e = s.next(T).await.expect("the open stream stays open during the outage");
+            let e = s
+                .next(T)
+                .await
+                .expect("the open stream stays open during the outage");
             assert_eq!(e.event, "heartbeat", "{e:?}");
             beats += 1;
         }
@@ -294,12 +401,19 @@ async fn redis_outage_is_reported_publishes_refused_streams_kept_then_recovered(
         assert!(s.closed, "closed after Redis lost its data");
         assert!(rest.iter().all(|e| e.event == "heartbeat"), "{rest:?}");
     }
-    assert_eq!(publish_ok(&a, &token, 10).await, 1, "the counter restarted with the empty Redis");
+    assert_eq!(
+        publish_ok(&a, &token, 10).await,
+        1,
+        "the counter restarted with the empty Redis"
+    );
     // ... and a client ahead of the new head gets a reset (reason ahead), not a silent loss.
     let mut ra = b.sse(STREAM, Some("3"), Some(&token)).await;
     let e = next_history(&mut ra, T).await.unwrap();
     assert_eq!(e.event, "reset");
-    assert_eq!(e.json(), json!({"type": "reset", "reason": "ahead", "last_event_id": "3", "head": "1"}));
+    assert_eq!(
+        e.json(),
+        json!({"type": "reset", "reason": "ahead", "last_event_id": "3", "head": "1"})
+    );
     assert_eq!(e.id.as_deref(), Some("1"));
     let mut rb = a.sse(STREAM, Some("1"), Some(&token)).await;
     // New events reach subscribers on both instances again.
@@ -313,11 +427,22 @@ async fn redis_outage_is_reported_publishes_refused_streams_kept_then_recovered(
 
 /// Closes every client connection of the Redis (the instances see their connections drop).
 async fn kill_clients(port: u16) {
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    s.write_all(b"CLIENT KILL TYPE normal SKIPME yes\r\n").await.unwrap();
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    s.write_all(b"CLIENT KILL TYPE normal SKIPME yes\r\n")
+        .await
+        .unwrap();
     let mut buf = [0u8; 32];
-    let n = tokio::time::timeout(T, s.read(&mut buf)).await.unwrap().unwrap();
-    assert!(buf[..n].starts_with(b":"), "{:?}", String::from_utf8_lossy(&buf[..n]));
+    let n = tokio::time::timeout(T, s.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        buf[..n].starts_with(b":"),
+        "{:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
 }
 
 #[tokio::test]
@@ -346,10 +471,16 @@ async fn dropped_redis_connections_resume_from_the_last_delivered_id() {
         assert!(done, "B never accepted publish {n}");
     }
     // A's reader reconnected and resumed after id 1: the open stream gets 2..6, once, in order.
-    assert_eq!(take(&mut sa, 5).await, vec![(2, 2), (3, 3), (4, 4), (5, 5), (6, 6)]);
+    assert_eq!(
+        take(&mut sa, 5).await,
+        vec![(2, 2), (3, 3), (4, 4), (5, 5), (6, 6)]
+    );
     assert_quiet(&mut sa, Duration::from_millis(500)).await;
     assert!(!sa.closed);
-    assert!(bus_health(&a).await["errors"].as_u64().unwrap() >= 1, "A saw its connection drop");
+    assert!(
+        bus_health(&a).await["errors"].as_u64().unwrap() >= 1,
+        "A saw its connection drop"
+    );
     wait_health(&a, true).await;
     a.stop().await;
     b.stop().await;
@@ -357,15 +488,29 @@ async fn dropped_redis_connections_resume_from_the_last_delivered_id() {
 
 #[tokio::test]
 async fn server_starts_while_redis_is_down_and_connects_when_it_appears() {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let url = format!("redis://127.0.0.1:{port}");
     let a = common::start(&["--redis-url", &url]).await;
     let token = a.token("alice", &["*"]).await;
     let r = publish(&a, &token, 1).await;
     assert_eq!(r.status(), 503);
     let h = wait_health(&a, false).await;
-    assert!(h["last_error"].as_str().unwrap().contains("cannot connect to Redis"), "{h}");
-    let mut redis = Redis { port, dir: tempfile::tempdir().unwrap(), child: None };
+    assert!(
+        h["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot connect to Redis"),
+        "{h}"
+    );
+    let mut redis = Redis {
+        port,
+        dir: tempfile::tempdir().unwrap(),
+        child: None,
+    };
     redis.spawn().await;
     wait_health(&a, true).await;
     assert_eq!(publish_ok(&a, &token, 1).await, 1);
@@ -377,9 +522,19 @@ async fn a_bad_redis_url_refuses_to_start() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
     let config = <tidings_server::Config as clap::Parser>::try_parse_from([
-        "tidings-server", "--dev", "--addr", "127.0.0.1:0", "--data-dir", d, "--redis-url", "http://nope",
+        "tidings-server",
+        "--dev",
+        "--addr",
+        "127.0.0.1:0",
+        "--data-dir",
+        d,
+        "--redis-url",
+        "http://nope",
     ])
     .unwrap();
-    let err = tidings_server::Server::bind(config).await.unwrap_err().to_string();
+    let err = tidings_server::Server::bind(config)
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("--redis-url"), "{err}");
 }

@@ -50,23 +50,33 @@ pub(crate) fn build_request(
     }
     let headers = web_sys::Headers::new().map_err(|e| describe(&e))?;
     let bad = |name: &str, e: JsValue| format!("header {name:?}: {}", describe(&e));
-    headers.set("Accept", accept).map_err(|e| bad("Accept", e))?;
+    headers
+        .set("Accept", accept)
+        .map_err(|e| bad("Accept", e))?;
     if let Some(t) = token.filter(|t| !t.is_empty()) {
-        headers.set("Authorization", &format!("Bearer {t}")).map_err(|e| bad("Authorization", e))?;
+        headers
+            .set("Authorization", &format!("Bearer {t}"))
+            .map_err(|e| bad("Authorization", e))?;
     }
     if let Some(id) = last_event_id.filter(|s| !s.is_empty()) {
-        headers.set("Last-Event-ID", id).map_err(|e| bad("Last-Event-ID", e))?;
+        headers
+            .set("Last-Event-ID", id)
+            .map_err(|e| bad("Last-Event-ID", e))?;
     }
     for (k, v) in &options.headers {
         headers.set(k, v).map_err(|e| bad(k, e))?;
     }
     init.set_headers(&headers);
-    web_sys::Request::new_with_str_and_init(url, &init).map_err(|e| format!("bad request: {}", describe(&e)))
+    web_sys::Request::new_with_str_and_init(url, &init)
+        .map_err(|e| format!("bad request: {}", describe(&e)))
 }
 
 /// The `message` of a JS error, else its debug form.
 pub(crate) fn describe(e: &JsValue) -> String {
-    js_sys::Reflect::get(e, &"message".into()).ok().and_then(|m| m.as_string()).unwrap_or_else(|| format!("{e:?}"))
+    js_sys::Reflect::get(e, &"message".into())
+        .ok()
+        .and_then(|m| m.as_string())
+        .unwrap_or_else(|| format!("{e:?}"))
 }
 
 /// An open (or opening) fetch stream. `Drop` aborts it.
@@ -77,10 +87,24 @@ pub(crate) struct FetchTransport {
 impl FetchTransport {
     /// Starts the request and the task reading it. Results go to `inner`
     /// tagged with `generation`.
-    pub(crate) fn open(url: &str, options: &Options, token: Option<&str>, last_event_id: Option<&str>, inner: Weak<Inner>, generation: u64) -> FetchTransport {
+    pub(crate) fn open(
+        url: &str,
+        options: &Options,
+        token: Option<&str>,
+        last_event_id: Option<&str>,
+        inner: Weak<Inner>,
+        generation: u64,
+    ) -> FetchTransport {
         let abort = web_sys::AbortController::new().ok();
         let signal = abort.as_ref().map(web_sys::AbortController::signal);
-        let request = build_request(url, "text/event-stream", options, token, last_event_id, signal.as_ref());
+        let request = build_request(
+            url,
+            "text/event-stream",
+            options,
+            token,
+            last_event_id,
+            signal.as_ref(),
+        );
         wasm_bindgen_futures::spawn_local(async move {
             match request {
                 Ok(r) => read_stream(&r, &inner, generation).await,
@@ -117,23 +141,42 @@ async fn read_stream(request: &web_sys::Request, inner: &Weak<Inner>, generation
     };
     let resp: web_sys::Response = match JsFuture::from(global_fetch(request)).await {
         Ok(r) => r.unchecked_into(),
-        Err(e) => return with(&|i| i.on_stream_failed(generation, &format!("fetch failed: {}", describe(&e)))),
+        Err(e) => {
+            return with(&|i| {
+                i.on_stream_failed(generation, &format!("fetch failed: {}", describe(&e)))
+            })
+        }
     };
     let status = resp.status();
-    let content_type = resp.headers().get("content-type").ok().flatten().unwrap_or_default();
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .ok()
+        .flatten()
+        .unwrap_or_default();
     if status != 200 {
         let body = match resp.text() {
-            Ok(p) => JsFuture::from(p).await.ok().and_then(|b| b.as_string()).unwrap_or_default(),
+            Ok(p) => JsFuture::from(p)
+                .await
+                .ok()
+                .and_then(|b| b.as_string())
+                .unwrap_or_default(),
             Err(_) => String::new(),
         };
         let body: String = body.chars().take(MAX_ERROR_BODY).collect();
         return with(&|i| i.on_sse_rejected(generation, status, Some(body.clone())));
     }
-    if !content_type.to_ascii_lowercase().starts_with("text/event-stream") {
+    if !content_type
+        .to_ascii_lowercase()
+        .starts_with("text/event-stream")
+    {
         let reason = format!("not an event stream (HTTP 200, content-type {content_type:?})");
         return with(&|i| i.on_stream_failed(generation, &reason));
     }
-    let Some(reader) = resp.body().map(|b| b.get_reader().unchecked_into::<web_sys::ReadableStreamDefaultReader>()) else {
+    let Some(reader) = resp.body().map(|b| {
+        b.get_reader()
+            .unchecked_into::<web_sys::ReadableStreamDefaultReader>()
+    }) else {
         return with(&|i| i.on_stream_failed(generation, "HTTP 200 without a body"));
     };
     with(&|i| i.on_sse_open(generation));
@@ -144,10 +187,17 @@ async fn read_stream(request: &web_sys::Request, inner: &Weak<Inner>, generation
             Ok(c) => c,
             Err(e) => break format!("stream read failed: {}", describe(&e)),
         };
-        if js_sys::Reflect::get(&chunk, &"done".into()).ok().and_then(|d| d.as_bool()).unwrap_or(true) {
+        if js_sys::Reflect::get(&chunk, &"done".into())
+            .ok()
+            .and_then(|d| d.as_bool())
+            .unwrap_or(true)
+        {
             break "the server closed the stream".to_owned();
         }
-        let Some(bytes) = js_sys::Reflect::get(&chunk, &"value".into()).ok().and_then(|v| v.dyn_into::<js_sys::Uint8Array>().ok()) else {
+        let Some(bytes) = js_sys::Reflect::get(&chunk, &"value".into())
+            .ok()
+            .and_then(|v| v.dyn_into::<js_sys::Uint8Array>().ok())
+        else {
             break "stream chunk is not bytes".to_owned();
         };
         buf.resize(bytes.length() as usize, 0);
@@ -187,7 +237,12 @@ impl Inner {
     }
 
     /// The stream request got a status other than 200.
-    pub(crate) fn on_sse_rejected(self: &Rc<Self>, generation: u64, status: u16, body: Option<String>) {
+    pub(crate) fn on_sse_rejected(
+        self: &Rc<Self>,
+        generation: u64,
+        status: u16,
+        body: Option<String>,
+    ) {
         {
             let mut st = self.st.borrow_mut();
             if st.sse_generation != generation {

@@ -126,7 +126,9 @@ impl JsManager {
             Some(h) if id.0 != 0 => js_sys::Reflect::get(&h, &method.into())
                 .ok()
                 .and_then(|f| f.dyn_into::<js_sys::Function>().ok())
-                .map(|f| -> js_sys::Function { JsValue::from(f.bind1(&h, &JsValue::from(id.0 as f64))).unchecked_into() })
+                .map(|f| -> js_sys::Function {
+                    JsValue::from(f.bind1(&h, &JsValue::from(id.0 as f64))).unchecked_into()
+                })
                 .unwrap_or_else(noop),
             _ => noop(),
         }
@@ -140,7 +142,11 @@ impl JsManager {
     /// `'*'` for every event. The first listener opens the connection; when
     /// the last one unsubscribes it closes. Returns the unsubscribe function.
     #[wasm_bindgen(unchecked_return_type = "() => void")]
-    pub fn on(&self, r#type: &str, #[wasm_bindgen(unchecked_param_type = "Listener")] listener: js_sys::Function) -> js_sys::Function {
+    pub fn on(
+        &self,
+        r#type: &str,
+        #[wasm_bindgen(unchecked_param_type = "Listener")] listener: js_sys::Function,
+    ) -> js_sys::Function {
         let id = self.m.inner.add_listener(r#type, Cb::Js(listener));
         self.unsubscriber("off", id)
     }
@@ -150,7 +156,8 @@ impl JsManager {
     #[wasm_bindgen(js_name = onState, unchecked_return_type = "() => void")]
     pub fn on_state(
         &self,
-        #[wasm_bindgen(unchecked_param_type = "(state: ConnectionState) => void")] listener: js_sys::Function,
+        #[wasm_bindgen(unchecked_param_type = "(state: ConnectionState) => void")]
+        listener: js_sys::Function,
     ) -> js_sys::Function {
         let id = self.m.inner.add_state_listener(Cb::Js(listener));
         self.unsubscriber("offState", id)
@@ -161,12 +168,18 @@ impl JsManager {
     #[wasm_bindgen(js_name = onError, unchecked_return_type = "() => void")]
     pub fn on_error(
         &self,
-        #[wasm_bindgen(unchecked_param_type = "(error: TidingsError) => void")] listener: js_sys::Function,
+        #[wasm_bindgen(unchecked_param_type = "(error: TidingsError) => void")]
+        listener: js_sys::Function,
     ) -> js_sys::Function {
         let id = if self.m.inner.st.borrow().closed {
             ListenerId(0)
         } else {
-            self.m.inner.st.borrow_mut().error_listeners.add("*", Cb::Js(listener))
+            self.m
+                .inner
+                .st
+                .borrow_mut()
+                .error_listeners
+                .add("*", Cb::Js(listener))
         };
         self.unsubscriber("offError", id)
     }
@@ -218,7 +231,10 @@ impl JsManager {
     /// The decoder in use.
     #[wasm_bindgen(getter, unchecked_return_type = "Decoder")]
     pub fn decoder(&self) -> String {
-        serde_json::to_value(self.m.decoder()).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+        serde_json::to_value(self.m.decoder())
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default()
     }
 
     /// Closes the connection for good, drops every listener and removes the
@@ -233,13 +249,20 @@ impl JsManager {
 /// Touches no browser API until the first listener is added. Throws on an
 /// invalid URL or options.
 #[wasm_bindgen(skip_typescript)]
-pub fn connect(url: &str, #[wasm_bindgen(unchecked_param_type = "ConnectOptions")] options: Option<JsValue>) -> Result<JsValue, JsError> {
+pub fn connect(
+    url: &str,
+    #[wasm_bindgen(unchecked_param_type = "ConnectOptions")] options: Option<JsValue>,
+) -> Result<JsValue, JsError> {
     let options = options.unwrap_or(JsValue::UNDEFINED);
     let options = if options.is_undefined() || options.is_null() {
         Options::default()
     } else {
-        let json = js_sys::JSON::stringify(&options).ok().and_then(|s| s.as_string()).unwrap_or_default();
-        let mut o = Options::from_json(&json).map_err(|e| JsError::new(&format!("tidings: invalid options: {e}")))?;
+        let json = js_sys::JSON::stringify(&options)
+            .ok()
+            .and_then(|s| s.as_string())
+            .unwrap_or_default();
+        let mut o = Options::from_json(&json)
+            .map_err(|e| JsError::new(&format!("tidings: invalid options: {e}")))?;
         o.get_token = super::token::from_js(&options);
         o
     };

@@ -151,7 +151,9 @@ fn absolute_url(url: &str) -> Result<String, Error> {
         Some(b) => web_sys::Url::new_with_base(url, &b),
         None => web_sys::Url::new(url),
     };
-    parsed.map(|u| u.href()).map_err(|_| Error::InvalidUrl(url.to_owned()))
+    parsed
+        .map(|u| u.href())
+        .map_err(|_| Error::InvalidUrl(url.to_owned()))
 }
 
 /// A stream manager: one per (absolute URL, token) per page. Cloning gives
@@ -163,7 +165,10 @@ pub struct Manager {
 
 impl fmt::Debug for Manager {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Manager").field("url", &self.inner.url).field("state", &self.state()).finish()
+        f.debug_struct("Manager")
+            .field("url", &self.inner.url)
+            .field("state", &self.state())
+            .finish()
     }
 }
 
@@ -202,7 +207,11 @@ impl Manager {
             return Ok(Manager { inner });
         }
         let seed = (js_sys::Math::random() * 9_007_199_254_740_992.0) as u64;
-        let resume = if options.persist_last_event_id { storage::load(&url) } else { None };
+        let resume = if options.persist_last_event_id {
+            storage::load(&url)
+        } else {
+            None
+        };
         let inner = Rc::new(Inner {
             key: key.clone(),
             decoder: options.decoder_for(&url),
@@ -237,19 +246,36 @@ impl Manager {
     /// Listens for events of `ty` (an SSE event name, a payload `type`, or `*`).
     pub fn on(&self, ty: &str, f: impl Fn(&Event) + 'static) -> Subscription {
         let id = self.inner.add_listener(ty, Cb::Rust(Rc::new(f)));
-        Subscription { inner: Rc::downgrade(&self.inner), kind: Kind::Event, id }
+        Subscription {
+            inner: Rc::downgrade(&self.inner),
+            kind: Kind::Event,
+            id,
+        }
     }
 
     /// Listens for state changes; `f` runs at once with the current state.
     pub fn on_state(&self, f: impl Fn(State) + 'static) -> Subscription {
         let id = self.inner.add_state_listener(Cb::Rust(Rc::new(f)));
-        Subscription { inner: Rc::downgrade(&self.inner), kind: Kind::State, id }
+        Subscription {
+            inner: Rc::downgrade(&self.inner),
+            kind: Kind::State,
+            id,
+        }
     }
 
     /// Listens for errors (decode failures carry the raw text and the reason).
     pub fn on_error(&self, f: impl Fn(&ErrorInfo) + 'static) -> Subscription {
-        let id = self.inner.st.borrow_mut().error_listeners.add("*", Cb::Rust(Rc::new(f)));
-        Subscription { inner: Rc::downgrade(&self.inner), kind: Kind::Error, id }
+        let id = self
+            .inner
+            .st
+            .borrow_mut()
+            .error_listeners
+            .add("*", Cb::Rust(Rc::new(f)));
+        Subscription {
+            inner: Rc::downgrade(&self.inner),
+            kind: Kind::Error,
+            id,
+        }
     }
 
     /// The connection state.
@@ -418,7 +444,9 @@ impl Inner {
                 }
             }));
         }
-        let doc = js_sys::Reflect::get(&global, &"document".into()).ok().filter(|d| d.is_object());
+        let doc = js_sys::Reflect::get(&global, &"document".into())
+            .ok()
+            .filter(|d| d.is_object());
         if let Some(doc) = doc.and_then(|d| d.dyn_into::<web_sys::Document>().ok()) {
             let weak = Rc::downgrade(self);
             let d2 = doc.clone();
@@ -482,7 +510,11 @@ impl Inner {
         self.drive();
     }
 
-    pub(crate) fn on_poll_result(self: &Rc<Self>, generation: u64, result: Result<crate::messages::PollResponse, ErrorInfo>) {
+    pub(crate) fn on_poll_result(
+        self: &Rc<Self>,
+        generation: u64,
+        result: Result<crate::messages::PollResponse, ErrorInfo>,
+    ) {
         {
             let mut st = self.st.borrow_mut();
             if st.poll_generation != generation {
@@ -553,7 +585,12 @@ impl Inner {
             Action::Poll { last_event_id } => {
                 st.poll_generation += 1;
                 let url = crate::url::poll_url(&self.url, last_event_id.as_deref());
-                st.poll = Some(PollRequest::start(&url, &self.options, Rc::downgrade(self), st.poll_generation));
+                st.poll = Some(PollRequest::start(
+                    &url,
+                    &self.options,
+                    Rc::downgrade(self),
+                    st.poll_generation,
+                ));
             }
             Action::CancelPoll => {
                 st.poll_generation += 1;
@@ -615,13 +652,18 @@ impl Inner {
         let message = match decode(self.decoder, &ev.event, &ev.data) {
             Ok(m) => Rc::new(m),
             Err(e) => {
-                let mut info = ErrorInfo::new(ErrorKind::Decode, format!("`{}` event: {e}", ev.event));
+                let mut info =
+                    ErrorInfo::new(ErrorKind::Decode, format!("`{}` event: {e}", ev.event));
                 info.raw = Some(ev.data);
                 self.emit_error(&info);
                 return;
             }
         };
-        let targets = self.st.borrow().listeners.targets(&ev.event, message.payload_type(), message.is_heartbeat());
+        let targets = self.st.borrow().listeners.targets(
+            &ev.event,
+            message.payload_type(),
+            message.is_heartbeat(),
+        );
         let id = ev.id.filter(|s| !s.is_empty());
         let js_message = OnceCell::new();
         for t in targets {
@@ -650,10 +692,25 @@ impl Inner {
 /// the stream's own names plus the protocol's `reset`, `end` and `heartbeat`.
 fn base_names(decoder: Decoder) -> &'static [&'static str] {
     match decoder {
-        Decoder::Notifications => {
-            &["message", "reset", "end", "heartbeat", "connected", "unread_count", "new_notification", "notification_deleted"]
-        }
-        Decoder::VideoProgress => &["message", "reset", "end", "heartbeat", "progress", "completed", "timeout"],
+        Decoder::Notifications => &[
+            "message",
+            "reset",
+            "end",
+            "heartbeat",
+            "connected",
+            "unread_count",
+            "new_notification",
+            "notification_deleted",
+        ],
+        Decoder::VideoProgress => &[
+            "message",
+            "reset",
+            "end",
+            "heartbeat",
+            "progress",
+            "completed",
+            "timeout",
+        ],
         // `connected`: the greeting of channels, carrying the head id on a fresh connection.
         _ => &["message", "reset", "end", "heartbeat", "connected"],
     }

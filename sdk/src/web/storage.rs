@@ -12,17 +12,26 @@ const PREFIX: &str = "tidings:last-event-id:";
 
 fn storage() -> Option<web_sys::Storage> {
     // `Reflect::get` turns a SecurityError thrown by the getter into `Err`.
-    js_sys::Reflect::get(&js_sys::global(), &"sessionStorage".into()).ok()?.dyn_into::<web_sys::Storage>().ok()
+    js_sys::Reflect::get(&js_sys::global(), &"sessionStorage".into())
+        .ok()?
+        .dyn_into::<web_sys::Storage>()
+        .ok()
 }
 
 /// The stored resume position of the stream at (absolute) `url`.
 pub(crate) fn load(url: &str) -> Option<String> {
-    storage()?.get_item(&format!("{PREFIX}{url}")).ok().flatten().filter(|s| !s.is_empty())
+    storage()?
+        .get_item(&format!("{PREFIX}{url}"))
+        .ok()
+        .flatten()
+        .filter(|s| !s.is_empty())
 }
 
 /// Stores `id` as the resume position of `url` (ids that are empty are skipped).
 pub(crate) fn remember(url: &str, id: Option<&str>) {
-    let Some(id) = id.filter(|s| !s.is_empty()) else { return };
+    let Some(id) = id.filter(|s| !s.is_empty()) else {
+        return;
+    };
     if let Some(s) = storage() {
         // Quota or security errors: resume after a reload is lost, the stream is not.
         let _ = s.set_item(&format!("{PREFIX}{url}"), id);

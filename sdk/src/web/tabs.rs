@@ -35,19 +35,31 @@ extern "C" {
     /// plain callback, and this works the same in windows and workers).
     type LockManager;
     #[wasm_bindgen(method, js_name = request)]
-    fn request(this: &LockManager, name: &str, options: &JsValue, callback: &js_sys::Function) -> JsValue;
+    fn request(
+        this: &LockManager,
+        name: &str,
+        options: &JsValue,
+        callback: &js_sys::Function,
+    ) -> JsValue;
 }
 
 /// Whether this browser can share a connection across tabs (Web Locks and
 /// `BroadcastChannel`). Without them each tab opens its own connection.
 pub(crate) fn is_supported() -> bool {
-    lock_manager().is_some() && js_sys::Reflect::has(&js_sys::global(), &"BroadcastChannel".into()).unwrap_or(false)
+    lock_manager().is_some()
+        && js_sys::Reflect::has(&js_sys::global(), &"BroadcastChannel".into()).unwrap_or(false)
 }
 
 fn lock_manager() -> Option<LockManager> {
-    let nav = js_sys::Reflect::get(&js_sys::global(), &"navigator".into()).ok().filter(|n| n.is_object())?;
-    let locks = js_sys::Reflect::get(&nav, &"locks".into()).ok().filter(|l| l.is_object())?;
-    let has_request = js_sys::Reflect::get(&locks, &"request".into()).ok().is_some_and(|r| r.is_function());
+    let nav = js_sys::Reflect::get(&js_sys::global(), &"navigator".into())
+        .ok()
+        .filter(|n| n.is_object())?;
+    let locks = js_sys::Reflect::get(&nav, &"locks".into())
+        .ok()
+        .filter(|l| l.is_object())?;
+    let has_request = js_sys::Reflect::get(&locks, &"request".into())
+        .ok()
+        .is_some_and(|r| r.is_function());
     has_request.then(|| locks.unchecked_into())
 }
 
@@ -109,11 +121,15 @@ struct TabLink {
 impl TabLink {
     fn open(name: &str, inner: Weak<Inner>) -> Result<TabLink, String> {
         let locks = lock_manager().ok_or("navigator.locks is missing")?;
-        let channel = web_sys::BroadcastChannel::new(name).map_err(|e| format!("BroadcastChannel failed: {e:?}"))?;
+        let channel = web_sys::BroadcastChannel::new(name)
+            .map_err(|e| format!("BroadcastChannel failed: {e:?}"))?;
         let w = inner.clone();
         let on_message = EventListener::new(&channel, "message", move |e| {
             let Some(i) = w.upgrade() else { return };
-            let Some(text) = e.dyn_ref::<web_sys::MessageEvent>().and_then(|m| m.data().as_string()) else {
+            let Some(text) = e
+                .dyn_ref::<web_sys::MessageEvent>()
+                .and_then(|m| m.data().as_string())
+            else {
                 i.relay_error(&RelayError::NotText, None);
                 return;
             };
@@ -124,16 +140,17 @@ impl TabLink {
         });
         let held: Rc<RefCell<Option<js_sys::Function>>> = Rc::default();
         let h = held.clone();
-        let grant = Closure::<dyn FnMut(JsValue) -> JsValue>::new(move |_lock: JsValue| -> JsValue {
-            // Hold the lock until `held` is resolved (leaving) or the tab goes away.
-            let promise = js_sys::Promise::new(&mut |resolve, _reject| {
-                *h.borrow_mut() = Some(resolve);
+        let grant =
+            Closure::<dyn FnMut(JsValue) -> JsValue>::new(move |_lock: JsValue| -> JsValue {
+                // Hold the lock until `held` is resolved (leaving) or the tab goes away.
+                let promise = js_sys::Promise::new(&mut |resolve, _reject| {
+                    *h.borrow_mut() = Some(resolve);
+                });
+                if let Some(i) = inner.upgrade() {
+                    i.on_lock_granted();
+                }
+                promise.into()
             });
-            if let Some(i) = inner.upgrade() {
-                i.on_lock_granted();
-            }
-            promise.into()
-        });
         let abort = web_sys::AbortController::new().ok();
         let options = js_sys::Object::new();
         if let Some(a) = &abort {
@@ -142,14 +159,24 @@ impl TabLink {
         let pending = locks.request(name, &options, grant.as_ref().unchecked_ref());
         // The request rejects with AbortError when we leave before the grant:
         // expected, swallowed by a no-op (no Rust closure to outlive the link).
-        if let Ok(catch) = js_sys::Reflect::get(&pending, &"catch".into()).and_then(|c| c.dyn_into::<js_sys::Function>()) {
+        if let Ok(catch) = js_sys::Reflect::get(&pending, &"catch".into())
+            .and_then(|c| c.dyn_into::<js_sys::Function>())
+        {
             let _ = catch.call1(&pending, &super::js::noop());
         }
-        Ok(TabLink { channel, _on_message: on_message, abort, held, _grant: grant })
+        Ok(TabLink {
+            channel,
+            _on_message: on_message,
+            abort,
+            held,
+            _grant: grant,
+        })
     }
 
     fn post(&self, msg: &Relay) -> Result<(), String> {
-        self.channel.post_message(&JsValue::from_str(&msg.encode())).map_err(|e| format!("{e:?}"))
+        self.channel
+            .post_message(&JsValue::from_str(&msg.encode()))
+            .map_err(|e| format!("{e:?}"))
     }
 }
 
@@ -236,7 +263,12 @@ impl Inner {
         if self.tabs.role() != Some(Role::Leader) {
             return true;
         }
-        let local = self.tabs.core.borrow_mut().as_mut().is_none_or(|core| core.handle_local(output));
+        let local = self
+            .tabs
+            .core
+            .borrow_mut()
+            .as_mut()
+            .is_none_or(|core| core.handle_local(output));
         self.tabs_flush();
         // Every new transport reports `open`: it also listens for the names
         // followers asked for (the transport itself only knows ours).
@@ -253,7 +285,12 @@ impl Inner {
 
     /// Leader: event names followers listen for (the `EventSource` adds them).
     pub(super) fn tabs_peer_names(&self) -> Vec<String> {
-        self.tabs.core.borrow().as_ref().map(TabCore::peer_names).unwrap_or_default()
+        self.tabs
+            .core
+            .borrow()
+            .as_ref()
+            .map(TabCore::peer_names)
+            .unwrap_or_default()
     }
 
     /// The state shown: the leader's while following, else the connection's.
@@ -323,8 +360,17 @@ impl Inner {
         wasm_bindgen_futures::spawn_local(async move {
             let result = match super::token::resolve(&options).await {
                 Err(e) => Err(e),
-                Ok(t) => match super::fetch::build_request(&url, "application/json", &options, t.as_deref(), None, signal.as_ref()) {
-                    Ok(r) => super::transport::fetch_poll(&r).await.map_err(|e| e.message),
+                Ok(t) => match super::fetch::build_request(
+                    &url,
+                    "application/json",
+                    &options,
+                    t.as_deref(),
+                    None,
+                    signal.as_ref(),
+                ) {
+                    Ok(r) => super::transport::fetch_poll(&r)
+                        .await
+                        .map_err(|e| e.message),
                     Err(e) => Err(format!("bad catch-up request: {e}")),
                 },
             };
@@ -338,7 +384,16 @@ impl Inner {
     fn on_catch_up(self: &Rc<Self>, result: Result<crate::messages::PollResponse, String>) {
         if let Some(core) = self.tabs.core.borrow_mut().as_mut() {
             match result {
-                Ok(r) => core.handle_catch_up(r.events.into_iter().map(|e| SseEvent { event: e.event, data: e.data, id: e.id }).collect()),
+                Ok(r) => core.handle_catch_up(
+                    r.events
+                        .into_iter()
+                        .map(|e| SseEvent {
+                            event: e.event,
+                            data: e.data,
+                            id: e.id,
+                        })
+                        .collect(),
+                ),
                 Err(e) => core.handle_catch_up_failed(&e),
             }
         }
@@ -380,10 +435,15 @@ impl Inner {
             }
             let failed = {
                 let link = self.tabs.link.borrow();
-                posts.iter().find_map(|m| link.as_ref().and_then(|l| l.post(m).err()))
+                posts
+                    .iter()
+                    .find_map(|m| link.as_ref().and_then(|l| l.post(m).err()))
             };
             if let Some(e) = failed {
-                self.emit_error(&ErrorInfo::new(ErrorKind::Protocol, format!("tab relay post failed: {e}")));
+                self.emit_error(&ErrorInfo::new(
+                    ErrorKind::Protocol,
+                    format!("tab relay post failed: {e}"),
+                ));
             }
             for o in outputs {
                 match o {
@@ -407,7 +467,9 @@ impl Inner {
         if !page.is_empty() {
             return;
         }
-        let Some(target) = js_sys::global().dyn_into::<web_sys::EventTarget>().ok() else { return };
+        let Some(target) = js_sys::global().dyn_into::<web_sys::EventTarget>().ok() else {
+            return;
+        };
         let w = Rc::downgrade(self);
         page.push(EventListener::new(&target, "pagehide", move |_| {
             if let Some(i) = w.upgrade() {
@@ -415,20 +477,27 @@ impl Inner {
             }
         }));
         if self.options.pause_when_hidden {
-            let doc = js_sys::Reflect::get(&js_sys::global(), &"document".into()).ok().filter(|d| d.is_object());
+            let doc = js_sys::Reflect::get(&js_sys::global(), &"document".into())
+                .ok()
+                .filter(|d| d.is_object());
             if let Some(doc) = doc.and_then(|d| d.dyn_into::<web_sys::Document>().ok()) {
                 let w = Rc::downgrade(self);
                 let d2 = doc.clone();
                 page.push(EventListener::new(&doc, "visibilitychange", move |_| {
                     if let Some(i) = w.upgrade() {
-                        i.on_page_visibility(d2.visibility_state() == web_sys::VisibilityState::Visible);
+                        i.on_page_visibility(
+                            d2.visibility_state() == web_sys::VisibilityState::Visible,
+                        );
                     }
                 }));
             }
         }
         let w = Rc::downgrade(self);
         page.push(EventListener::new(&target, "pageshow", move |e| {
-            let persisted = js_sys::Reflect::get(e, &"persisted".into()).ok().and_then(|p| p.as_bool()).unwrap_or(false);
+            let persisted = js_sys::Reflect::get(e, &"persisted".into())
+                .ok()
+                .and_then(|p| p.as_bool())
+                .unwrap_or(false);
             if let Some(i) = w.upgrade() {
                 let listening = !i.st.borrow().listeners.is_empty() && !i.st.borrow().closed;
                 if persisted && listening && i.tabs.role() == Some(Role::Idle) {

@@ -39,15 +39,24 @@ pub(crate) fn from_js(options: &JsValue) -> Option<GetToken> {
     if !options.is_object() {
         return None;
     }
-    let f = js_sys::Reflect::get(options, &"getToken".into()).ok()?.dyn_into::<js_sys::Function>().ok()?;
+    let f = js_sys::Reflect::get(options, &"getToken".into())
+        .ok()?
+        .dyn_into::<js_sys::Function>()
+        .ok()?;
     Some(GetToken::new(move || call(f.clone())))
 }
 
 /// Calls the JS callback; a plain string or a promise of one.
 async fn call(f: js_sys::Function) -> Result<String, String> {
-    let value = f.call0(&JsValue::NULL).map_err(|e| format!("getToken threw: {}", describe(&e)))?;
-    let value = JsFuture::from(js_sys::Promise::resolve(&value)).await.map_err(|e| format!("getToken rejected: {}", describe(&e)))?;
-    value.as_string().ok_or_else(|| "getToken must return a string (or a promise of one)".to_owned())
+    let value = f
+        .call0(&JsValue::NULL)
+        .map_err(|e| format!("getToken threw: {}", describe(&e)))?;
+    let value = JsFuture::from(js_sys::Promise::resolve(&value))
+        .await
+        .map_err(|e| format!("getToken rejected: {}", describe(&e)))?;
+    value
+        .as_string()
+        .ok_or_else(|| "getToken must return a string (or a promise of one)".to_owned())
 }
 
 fn describe(e: &JsValue) -> String {

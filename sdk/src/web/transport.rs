@@ -82,17 +82,39 @@ impl Inner {
         });
     }
 
-    fn open_sse_with(self: &Rc<Self>, generation: u64, last_event_id: Option<&str>, token: Option<&str>) {
+    fn open_sse_with(
+        self: &Rc<Self>,
+        generation: u64,
+        last_event_id: Option<&str>,
+        token: Option<&str>,
+    ) {
         if self.options.transport == Transport::Fetch {
-            let t = FetchTransport::open(&self.url, &self.options, token, last_event_id, Rc::downgrade(self), generation);
+            let t = FetchTransport::open(
+                &self.url,
+                &self.options,
+                token,
+                last_event_id,
+                Rc::downgrade(self),
+                generation,
+            );
             self.st.borrow_mut().sse = Some(SseTransport::Fetch(t));
             return;
         }
         let url = crate::url::sse_url(&self.url, last_event_id, token);
         let mut st = self.st.borrow_mut();
         let mut names = st.listeners.types();
-        names.extend(super::base_names(self.decoder).iter().map(|s| (*s).to_owned()));
-        match EsTransport::open(&url, self.options.with_credentials, &names, Rc::downgrade(self), generation) {
+        names.extend(
+            super::base_names(self.decoder)
+                .iter()
+                .map(|s| (*s).to_owned()),
+        );
+        match EsTransport::open(
+            &url,
+            self.options.with_credentials,
+            &names,
+            Rc::downgrade(self),
+            generation,
+        ) {
             Ok(t) => st.sse = Some(SseTransport::EventSource(t)),
             Err(message) => {
                 // A synchronous failure (bad URL, CSP) is an SSE error like any other.
@@ -180,7 +202,10 @@ impl EsTransport {
         let prev = t.prev_id.clone();
         t.listeners.push(EventListener::new(&es, "error", move |e| {
             let Some(i) = w.upgrade() else { return };
-            match e.dyn_ref::<web_sys::MessageEvent>().and_then(|m| to_sse(m, &prev)) {
+            match e
+                .dyn_ref::<web_sys::MessageEvent>()
+                .and_then(|m| to_sse(m, &prev))
+            {
                 Some(ev) => i.on_sse_event(generation, ev),
                 None => i.on_sse_error(generation),
             }
@@ -215,12 +240,16 @@ impl EsTransport {
         let w = self.inner.clone();
         let generation = self.generation;
         let prev = self.prev_id.clone();
-        self.listeners.push(EventListener::new(es, name.to_owned(), move |e| {
-            let Some(i) = w.upgrade() else { return };
-            if let Some(ev) = e.dyn_ref::<web_sys::MessageEvent>().and_then(|m| to_sse(m, &prev)) {
-                i.on_sse_event(generation, ev);
-            }
-        }));
+        self.listeners
+            .push(EventListener::new(es, name.to_owned(), move |e| {
+                let Some(i) = w.upgrade() else { return };
+                if let Some(ev) = e
+                    .dyn_ref::<web_sys::MessageEvent>()
+                    .and_then(|m| to_sse(m, &prev))
+                {
+                    i.on_sse_event(generation, ev);
+                }
+            }));
     }
 
     /// Stops the browser's own reconnection at once.
@@ -249,7 +278,11 @@ fn to_sse(m: &web_sys::MessageEvent, prev: &RefCell<String>) -> Option<SseEvent>
             Some(last)
         }
     };
-    Some(SseEvent { event: m.type_(), data, id })
+    Some(SseEvent {
+        event: m.type_(),
+        data,
+        id,
+    })
 }
 
 /// One polling request in flight. `Drop` aborts it.
@@ -260,7 +293,12 @@ pub(crate) struct PollRequest {
 impl PollRequest {
     /// Asks for the token (`getToken` or the static one), then fetches `url`
     /// with the manager's headers and credentials.
-    pub(crate) fn start(url: &str, options: &Options, inner: Weak<Inner>, generation: u64) -> PollRequest {
+    pub(crate) fn start(
+        url: &str,
+        options: &Options,
+        inner: Weak<Inner>,
+        generation: u64,
+    ) -> PollRequest {
         let abort = web_sys::AbortController::new().ok();
         let signal = abort.as_ref().map(web_sys::AbortController::signal);
         let (url, options) = (url.to_owned(), options.clone());
@@ -268,9 +306,19 @@ impl PollRequest {
             let result = match token::resolve(&options).await {
                 Err(e) => Err(ErrorInfo::new(ErrorKind::Auth, e)),
                 // The position is in the URL (`lastEventId=`), not a header.
-                Ok(t) => match build_request(&url, "application/json", &options, t.as_deref(), None, signal.as_ref()) {
+                Ok(t) => match build_request(
+                    &url,
+                    "application/json",
+                    &options,
+                    t.as_deref(),
+                    None,
+                    signal.as_ref(),
+                ) {
                     Ok(r) => fetch_poll(&r).await,
-                    Err(e) => Err(ErrorInfo::new(ErrorKind::Network, format!("bad polling request: {e}"))),
+                    Err(e) => Err(ErrorInfo::new(
+                        ErrorKind::Network,
+                        format!("bad polling request: {e}"),
+                    )),
                 },
             };
             if let Some(i) = inner.upgrade() {
@@ -290,20 +338,39 @@ impl Drop for PollRequest {
 }
 
 fn js_message(e: &JsValue) -> String {
-    js_sys::Reflect::get(e, &"message".into()).ok().and_then(|m| m.as_string()).unwrap_or_else(|| format!("{e:?}"))
+    js_sys::Reflect::get(e, &"message".into())
+        .ok()
+        .and_then(|m| m.as_string())
+        .unwrap_or_else(|| format!("{e:?}"))
 }
 
 /// Fetches one polling-form request and parses its body (errors carry status and body).
 pub(crate) async fn fetch_poll(request: &web_sys::Request) -> Result<PollResponse, ErrorInfo> {
-    let network = |e: JsValue| ErrorInfo::new(ErrorKind::Network, format!("polling fetch failed: {}", js_message(&e)));
-    let resp: web_sys::Response = JsFuture::from(global_fetch(request)).await.map_err(network)?.unchecked_into();
+    let network = |e: JsValue| {
+        ErrorInfo::new(
+            ErrorKind::Network,
+            format!("polling fetch failed: {}", js_message(&e)),
+        )
+    };
+    let resp: web_sys::Response = JsFuture::from(global_fetch(request))
+        .await
+        .map_err(network)?
+        .unchecked_into();
     let status = resp.status();
     let body = match resp.text() {
-        Ok(p) => JsFuture::from(p).await.map_err(network)?.as_string().unwrap_or_default(),
+        Ok(p) => JsFuture::from(p)
+            .await
+            .map_err(network)?
+            .as_string()
+            .unwrap_or_default(),
         Err(e) => return Err(network(e)),
     };
     if !(200..300).contains(&status) || status == 204 {
-        let kind = if status == 401 || status == 403 { ErrorKind::Auth } else { ErrorKind::Http };
+        let kind = if status == 401 || status == 403 {
+            ErrorKind::Auth
+        } else {
+            ErrorKind::Http
+        };
         let mut e = ErrorInfo::new(kind, format!("polling got HTTP {status}"));
         e.status = Some(status);
         e.raw = Some(body);

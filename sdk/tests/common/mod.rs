@@ -15,7 +15,10 @@ use wasm_bindgen_futures::JsFuture;
 pub(crate) fn server() -> Option<&'static str> {
     let s = option_env!("TIDINGS_TEST_SERVER");
     if s.is_none() {
-        web_sys::console::log_1(&"TIDINGS_TEST_SERVER not set at build time: skipping (run scripts/test-wasm.sh)".into());
+        web_sys::console::log_1(
+            &"TIDINGS_TEST_SERVER not set at build time: skipping (run scripts/test-wasm.sh)"
+                .into(),
+        );
     }
     s
 }
@@ -42,7 +45,12 @@ pub(crate) async fn wait_for(what: &str, ms: u32, mut cond: impl FnMut() -> bool
 }
 
 /// A JSON request; returns the status and the body (JSON, else the text as a string).
-pub(crate) async fn request(method: &str, url: &str, body: Option<Value>, token: Option<&str>) -> (u16, Value) {
+pub(crate) async fn request(
+    method: &str,
+    url: &str,
+    body: Option<Value>,
+    token: Option<&str>,
+) -> (u16, Value) {
     let init = web_sys::RequestInit::new();
     init.set_method(method);
     let headers = web_sys::Headers::new().unwrap();
@@ -51,14 +59,26 @@ pub(crate) async fn request(method: &str, url: &str, body: Option<Value>, token:
         init.set_body(&JsValue::from_str(&b.to_string()));
     }
     if let Some(t) = token {
-        headers.set("Authorization", &format!("Bearer {t}")).unwrap();
+        headers
+            .set("Authorization", &format!("Bearer {t}"))
+            .unwrap();
     }
     init.set_headers(&headers);
     let req = web_sys::Request::new_with_str_and_init(url, &init).unwrap();
     let window = web_sys::window().unwrap();
-    let resp: web_sys::Response = JsFuture::from(window.fetch_with_request(&req)).await.unwrap().unchecked_into();
-    let text = JsFuture::from(resp.text().unwrap()).await.unwrap().as_string().unwrap_or_default();
-    (resp.status(), serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    let resp: web_sys::Response = JsFuture::from(window.fetch_with_request(&req))
+        .await
+        .unwrap()
+        .unchecked_into();
+    let text = JsFuture::from(resp.text().unwrap())
+        .await
+        .unwrap()
+        .as_string()
+        .unwrap_or_default();
+    (
+        resp.status(),
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 /// POSTs JSON and asserts a 2xx answer.
@@ -69,7 +89,12 @@ pub(crate) async fn post(url: &str, body: Value, token: Option<&str>) -> Value {
 }
 
 /// A dev token for `user` with `channels`, valid `ttl_secs` (the server's default when `None`).
-pub(crate) async fn dev_token(base: &str, user: &str, channels: &[&str], ttl_secs: Option<u64>) -> String {
+pub(crate) async fn dev_token(
+    base: &str,
+    user: &str,
+    channels: &[&str],
+    ttl_secs: Option<u64>,
+) -> String {
     let mut body = json!({"user_id": user, "channels": channels});
     if let Some(ttl) = ttl_secs {
         body["ttl_secs"] = ttl.into();

@@ -7,13 +7,21 @@ use crate::event::Event;
 /// A stream's head id (0 for a new stream).
 pub(crate) fn head(conn: &Connection, stream: &str) -> rusqlite::Result<u64> {
     Ok(conn
-        .query_row("SELECT head FROM stream_heads WHERE stream = ?1", [stream], |r| r.get::<_, i64>(0))
+        .query_row(
+            "SELECT head FROM stream_heads WHERE stream = ?1",
+            [stream],
+            |r| r.get::<_, i64>(0),
+        )
         .optional()?
         .map_or(0, |h| h.max(0) as u64))
 }
 
 /// Loads a stream's head id and its last `keep` logged events (oldest first).
-pub(crate) fn load(conn: &Connection, stream: &str, keep: u64) -> rusqlite::Result<(u64, Vec<Event>)> {
+pub(crate) fn load(
+    conn: &Connection,
+    stream: &str,
+    keep: u64,
+) -> rusqlite::Result<(u64, Vec<Event>)> {
     let head = head(conn, stream)?;
     let mut stmt = conn.prepare_cached(
         "SELECT id, event, data FROM stream_events WHERE stream = ?1 AND id > ?2 ORDER BY id",
@@ -21,7 +29,11 @@ pub(crate) fn load(conn: &Connection, stream: &str, keep: u64) -> rusqlite::Resu
     let floor = head.saturating_sub(keep) as i64;
     let events = stmt
         .query_map(params![stream, floor], |r| {
-            Ok(Event { id: r.get::<_, i64>(0)? as u64, event: r.get(1)?, data: r.get(2)? })
+            Ok(Event {
+                id: r.get::<_, i64>(0)? as u64,
+                event: r.get(1)?,
+                data: r.get(2)?,
+            })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok((head, events))
@@ -30,11 +42,23 @@ pub(crate) fn load(conn: &Connection, stream: &str, keep: u64) -> rusqlite::Resu
 /// Appends one event with the next id (assigned here, from the stored head, so the database
 /// is the one authority on ids), moves the head and trims the log to `keep` events, in one
 /// transaction. Returns the stored event.
-pub(crate) fn append(conn: &mut Connection, stream: &str, name: Option<String>, data: String, keep: u64) -> rusqlite::Result<Event> {
+pub(crate) fn append(
+    conn: &mut Connection,
+    stream: &str,
+    name: Option<String>,
+    data: String,
+    keep: u64,
+) -> rusqlite::Result<Event> {
     let tx = conn.transaction()?;
-    let event = Event { id: head(&tx, stream)? + 1, event: name, data };
-    tx.prepare_cached("INSERT INTO stream_events (stream, id, event, data) VALUES (?1, ?2, ?3, ?4)")?
-        .execute(params![stream, event.id as i64, event.event, event.data])?;
+    let event = Event {
+        id: head(&tx, stream)? + 1,
+        event: name,
+        data,
+    };
+    tx.prepare_cached(
+        "INSERT INTO stream_events (stream, id, event, data) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![stream, event.id as i64, event.event, event.data])?;
     tx.prepare_cached(
         "INSERT INTO stream_heads (stream, head) VALUES (?1, ?2)
          ON CONFLICT(stream) DO UPDATE SET head = excluded.head",

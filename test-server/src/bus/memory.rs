@@ -25,7 +25,10 @@ pub struct MemoryBus {
 
 impl std::fmt::Debug for MemoryBus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MemoryBus").field("log_size", &self.log_size).field("queue", &self.queue).finish()
+        f.debug_struct("MemoryBus")
+            .field("log_size", &self.log_size)
+            .field("queue", &self.queue)
+            .finish()
     }
 }
 
@@ -102,7 +105,11 @@ impl MemoryBus {
         let topic = topics.entry(stream.to_owned()).or_insert_with(|| {
             Arc::new(Topic {
                 publish: tokio::sync::Mutex::new(()),
-                state: Mutex::new(TopicState { head, ring: None, subscribers: BTreeMap::new() }),
+                state: Mutex::new(TopicState {
+                    head,
+                    ring: None,
+                    subscribers: BTreeMap::new(),
+                }),
             })
         });
         Ok(Arc::clone(topic))
@@ -119,7 +126,10 @@ impl MemoryBus {
             return Ok(());
         }
         let (key, keep) = (stream.to_owned(), self.log_size);
-        let (head, events) = self.db.call(move |c| log_store::load(c, &key, keep)).await?;
+        let (head, events) = self
+            .db
+            .call(move |c| log_store::load(c, &key, keep))
+            .await?;
         let mut st = lock(&topic.state);
         st.head = head;
         st.ring = Some(events.into_iter().map(Arc::new).collect());
@@ -128,7 +138,9 @@ impl MemoryBus {
 
     /// Live subscribers of a stream (for tests and stats).
     pub fn subscriber_count(&self, stream: &str) -> usize {
-        lock(&self.topics).get(stream).map_or(0, |t| lock(&t.state).subscribers.len())
+        lock(&self.topics)
+            .get(stream)
+            .map_or(0, |t| lock(&t.state).subscribers.len())
     }
 
     /// Streams currently held in memory.
@@ -136,11 +148,19 @@ impl MemoryBus {
         lock(&self.topics).len()
     }
 
-    async fn do_publish(&self, stream: String, event: Option<String>, data: String) -> Result<Arc<Event>, BusError> {
+    async fn do_publish(
+        &self,
+        stream: String,
+        event: Option<String>,
+        data: String,
+    ) -> Result<Arc<Event>, BusError> {
         let topic = self.topic(&stream).await?;
         let serial = topic.publish.lock().await;
         let (key, keep) = (stream.clone(), self.log_size);
-        let event = self.db.call(move |c| log_store::append(c, &key, event, data, keep)).await?;
+        let event = self
+            .db
+            .call(move |c| log_store::append(c, &key, event, data, keep))
+            .await?;
         let id = event.id;
         let event = Arc::new(event);
         let mut lagged = 0u64;
@@ -153,26 +173,35 @@ impl MemoryBus {
                     ring.pop_front();
                 }
             }
-            st.subscribers.retain(|_, tx| match tx.try_send(Arc::clone(&event)) {
-                Ok(()) => true,
-                Err(TrySendError::Full(_)) => {
-                    lagged += 1;
-                    false
-                }
-                Err(TrySendError::Closed(_)) => false,
-            });
+            st.subscribers
+                .retain(|_, tx| match tx.try_send(Arc::clone(&event)) {
+                    Ok(()) => true,
+                    Err(TrySendError::Full(_)) => {
+                        lagged += 1;
+                        false
+                    }
+                    Err(TrySendError::Closed(_)) => false,
+                });
         }
         drop(serial);
         evict_if_idle(&self.topics, &stream, &topic);
-        self.metrics.events_published.fetch_add(1, Ordering::Relaxed);
+        self.metrics
+            .events_published
+            .fetch_add(1, Ordering::Relaxed);
         if lagged > 0 {
-            self.metrics.subscribers_lagged.fetch_add(lagged, Ordering::Relaxed);
+            self.metrics
+                .subscribers_lagged
+                .fetch_add(lagged, Ordering::Relaxed);
             tracing::info!(stream = %stream, lagged, "closed subscribers that fell behind");
         }
         Ok(event)
     }
 
-    async fn do_subscribe(&self, stream: String, position: Position) -> Result<Subscription, BusError> {
+    async fn do_subscribe(
+        &self,
+        stream: String,
+        position: Position,
+    ) -> Result<Subscription, BusError> {
         let topic = self.topic(&stream).await?;
         self.load_ring(&stream, &topic).await?;
         let (tx, rx) = mpsc::channel(self.queue);
@@ -182,7 +211,11 @@ impl MemoryBus {
         let ring = st.ring.as_ref();
         let oldest = ring.and_then(|r| r.front()).map_or(head + 1, |e| e.id);
         let (reset, replay) = match plan_resume(&position, oldest, head) {
-            Ok(after) => (None, ring.map(|r| r.iter().filter(|e| e.id > after).cloned().collect()).unwrap_or_default()),
+            Ok(after) => (
+                None,
+                ring.map(|r| r.iter().filter(|e| e.id > after).cloned().collect())
+                    .unwrap_or_default(),
+            ),
             Err(reset) => (Some(reset), Vec::new()),
         };
         st.subscribers.insert(id, tx);
@@ -190,8 +223,19 @@ impl MemoryBus {
         if reset.is_some() {
             self.metrics.resets_sent.fetch_add(1, Ordering::Relaxed);
         }
-        let guard = SubscriberGuard { topics: Arc::downgrade(&self.topics), topic: Arc::downgrade(&topic), key: stream, id };
-        Ok(Subscription::new(reset, replay, head, rx, Some(Box::new(guard))))
+        let guard = SubscriberGuard {
+            topics: Arc::downgrade(&self.topics),
+            topic: Arc::downgrade(&topic),
+            key: stream,
+            id,
+        };
+        Ok(Subscription::new(
+            reset,
+            replay,
+            head,
+            rx,
+            Some(Box::new(guard)),
+        ))
     }
 
     async fn do_remove(&self, stream: String) -> Result<(), BusError> {
@@ -205,11 +249,21 @@ impl MemoryBus {
 }
 
 impl Bus for MemoryBus {
-    fn publish(&self, stream: &str, event: Option<&str>, data: String) -> BoxFuture<'_, Result<Arc<Event>, BusError>> {
-        self.do_publish(stream.to_owned(), event.map(str::to_owned), data).boxed()
+    fn publish(
+        &self,
+        stream: &str,
+        event: Option<&str>,
+        data: String,
+    ) -> BoxFuture<'_, Result<Arc<Event>, BusError>> {
+        self.do_publish(stream.to_owned(), event.map(str::to_owned), data)
+            .boxed()
     }
 
-    fn subscribe(&self, stream: &str, position: Position) -> BoxFuture<'_, Result<Subscription, BusError>> {
+    fn subscribe(
+        &self,
+        stream: &str,
+        position: Position,
+    ) -> BoxFuture<'_, Result<Subscription, BusError>> {
         self.do_subscribe(stream.to_owned(), position).boxed()
     }
 
@@ -237,7 +291,10 @@ mod tests {
             assert_eq!(e.id, i);
         }
         let mut sub = b.subscribe("s", Position::After(1)).await.unwrap();
-        assert_eq!(sub.replay.iter().map(|e| e.id).collect::<Vec<_>>(), vec![2, 3]);
+        assert_eq!(
+            sub.replay.iter().map(|e| e.id).collect::<Vec<_>>(),
+            vec![2, 3]
+        );
         b.publish("s", None, "4".into()).await.unwrap();
         assert_eq!(sub.live.recv().await.unwrap().id, 4);
         assert_eq!(b.publish("other", None, "a".into()).await.unwrap().id, 1);
@@ -254,7 +311,10 @@ mod tests {
         }
         let b = bus(dir.path(), 5, 8);
         let sub = b.subscribe("s", Position::After(7)).await.unwrap();
-        assert_eq!(sub.replay.iter().map(|e| e.id).collect::<Vec<_>>(), vec![8, 9, 10, 11, 12]);
+        assert_eq!(
+            sub.replay.iter().map(|e| e.id).collect::<Vec<_>>(),
+            vec![8, 9, 10, 11, 12]
+        );
         let sub = b.subscribe("s", Position::After(6)).await.unwrap();
         assert_eq!(sub.reset.unwrap().reason, ResetReason::Gap);
         assert_eq!(b.publish("s", None, "x".into()).await.unwrap().id, 13);
@@ -271,7 +331,10 @@ mod tests {
         assert_eq!(b.subscriber_count("s"), 0);
         assert_eq!(sub.live.recv().await.unwrap().id, 1);
         assert_eq!(sub.live.recv().await.unwrap().id, 2);
-        assert!(sub.live.recv().await.is_none(), "closed after the queued events");
+        assert!(
+            sub.live.recv().await.is_none(),
+            "closed after the queued events"
+        );
         assert_eq!(b.metrics.subscribers_lagged.load(Ordering::Relaxed), 1);
     }
 

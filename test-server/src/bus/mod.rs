@@ -18,8 +18,8 @@ use tokio::sync::mpsc;
 use crate::db::StoreError;
 use crate::event::{Event, Position, Reset};
 
-pub use memory::MemoryBus;
 pub use self::redis::RedisBus;
+pub use memory::MemoryBus;
 
 /// A fan-out failure.
 #[derive(Debug, thiserror::Error)]
@@ -77,7 +77,13 @@ impl Subscription {
         live: mpsc::Receiver<Arc<Event>>,
         guard: Option<Box<dyn std::any::Any + Send + Sync>>,
     ) -> Self {
-        Subscription { reset, replay, head, live, _guard: guard }
+        Subscription {
+            reset,
+            replay,
+            head,
+            live,
+            _guard: guard,
+        }
     }
 }
 
@@ -93,13 +99,22 @@ pub trait Bus: Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<Arc<Event>, BusError>>;
 
     /// Subscribes to `stream` from `position`: replay after it (or a reset), then live.
-    fn subscribe(&self, stream: &str, position: Position) -> BoxFuture<'_, Result<Subscription, BusError>>;
+    fn subscribe(
+        &self,
+        stream: &str,
+        position: Position,
+    ) -> BoxFuture<'_, Result<Subscription, BusError>>;
 
     /// Forgets a stream's log and head (its id will never be reused by the caller).
     fn remove(&self, stream: &str) -> BoxFuture<'_, Result<(), BusError>>;
 
     /// Health of the bus (the in-process bus is always healthy).
     fn health(&self) -> BusHealth {
-        BusHealth { kind: "memory", healthy: true, last_error: None, errors: 0 }
+        BusHealth {
+            kind: "memory",
+            healthy: true,
+            last_error: None,
+            errors: 0,
+        }
     }
 }

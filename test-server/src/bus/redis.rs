@@ -46,7 +46,10 @@ pub struct RedisBus {
 
 impl std::fmt::Debug for RedisBus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisBus").field("prefix", &self.shared.prefix).field("log_size", &self.shared.log_size).finish()
+        f.debug_struct("RedisBus")
+            .field("prefix", &self.shared.prefix)
+            .field("log_size", &self.shared.log_size)
+            .finish()
     }
 }
 
@@ -104,7 +107,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Connection loss, refusal or timeout: Redis is unavailable (as opposed to an error reply).
 fn is_outage(e: &RedisError) -> bool {
-    e.is_io_error() || e.is_connection_refusal() || e.is_timeout() || e.is_connection_dropped() || e.is_unrecoverable_error()
+    e.is_io_error()
+        || e.is_connection_refusal()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+        || e.is_unrecoverable_error()
 }
 
 /// Removes its subscriber when the subscription is dropped; forgets an empty topic.
@@ -117,7 +124,9 @@ struct SubscriberGuard {
 
 impl Drop for SubscriberGuard {
     fn drop(&mut self) {
-        let (Some(shared), Some(topic)) = (self.shared.upgrade(), self.topic.upgrade()) else { return };
+        let (Some(shared), Some(topic)) = (self.shared.upgrade(), self.topic.upgrade()) else {
+            return;
+        };
         let mut map = lock(&shared.topics);
         let mut st = lock(&topic.st);
         st.subscribers.remove(&self.id);
@@ -132,8 +141,15 @@ impl RedisBus {
     /// per stream and `queue` queued events per subscriber. Starts the reader task (which
     /// connects in the background; the server starts even while Redis is down) and stops it
     /// when `shutdown` is cancelled or the bus is dropped.
-    pub fn new(url: &str, log_size: u64, queue: usize, metrics: Arc<Metrics>, shutdown: &CancellationToken) -> Result<Self, BusError> {
-        let client = ::redis::Client::open(url).map_err(|e| BusError::Config(format!("--redis-url: {e}")))?;
+    pub fn new(
+        url: &str,
+        log_size: u64,
+        queue: usize,
+        metrics: Arc<Metrics>,
+        shutdown: &CancellationToken,
+    ) -> Result<Self, BusError> {
+        let client = ::redis::Client::open(url)
+            .map_err(|e| BusError::Config(format!("--redis-url: {e}")))?;
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| BusError::Config("the Redis bus needs a tokio runtime".into()))?;
         let shared = Arc::new(Shared {
@@ -159,7 +175,9 @@ impl RedisBus {
 
     /// Live subscribers of a stream on this instance (for tests and stats).
     pub fn subscriber_count(&self, stream: &str) -> usize {
-        lock(&self.shared.topics).get(stream).map_or(0, |t| lock(&t.st).subscribers.len())
+        lock(&self.shared.topics)
+            .get(stream)
+            .map_or(0, |t| lock(&t.st).subscribers.len())
     }
 }
 
@@ -170,18 +188,25 @@ impl Drop for RedisBus {
 }
 
 impl Shared {
-    async fn connect(&self, response_timeout: Duration) -> Result<MultiplexedConnection, RedisError> {
+    async fn connect(
+        &self,
+        response_timeout: Duration,
+    ) -> Result<MultiplexedConnection, RedisError> {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(response_timeout));
-        self.client.get_multiplexed_async_connection_with_config(&config).await
+        self.client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
     }
 
     /// The command connection, or why there is none.
     async fn cmd_conn(&self) -> Result<MultiplexedConnection, BusError> {
         let mut started = self.first_attempt.subscribe();
         let _ = tokio::time::timeout(FIRST_CONNECT_WAIT, started.wait_for(|done| *done)).await;
-        lock(&self.cmd).clone().ok_or_else(|| BusError::Unavailable(self.health.last_error()))
+        lock(&self.cmd)
+            .clone()
+            .ok_or_else(|| BusError::Unavailable(self.health.last_error()))
     }
 
     /// Turns a Redis error into a bus error; an outage drops the command connection and
@@ -200,7 +225,12 @@ impl Shared {
         BusError::Redis(e.to_string())
     }
 
-    async fn publish(&self, stream: String, event: Option<String>, data: String) -> Result<Arc<Event>, BusError> {
+    async fn publish(
+        &self,
+        stream: String,
+        event: Option<String>,
+        data: String,
+    ) -> Result<Arc<Event>, BusError> {
         let mut conn = self.cmd_conn().await?;
         let id: u64 = self
             .script
@@ -213,11 +243,17 @@ impl Shared {
             .invoke_async(&mut conn)
             .await
             .map_err(|e| self.on_error(e))?;
-        self.metrics.events_published.fetch_add(1, Ordering::Relaxed);
+        self.metrics
+            .events_published
+            .fetch_add(1, Ordering::Relaxed);
         Ok(Arc::new(Event { id, event, data }))
     }
 
-    async fn subscribe(self: Arc<Self>, stream: String, position: Position) -> Result<Subscription, BusError> {
+    async fn subscribe(
+        self: Arc<Self>,
+        stream: String,
+        position: Position,
+    ) -> Result<Subscription, BusError> {
         let mut conn = self.cmd_conn().await?;
         let (tx, rx) = mpsc::channel(self.queue);
         let id = self.next_subscriber.fetch_add(1, Ordering::Relaxed);
@@ -232,7 +268,12 @@ impl Shared {
             drop(st);
             (topic, cursor)
         };
-        let guard = SubscriberGuard { shared: Arc::downgrade(&self), topic: Arc::downgrade(&topic), key: stream.clone(), id };
+        let guard = SubscriberGuard {
+            shared: Arc::downgrade(&self),
+            topic: Arc::downgrade(&topic),
+            key: stream.clone(),
+            id,
+        };
         let _init = match cursor {
             Some(_) => None,
             None => Some(topic.init.lock().await),
@@ -240,19 +281,41 @@ impl Shared {
         let log = wire::log_key(&self.prefix, &stream);
         let mut pipe = ::redis::pipe();
         pipe.atomic()
-            .cmd("GET").arg(wire::counter_key(&self.prefix, &stream))
-            .cmd("XRANGE").arg(&log).arg("-").arg("+").arg("COUNT").arg(1);
+            .cmd("GET")
+            .arg(wire::counter_key(&self.prefix, &stream))
+            .cmd("XRANGE")
+            .arg(&log)
+            .arg("-")
+            .arg("+")
+            .arg("COUNT")
+            .arg(1);
         if let Position::After(n) = position {
-            pipe.cmd("XRANGE").arg(&log).arg(format!("{}-0", n.saturating_add(1))).arg("+");
+            pipe.cmd("XRANGE")
+                .arg(&log)
+                .arg(format!("{}-0", n.saturating_add(1)))
+                .arg("+");
         }
-        let replies: Vec<Value> = pipe.query_async(&mut conn).await.map_err(|e| self.on_error(e))?;
+        let replies: Vec<Value> = pipe
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.on_error(e))?;
         let reply = |i: usize| replies.get(i).unwrap_or(&Value::Nil);
         let head = wire::counter(reply(0)).map_err(|e| self.bad_reply(e))?;
-        let oldest = wire::range(reply(1)).map_err(|e| self.bad_reply(e))?.first().map_or(head + 1, |e| e.id);
+        let oldest = wire::range(reply(1))
+            .map_err(|e| self.bad_reply(e))?
+            .first()
+            .map_or(head + 1, |e| e.id);
         let (reset, replay) = match plan_resume(&position, oldest, head) {
             Ok(after) if after < head => {
                 let events = wire::range(reply(2)).map_err(|e| self.bad_reply(e))?;
-                (None, events.into_iter().filter(|e| e.id > after && e.id <= head).map(Arc::new).collect())
+                (
+                    None,
+                    events
+                        .into_iter()
+                        .filter(|e| e.id > after && e.id <= head)
+                        .map(Arc::new)
+                        .collect(),
+                )
             }
             Ok(_) => (None, Vec::new()),
             Err(reset) => (Some(reset), Vec::new()),
@@ -274,7 +337,13 @@ impl Shared {
         if reset.is_some() {
             self.metrics.resets_sent.fetch_add(1, Ordering::Relaxed);
         }
-        Ok(Subscription::new(reset, replay, head, rx, Some(Box::new(guard))))
+        Ok(Subscription::new(
+            reset,
+            replay,
+            head,
+            rx,
+            Some(Box::new(guard)),
+        ))
     }
 
     /// Makes the reader pick up a new stream now instead of after its current `XREAD BLOCK`.
@@ -282,7 +351,11 @@ impl Shared {
         self.wake.notify_one();
         let reader = self.reader_id.load(Ordering::Acquire);
         if reader != 0 {
-            let unblocked: Result<Value, RedisError> = ::redis::cmd("CLIENT").arg("UNBLOCK").arg(reader).query_async(conn).await;
+            let unblocked: Result<Value, RedisError> = ::redis::cmd("CLIENT")
+                .arg("UNBLOCK")
+                .arg(reader)
+                .query_async(conn)
+                .await;
             if let Err(e) = unblocked {
                 tracing::debug!(error = %e, "CLIENT UNBLOCK failed; the reader picks the stream up after its block timeout");
             }
@@ -302,12 +375,25 @@ impl Shared {
 }
 
 impl Bus for RedisBus {
-    fn publish(&self, stream: &str, event: Option<&str>, data: String) -> BoxFuture<'_, Result<Arc<Event>, BusError>> {
-        self.shared.publish(stream.to_owned(), event.map(str::to_owned), data).boxed()
+    fn publish(
+        &self,
+        stream: &str,
+        event: Option<&str>,
+        data: String,
+    ) -> BoxFuture<'_, Result<Arc<Event>, BusError>> {
+        self.shared
+            .publish(stream.to_owned(), event.map(str::to_owned), data)
+            .boxed()
     }
 
-    fn subscribe(&self, stream: &str, position: Position) -> BoxFuture<'_, Result<Subscription, BusError>> {
-        Arc::clone(&self.shared).subscribe(stream.to_owned(), position).boxed()
+    fn subscribe(
+        &self,
+        stream: &str,
+        position: Position,
+    ) -> BoxFuture<'_, Result<Subscription, BusError>> {
+        Arc::clone(&self.shared)
+            .subscribe(stream.to_owned(), position)
+            .boxed()
     }
 
     fn remove(&self, stream: &str) -> BoxFuture<'_, Result<(), BusError>> {

@@ -22,7 +22,10 @@ pub(super) struct FirstResponse {
 
 impl FirstResponse {
     pub(super) fn new(router: Router, first: Option<Response<Body>>) -> Self {
-        FirstResponse { router, first: Arc::new(Mutex::new(first)) }
+        FirstResponse {
+            router,
+            first: Arc::new(Mutex::new(first)),
+        }
     }
 }
 

@@ -19,7 +19,10 @@ pub(super) fn stream_request(buf: &[u8]) -> Option<Request<Body>> {
     if !parsed.parse(buf).ok()?.is_complete() || parsed.method? != "GET" || parsed.version? != 1 {
         return None;
     }
-    let mut builder = Request::builder().method(Method::GET).uri(parsed.path?).version(Version::HTTP_11);
+    let mut builder = Request::builder()
+        .method(Method::GET)
+        .uri(parsed.path?)
+        .version(Version::HTTP_11);
     let mut accepts_sse = false;
     for h in parsed.headers.iter() {
         let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
@@ -27,7 +30,11 @@ pub(super) fn stream_request(buf: &[u8]) -> Option<Request<Body>> {
         match name.as_str() {
             "content-length" if h.value != b"0" => return None,
             "transfer-encoding" | "upgrade" | "expect" => return None,
-            "accept" => accepts_sse |= value.to_str().is_ok_and(|v| v.contains("text/event-stream")),
+            "accept" => {
+                accepts_sse |= value
+                    .to_str()
+                    .is_ok_and(|v| v.contains("text/event-stream"))
+            }
             _ => {}
         }
         builder = builder.header(name, value);
@@ -58,8 +65,14 @@ mod tests {
             b"GET /x HTTP/1.1\r\nAccept: text/event-stream\r\n",
             b"\x00\x01garbage\r\n\r\n",
         ] {
-            assert!(stream_request(other).is_none(), "{}", String::from_utf8_lossy(other));
+            assert!(
+                stream_request(other).is_none(),
+                "{}",
+                String::from_utf8_lossy(other)
+            );
         }
-        assert!(!complete(b"GET /x HTTP/1.1\r\nAccept: text/event-stream\r\n"));
+        assert!(!complete(
+            b"GET /x HTTP/1.1\r\nAccept: text/event-stream\r\n"
+        ));
     }
 }

@@ -68,7 +68,11 @@ impl EncodeCache {
     /// The delivery for `e`.
     pub(crate) fn delivery(&mut self, e: &Arc<Event>, terminal: Option<TerminalFn>) -> Delivery {
         let (chunk, ends) = self.get(e, terminal);
-        Delivery { id: e.id, chunk, ends }
+        Delivery {
+            id: e.id,
+            chunk,
+            ends,
+        }
     }
 }
 
@@ -181,7 +185,10 @@ impl Conn {
     pub(crate) fn write_stalled(&self, now: Instant, limit: std::time::Duration) -> bool {
         !limit.is_zero()
             && self.stalled_until.is_none()
-            && self.pending.as_ref().is_some_and(|p| now.duration_since(p.since) >= limit)
+            && self
+                .pending
+                .as_ref()
+                .is_some_and(|p| now.duration_since(p.since) >= limit)
     }
 
     /// Reacts to a socket event: peer gone, or writable again.
@@ -227,7 +234,12 @@ impl Conn {
             return Ok(());
         }
         self.send(cx, out)?;
-        if !self.ending && self.pending.as_ref().is_some_and(|p| p.chunks.len() > limit) {
+        if !self.ending
+            && self
+                .pending
+                .as_ref()
+                .is_some_and(|p| p.chunks.len() > limit)
+        {
             self.end(cx, lag_notice)?;
         }
         if self.ending && self.pending.is_none() {
@@ -238,7 +250,11 @@ impl Conn {
 
     /// Ends the stream of a connection that fell behind, after what is queued: the notice
     /// (if any), then the last chunk.
-    pub(crate) fn end(&mut self, cx: &mut Context<'_>, notice: Option<fn() -> Bytes>) -> Result<(), Closed> {
+    pub(crate) fn end(
+        &mut self,
+        cx: &mut Context<'_>,
+        notice: Option<fn() -> Bytes>,
+    ) -> Result<(), Closed> {
         if self.ending {
             return Ok(());
         }
@@ -323,7 +339,9 @@ impl Conn {
     fn send(&mut self, cx: &mut Context<'_>, mut chunks: Vec<Bytes>) -> Result<(), Closed> {
         if self.pending.is_none() && self.stalled_until.is_none() && chunks.len() == 1 {
             // The common case, one frame to an idle socket: no queue at all.
-            let Some(only) = chunks.pop() else { return Ok(()) };
+            let Some(only) = chunks.pop() else {
+                return Ok(());
+            };
             match self.io.try_write(&only) {
                 Ok(n) if n == only.len() => return Ok(()),
                 Ok(0) => return Err(Closed::Peer),
@@ -340,7 +358,10 @@ impl Conn {
                 if chunks.is_empty() {
                     return Ok(());
                 }
-                self.pending = Some(Box::new(Pending { chunks, since: Instant::now() }));
+                self.pending = Some(Box::new(Pending {
+                    chunks,
+                    since: Instant::now(),
+                }));
             }
         }
         if self.stalled_until.is_some() {
@@ -351,24 +372,33 @@ impl Conn {
 
     /// Writes pending bytes until done or the socket is full (then waits to be writable).
     fn flush(&mut self, cx: &mut Context<'_>) -> Result<(), Closed> {
-        let Some(p) = self.pending.as_mut() else { return Ok(()) };
+        let Some(p) = self.pending.as_mut() else {
+            return Ok(());
+        };
         loop {
             if p.chunks.is_empty() {
                 self.pending = None;
                 return Ok(());
             }
-            let slices: Vec<IoSlice<'_>> = p.chunks.iter().take(SLICES_PER_WRITE).map(|c| IoSlice::new(c)).collect();
+            let slices: Vec<IoSlice<'_>> = p
+                .chunks
+                .iter()
+                .take(SLICES_PER_WRITE)
+                .map(|c| IoSlice::new(c))
+                .collect();
             match self.io.try_write_vectored(&slices) {
                 Ok(0) => return Err(Closed::Peer),
                 Ok(n) => {
                     advance(&mut p.chunks, n);
                     p.since = Instant::now();
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => match self.io.poll_write_ready(cx) {
-                    Poll::Ready(Ok(())) => {}
-                    Poll::Ready(Err(_)) => return Err(Closed::Peer),
-                    Poll::Pending => return Ok(()),
-                },
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    match self.io.poll_write_ready(cx) {
+                        Poll::Ready(Ok(())) => {}
+                        Poll::Ready(Err(_)) => return Err(Closed::Peer),
+                        Poll::Pending => return Ok(()),
+                    }
+                }
                 Err(_) => return Err(Closed::Peer),
             }
         }
@@ -378,7 +408,9 @@ impl Conn {
 /// Drops the first `n` written bytes from `chunks`.
 fn advance(chunks: &mut VecDeque<Bytes>, mut n: usize) {
     while n > 0 {
-        let Some(front) = chunks.front_mut() else { return };
+        let Some(front) = chunks.front_mut() else {
+            return;
+        };
         if front.len() <= n {
             n -= front.len();
             chunks.pop_front();
@@ -399,8 +431,14 @@ pub(crate) struct Beats {
 impl Beats {
     fn get(&mut self, style: &Heartbeat) -> Bytes {
         match style {
-            Heartbeat::TeamAnswers => self.team_answers.get_or_insert_with(|| chunk(&style.frame())).clone(),
-            Heartbeat::Named => self.named.get_or_insert_with(|| chunk(&style.frame())).clone(),
+            Heartbeat::TeamAnswers => self
+                .team_answers
+                .get_or_insert_with(|| chunk(&style.frame()))
+                .clone(),
+            Heartbeat::Named => self
+                .named
+                .get_or_insert_with(|| chunk(&style.frame()))
+                .clone(),
             Heartbeat::Video(_) => chunk(&style.frame()),
         }
     }
@@ -412,9 +450,15 @@ mod tests {
 
     #[test]
     fn advance_drops_whole_and_partial_chunks() {
-        let mut q: VecDeque<Bytes> = ["abc", "de", "fgh"].into_iter().map(|s| Bytes::from_static(s.as_bytes())).collect();
+        let mut q: VecDeque<Bytes> = ["abc", "de", "fgh"]
+            .into_iter()
+            .map(|s| Bytes::from_static(s.as_bytes()))
+            .collect();
         advance(&mut q, 4);
-        assert_eq!(q, VecDeque::from([Bytes::from_static(b"e"), Bytes::from_static(b"fgh")]));
+        assert_eq!(
+            q,
+            VecDeque::from([Bytes::from_static(b"e"), Bytes::from_static(b"fgh")])
+        );
         advance(&mut q, 1);
         assert_eq!(q, VecDeque::from([Bytes::from_static(b"fgh")]));
         advance(&mut q, 3);
@@ -425,7 +469,11 @@ mod tests {
     #[test]
     fn the_cache_encodes_an_event_once_and_marks_terminal_ones() {
         let mut cache = EncodeCache::default();
-        let e = Arc::new(Event { id: 3, event: Some("completed".into()), data: "{}".into() });
+        let e = Arc::new(Event {
+            id: 3,
+            event: Some("completed".into()),
+            data: "{}".into(),
+        });
         let term: TerminalFn = |e| (e.name() == "completed").then_some("completed");
         let (a, done) = cache.get(&e, Some(term));
         assert!(done);

@@ -59,7 +59,18 @@ impl Group {
         generation: u64,
     ) -> Self {
         let waker = Waker::from(Arc::clone(&wake));
-        Group { stream, subscription, terminal, lag_notice, last_id, members: Vec::new(), live: 0, wake, waker, generation }
+        Group {
+            stream,
+            subscription,
+            terminal,
+            lag_notice,
+            last_id,
+            members: Vec::new(),
+            live: 0,
+            wake,
+            waker,
+            generation,
+        }
     }
 
     /// Takes the new events (registering the group's waker when there are none left).

@@ -47,7 +47,11 @@ pub(crate) enum Command {
     /// `--dev`: close every connection of the stream.
     Drop { stream: String },
     /// `--dev`: hold back connections of the stream opened before `asked` until `until`.
-    Stall { stream: String, until: Instant, asked: Instant },
+    Stall {
+        stream: String,
+        until: Instant,
+        asked: Instant,
+    },
 }
 
 /// Handle to the shards; cheap to share.
@@ -62,9 +66,15 @@ impl Hub {
     /// core); they stop on `shutdown`, ending their streams. Must be called inside a Tokio
     /// runtime.
     pub fn start(config: HubConfig, metrics: Arc<Metrics>, shutdown: &CancellationToken) -> Hub {
-        let n = tokio::runtime::Handle::current().metrics().num_workers().clamp(1, 64);
+        let n = tokio::runtime::Handle::current()
+            .metrics()
+            .num_workers()
+            .clamp(1, 64);
         let heartbeat_every = config.heartbeat_every.max(Duration::from_millis(10));
-        let config = HubConfig { heartbeat_every, ..config };
+        let config = HubConfig {
+            heartbeat_every,
+            ..config
+        };
         let shards = (0..n)
             .map(|_| {
                 let (tx, rx) = mpsc::unbounded_channel();
@@ -73,7 +83,10 @@ impl Hub {
                 tx
             })
             .collect();
-        Hub { shards, next: AtomicUsize::new(0) }
+        Hub {
+            shards,
+            next: AtomicUsize::new(0),
+        }
     }
 
     /// Hands a connection to a shard (round-robin). If the hub has stopped, the connection
@@ -85,12 +98,18 @@ impl Hub {
 
     /// `--dev`: closes every hub connection of `stream` (its chunked body ends cleanly).
     pub fn drop_stream(&self, stream: &str) {
-        self.broadcast(|| Command::Drop { stream: stream.to_owned() });
+        self.broadcast(|| Command::Drop {
+            stream: stream.to_owned(),
+        });
     }
 
     /// `--dev`: hub connections of `stream` opened before `asked` send nothing until `until`.
     pub fn stall_stream(&self, stream: &str, until: Instant, asked: Instant) {
-        self.broadcast(|| Command::Stall { stream: stream.to_owned(), until, asked });
+        self.broadcast(|| Command::Stall {
+            stream: stream.to_owned(),
+            until,
+            asked,
+        });
     }
 
     fn broadcast(&self, command: impl Fn() -> Command) {

@@ -30,7 +30,10 @@ impl ReadyQueue {
     }
 
     fn push(&self, ticket: Ticket) {
-        self.ready.lock().unwrap_or_else(|p| p.into_inner()).push(ticket);
+        self.ready
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(ticket);
         self.notify.notify_one();
     }
 }
@@ -46,7 +49,11 @@ pub(crate) struct ConnWaker {
 impl ConnWaker {
     /// A waker for `ticket` that queues on `queue`.
     pub(crate) fn new(ticket: Ticket, queue: Arc<ReadyQueue>) -> Arc<Self> {
-        Arc::new(ConnWaker { ticket, queued: AtomicBool::new(false), queue })
+        Arc::new(ConnWaker {
+            ticket,
+            queued: AtomicBool::new(false),
+            queue,
+        })
     }
 
     /// Called by the shard just before it drives the connection: later wakes queue again.

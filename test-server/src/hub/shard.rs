@@ -60,11 +60,16 @@ impl Shard {
     }
 
     /// Runs until shutdown (or until every hub handle is gone).
-    pub(crate) async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>, shutdown: CancellationToken) {
+    pub(crate) async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+        shutdown: CancellationToken,
+    ) {
         let period = self.config.heartbeat_every.min(Duration::from_millis(250));
         let mut tick = tokio::time::interval(period);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let (conn_queue, group_queue) = (Arc::clone(&self.conn_queue), Arc::clone(&self.group_queue));
+        let (conn_queue, group_queue) =
+            (Arc::clone(&self.conn_queue), Arc::clone(&self.group_queue));
         let mut batch: Vec<Ticket> = Vec::new();
         loop {
             tokio::select! {
@@ -110,7 +115,11 @@ impl Shard {
                     }
                 }
             }
-            Command::Stall { stream, until, asked } => {
+            Command::Stall {
+                stream,
+                until,
+                asked,
+            } => {
                 for key in self.keys_of(&stream) {
                     if let Some(e) = self.conns.get_mut(key) {
                         e.conn.stall(until, asked);
@@ -123,7 +132,12 @@ impl Shard {
     /// Takes a connection in: it joins its stream's group (catching up from its own
     /// subscription if the group is ahead), or founds the group with that subscription.
     fn attach(&mut self, incoming: Incoming) {
-        let Incoming { mut conn, subscription: mut own, terminal, lag_notice } = incoming;
+        let Incoming {
+            mut conn,
+            subscription: mut own,
+            terminal,
+            lag_notice,
+        } = incoming;
         let generation = self.next_generation();
         let key = self.conns.vacant_key();
         let wake = ConnWaker::new((key, generation), Arc::clone(&self.conn_queue));
@@ -135,10 +149,16 @@ impl Shard {
             Some(gid) => {
                 let target = self.groups[gid].last_id;
                 let limit = self.config.queue;
-                let rules = Rules { terminal, lag_notice, limit };
+                let rules = Rules {
+                    terminal,
+                    lag_notice,
+                    limit,
+                };
                 let caught = conn.catch_up(&mut cx, &mut own, target, rules, &mut self.cache);
                 if conn.lagged() {
-                    self.metrics.subscribers_lagged.fetch_add(1, Ordering::Relaxed);
+                    self.metrics
+                        .subscribers_lagged
+                        .fetch_add(1, Ordering::Relaxed);
                 }
                 match caught {
                     Ok(true) if !conn.is_ending() => Some(gid),
@@ -157,7 +177,15 @@ impl Shard {
                 let gid = entry.key();
                 let gwake = ConnWaker::new((gid, group_generation), Arc::clone(&self.group_queue));
                 let name = stream.clone().unwrap_or_default();
-                entry.insert(Group::new(name, own, terminal, lag_notice, conn.last_id(), gwake, group_generation));
+                entry.insert(Group::new(
+                    name,
+                    own,
+                    terminal,
+                    lag_notice,
+                    conn.last_id(),
+                    gwake,
+                    group_generation,
+                ));
                 if let Some(s) = stream {
                     self.by_stream.insert(s, gid);
                 }
@@ -170,7 +198,13 @@ impl Shard {
             g.members.push((key, generation));
             g.live += 1;
         }
-        self.conns.insert(Entry { conn, wake, waker, generation, group });
+        self.conns.insert(Entry {
+            conn,
+            wake,
+            waker,
+            generation,
+            group,
+        });
         self.drive(key, generation);
     }
 
@@ -182,12 +216,18 @@ impl Shard {
     }
 
     fn keys_of(&self, stream: &str) -> Vec<usize> {
-        self.conns.iter().filter(|(_, e)| e.conn.stream() == Some(stream)).map(|(k, _)| k).collect()
+        self.conns
+            .iter()
+            .filter(|(_, e)| e.conn.stream() == Some(stream))
+            .map(|(k, _)| k)
+            .collect()
     }
 
     /// Drives a connection its socket woke.
     fn drive(&mut self, key: usize, generation: u64) {
-        let Some(entry) = self.conns.get_mut(key) else { return };
+        let Some(entry) = self.conns.get_mut(key) else {
+            return;
+        };
         if entry.generation != generation {
             return;
         }
@@ -203,8 +243,17 @@ impl Shard {
 
     /// Hands a group's new events to its members.
     fn drive_group(&mut self, gid: usize, generation: u64) {
-        let Shard { conns, groups, cache, config, metrics, .. } = self;
-        let Some(group) = groups.get_mut(gid) else { return };
+        let Shard {
+            conns,
+            groups,
+            cache,
+            config,
+            metrics,
+            ..
+        } = self;
+        let Some(group) = groups.get_mut(gid) else {
+            return;
+        };
         if group.generation != generation {
             return;
         }
@@ -215,7 +264,12 @@ impl Shard {
         let (limit, notice) = (config.queue, group.lag_notice);
         let mut gone = Vec::new();
         group.members.retain(|&(key, member_generation)| {
-            let Some(e) = conns.get_mut(key).filter(|e| e.generation == member_generation) else { return false };
+            let Some(e) = conns
+                .get_mut(key)
+                .filter(|e| e.generation == member_generation)
+            else {
+                return false;
+            };
             let mut cx = Context::from_waker(&e.waker);
             let was_behind = e.conn.lagged();
             let mut result = e.conn.deliver(&mut cx, &taken.events, limit, notice);
@@ -256,7 +310,11 @@ impl Shard {
 
     /// Drops a group and its subscription; members still open stay, without a group.
     fn remove_group(&mut self, gid: usize, generation: u64) {
-        if self.groups.get(gid).is_none_or(|g| g.generation != generation) {
+        if self
+            .groups
+            .get(gid)
+            .is_none_or(|g| g.generation != generation)
+        {
             return;
         }
         let group = self.groups.remove(gid);
@@ -264,7 +322,11 @@ impl Shard {
             self.by_stream.remove(&group.stream);
         }
         for (key, member_generation) in group.members {
-            if let Some(e) = self.conns.get_mut(key).filter(|e| e.generation == member_generation) {
+            if let Some(e) = self
+                .conns
+                .get_mut(key)
+                .filter(|e| e.generation == member_generation)
+            {
                 e.group = None;
             }
         }

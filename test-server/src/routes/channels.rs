@@ -21,22 +21,38 @@ pub const TEST_CHANNEL: &str = "test";
 
 /// Channel names: 1–128 of `[A-Za-z0-9._:-]` (so no control characters, no slashes).
 pub fn valid_channel(name: &str) -> ApiResult<()> {
-    if name.is_empty() || name.len() > 128 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b)) {
-        return Err(ApiError::Invalid("channel: must be 1-128 characters of [A-Za-z0-9._:-]".into()));
+    if name.is_empty()
+        || name.len() > 128
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
+    {
+        return Err(ApiError::Invalid(
+            "channel: must be 1-128 characters of [A-Za-z0-9._:-]".into(),
+        ));
     }
     Ok(())
 }
 
 fn authorise(claims: Option<&Claims>, channel: &str) -> ApiResult<()> {
     match claims {
-        None => Err(ApiError::Unauthorized(format!("channel {channel} requires a token"))),
+        None => Err(ApiError::Unauthorized(format!(
+            "channel {channel} requires a token"
+        ))),
         Some(c) if c.allows_channel(channel) => Ok(()),
-        Some(_) => Err(ApiError::Forbidden(format!("token does not grant channel {channel}"))),
+        Some(_) => Err(ApiError::Forbidden(format!(
+            "token does not grant channel {channel}"
+        ))),
     }
 }
 
 /// `GET /api/v1/events/{channel}`: `test` is public; others need a covering token.
-pub async fn stream(State(state): State<AppState>, Path(channel): Path<String>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> ApiResult<Response> {
+pub async fn stream(
+    State(state): State<AppState>,
+    Path(channel): Path<String>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Response> {
     valid_channel(&channel)?;
     let req = StreamRequest::from_parts(&headers, &q)?;
     let claims = state.auth.optional(&headers, req.query_token.as_deref())?;
@@ -45,7 +61,11 @@ pub async fn stream(State(state): State<AppState>, Path(channel): Path<String>, 
     }
     let mut greeting = Vec::new();
     if channel == TEST_CHANNEL {
-        greet(&mut greeting, None, r#"{"type":"test","message":"SSE endpoint working"}"#);
+        greet(
+            &mut greeting,
+            None,
+            r#"{"type":"test","message":"SSE endpoint working"}"#,
+        );
     } else {
         // Named, so the seed's `onmessage` never sees it; it carries the head id on fresh connections.
         let hello = serde_json::json!({"type": "connected", "channel": channel, "timestamp": crate::time::now_rfc3339()});
@@ -75,17 +95,30 @@ pub struct WsMessage {
 
 /// `POST /api/v1/events/{channel}` with `{type, object}` → `{id, channel}`; needs a token
 /// whose `channels` claim covers the channel (also for `test`).
-pub async fn publish(State(state): State<AppState>, Path(channel): Path<String>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>, ApiJson(msg): ApiJson<WsMessage>) -> ApiResult<Json<serde_json::Value>> {
+pub async fn publish(
+    State(state): State<AppState>,
+    Path(channel): Path<String>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+    ApiJson(msg): ApiJson<WsMessage>,
+) -> ApiResult<Json<serde_json::Value>> {
     valid_channel(&channel)?;
-    let claims = state.auth.optional(&headers, q.get("token").map(String::as_str))?;
+    let claims = state
+        .auth
+        .optional(&headers, q.get("token").map(String::as_str))?;
     authorise(claims.as_ref(), &channel)?;
     if msg.kind.is_empty() || msg.kind.len() > 64 {
         return Err(ApiError::Invalid("type: must be 1-64 characters".into()));
     }
     if !(msg.object.is_object() || msg.object.is_string()) {
-        return Err(ApiError::Invalid("object: must be an object or a string".into()));
+        return Err(ApiError::Invalid(
+            "object: must be an object or a string".into(),
+        ));
     }
     let data = json!({"type": msg.kind, "object": msg.object}).to_string();
-    let e = state.bus.publish(&format!("channel/{channel}"), None, data).await?;
+    let e = state
+        .bus
+        .publish(&format!("channel/{channel}"), None, data)
+        .await?;
     Ok(Json(json!({"id": e.id.to_string(), "channel": channel})))
 }

@@ -28,16 +28,30 @@ pub struct DevTokenRequest {
 }
 
 /// Issues a token (also set as the `tidings_token` cookie, HttpOnly, SameSite=Lax).
-pub async fn dev_token(State(state): State<AppState>, ApiJson(body): ApiJson<DevTokenRequest>) -> ApiResult<Response> {
-    if body.user_id.is_empty() || body.user_id.len() > 128 || body.user_id.chars().any(char::is_control) {
-        return Err(ApiError::Invalid("user_id: must be 1-128 characters without control characters".into()));
+pub async fn dev_token(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<DevTokenRequest>,
+) -> ApiResult<Response> {
+    if body.user_id.is_empty()
+        || body.user_id.len() > 128
+        || body.user_id.chars().any(char::is_control)
+    {
+        return Err(ApiError::Invalid(
+            "user_id: must be 1-128 characters without control characters".into(),
+        ));
     }
     let ttl = body.ttl_secs.unwrap_or(3600);
     if !(1..=604_800).contains(&ttl) {
-        return Err(ApiError::Invalid("ttl_secs: must be between 1 and 604800".into()));
+        return Err(ApiError::Invalid(
+            "ttl_secs: must be between 1 and 604800".into(),
+        ));
     }
     let exp = now_unix().max(0) as u64 + ttl;
-    let token = state.auth.sign(&Claims { sub: body.user_id, channels: body.channels, exp })?;
+    let token = state.auth.sign(&Claims {
+        sub: body.user_id,
+        channels: body.channels,
+        exp,
+    })?;
     let mut res = Json(json!({"token": token, "expires_at": exp})).into_response();
     let cookie = format!("{TOKEN_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={ttl}");
     if let Ok(v) = HeaderValue::from_str(&cookie) {

@@ -62,12 +62,16 @@ pub struct DevFaults {
 impl DevFaults {
     fn control(&self, stream: &str) -> watch::Receiver<Control> {
         let mut map = self.controls.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(stream.to_owned()).or_insert_with(|| watch::channel(Control::default()).0).subscribe()
+        map.entry(stream.to_owned())
+            .or_insert_with(|| watch::channel(Control::default()).0)
+            .subscribe()
     }
 
     fn update(&self, stream: &str, f: impl FnOnce(&mut Control)) {
         let mut map = self.controls.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(stream.to_owned()).or_insert_with(|| watch::channel(Control::default()).0).send_modify(f);
+        map.entry(stream.to_owned())
+            .or_insert_with(|| watch::channel(Control::default()).0)
+            .send_modify(f);
     }
 
     /// Consumes one armed failure of `stream`, as the response to send instead of the stream.
@@ -82,7 +86,11 @@ impl DevFaults {
         Some(if status == StatusCode::NO_CONTENT {
             status.into_response()
         } else {
-            (status, Json(json!({"error": format!("dev fault: injected HTTP {}", status.as_u16())}))).into_response()
+            (
+                status,
+                Json(json!({"error": format!("dev fault: injected HTTP {}", status.as_u16())})),
+            )
+                .into_response()
         })
     }
 
@@ -93,25 +101,26 @@ impl DevFaults {
         let opened = Instant::now();
         let (parts, body) = response.into_parts();
         let body = body.into_data_stream();
-        let wrapped = futures_util::stream::unfold((body, rx), move |(mut body, mut rx)| async move {
-            loop {
-                let c = *rx.borrow_and_update();
-                if c.drops != start {
-                    return None;
+        let wrapped =
+            futures_util::stream::unfold((body, rx), move |(mut body, mut rx)| async move {
+                loop {
+                    let c = *rx.borrow_and_update();
+                    if c.drops != start {
+                        return None;
+                    }
+                    let applies = c.stall_asked.is_some_and(|asked| asked >= opened);
+                    match c.stall_until.filter(|u| applies && *u > Instant::now()) {
+                        Some(until) => tokio::select! {
+                            _ = tokio::time::sleep_until(until) => {}
+                            changed = rx.changed() => if changed.is_err() { return None },
+                        },
+                        None => tokio::select! {
+                            changed = rx.changed() => if changed.is_err() { return None },
+                            next = body.next() => return next.map(|chunk| (chunk, (body, rx))),
+                        },
+                    }
                 }
-                let applies = c.stall_asked.is_some_and(|asked| asked >= opened);
-                match c.stall_until.filter(|u| applies && *u > Instant::now()) {
-                    Some(until) => tokio::select! {
-                        _ = tokio::time::sleep_until(until) => {}
-                        changed = rx.changed() => if changed.is_err() { return None },
-                    },
-                    None => tokio::select! {
-                        changed = rx.changed() => if changed.is_err() { return None },
-                        next = body.next() => return next.map(|chunk| (chunk, (body, rx))),
-                    },
-                }
-            }
-        });
+            });
         Response::from_parts(parts, Body::from_stream(wrapped))
     }
 }
@@ -153,43 +162,73 @@ pub struct StallRequest {
 
 fn check_stream(stream: &str) -> ApiResult<()> {
     if stream.is_empty() || stream.len() > 256 || stream.chars().any(char::is_control) {
-        return Err(ApiError::Invalid("stream: must be a stream key of 1-256 characters without control characters".into()));
+        return Err(ApiError::Invalid(
+            "stream: must be a stream key of 1-256 characters without control characters".into(),
+        ));
     }
     Ok(())
 }
 
 fn open_connections(state: &AppState, stream: &str) -> usize {
-    state.conns.snapshot().by_stream.get(stream).copied().unwrap_or(0)
+    state
+        .conns
+        .snapshot()
+        .by_stream
+        .get(stream)
+        .copied()
+        .unwrap_or(0)
 }
 
 /// `POST /api/dev/drop`: closes every open SSE connection of the stream.
-pub async fn drop_stream(State(state): State<AppState>, ApiJson(body): ApiJson<DropRequest>) -> ApiResult<Json<serde_json::Value>> {
+pub async fn drop_stream(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<DropRequest>,
+) -> ApiResult<Json<serde_json::Value>> {
     check_stream(&body.stream)?;
     let connections = open_connections(&state, &body.stream);
     state.dev_faults.update(&body.stream, |c| c.drops += 1);
     state.hub.drop_stream(&body.stream);
-    Ok(Json(json!({"stream": body.stream, "dropped": connections, "connections": connections})))
+    Ok(Json(
+        json!({"stream": body.stream, "dropped": connections, "connections": connections}),
+    ))
 }
 
 /// `POST /api/dev/fail`: the next `count` SSE requests of the stream answer `status`.
-pub async fn fail_stream(State(state): State<AppState>, ApiJson(body): ApiJson<FailRequest>) -> ApiResult<Json<serde_json::Value>> {
+pub async fn fail_stream(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<FailRequest>,
+) -> ApiResult<Json<serde_json::Value>> {
     check_stream(&body.stream)?;
     let status = StatusCode::from_u16(body.status)
         .ok()
         .filter(|s| *s == StatusCode::NO_CONTENT || s.is_client_error() || s.is_server_error())
         .ok_or_else(|| ApiError::Invalid("status: must be 204 or 400-599".into()))?;
     if !(1..=MAX_FAIL_COUNT).contains(&body.count) {
-        return Err(ApiError::Invalid(format!("count: must be between 1 and {MAX_FAIL_COUNT}")));
+        return Err(ApiError::Invalid(format!(
+            "count: must be between 1 and {MAX_FAIL_COUNT}"
+        )));
     }
-    state.dev_faults.failures.lock().unwrap_or_else(|p| p.into_inner()).insert(body.stream.clone(), (status, body.count));
-    Ok(Json(json!({"stream": body.stream, "status": body.status, "count": body.count, "connections": open_connections(&state, &body.stream)})))
+    state
+        .dev_faults
+        .failures
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(body.stream.clone(), (status, body.count));
+    Ok(Json(
+        json!({"stream": body.stream, "status": body.status, "count": body.count, "connections": open_connections(&state, &body.stream)}),
+    ))
 }
 
 /// `POST /api/dev/stall`: open connections of the stream send nothing for `secs`.
-pub async fn stall_stream(State(state): State<AppState>, ApiJson(body): ApiJson<StallRequest>) -> ApiResult<Json<serde_json::Value>> {
+pub async fn stall_stream(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<StallRequest>,
+) -> ApiResult<Json<serde_json::Value>> {
     check_stream(&body.stream)?;
     if !(0.0..=MAX_STALL_SECS).contains(&body.secs) {
-        return Err(ApiError::Invalid(format!("secs: must be a number of seconds from 0 to {MAX_STALL_SECS}")));
+        return Err(ApiError::Invalid(format!(
+            "secs: must be a number of seconds from 0 to {MAX_STALL_SECS}"
+        )));
     }
     let now = Instant::now();
     let until = now + Duration::from_secs_f64(body.secs);
@@ -198,5 +237,7 @@ pub async fn stall_stream(State(state): State<AppState>, ApiJson(body): ApiJson<
         c.stall_asked = Some(now);
     });
     state.hub.stall_stream(&body.stream, until, now);
-    Ok(Json(json!({"stream": body.stream, "secs": body.secs, "connections": open_connections(&state, &body.stream)})))
+    Ok(Json(
+        json!({"stream": body.stream, "secs": body.secs, "connections": open_connections(&state, &body.stream)}),
+    ))
 }

@@ -29,13 +29,24 @@ async fn unread(state: &AppState, user: &str) -> ApiResult<i64> {
 
 async fn publish_unread(state: &AppState, user: &str) -> ApiResult<i64> {
     let count = unread(state, user).await?;
-    state.bus.publish(&stream_key(user), Some("unread_count"), json!({"count": count}).to_string()).await?;
+    state
+        .bus
+        .publish(
+            &stream_key(user),
+            Some("unread_count"),
+            json!({"count": count}).to_string(),
+        )
+        .await?;
     Ok(count)
 }
 
 /// `GET /api/notifications/stream`: `connected`, the current `unread_count` (no ids), then
 /// `new_notification`, `unread_count`, `notification_deleted` (with ids) and heartbeats.
-pub async fn stream(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> ApiResult<Response> {
+pub async fn stream(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Response> {
     let req = StreamRequest::from_parts(&headers, &q)?;
     let claims = state.auth.required(&headers, req.query_token.as_deref())?;
     let user = claims.sub;
@@ -51,7 +62,11 @@ pub async fn stream(State(state): State<AppState>, headers: HeaderMap, Query(q):
     // The snapshot is read after subscribing, so no change can fall between the two.
     let count = unread(&state, &user).await?;
     greet(&mut spec.greeting, Some("connected"), &json!({"user_id": user, "message": "Connected to notifications stream", "timestamp": now_rfc3339()}).to_string());
-    greet(&mut spec.greeting, Some("unread_count"), &json!({"count": count}).to_string());
+    greet(
+        &mut spec.greeting,
+        Some("unread_count"),
+        &json!({"count": count}).to_string(),
+    );
     Ok(streaming::respond(&state, &req, spec, opened, None).await)
 }
 
@@ -60,7 +75,11 @@ fn query_token(q: &HashMap<String, String>) -> Option<&str> {
 }
 
 /// `GET /api/notifications/`: the caller's notifications and unread count.
-pub async fn list(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> ApiResult<Json<serde_json::Value>> {
+pub async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Json<serde_json::Value>> {
     let user = state.auth.required(&headers, query_token(&q))?.sub;
     let u = user.clone();
     let items = state.db.call(move |c| notifications::list(c, &u)).await?;
@@ -69,15 +88,25 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap, Query(q): Q
 }
 
 fn parse_id(id: &str) -> ApiResult<i64> {
-    id.parse().map_err(|_| ApiError::Invalid("id: must be an integer".into()))
+    id.parse()
+        .map_err(|_| ApiError::Invalid("id: must be an integer".into()))
 }
 
 /// `POST /api/notifications/{id}/read/`: marks read, broadcasts `unread_count`.
-pub async fn mark_read(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>, Path(id): Path<String>) -> ApiResult<Json<serde_json::Value>> {
+pub async fn mark_read(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
     let user = state.auth.required(&headers, query_token(&q))?.sub;
     let id = parse_id(&id)?;
     let u = user.clone();
-    if !state.db.call(move |c| notifications::mark_read(c, &u, id)).await? {
+    if !state
+        .db
+        .call(move |c| notifications::mark_read(c, &u, id))
+        .await?
+    {
         return Err(ApiError::NotFound(format!("notification {id} not found")));
     }
     let count = publish_unread(&state, &user).await?;
@@ -85,23 +114,46 @@ pub async fn mark_read(State(state): State<AppState>, headers: HeaderMap, Query(
 }
 
 /// `POST /api/notifications/read-all/`: marks all read, broadcasts `unread_count`.
-pub async fn mark_all_read(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> ApiResult<Json<serde_json::Value>> {
+pub async fn mark_all_read(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Json<serde_json::Value>> {
     let user = state.auth.required(&headers, query_token(&q))?.sub;
     let u = user.clone();
-    let changed = state.db.call(move |c| notifications::mark_all_read(c, &u)).await?;
+    let changed = state
+        .db
+        .call(move |c| notifications::mark_all_read(c, &u))
+        .await?;
     let count = publish_unread(&state, &user).await?;
     Ok(Json(json!({"marked": changed, "unread_count": count})))
 }
 
 /// `DELETE /api/notifications/{id}/`: broadcasts `notification_deleted` then `unread_count`.
-pub async fn delete(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>, Path(id): Path<String>) -> ApiResult<Json<serde_json::Value>> {
+pub async fn delete(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
     let user = state.auth.required(&headers, query_token(&q))?.sub;
     let id = parse_id(&id)?;
     let u = user.clone();
-    if !state.db.call(move |c| notifications::delete(c, &u, id)).await? {
+    if !state
+        .db
+        .call(move |c| notifications::delete(c, &u, id))
+        .await?
+    {
         return Err(ApiError::NotFound(format!("notification {id} not found")));
     }
-    state.bus.publish(&stream_key(&user), Some("notification_deleted"), json!({"id": id}).to_string()).await?;
+    state
+        .bus
+        .publish(
+            &stream_key(&user),
+            Some("notification_deleted"),
+            json!({"id": id}).to_string(),
+        )
+        .await?;
     let count = publish_unread(&state, &user).await?;
     Ok(Json(json!({"deleted": id, "unread_count": count})))
 }
@@ -145,20 +197,41 @@ fn default_kind() -> String {
 
 /// `POST /api/notifications/trigger/`: creates a notification for `user_id`, broadcasts
 /// `new_notification` and `unread_count`. Open in `--dev`; otherwise any valid token.
-pub async fn trigger(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>, ApiJson(body): ApiJson<TriggerBody>) -> ApiResult<Response> {
+pub async fn trigger(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+    ApiJson(body): ApiJson<TriggerBody>,
+) -> ApiResult<Response> {
     if !state.config.dev {
         state.auth.required(&headers, query_token(&q))?;
     }
     let user = body.user_id.into_string();
     if user.is_empty() || user.len() > 128 || user.chars().any(char::is_control) {
-        return Err(ApiError::Invalid("user_id: must be 1-128 characters without control characters".into()));
+        return Err(ApiError::Invalid(
+            "user_id: must be 1-128 characters without control characters".into(),
+        ));
     }
     if body.title.trim().is_empty() {
         return Err(ApiError::Invalid("title: must not be empty".into()));
     }
     let (u, t, m, k) = (user.clone(), body.title, body.message, body.kind);
-    let n: Notification = state.db.call(move |c| notifications::create(c, &u, &t, &m, &k, &now_rfc3339())).await?;
-    state.bus.publish(&stream_key(&user), Some("new_notification"), serde_json::to_string(&n).unwrap_or_default()).await?;
+    let n: Notification = state
+        .db
+        .call(move |c| notifications::create(c, &u, &t, &m, &k, &now_rfc3339()))
+        .await?;
+    state
+        .bus
+        .publish(
+            &stream_key(&user),
+            Some("new_notification"),
+            serde_json::to_string(&n).unwrap_or_default(),
+        )
+        .await?;
     let count = publish_unread(&state, &user).await?;
-    Ok((StatusCode::CREATED, Json(json!({"notification": n, "unread_count": count}))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"notification": n, "unread_count": count})),
+    )
+        .into_response())
 }

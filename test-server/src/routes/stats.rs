@@ -33,7 +33,10 @@ pub async fn stats(State(state): State<AppState>) -> Json<serde_json::Value> {
 /// Prometheus exposition.
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         {
             let mut out = state.metrics.render(&state.conns);
             crate::metrics::render_bus(&mut out, &state.bus.health());

@@ -20,7 +20,11 @@ use crate::time::now_rfc3339;
 pub const STREAM: &str = "team-answers";
 
 /// `GET /api/team-answers/sse/`: `connected` greeting, then `create`/`delete` events with ids.
-pub async fn stream(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> ApiResult<Response> {
+pub async fn stream(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Response> {
     let req = StreamRequest::from_parts(&headers, &q)?;
     // Seed 000 has no auth; a valid token is accepted and ignored, a bad one is still refused.
     state.auth.optional(&headers, req.query_token.as_deref())?;
@@ -50,11 +54,17 @@ pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<TeamAnswe
 }
 
 /// `POST /api/team-answers/`: stores, broadcasts `create`, returns 201 with the row.
-pub async fn create(State(state): State<AppState>, ApiJson(body): ApiJson<NewTeamAnswer>) -> ApiResult<Response> {
+pub async fn create(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<NewTeamAnswer>,
+) -> ApiResult<Response> {
     if body.video_name.trim().is_empty() {
         return Err(ApiError::Invalid("video_name: must not be empty".into()));
     }
-    let row = state.db.call(move |c| team_answers::create(c, &body, &now_rfc3339())).await?;
+    let row = state
+        .db
+        .call(move |c| team_answers::create(c, &body, &now_rfc3339()))
+        .await?;
     let msg = json!({"type": "create", "data": row, "timestamp": now_rfc3339()});
     state.bus.publish(STREAM, None, msg.to_string()).await?;
     Ok((StatusCode::CREATED, Json(row)).into_response())
@@ -67,8 +77,13 @@ async fn broadcast_delete(state: &AppState, ids: &[i64]) -> ApiResult<()> {
 }
 
 /// `DELETE /api/team-answers/{id}/`: 404 if unknown; broadcasts `delete` with `[id]`.
-pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<serde_json::Value>> {
-    let id: i64 = id.parse().map_err(|_| ApiError::Invalid("id: must be an integer".into()))?;
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::Invalid("id: must be an integer".into()))?;
     if !state.db.call(move |c| team_answers::delete(c, id)).await? {
         return Err(ApiError::NotFound(format!("team answer {id} not found")));
     }

@@ -38,8 +38,11 @@ pub struct CreateVideo {
 }
 
 fn valid_job_id(id: &str) -> ApiResult<()> {
-    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-        return Err(ApiError::Invalid("job_id: must be 1-64 characters of [A-Za-z0-9-]".into()));
+    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
+        return Err(ApiError::Invalid(
+            "job_id: must be 1-64 characters of [A-Za-z0-9-]".into(),
+        ));
     }
     Ok(())
 }
@@ -55,7 +58,10 @@ async fn load(state: &AppState, id: &str) -> ApiResult<Job> {
 }
 
 /// `POST /api/chat/create-video` → `{job_id, status, status_url, progress_url}`.
-pub async fn create(State(state): State<AppState>, ApiJson(body): ApiJson<CreateVideo>) -> ApiResult<Response> {
+pub async fn create(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CreateVideo>,
+) -> ApiResult<Response> {
     if body.prompt.trim().is_empty() {
         return Err(ApiError::Invalid("prompt: must not be empty".into()));
     }
@@ -65,16 +71,23 @@ pub async fn create(State(state): State<AppState>, ApiJson(body): ApiJson<Create
     }
     let step_ms = body.step_ms.unwrap_or(state.config.video_step_ms);
     if !(1..=60_000).contains(&step_ms) {
-        return Err(ApiError::Invalid("step_ms: must be between 1 and 60000".into()));
+        return Err(ApiError::Invalid(
+            "step_ms: must be between 1 and 60000".into(),
+        ));
     }
     if let Some(k) = body.fail_at_step {
         if k == 0 || k > steps {
-            return Err(ApiError::Invalid("fail_at_step: must be between 1 and steps".into()));
+            return Err(ApiError::Invalid(
+                "fail_at_step: must be between 1 and steps".into(),
+            ));
         }
     }
     let id = uuid::Uuid::new_v4().simple().to_string();
     let (key, prompt) = (id.clone(), body.prompt.clone());
-    state.db.call(move |c| jobs::insert(c, &key, &prompt, steps as i64, &now_rfc3339())).await?;
+    state
+        .db
+        .call(move |c| jobs::insert(c, &key, &prompt, steps as i64, &now_rfc3339()))
+        .await?;
     let plan = JobPlan {
         steps: steps as usize,
         step: Duration::from_millis(step_ms),
@@ -94,7 +107,12 @@ pub async fn create(State(state): State<AppState>, ApiJson(body): ApiJson<Create
 
 /// `GET /api/video-progress/{job_id}`: replay from the start (or after `Last-Event-ID`),
 /// live progress, the terminal event, then `event: end` and the response closes.
-pub async fn stream(State(state): State<AppState>, Path(job_id): Path<String>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> ApiResult<Response> {
+pub async fn stream(
+    State(state): State<AppState>,
+    Path(job_id): Path<String>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Response> {
     let req = StreamRequest::from_parts(&headers, &q)?;
     load(&state, &job_id).await?;
     let spec = StreamSpec {
@@ -113,7 +131,10 @@ pub async fn stream(State(state): State<AppState>, Path(job_id): Path<String>, h
 }
 
 /// `GET /api/video-progress/{job_id}/status`: the job without SSE.
-pub async fn status(State(state): State<AppState>, Path(job_id): Path<String>) -> ApiResult<Json<Job>> {
+pub async fn status(
+    State(state): State<AppState>,
+    Path(job_id): Path<String>,
+) -> ApiResult<Json<Job>> {
     Ok(Json(load(&state, &job_id).await?))
 }
 
@@ -126,11 +147,16 @@ struct CleanupBody {
 
 /// `POST /api/video-progress/cleanup` (optional body `{"older_than_secs": 3600}`): deletes
 /// finished jobs and their event logs → `{removed, job_ids}`.
-pub async fn cleanup(State(state): State<AppState>, body: Bytes) -> ApiResult<Json<serde_json::Value>> {
+pub async fn cleanup(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> ApiResult<Json<serde_json::Value>> {
     let older = if body.iter().all(u8::is_ascii_whitespace) {
         3600
     } else {
-        parse_json::<CleanupBody>(&body)?.older_than_secs.unwrap_or(3600)
+        parse_json::<CleanupBody>(&body)?
+            .older_than_secs
+            .unwrap_or(3600)
     };
     if older < 0 {
         return Err(ApiError::Invalid("older_than_secs: must be >= 0".into()));

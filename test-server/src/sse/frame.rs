@@ -48,10 +48,19 @@ mod tests {
 
     #[test]
     fn exact_bytes() {
-        assert_eq!(&frame(Some(7), Some("unread_count"), r#"{"count":2}"#)[..], b"event: unread_count\nid: 7\ndata: {\"count\":2}\n\n");
+        assert_eq!(
+            &frame(Some(7), Some("unread_count"), r#"{"count":2}"#)[..],
+            b"event: unread_count\nid: 7\ndata: {\"count\":2}\n\n"
+        );
         assert_eq!(&frame(Some(1), None, "x")[..], b"id: 1\ndata: x\n\n");
-        assert_eq!(&frame(None, Some("heartbeat"), "{}")[..], b"event: heartbeat\ndata: {}\n\n");
-        assert_eq!(&frame(None, None, "a\nb\r\nc")[..], b"data: a\ndata: b\ndata: c\n\n");
+        assert_eq!(
+            &frame(None, Some("heartbeat"), "{}")[..],
+            b"event: heartbeat\ndata: {}\n\n"
+        );
+        assert_eq!(
+            &frame(None, None, "a\nb\r\nc")[..],
+            b"data: a\ndata: b\ndata: c\n\n"
+        );
         assert_eq!(&frame(None, Some("a\nb"), "")[..], b"event: ab\ndata: \n\n");
     }
 }

@@ -17,7 +17,9 @@ use axum::response::Response;
 use futures_util::future::Either;
 use futures_util::StreamExt;
 
-pub use stream::{greet, live_frame, prelude, sse_stream, Heartbeat, Prelude, SseParts, TerminalFn};
+pub use stream::{
+    greet, live_frame, prelude, sse_stream, Heartbeat, Prelude, SseParts, TerminalFn,
+};
 
 /// The parts of an SSE response, for whoever serves it first (see the module docs).
 #[derive(Debug, Clone)]
@@ -34,14 +36,18 @@ impl Detachable {
 pub fn sse_response(parts: SseParts) -> Response {
     let slot = Detachable(Arc::new(Mutex::new(Some(parts))));
     let lazy = slot.clone();
-    let body = futures_util::stream::once(async move { lazy.take() }).flat_map(|parts| match parts {
-        Some(parts) => Either::Left(sse_stream(parts)),
-        None => Either::Right(futures_util::stream::empty()),
-    });
+    let body =
+        futures_util::stream::once(async move { lazy.take() }).flat_map(|parts| match parts {
+            Some(parts) => Either::Left(sse_stream(parts)),
+            None => Either::Right(futures_util::stream::empty()),
+        });
     let mut res = Response::new(Body::from_stream(body));
     res.extensions_mut().insert(slot);
     let h = res.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));

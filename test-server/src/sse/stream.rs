@@ -33,10 +33,16 @@ impl Heartbeat {
     pub fn frame(&self) -> Bytes {
         let ts = now_rfc3339();
         match self {
-            Heartbeat::TeamAnswers => {
-                frame(None, None, &serde_json::json!({"type": "heartbeat", "timestamp": ts}).to_string())
-            }
-            Heartbeat::Named => frame(None, Some("heartbeat"), &serde_json::json!({"timestamp": ts}).to_string()),
+            Heartbeat::TeamAnswers => frame(
+                None,
+                None,
+                &serde_json::json!({"type": "heartbeat", "timestamp": ts}).to_string(),
+            ),
+            Heartbeat::Named => frame(
+                None,
+                Some("heartbeat"),
+                &serde_json::json!({"timestamp": ts}).to_string(),
+            ),
             Heartbeat::Video(job) => frame(
                 None,
                 Some("heartbeat"),
@@ -78,7 +84,11 @@ pub struct SseParts {
 }
 
 fn end_frame(reason: &str) -> Bytes {
-    frame(None, Some("end"), &serde_json::json!({"reason": reason}).to_string())
+    frame(
+        None,
+        Some("end"),
+        &serde_json::json!({"reason": reason}).to_string(),
+    )
 }
 
 /// The first bytes of a response and where the stream stands after them.
@@ -126,7 +136,11 @@ pub fn prelude(parts: &mut SseParts) -> Prelude {
             done = true;
         }
     }
-    Prelude { bytes: Bytes::from(out), last_id, done }
+    Prelude {
+        bytes: Bytes::from(out),
+        last_id,
+        done,
+    }
 }
 
 /// The frame of one live event, and whether it ends the stream (then followed by `end`).
@@ -151,12 +165,24 @@ struct State {
 }
 
 /// Builds the response body stream.
-pub fn sse_stream(mut parts: SseParts) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
-    let Prelude { bytes, last_id, done } = prelude(&mut parts);
+pub fn sse_stream(
+    mut parts: SseParts,
+) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
+    let Prelude {
+        bytes,
+        last_id,
+        done,
+    } = prelude(&mut parts);
     let every = parts.heartbeat_every.max(Duration::from_millis(10));
     let mut ticker = tokio::time::interval_at(Instant::now() + every, every);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let state = State { parts, prelude: Some(bytes), last_id, done, ticker };
+    let state = State {
+        parts,
+        prelude: Some(bytes),
+        last_id,
+        done,
+        ticker,
+    };
     futures_util::stream::unfold(state, |mut st| async move {
         if let Some(prelude) = st.prelude.take() {
             return Some((Ok(prelude), st));
@@ -204,7 +230,12 @@ mod tests {
     use std::sync::Arc;
     use tokio::sync::mpsc;
 
-    fn parts(rx: mpsc::Receiver<Arc<Event>>, replay: Vec<Arc<Event>>, hb: Duration, shutdown: CancellationToken) -> SseParts {
+    fn parts(
+        rx: mpsc::Receiver<Arc<Event>>,
+        replay: Vec<Arc<Event>>,
+        hb: Duration,
+        shutdown: CancellationToken,
+    ) -> SseParts {
         SseParts {
             greeting: Vec::new(),
             mark_head: false,
@@ -226,13 +257,22 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn heartbeat_on_a_paused_clock() {
         let (_tx, rx) = mpsc::channel(4);
-        let s = sse_stream(parts(rx, vec![], Duration::from_secs(30), CancellationToken::new()));
+        let s = sse_stream(parts(
+            rx,
+            vec![],
+            Duration::from_secs(30),
+            CancellationToken::new(),
+        ));
         tokio::pin!(s);
         let start = Instant::now();
         assert_eq!(text(&s.next().await.unwrap().unwrap()), "retry: 1000\n\n");
         let hb = s.next().await.unwrap().unwrap();
         assert_eq!(start.elapsed(), Duration::from_secs(30));
-        assert!(text(&hb).starts_with("event: heartbeat\ndata: {\"timestamp\":\""), "{}", text(&hb));
+        assert!(
+            text(&hb).starts_with("event: heartbeat\ndata: {\"timestamp\":\""),
+            "{}",
+            text(&hb)
+        );
         s.next().await.unwrap().unwrap();
         assert_eq!(start.elapsed(), Duration::from_secs(60));
     }
@@ -240,17 +280,47 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn live_event_before_heartbeat_and_dedupe() {
         let (tx, rx) = mpsc::channel(4);
-        let replay = vec![Arc::new(Event { id: 1, event: None, data: "a".into() })];
-        let s = sse_stream(parts(rx, replay, Duration::from_secs(30), CancellationToken::new()));
+        let replay = vec![Arc::new(Event {
+            id: 1,
+            event: None,
+            data: "a".into(),
+        })];
+        let s = sse_stream(parts(
+            rx,
+            replay,
+            Duration::from_secs(30),
+            CancellationToken::new(),
+        ));
         tokio::pin!(s);
-        assert_eq!(text(&s.next().await.unwrap().unwrap()), "retry: 1000\n\nid: 1\ndata: a\n\n");
-        tx.send(Arc::new(Event { id: 1, event: None, data: "dup".into() })).await.unwrap();
-        tx.send(Arc::new(Event { id: 2, event: Some("x".into()), data: "b".into() })).await.unwrap();
+        assert_eq!(
+            text(&s.next().await.unwrap().unwrap()),
+            "retry: 1000\n\nid: 1\ndata: a\n\n"
+        );
+        tx.send(Arc::new(Event {
+            id: 1,
+            event: None,
+            data: "dup".into(),
+        }))
+        .await
+        .unwrap();
+        tx.send(Arc::new(Event {
+            id: 2,
+            event: Some("x".into()),
+            data: "b".into(),
+        }))
+        .await
+        .unwrap();
         let start = Instant::now();
-        assert_eq!(text(&s.next().await.unwrap().unwrap()), "event: x\nid: 2\ndata: b\n\n");
+        assert_eq!(
+            text(&s.next().await.unwrap().unwrap()),
+            "event: x\nid: 2\ndata: b\n\n"
+        );
         assert_eq!(start.elapsed(), Duration::ZERO);
         drop(tx);
-        assert!(s.next().await.is_none(), "closed bus sender ends the stream");
+        assert!(
+            s.next().await.is_none(),
+            "closed bus sender ends the stream"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -267,27 +337,56 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn lagging_subscriber_gets_the_notice_then_the_stream_ends() {
         let (tx, rx) = mpsc::channel(4);
-        let mut p = parts(rx, vec![], Duration::from_secs(30), CancellationToken::new());
+        let mut p = parts(
+            rx,
+            vec![],
+            Duration::from_secs(30),
+            CancellationToken::new(),
+        );
         p.lag_notice = Some(|| frame(None, None, r#"{"type":"error","message":"behind"}"#));
         let s = sse_stream(p);
         tokio::pin!(s);
         s.next().await.unwrap().unwrap();
-        tx.send(Arc::new(Event { id: 1, event: None, data: "a".into() })).await.unwrap();
+        tx.send(Arc::new(Event {
+            id: 1,
+            event: None,
+            data: "a".into(),
+        }))
+        .await
+        .unwrap();
         drop(tx); // what the bus does when the queue is full
-        assert_eq!(text(&s.next().await.unwrap().unwrap()), "id: 1\ndata: a\n\n", "queued events first");
-        assert_eq!(text(&s.next().await.unwrap().unwrap()), "data: {\"type\":\"error\",\"message\":\"behind\"}\n\n");
+        assert_eq!(
+            text(&s.next().await.unwrap().unwrap()),
+            "id: 1\ndata: a\n\n",
+            "queued events first"
+        );
+        assert_eq!(
+            text(&s.next().await.unwrap().unwrap()),
+            "data: {\"type\":\"error\",\"message\":\"behind\"}\n\n"
+        );
         assert!(s.next().await.is_none());
     }
 
     #[tokio::test(start_paused = true)]
     async fn finite_stream_ends_after_terminal_event() {
         let (tx, rx) = mpsc::channel(4);
-        let mut p = parts(rx, vec![], Duration::from_secs(30), CancellationToken::new());
+        let mut p = parts(
+            rx,
+            vec![],
+            Duration::from_secs(30),
+            CancellationToken::new(),
+        );
         p.terminal = Some(|e| (e.name() == "completed").then_some("completed"));
         let s = sse_stream(p);
         tokio::pin!(s);
         s.next().await.unwrap().unwrap();
-        tx.send(Arc::new(Event { id: 1, event: Some("completed".into()), data: "{}".into() })).await.unwrap();
+        tx.send(Arc::new(Event {
+            id: 1,
+            event: Some("completed".into()),
+            data: "{}".into(),
+        }))
+        .await
+        .unwrap();
         assert_eq!(
             text(&s.next().await.unwrap().unwrap()),
             "event: completed\nid: 1\ndata: {}\n\nevent: end\ndata: {\"reason\":\"completed\"}\n\n"

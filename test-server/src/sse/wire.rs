@@ -26,7 +26,14 @@ pub fn chunk(data: &[u8]) -> Bytes {
 pub fn response_head(parts: &Parts) -> Vec<u8> {
     let mut out = Vec::with_capacity(512);
     let status = parts.status;
-    out.extend_from_slice(format!("HTTP/1.1 {} {}\r\n", status.as_u16(), status.canonical_reason().unwrap_or("")).as_bytes());
+    out.extend_from_slice(
+        format!(
+            "HTTP/1.1 {} {}\r\n",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("")
+        )
+        .as_bytes(),
+    );
     for (name, value) in &parts.headers {
         if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
             continue;
@@ -57,7 +64,10 @@ mod tests {
         let mut res = Response::new(());
         *res.status_mut() = StatusCode::OK;
         let h = res.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        );
         h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("5"));
         h.insert("x-accel-buffering", HeaderValue::from_static("no"));
         let (parts, ()) = res.into_parts();

@@ -69,7 +69,13 @@ fn row(r: &Row<'_>) -> rusqlite::Result<Job> {
 const COLS: &str = "id, prompt, status, step, step_index, total_steps, percent, message, video_url, error, created_at, updated_at";
 
 /// Inserts a queued job.
-pub fn insert(c: &Connection, id: &str, prompt: &str, total: i64, now: &str) -> rusqlite::Result<()> {
+pub fn insert(
+    c: &Connection,
+    id: &str,
+    prompt: &str,
+    total: i64,
+    now: &str,
+) -> rusqlite::Result<()> {
     c.execute(
         "INSERT INTO video_jobs (id, prompt, status, step_index, total_steps, percent, message, created_at, updated_at)
          VALUES (?1, ?2, 'queued', 0, ?3, 0, 'Queued', ?4, ?4)",
@@ -80,11 +86,24 @@ pub fn insert(c: &Connection, id: &str, prompt: &str, total: i64, now: &str) -> 
 
 /// One job.
 pub fn get(c: &Connection, id: &str) -> rusqlite::Result<Option<Job>> {
-    c.query_row(&format!("SELECT {COLS} FROM video_jobs WHERE id = ?1"), [id], row).optional()
+    c.query_row(
+        &format!("SELECT {COLS} FROM video_jobs WHERE id = ?1"),
+        [id],
+        row,
+    )
+    .optional()
 }
 
 /// Records progress.
-pub fn progress(c: &Connection, id: &str, step: &str, index: i64, percent: i64, message: &str, now: &str) -> rusqlite::Result<()> {
+pub fn progress(
+    c: &Connection,
+    id: &str,
+    step: &str,
+    index: i64,
+    percent: i64,
+    message: &str,
+    now: &str,
+) -> rusqlite::Result<()> {
     c.execute(
         "UPDATE video_jobs SET status = 'running', step = ?2, step_index = ?3, percent = ?4, message = ?5, updated_at = ?6 WHERE id = ?1",
         params![id, step, index, percent, message, now],
@@ -94,7 +113,16 @@ pub fn progress(c: &Connection, id: &str, step: &str, index: i64, percent: i64, 
 
 /// Records the terminal status.
 #[allow(clippy::too_many_arguments)] // one column each; a struct would only rename them
-pub fn finish(c: &Connection, id: &str, status: &str, message: &str, video_url: Option<&str>, error: Option<&str>, now: &str, unix: i64) -> rusqlite::Result<()> {
+pub fn finish(
+    c: &Connection,
+    id: &str,
+    status: &str,
+    message: &str,
+    video_url: Option<&str>,
+    error: Option<&str>,
+    now: &str,
+    unix: i64,
+) -> rusqlite::Result<()> {
     c.execute(
         "UPDATE video_jobs SET status = ?2, message = ?3, video_url = ?4, error = ?5, updated_at = ?6, finished_unix = ?7,
          percent = CASE WHEN ?2 = 'completed' THEN 100 ELSE percent END WHERE id = ?1",
@@ -105,7 +133,9 @@ pub fn finish(c: &Connection, id: &str, status: &str, message: &str, video_url: 
 
 /// Jobs that were queued or running (e.g. when the server stopped).
 pub fn unfinished(c: &Connection) -> rusqlite::Result<Vec<Job>> {
-    let mut s = c.prepare(&format!("SELECT {COLS} FROM video_jobs WHERE status IN ('queued', 'running')"))?;
+    let mut s = c.prepare(&format!(
+        "SELECT {COLS} FROM video_jobs WHERE status IN ('queued', 'running')"
+    ))?;
     let rows = s.query_map([], row)?.collect();
     rows
 }
@@ -114,11 +144,18 @@ pub fn unfinished(c: &Connection) -> rusqlite::Result<Vec<Job>> {
 pub fn cleanup(c: &mut Connection, before_unix: i64) -> rusqlite::Result<Vec<String>> {
     let tx = c.transaction()?;
     let ids = {
-        let mut s = tx.prepare("SELECT id FROM video_jobs WHERE finished_unix IS NOT NULL AND finished_unix <= ?1")?;
-        let ids = s.query_map([before_unix], |r| r.get(0))?.collect::<rusqlite::Result<Vec<String>>>()?;
+        let mut s = tx.prepare(
+            "SELECT id FROM video_jobs WHERE finished_unix IS NOT NULL AND finished_unix <= ?1",
+        )?;
+        let ids = s
+            .query_map([before_unix], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?;
         ids
     };
-    tx.execute("DELETE FROM video_jobs WHERE finished_unix IS NOT NULL AND finished_unix <= ?1", [before_unix])?;
+    tx.execute(
+        "DELETE FROM video_jobs WHERE finished_unix IS NOT NULL AND finished_unix <= ?1",
+        [before_unix],
+    )?;
     tx.commit()?;
     Ok(ids)
 }

@@ -61,7 +61,8 @@ fn row(r: &Row<'_>) -> rusqlite::Result<TeamAnswer> {
     })
 }
 
-const COLS: &str = "id, video_name, frame_index, url, qa, query_index, round, created_at, updated_at";
+const COLS: &str =
+    "id, video_name, frame_index, url, qa, query_index, round, created_at, updated_at";
 
 /// Newest first.
 pub fn list(c: &Connection) -> rusqlite::Result<Vec<TeamAnswer>> {
@@ -78,7 +79,11 @@ pub fn create(c: &Connection, n: &NewTeamAnswer, now: &str) -> rusqlite::Result<
         params![n.video_name, n.frame_index, n.url, n.qa, n.query_index, n.round, now],
     )?;
     let id = c.last_insert_rowid();
-    c.query_row(&format!("SELECT {COLS} FROM team_answers WHERE id = ?1"), [id], row)
+    c.query_row(
+        &format!("SELECT {COLS} FROM team_answers WHERE id = ?1"),
+        [id],
+        row,
+    )
 }
 
 /// Deletes one; false when it did not exist.
@@ -91,7 +96,9 @@ pub fn delete_all(c: &mut Connection) -> rusqlite::Result<Vec<i64>> {
     let tx = c.transaction()?;
     let ids = {
         let mut s = tx.prepare("SELECT id FROM team_answers ORDER BY id")?;
-        let ids = s.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<Vec<i64>>>()?;
+        let ids = s
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<i64>>>()?;
         ids
     };
     tx.execute("DELETE FROM team_answers", [])?;

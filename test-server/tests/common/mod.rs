@@ -30,7 +30,16 @@ pub async fn start(extra: &[&str]) -> TestServer {
 }
 
 pub async fn start_in(dir: &Path, extra: &[&str]) -> TestServer {
-    let mut args = vec!["tidings-server", "--dev", "--addr", "127.0.0.1:0", "--heartbeat-secs", "30", "--video-step-ms", "20"];
+    let mut args = vec![
+        "tidings-server",
+        "--dev",
+        "--addr",
+        "127.0.0.1:0",
+        "--heartbeat-secs",
+        "30",
+        "--video-step-ms",
+        "20",
+    ];
     let d = dir.to_str().unwrap().to_owned();
     args.extend(["--data-dir", &d]);
     args.extend(extra);
@@ -40,13 +49,24 @@ pub async fn start_in(dir: &Path, extra: &[&str]) -> TestServer {
     let state = server.state();
     let shutdown = server.shutdown_token();
     let handle = tokio::spawn(server.run());
-    TestServer { url, state, shutdown, handle, dir: dir.to_path_buf(), _tmp: None }
+    TestServer {
+        url,
+        state,
+        shutdown,
+        handle,
+        dir: dir.to_path_buf(),
+        _tmp: None,
+    }
 }
 
 impl TestServer {
     pub async fn stop(self) {
         self.shutdown.cancel();
-        tokio::time::timeout(Duration::from_secs(5), self.handle).await.unwrap().unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(5), self.handle)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
     }
 
     pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
@@ -75,7 +95,13 @@ impl TestServer {
     }
 
     pub async fn stats(&self) -> serde_json::Value {
-        self.get("/api/stats").send().await.unwrap().json().await.unwrap()
+        self.get("/api/stats")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 
     /// Opens an SSE stream (asserts 200 + text/event-stream).
@@ -105,7 +131,10 @@ impl TestServer {
 }
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap()
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap()
 }
 
 /// One parsed SSE event.
@@ -138,7 +167,12 @@ pub struct Sse {
 
 impl Sse {
     pub fn new(s: impl Stream<Item = reqwest::Result<Bytes>> + Send + 'static) -> Self {
-        Sse { body: Box::pin(s), buf: Vec::new(), raw: Vec::new(), closed: false }
+        Sse {
+            body: Box::pin(s),
+            buf: Vec::new(),
+            raw: Vec::new(),
+            closed: false,
+        }
     }
 
     /// Next frame (events and retry-only frames), or None when the stream ends or `wait` passes.
@@ -200,7 +234,9 @@ impl Sse {
         loop {
             let e = self.next(wait).await?;
             // Per-connection events: heartbeats and the named `connected` greeting of channels.
-            let hb = e.event == "heartbeat" || e.event == "connected" || e.data.contains("\"type\":\"heartbeat\"");
+            let hb = e.event == "heartbeat"
+                || e.event == "connected"
+                || e.data.contains("\"type\":\"heartbeat\"");
             if !hb {
                 return Some(e);
             }
@@ -211,7 +247,10 @@ impl Sse {
     pub async fn drain(&mut self, wait: Duration) -> Vec<Ev> {
         let deadline = tokio::time::Instant::now() + wait;
         let mut out = Vec::new();
-        while let Some(e) = self.next(deadline.saturating_duration_since(tokio::time::Instant::now())).await {
+        while let Some(e) = self
+            .next(deadline.saturating_duration_since(tokio::time::Instant::now()))
+            .await
+        {
             out.push(e);
         }
         out

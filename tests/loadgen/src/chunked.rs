@@ -14,17 +14,28 @@ enum State {
     /// Reading the hex size; `digits` counts digits seen.
     #[default]
     SizeStart,
-    Size { value: u64, digits: u8 },
+    Size {
+        value: u64,
+        digits: u8,
+    },
     /// Skipping a chunk extension up to LF.
-    Ext { value: u64 },
+    Ext {
+        value: u64,
+    },
     /// Saw CR after the size, expecting LF.
-    SizeLf { value: u64 },
-    Data { remaining: u64 },
+    SizeLf {
+        value: u64,
+    },
+    Data {
+        remaining: u64,
+    },
     /// After the data: expecting CR LF (or a bare LF).
     DataEnd,
     DataEndLf,
     /// After the last chunk: skipping trailer lines up to the empty line.
-    Trailer { line_len: usize },
+    Trailer {
+        line_len: usize,
+    },
     Done,
 }
 
@@ -57,7 +68,10 @@ impl ChunkedDecoder {
             let b = input[i];
             self.state = match self.state {
                 State::SizeStart => match hex(b) {
-                    Some(d) => State::Size { value: d, digits: 1 },
+                    Some(d) => State::Size {
+                        value: d,
+                        digits: 1,
+                    },
                     None => return Err(Error::Chunked),
                 },
                 State::Size { value, digits } => match (hex(b), b) {
@@ -89,7 +103,9 @@ impl ChunkedDecoder {
                     self.state = if take == remaining {
                         State::DataEnd
                     } else {
-                        State::Data { remaining: remaining - take }
+                        State::Data {
+                            remaining: remaining - take,
+                        }
                     };
                     continue;
                 }
@@ -106,7 +122,9 @@ impl ChunkedDecoder {
                     b'\n' if line_len == 0 => State::Done,
                     b'\n' => State::Trailer { line_len: 0 },
                     b'\r' => State::Trailer { line_len },
-                    _ => State::Trailer { line_len: line_len + 1 },
+                    _ => State::Trailer {
+                        line_len: line_len + 1,
+                    },
                 },
                 State::Done => return Ok(()),
             };

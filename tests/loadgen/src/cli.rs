@@ -95,7 +95,9 @@ impl Args {
     /// Every target: `--target` first, then each `--also-target`.
     #[must_use]
     pub fn all_targets(&self) -> Vec<&str> {
-        std::iter::once(self.target.as_str()).chain(self.also_targets.iter().map(String::as_str)).collect()
+        std::iter::once(self.target.as_str())
+            .chain(self.also_targets.iter().map(String::as_str))
+            .collect()
     }
 
     /// Workers to use: the flag, or one per 15,000 connections, rounded up to

@@ -46,7 +46,9 @@ pub struct Shared {
 /// the server closes it or the worker exits; records everything in the tally.
 pub async fn run(shared: Rc<Shared>, id: usize, source: Option<Ipv4Addr>) {
     let opened = {
-        let Ok(_slot) = shared.connect_slots.acquire().await else { return };
+        let Ok(_slot) = shared.connect_slots.acquire().await else {
+            return;
+        };
         tokio::time::timeout(shared.connect_timeout, open(&shared, source))
             .await
             .unwrap_or(Err(Error::Timeout("connecting")))
@@ -94,8 +96,14 @@ async fn open(
         }
         if let Some(head) = parse_head(&head_buf)? {
             if head.status != 200 {
-                let body = String::from_utf8_lossy(&head_buf[head.len..]).chars().take(200).collect();
-                return Err(Error::Status { status: head.status, body });
+                let body = String::from_utf8_lossy(&head_buf[head.len..])
+                    .chars()
+                    .take(200)
+                    .collect();
+                return Err(Error::Status {
+                    status: head.status,
+                    body,
+                });
             }
             let leftover = head_buf.split_off(head.len);
             return Ok((stream, head.framing, leftover));
@@ -103,7 +111,12 @@ async fn open(
     }
 }
 
-async fn stream_events(shared: &Shared, id: usize, stream: &TcpStream, body: &mut Body) -> Result<(), Error> {
+async fn stream_events(
+    shared: &Shared,
+    id: usize,
+    stream: &TcpStream,
+    body: &mut Body,
+) -> Result<(), Error> {
     loop {
         stream.readable().await?;
         let buf = &mut *shared.buf.borrow_mut();
@@ -129,7 +142,10 @@ struct Body {
 impl Body {
     fn new(framing: Framing) -> Self {
         let chunked = (framing == Framing::Chunked).then(ChunkedDecoder::new);
-        Self { chunked, sse: SseParser::new() }
+        Self {
+            chunked,
+            sse: SseParser::new(),
+        }
     }
 
     fn done(&self) -> bool {
@@ -141,7 +157,10 @@ impl Body {
         let sse = &mut self.sse;
         let mut on_bytes = |b: &[u8]| {
             sse.feed(b, |ev| {
-                shared.tally.borrow_mut().received(id, parse_probe(ev.data), now);
+                shared
+                    .tally
+                    .borrow_mut()
+                    .received(id, parse_probe(ev.data), now);
             })
         };
         match &mut self.chunked {

@@ -41,7 +41,9 @@ pub async fn run(args: &Args) -> Result<Report, Error> {
     let rss_baseline_kib = rss_kib_each(&args.server_pids)?;
 
     let mut pool = Pool::spawn(args, workers, ips.len(), token.as_deref())?;
-    let all_connected = pool.pump_until(deadline, |p| p.connects.iter().all(Option::is_some)).await;
+    let all_connected = pool
+        .pump_until(deadline, |p| p.connects.iter().all(Option::is_some))
+        .await;
     let connect_secs = start.elapsed().as_secs_f64();
     if !all_connected {
         eprintln!("tidings-loadgen: not every worker finished connecting before the deadline");
@@ -51,7 +53,10 @@ pub async fn run(args: &Args) -> Result<Report, Error> {
         pool.connects.iter().flatten().map(|c| c.held).sum::<u32>(),
         args.settle_secs
     );
-    tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + Duration::from_secs(args.settle_secs))).await;
+    tokio::time::sleep_until(
+        deadline.min(tokio::time::Instant::now() + Duration::from_secs(args.settle_secs)),
+    )
+    .await;
     let rss_loaded_kib = rss_kib_each(&args.server_pids)?;
 
     // Probe 0 goes out alone, so its fan-out is that of one event to an
@@ -59,24 +64,46 @@ pub async fn run(args: &Args) -> Result<Report, Error> {
     let (path, token) = (args.publish_path(), token.as_deref());
     let mut sent = Vec::new();
     if args.publish_count > 0 {
-        if let Ok(first) = tokio::time::timeout_at(deadline, publish_one(&target, path, token, 0)).await {
-            let alone = deadline.min(tokio::time::Instant::now() + Duration::from_secs(args.first_wait_secs));
+        if let Ok(first) =
+            tokio::time::timeout_at(deadline, publish_one(&target, path, token, 0)).await
+        {
+            let alone = deadline
+                .min(tokio::time::Instant::now() + Duration::from_secs(args.first_wait_secs));
             if first.error.is_none() {
-                pool.pump_until(alone, |p| p.all_or_idle(&p.first_done)).await;
+                pool.pump_until(alone, |p| p.all_or_idle(&p.first_done))
+                    .await;
             }
             sent.push(first);
-            sent.extend(publish_range(&target, path, token, 1..args.publish_count, args.publish_rate, deadline).await);
+            sent.extend(
+                publish_range(
+                    &target,
+                    path,
+                    token,
+                    1..args.publish_count,
+                    args.publish_rate,
+                    deadline,
+                )
+                .await,
+            );
         }
     }
     if sent.iter().any(|s| s.error.is_none()) {
-        let drain = deadline.min(tokio::time::Instant::now() + Duration::from_secs(args.drain_secs));
+        let drain =
+            deadline.min(tokio::time::Instant::now() + Duration::from_secs(args.drain_secs));
         pool.pump_until(drain, |p| p.all_or_idle(&p.complete)).await;
     }
 
-    let stop = StopLine { failed_seqs: sent.iter().filter(|s| s.error.is_some()).map(|s| s.seq).collect() };
+    let stop = StopLine {
+        failed_seqs: sent
+            .iter()
+            .filter(|s| s.error.is_some())
+            .map(|s| s.seq)
+            .collect(),
+    };
     pool.stop(&stop).await;
     let results_by = tokio::time::Instant::now() + Duration::from_secs(30);
-    pool.pump_until(results_by, |p| p.results.iter().all(Option::is_some)).await;
+    pool.pump_until(results_by, |p| p.results.iter().all(Option::is_some))
+        .await;
     pool.reap().await;
 
     Ok(build(&Inputs {
@@ -99,15 +126,21 @@ fn validate(args: &Args, workers: u32) -> Result<(), Error> {
         return Err(Error::Flag("--connections must be at least 1".into()));
     }
     if args.connections.div_ceil(workers) > MAX_PER_WORKER {
-        return Err(Error::Flag(format!("more than {MAX_PER_WORKER} connections per worker: raise --workers")));
+        return Err(Error::Flag(format!(
+            "more than {MAX_PER_WORKER} connections per worker: raise --workers"
+        )));
     }
     for (i, pid) in args.server_pids.iter().enumerate() {
         if args.server_pids[..i].contains(pid) {
-            return Err(Error::Flag(format!("--server-pid {pid} given twice (its RSS would be summed twice)")));
+            return Err(Error::Flag(format!(
+                "--server-pid {pid} given twice (its RSS would be summed twice)"
+            )));
         }
     }
     if args.publish_count > MAX_PUBLISH_COUNT {
-        return Err(Error::Flag(format!("--publish-count is at most {MAX_PUBLISH_COUNT}")));
+        return Err(Error::Flag(format!(
+            "--publish-count is at most {MAX_PUBLISH_COUNT}"
+        )));
     }
     if !(args.publish_rate > 0.0 && args.publish_rate <= 100_000.0) {
         return Err(Error::Flag("--publish-rate must be in (0, 100000]".into()));
@@ -127,7 +160,12 @@ struct Pool {
 }
 
 impl Pool {
-    fn spawn(args: &Args, workers: u32, ip_count: usize, token: Option<&str>) -> Result<Self, Error> {
+    fn spawn(
+        args: &Args,
+        workers: u32,
+        ip_count: usize,
+        token: Option<&str>,
+    ) -> Result<Self, Error> {
         let exe = std::env::current_exe()?;
         let (tx, rx) = mpsc::unbounded_channel();
         let mut children = Vec::new();
@@ -149,7 +187,10 @@ impl Pool {
                 .args(["--stream-path", &args.stream_path])
                 .args(["--publish-count", &args.publish_count.to_string()])
                 .args(["--duration-secs", &(args.duration_secs + 30).to_string()])
-                .args(["--connect-concurrency", &args.connect_concurrency.to_string()])
+                .args([
+                    "--connect-concurrency",
+                    &args.connect_concurrency.to_string(),
+                ])
                 .env_remove("TIDINGS_LOADGEN_TOKEN")
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
@@ -161,7 +202,10 @@ impl Pool {
             offset += share as usize;
             let mut child = cmd.spawn()?;
             let id = w as usize;
-            let stdout = child.stdout.take().ok_or_else(|| Error::Worker { id: w, reason: "no stdout".into() })?;
+            let stdout = child.stdout.take().ok_or_else(|| Error::Worker {
+                id: w,
+                reason: "no stdout".into(),
+            })?;
             stdins.push(child.stdin.take());
             let tx = tx.clone();
             tokio::spawn(async move {
@@ -173,24 +217,40 @@ impl Pool {
                                 break;
                             }
                         }
-                        Err(e) => eprintln!("tidings-loadgen: worker {id} said something odd ({e}): {line:.200}"),
+                        Err(e) => eprintln!(
+                            "tidings-loadgen: worker {id} said something odd ({e}): {line:.200}"
+                        ),
                     }
                 }
             });
             children.push(child);
         }
         let n = workers as usize;
-        Ok(Self { children, stdins, rx, connects: vec![None; n], complete: vec![false; n], first_done: vec![false; n], results: vec![None; n] })
+        Ok(Self {
+            children,
+            stdins,
+            rx,
+            connects: vec![None; n],
+            complete: vec![false; n],
+            first_done: vec![false; n],
+            results: vec![None; n],
+        })
     }
 
     /// True when every worker holding connections has raised `flag`.
     fn all_or_idle(&self, flag: &[bool]) -> bool {
-        flag.iter().zip(&self.connects).all(|(f, c)| *f || c.as_ref().is_some_and(|c| c.held == 0))
+        flag.iter()
+            .zip(&self.connects)
+            .all(|(f, c)| *f || c.as_ref().is_some_and(|c| c.held == 0))
     }
 
     /// Applies worker lines until `done` holds (true) or `until` passes
     /// or every worker's stdout closed (false).
-    async fn pump_until(&mut self, until: tokio::time::Instant, done: impl Fn(&Self) -> bool) -> bool {
+    async fn pump_until(
+        &mut self,
+        until: tokio::time::Instant,
+        done: impl Fn(&Self) -> bool,
+    ) -> bool {
         loop {
             if done(self) {
                 return true;
@@ -220,7 +280,10 @@ impl Pool {
 
     async fn reap(&mut self) {
         for c in &mut self.children {
-            if tokio::time::timeout(Duration::from_secs(5), c.wait()).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(5), c.wait())
+                .await
+                .is_err()
+            {
                 let _ = c.start_kill();
             }
         }

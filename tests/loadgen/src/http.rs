@@ -61,7 +61,9 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, Error> {
     let mut resp = httparse::Response::new(&mut headers);
     let len = match resp.parse(buf) {
         Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD => return Err(Error::Http("head too large")),
+        Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD => {
+            return Err(Error::Http("head too large"))
+        }
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(_) => return Err(Error::Http("unparsable head")),
     };
@@ -69,7 +71,10 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, Error> {
     let mut framing = Framing::UntilClose;
     for h in resp.headers.iter() {
         if h.name.eq_ignore_ascii_case("transfer-encoding")
-            && h.value.to_ascii_lowercase().windows(7).any(|w| w == b"chunked")
+            && h.value
+                .to_ascii_lowercase()
+                .windows(7)
+                .any(|w| w == b"chunked")
         {
             framing = Framing::Chunked;
         } else if h.name.eq_ignore_ascii_case("content-length") && framing != Framing::Chunked {
@@ -80,7 +85,11 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, Error> {
             framing = Framing::Length(n);
         }
     }
-    Ok(Some(Head { status, framing, len }))
+    Ok(Some(Head {
+        status,
+        framing,
+        len,
+    }))
 }
 
 /// POSTs `body` as JSON (`Connection: close`) and returns the status and
@@ -183,9 +192,19 @@ mod tests {
     #[test]
     fn heads() -> Result<(), Error> {
         let h = parse_head(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-type: text/event-stream\r\n\r\nxx")?;
-        assert_eq!(h, Some(Head { status: 200, framing: Framing::Chunked, len: 80 }));
+        assert_eq!(
+            h,
+            Some(Head {
+                status: 200,
+                framing: Framing::Chunked,
+                len: 80
+            })
+        );
         let h = parse_head(b"HTTP/1.1 429 Too Many\r\nContent-Length: 5\r\n\r\n")?;
-        assert_eq!(h.map(|h| (h.status, h.framing)), Some((429, Framing::Length(5))));
+        assert_eq!(
+            h.map(|h| (h.status, h.framing)),
+            Some((429, Framing::Length(5)))
+        );
         assert_eq!(parse_head(b"HTTP/1.1 200 OK\r\n")?, None);
         assert!(parse_head(b"garbage\r\n\r\n").is_err());
         Ok(())

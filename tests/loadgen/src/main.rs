@@ -40,7 +40,9 @@ fn run_worker(args: &Args) -> Result<(), Error> {
 }
 
 fn run_parent(args: &Args) -> Result<(), Error> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let report = rt.block_on(coordinator::run(args))?;
     print!("{}", report::table(&report));
     let line = serde_json::to_string(&report)?;

@@ -46,7 +46,10 @@ struct ProbeObject {
 #[must_use]
 pub fn parse_probe(data: &[u8]) -> Option<Probe> {
     let env: Envelope = serde_json::from_slice(data).ok()?;
-    Some(Probe { seq: env.object.seq, sent_at_us: env.object.sent_at_us })
+    Some(Probe {
+        seq: env.object.seq,
+        sent_at_us: env.object.sent_at_us,
+    })
 }
 
 #[cfg(test)]
@@ -56,7 +59,13 @@ mod tests {
     #[test]
     fn roundtrip_and_foreign() {
         let body = publish_body(7, 123);
-        assert_eq!(parse_probe(body.as_bytes()), Some(Probe { seq: 7, sent_at_us: 123 }));
+        assert_eq!(
+            parse_probe(body.as_bytes()),
+            Some(Probe {
+                seq: 7,
+                sent_at_us: 123
+            })
+        );
         assert_eq!(parse_probe(br#"{"timestamp":"2024"}"#), None);
         assert_eq!(parse_probe(br#"{"type":"data","object":"text"}"#), None);
         assert_eq!(parse_probe(b"not json"), None);

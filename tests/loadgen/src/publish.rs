@@ -27,8 +27,10 @@ struct TokenResponse {
 /// # Errors
 /// Transport errors, a non-200 status, or a body without `token`.
 pub async fn dev_token(target: &Target, user: &str, ttl_secs: u64) -> Result<String, Error> {
-    let body = serde_json::json!({"user_id": user, "channels": ["*"], "ttl_secs": ttl_secs}).to_string();
-    let (status, resp) = post_json(target, "/api/auth/dev-token", None, &body, POST_TIMEOUT).await?;
+    let body =
+        serde_json::json!({"user_id": user, "channels": ["*"], "ttl_secs": ttl_secs}).to_string();
+    let (status, resp) =
+        post_json(target, "/api/auth/dev-token", None, &body, POST_TIMEOUT).await?;
     if status != 200 {
         return Err(status_error(status, &resp));
     }
@@ -36,7 +38,10 @@ pub async fn dev_token(target: &Target, user: &str, ttl_secs: u64) -> Result<Str
 }
 
 fn status_error(status: u16, body: &[u8]) -> Error {
-    Error::Status { status, body: String::from_utf8_lossy(body).chars().take(200).collect() }
+    Error::Status {
+        status,
+        body: String::from_utf8_lossy(body).chars().take(200).collect(),
+    }
 }
 
 /// What one publish did.
@@ -64,7 +69,12 @@ pub async fn publish_one(target: &Target, path: &str, token: Option<&str>, seq: 
         Err(Error::Timeout(_)) => (None, true),
         Err(e) => (Some(e.to_string()), false),
     };
-    Sent { seq, sent_at_us, error, timed_out }
+    Sent {
+        seq,
+        sent_at_us,
+        error,
+        timed_out,
+    }
 }
 
 /// Publishes probes `seqs`, one every `1/rate` s, stopping early at

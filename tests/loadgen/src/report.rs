@@ -53,7 +53,12 @@ pub struct Quantiles {
 
 impl From<&Histogram> for Quantiles {
     fn from(h: &Histogram) -> Self {
-        Self { count: h.count, p50: h.quantile(0.5), p99: h.quantile(0.99), max: (h.count > 0).then_some(h.max) }
+        Self {
+            count: h.count,
+            p50: h.quantile(0.5),
+            p99: h.quantile(0.99),
+            max: (h.count > 0).then_some(h.max),
+        }
     }
 }
 
@@ -147,7 +152,11 @@ pub fn server_rss(baseline: &[u64], loaded: &[u64], held: u32) -> ServerRss {
         }
         _ => None,
     };
-    ServerRss { baseline_kib, loaded_kib, kib_per_conn }
+    ServerRss {
+        baseline_kib,
+        loaded_kib,
+        kib_per_conn,
+    }
 }
 
 /// Aggregates the inputs.
@@ -171,7 +180,12 @@ pub fn build(i: &Inputs) -> Report {
     for s in &ok {
         let at = |r: &WorkerResult| r.per_seq.get(s.seq as usize).copied().unwrap_or_default();
         let count: u32 = i.results.iter().map(|r| at(r).count).sum();
-        let last = i.results.iter().map(|r| at(r).last_recv_us).max().unwrap_or(0);
+        let last = i
+            .results
+            .iter()
+            .map(|r| at(r).last_recv_us)
+            .max()
+            .unwrap_or(0);
         if held > 0 && count >= held {
             fanout.record(last.saturating_sub(s.sent_at_us));
             if s.seq == 0 {
@@ -193,7 +207,8 @@ pub fn build(i: &Inputs) -> Report {
         connect_errors,
         connections_dropped: i.results.iter().map(|r| r.dropped).sum(),
         connect_secs: i.connect_secs,
-        server_pids: u32::try_from(i.rss_loaded_kib.len().max(i.rss_baseline_kib.len())).unwrap_or(u32::MAX),
+        server_pids: u32::try_from(i.rss_loaded_kib.len().max(i.rss_baseline_kib.len()))
+            .unwrap_or(u32::MAX),
         server_rss_baseline_kib: rss.baseline_kib,
         server_rss_loaded_kib: rss.loaded_kib,
         server_rss_loaded_kib_each: i.rss_loaded_kib.clone(),
@@ -201,11 +216,16 @@ pub fn build(i: &Inputs) -> Report {
         loadgen_kib_per_conn: per_conn(loadgen_rss as f64),
         events_published: published,
         publish_failed: u32::try_from(i.sent.len() - ok.len()).unwrap_or(u32::MAX),
-        publish_timeouts: u32::try_from(i.sent.iter().filter(|s| s.timed_out).count()).unwrap_or(u32::MAX),
+        publish_timeouts: u32::try_from(i.sent.iter().filter(|s| s.timed_out).count())
+            .unwrap_or(u32::MAX),
         publish_error: i.sent.iter().find_map(|s| s.error.clone()),
         expected_deliveries: expected,
         received,
-        completeness: if expected == 0 { 0.0 } else { received as f64 / expected as f64 },
+        completeness: if expected == 0 {
+            0.0
+        } else {
+            received as f64 / expected as f64
+        },
         conns_missing: i.results.iter().map(|r| r.conns_missing).sum(),
         max_missing_per_conn: i.results.iter().map(|r| r.max_missing).max().unwrap_or(0),
         duplicates: i.results.iter().map(|r| r.duplicates).sum(),
@@ -232,7 +252,11 @@ fn rss_loaded(r: &Report) -> String {
         return sum;
     }
     let parts: Vec<String> = each.iter().map(u64::to_string).collect();
-    format!("{sum} (sum of {} pids: {})", r.server_pids, parts.join(" + "))
+    format!(
+        "{sum} (sum of {} pids: {})",
+        r.server_pids,
+        parts.join(" + ")
+    )
 }
 
 /// The human table.
@@ -241,25 +265,67 @@ pub fn table(r: &Report) -> String {
     let mut rows: Vec<(&str, String)> = vec![
         ("target", format!("{} ({})", r.label, r.target)),
         ("workers", r.workers.to_string()),
-        ("connections held", format!("{} / {}", r.connections_held, r.connections_attempted)),
+        (
+            "connections held",
+            format!("{} / {}", r.connections_held, r.connections_attempted),
+        ),
         ("connect errors", format!("{:?}", r.connect_errors)),
         ("dropped during run", r.connections_dropped.to_string()),
         ("connect time", format!("{:.2} s", r.connect_secs)),
-        ("server RSS baseline", opt(r.server_rss_baseline_kib, " KiB")),
+        (
+            "server RSS baseline",
+            opt(r.server_rss_baseline_kib, " KiB"),
+        ),
         ("server RSS loaded", rss_loaded(r)),
-        ("server KiB / connection", opt(r.server_kib_per_conn.map(|v| format!("{v:.2}")), "")),
-        ("loadgen KiB / connection", opt(r.loadgen_kib_per_conn.map(|v| format!("{v:.2}")), "")),
+        (
+            "server KiB / connection",
+            opt(r.server_kib_per_conn.map(|v| format!("{v:.2}")), ""),
+        ),
+        (
+            "loadgen KiB / connection",
+            opt(r.loadgen_kib_per_conn.map(|v| format!("{v:.2}")), ""),
+        ),
         (
             "events published",
-            format!("{} ({} failed, {} unanswered)", r.events_published, r.publish_failed, r.publish_timeouts),
+            format!(
+                "{} ({} failed, {} unanswered)",
+                r.events_published, r.publish_failed, r.publish_timeouts
+            ),
         ),
-        ("deliveries", format!("{} / {} = {:.4}%", r.received, r.expected_deliveries, r.completeness * 100.0)),
-        ("conns missing events", format!("{} (max {} per conn)", r.conns_missing, r.max_missing_per_conn)),
+        (
+            "deliveries",
+            format!(
+                "{} / {} = {:.4}%",
+                r.received,
+                r.expected_deliveries,
+                r.completeness * 100.0
+            ),
+        ),
+        (
+            "conns missing events",
+            format!(
+                "{} (max {} per conn)",
+                r.conns_missing, r.max_missing_per_conn
+            ),
+        ),
         ("duplicates", r.duplicates.to_string()),
-        ("latency p50/p99/max", format!("{} / {} / {}", ms(r.latency_us.p50), ms(r.latency_us.p99), ms(r.latency_us.max))),
+        (
+            "latency p50/p99/max",
+            format!(
+                "{} / {} / {}",
+                ms(r.latency_us.p50),
+                ms(r.latency_us.p99),
+                ms(r.latency_us.max)
+            ),
+        ),
         (
             "fan-out to all (p50/max)",
-            format!("{} / {} over {} events", ms(r.fanout_us.p50), ms(r.fanout_us.max), r.fanout_us.count),
+            format!(
+                "{} / {} over {} events",
+                ms(r.fanout_us.p50),
+                ms(r.fanout_us.max),
+                r.fanout_us.count
+            ),
         ),
         ("fan-out of one event (idle)", ms(r.first_fanout_us)),
         ("wall time", format!("{:.1} s", r.wall_secs)),
@@ -290,14 +356,27 @@ mod tests {
     #[test]
     fn server_rss_single_pid_and_edge_cases() {
         let one = server_rss(&[1_000], &[2_500], 100);
-        assert_eq!(one, ServerRss { baseline_kib: Some(1_000), loaded_kib: Some(2_500), kib_per_conn: Some(15.0) });
+        assert_eq!(
+            one,
+            ServerRss {
+                baseline_kib: Some(1_000),
+                loaded_kib: Some(2_500),
+                kib_per_conn: Some(15.0)
+            }
+        );
         // No --server-pid: nothing to report.
         assert_eq!(server_rss(&[], &[], 100), ServerRss::default());
         // Nothing held: sums, no ratio.
         let none_held = server_rss(&[1_000, 1_000], &[1_100, 1_100], 0);
-        assert_eq!((none_held.loaded_kib, none_held.kib_per_conn), (Some(2_200), None));
+        assert_eq!(
+            (none_held.loaded_kib, none_held.kib_per_conn),
+            (Some(2_200), None)
+        );
         // A server that shrank gives a negative figure, not a wrapped u64.
-        assert_eq!(server_rss(&[2_000], &[1_000], 100).kib_per_conn, Some(-10.0));
+        assert_eq!(
+            server_rss(&[2_000], &[1_000], 100).kib_per_conn,
+            Some(-10.0)
+        );
         // Mismatched sample counts: no ratio.
         assert_eq!(server_rss(&[1_000], &[1_100, 1_100], 10).kib_per_conn, None);
     }
@@ -305,7 +384,13 @@ mod tests {
     #[test]
     fn report_carries_pid_count_and_each_loaded_sample() {
         let inputs = Inputs {
-            connects: vec![ConnectSummary { held: 300, ..ConnectSummary::default() }; 2],
+            connects: vec![
+                ConnectSummary {
+                    held: 300,
+                    ..ConnectSummary::default()
+                };
+                2
+            ],
             rss_baseline_kib: vec![1_000, 2_000],
             rss_loaded_kib: vec![4_000, 5_000],
             ..Inputs::default()
@@ -318,10 +403,25 @@ mod tests {
         assert_eq!(r.server_kib_per_conn, Some(10.0));
         let json = serde_json::to_value(&r).unwrap_or_default();
         assert_eq!(json["server_pids"], 2);
-        assert_eq!(json["server_rss_loaded_kib_each"], serde_json::json!([4_000, 5_000]));
-        assert!(table(&r).contains("9000 KiB (sum of 2 pids: 4000 + 5000)"), "{}", table(&r));
+        assert_eq!(
+            json["server_rss_loaded_kib_each"],
+            serde_json::json!([4_000, 5_000])
+        );
+        assert!(
+            table(&r).contains("9000 KiB (sum of 2 pids: 4000 + 5000)"),
+            "{}",
+            table(&r)
+        );
         // One pid keeps the old line.
-        let single = build(&Inputs { rss_baseline_kib: vec![1], rss_loaded_kib: vec![2], ..inputs });
-        assert!(table(&single).contains("server RSS loaded            2 KiB\n"), "{}", table(&single));
+        let single = build(&Inputs {
+            rss_baseline_kib: vec![1],
+            rss_loaded_kib: vec![2],
+            ..inputs
+        });
+        assert!(
+            table(&single).contains("server RSS loaded            2 KiB\n"),
+            "{}",
+            table(&single)
+        );
     }
 }

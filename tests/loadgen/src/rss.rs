@@ -16,7 +16,10 @@ pub fn rss_kib(pid: u32) -> Result<u64, Error> {
             format!("{path}: {e}")
         },
     })?;
-    parse_vm_rss(&status).ok_or_else(|| Error::Rss { pid, reason: "no VmRSS line".into() })
+    parse_vm_rss(&status).ok_or_else(|| Error::Rss {
+        pid,
+        reason: "no VmRSS line".into(),
+    })
 }
 
 /// `VmRSS` of each of `pids` in KiB, in order.

@@ -41,7 +41,11 @@ impl SseParser {
     ///
     /// # Errors
     /// [`Error::LineTooLong`] past [`MAX_LINE`].
-    pub fn feed(&mut self, input: &[u8], mut on_event: impl FnMut(SseEvent<'_>)) -> Result<(), Error> {
+    pub fn feed(
+        &mut self,
+        input: &[u8],
+        mut on_event: impl FnMut(SseEvent<'_>),
+    ) -> Result<(), Error> {
         let mut rest = input;
         while !rest.is_empty() {
             if self.after_cr {

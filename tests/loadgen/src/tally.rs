@@ -50,7 +50,11 @@ impl Tally {
     pub fn new(connections: u32, expected: u32) -> Self {
         let words = (expected as usize).div_ceil(64);
         let conns = (0..connections)
-            .map(|_| Conn { state: ConnState::Connecting, seen: vec![0; words].into(), unique: 0 })
+            .map(|_| Conn {
+                state: ConnState::Connecting,
+                seen: vec![0; words].into(),
+                unique: 0,
+            })
             .collect();
         Self {
             expected,
@@ -128,7 +132,9 @@ impl Tally {
             self.other_events += 1;
             return;
         };
-        let Some(c) = self.conns.get_mut(id) else { return };
+        let Some(c) = self.conns.get_mut(id) else {
+            return;
+        };
         let (word, bit) = (p.seq as usize / 64, 1u64 << (p.seq % 64));
         if c.seen[word] & bit != 0 {
             self.duplicates += 1;
@@ -200,10 +206,31 @@ mod tests {
         t.failed(2, "io".into());
         assert!(t.all_settled());
         for seq in 0..3 {
-            t.received(0, Some(Probe { seq, sent_at_us: 10 }), 25);
+            t.received(
+                0,
+                Some(Probe {
+                    seq,
+                    sent_at_us: 10,
+                }),
+                25,
+            );
         }
-        t.received(0, Some(Probe { seq: 1, sent_at_us: 10 }), 30);
-        t.received(1, Some(Probe { seq: 0, sent_at_us: 10 }), 40);
+        t.received(
+            0,
+            Some(Probe {
+                seq: 1,
+                sent_at_us: 10,
+            }),
+            30,
+        );
+        t.received(
+            1,
+            Some(Probe {
+                seq: 0,
+                sent_at_us: 10,
+            }),
+            40,
+        );
         t.received(1, None, 40);
         t.dropped(1);
         assert!(!t.all_complete());
@@ -211,7 +238,13 @@ mod tests {
         assert_eq!((r.held, r.dropped, r.unique, r.duplicates), (2, 1, 3, 1));
         assert_eq!((r.conns_missing, r.max_missing, r.missing_total), (1, 1, 1));
         assert_eq!(r.other_events, 1);
-        assert_eq!(r.per_seq[0], SeqStat { count: 2, last_recv_us: 40 });
+        assert_eq!(
+            r.per_seq[0],
+            SeqStat {
+                count: 2,
+                last_recv_us: 40
+            }
+        );
         assert_eq!(r.latency_us.max, 30);
     }
 }

@@ -20,8 +20,13 @@ impl Target {
     /// # Errors
     /// [`Error::Target`] when the URL is not of that form.
     pub fn parse(url: &str) -> Result<Self, Error> {
-        let bad = |reason| Error::Target { url: url.to_string(), reason };
-        let rest = url.strip_prefix("http://").ok_or_else(|| bad("only http:// is supported"))?;
+        let bad = |reason| Error::Target {
+            url: url.to_string(),
+            reason,
+        };
+        let rest = url
+            .strip_prefix("http://")
+            .ok_or_else(|| bad("only http:// is supported"))?;
         let host = rest.strip_suffix('/').unwrap_or(rest);
         if host.contains('/') {
             return Err(bad("give paths with --stream-path / --publish-path"));
@@ -36,7 +41,10 @@ impl Target {
                 .parse()
                 .map_err(|_| bad("host must be an IP literal or localhost"))?
         };
-        Ok(Self { addr: SocketAddr::new(ip, port), host: host.to_string() })
+        Ok(Self {
+            addr: SocketAddr::new(ip, port),
+            host: host.to_string(),
+        })
     }
 }
 

@@ -44,7 +44,9 @@ pub struct WorkerConfig {
 /// # Errors
 /// Runtime construction or stdout failures.
 pub fn run(cfg: WorkerConfig) -> Result<(), Error> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     LocalSet::new().block_on(&rt, drive(cfg))
 }
 
@@ -111,7 +113,10 @@ async fn drive(cfg: WorkerConfig) -> Result<(), Error> {
             }
         }
     };
-    let result = shared.tally.borrow().result(&stop.failed_seqs, own_rss_kib());
+    let result = shared
+        .tally
+        .borrow()
+        .result(&stop.failed_seqs, own_rss_kib());
     emit(&WorkerLine::Result(result))?;
     // The connections close with the process; no need to tear down tasks.
     std::process::exit(0);

@@ -29,7 +29,9 @@ impl Health {
     }
 
     pub(super) fn last_error(&self) -> String {
-        self.lock().clone().unwrap_or_else(|| "not connected to Redis yet".into())
+        self.lock()
+            .clone()
+            .unwrap_or_else(|| "not connected to Redis yet".into())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<String>> {

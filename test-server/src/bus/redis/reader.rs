@@ -70,13 +70,23 @@ enum ConnectError {
 /// Opens the reader and command connections, checks the epoch, and installs the command
 /// connection (from then on publishes are accepted).
 async fn connect(shared: &Shared) -> Result<MultiplexedConnection, ConnectError> {
-    let mut reader = shared.connect(Duration::from_millis(BLOCK_MS) + READER_SLACK).await?;
+    let mut reader = shared
+        .connect(Duration::from_millis(BLOCK_MS) + READER_SLACK)
+        .await?;
     let mut cmd = shared.connect(COMMAND_TIMEOUT).await?;
-    let reader_id: i64 = ::redis::cmd("CLIENT").arg("ID").query_async(&mut reader).await?;
+    let reader_id: i64 = ::redis::cmd("CLIENT")
+        .arg("ID")
+        .query_async(&mut reader)
+        .await?;
     let key = wire::epoch_key(&shared.prefix);
     let (epoch,): (Value,) = ::redis::pipe()
-        .cmd("SET").arg(&key).arg(uuid::Uuid::new_v4().to_string()).arg("NX").ignore()
-        .cmd("GET").arg(&key)
+        .cmd("SET")
+        .arg(&key)
+        .arg(uuid::Uuid::new_v4().to_string())
+        .arg("NX")
+        .ignore()
+        .cmd("GET")
+        .arg(&key)
         .query_async(&mut cmd)
         .await?;
     let epoch = wire::string(&epoch)?;
@@ -101,7 +111,10 @@ fn close_all(shared: &Shared) {
         st.subscribers.clear();
     }
     map.clear();
-    tracing::warn!(closed, "Redis lost its data (new epoch): closed local subscribers; they resume with a reset");
+    tracing::warn!(
+        closed,
+        "Redis lost its data (new epoch): closed local subscribers; they resume with a reset"
+    );
 }
 
 /// Reads and fans out until an error (returned) or the stop signal (`None`).
@@ -120,14 +133,20 @@ async fn read_loop(shared: &Shared, mut reader: MultiplexedConnection) -> Option
                 _ = shared.wake.notified() => continue,
                 _ = tokio::time::sleep(IDLE_PING) => {}
             }
-            let pong: Result<Value, RedisError> = ::redis::cmd("PING").query_async(&mut reader).await;
+            let pong: Result<Value, RedisError> =
+                ::redis::cmd("PING").query_async(&mut reader).await;
             if let Err(e) = pong {
                 return Some(e.to_string());
             }
             continue;
         }
         let mut xread = ::redis::cmd("XREAD");
-        xread.arg("COUNT").arg(READ_COUNT).arg("BLOCK").arg(BLOCK_MS).arg("STREAMS");
+        xread
+            .arg("COUNT")
+            .arg(READ_COUNT)
+            .arg("BLOCK")
+            .arg(BLOCK_MS)
+            .arg("STREAMS");
         for (stream, _) in &streams {
             xread.arg(wire::log_key(&shared.prefix, stream));
         }
@@ -158,7 +177,9 @@ async fn read_loop(shared: &Shared, mut reader: MultiplexedConnection) -> Option
 /// its subscriber, exactly as the in-process bus does.
 fn fan_out(shared: &Shared, stream: &str, events: Vec<Event>) {
     let mut map = lock(&shared.topics);
-    let Some(topic) = map.get(stream).cloned() else { return };
+    let Some(topic) = map.get(stream).cloned() else {
+        return;
+    };
     let mut st = lock(&topic.st);
     let mut lagged = 0u64;
     for event in events {
@@ -186,7 +207,10 @@ fn fan_out(shared: &Shared, stream: &str, events: Vec<Event>) {
         map.remove(stream);
     }
     if lagged > 0 {
-        shared.metrics.subscribers_lagged.fetch_add(lagged, Ordering::Relaxed);
+        shared
+            .metrics
+            .subscribers_lagged
+            .fetch_add(lagged, Ordering::Relaxed);
         tracing::info!(stream = %stream, lagged, "closed subscribers that fell behind");
     }
 }

@@ -68,10 +68,18 @@ pub(super) fn parse_entry_id(id: &str) -> Result<u64, BadReply> {
 
 /// Decodes one stream entry `[id, [field, value, …]]`.
 fn entry(v: &Value) -> Result<Event, BadReply> {
-    let Value::Array(parts) = v else { return Err(BadReply(format!("entry {v:?}"))) };
-    let [id, fields] = parts.as_slice() else { return Err(BadReply(format!("entry {v:?}"))) };
+    let Value::Array(parts) = v else {
+        return Err(BadReply(format!("entry {v:?}")));
+    };
+    let [id, fields] = parts.as_slice() else {
+        return Err(BadReply(format!("entry {v:?}")));
+    };
     let id = parse_entry_id(&text(id)?)?;
-    let mut event = Event { id, event: None, data: String::new() };
+    let mut event = Event {
+        id,
+        event: None,
+        data: String::new(),
+    };
     let pairs: Vec<(&Value, &Value)> = match fields {
         Value::Array(f) => f.chunks_exact(2).map(|c| (&c[0], &c[1])).collect(),
         Value::Map(m) => m.iter().map(|(k, v)| (k, v)).collect(),
@@ -110,7 +118,10 @@ pub(super) fn read(v: &Value) -> Result<Vec<(String, Vec<Event>)>, BadReply> {
         Value::Map(m) => m.iter().map(|(k, v)| (k, v)).collect(),
         other => return Err(BadReply(format!("XREAD {other:?}"))),
     };
-    pairs.into_iter().map(|(k, entries)| Ok((text(k)?, range(entries)?))).collect()
+    pairs
+        .into_iter()
+        .map(|(k, entries)| Ok((text(k)?, range(entries)?)))
+        .collect()
 }
 
 /// Decodes a counter (`GET`): `Nil` is 0.
@@ -118,7 +129,9 @@ pub(super) fn counter(v: &Value) -> Result<u64, BadReply> {
     match v {
         Value::Nil => Ok(0),
         Value::Int(n) => u64::try_from(*n).map_err(|_| BadReply(format!("counter {n}"))),
-        other => text(other)?.parse().map_err(|_| BadReply(format!("counter {other:?}"))),
+        other => text(other)?
+            .parse()
+            .map_err(|_| BadReply(format!("counter {other:?}"))),
     }
 }
 
@@ -137,12 +150,33 @@ mod tests {
 
     #[test]
     fn decodes_entries_and_reads() {
-        let e1 = Value::Array(vec![bulk("3-0"), Value::Array(vec![bulk("d"), bulk("{}"), bulk("e"), bulk("x")])]);
+        let e1 = Value::Array(vec![
+            bulk("3-0"),
+            Value::Array(vec![bulk("d"), bulk("{}"), bulk("e"), bulk("x")]),
+        ]);
         let e2 = Value::Array(vec![bulk("4-0"), Value::Array(vec![bulk("d"), bulk("hi")])]);
         let got = range(&Value::Array(vec![e1.clone(), e2])).unwrap();
-        assert_eq!(got[0], Event { id: 3, event: Some("x".into()), data: "{}".into() });
-        assert_eq!(got[1], Event { id: 4, event: None, data: "hi".into() });
-        let r = read(&Value::Array(vec![Value::Array(vec![bulk("P:s:a"), Value::Array(vec![e1])])])).unwrap();
+        assert_eq!(
+            got[0],
+            Event {
+                id: 3,
+                event: Some("x".into()),
+                data: "{}".into()
+            }
+        );
+        assert_eq!(
+            got[1],
+            Event {
+                id: 4,
+                event: None,
+                data: "hi".into()
+            }
+        );
+        let r = read(&Value::Array(vec![Value::Array(vec![
+            bulk("P:s:a"),
+            Value::Array(vec![e1]),
+        ])]))
+        .unwrap();
         assert_eq!(r[0].0, "P:s:a");
         assert_eq!(r[0].1[0].id, 3);
         assert!(read(&Value::Nil).unwrap().is_empty());
