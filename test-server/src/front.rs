@@ -29,11 +29,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tower::ServiceExt;
 
-use crate::app::AppState;
 use crate::hub::Incoming;
 use crate::sse::wire::{chunk, response_head, LAST_CHUNK};
 use crate::sse::{prelude, Detachable};
 use crate::stall::StallGuard;
+use crate::state::AppState;
 
 use first_response::FirstResponse;
 use rewind::Rewind;

@@ -3,7 +3,6 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::bus::BusHealth;
 use crate::connections::Connections;
 
 /// Monotonic counters (open-connection gauges live in [`Connections`]).
@@ -94,17 +93,4 @@ impl Metrics {
         }
         out
     }
-}
-
-/// Prometheus lines for the bus: `tidings_bus_healthy{kind}` (1/0) and `tidings_bus_errors_total`.
-pub fn render_bus(out: &mut String, health: &BusHealth) {
-    let _ = writeln!(out, "# HELP tidings_bus_healthy 1 while the event bus is reachable.\n# TYPE tidings_bus_healthy gauge");
-    let _ = writeln!(
-        out,
-        "tidings_bus_healthy{{kind=\"{}\"}} {}",
-        health.kind,
-        u8::from(health.healthy)
-    );
-    let _ = writeln!(out, "# HELP tidings_bus_errors_total Event bus errors (connection failures, timeouts).\n# TYPE tidings_bus_errors_total counter");
-    let _ = writeln!(out, "tidings_bus_errors_total {}", health.errors);
 }

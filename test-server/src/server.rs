@@ -11,9 +11,10 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::{app, AppState, StartError};
+use crate::app::app;
 use crate::config::Config;
 use crate::front::{self, Front};
+use crate::state::{AppState, StartError};
 use crate::video;
 
 /// A bound server, ready to run.

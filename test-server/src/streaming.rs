@@ -11,12 +11,12 @@ use axum::Json;
 use bytes::Bytes;
 use serde::Serialize;
 
-use crate::app::AppState;
 use crate::bus::Subscription;
 use crate::connections::ConnectionGuard;
 use crate::error::{ApiError, ApiResult};
 use crate::event::{Event, Position};
 use crate::sse::{sse_response, Heartbeat, SseParts, TerminalFn};
+use crate::state::AppState;
 
 /// Longest `wait=` a long poll may ask for, in seconds.
 pub const MAX_WAIT_SECS: f64 = 25.0;

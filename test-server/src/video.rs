@@ -10,9 +10,9 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::time::Instant;
 
-use crate::app::AppState;
 use crate::error::ApiError;
 use crate::event::Event;
+use crate::state::AppState;
 use crate::store::jobs;
 use crate::time::{now_rfc3339, now_unix};
 

@@ -5,16 +5,22 @@ use std::collections::HashMap;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use axum::Json;
+use axum::routing::get;
+use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::app::AppState;
 use crate::auth::Claims;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;
 use crate::sse::{greet, Heartbeat};
+use crate::state::AppState;
 use crate::streaming::{self, StreamRequest, StreamSpec};
+
+/// `GET` (stream) and `POST` (publish) on `/api/v1/events/{channel}`.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/v1/events/{channel}", get(stream).post(publish))
+}
 
 /// The public channel (greets like the seed's TEST_MODE).
 pub const TEST_CHANNEL: &str = "test";

@@ -3,15 +3,21 @@
 use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::routing::post;
+use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::app::AppState;
 use crate::auth::{Claims, TOKEN_COOKIE};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;
+use crate::state::AppState;
 use crate::time::now_unix;
+
+/// `POST /api/auth/dev-token`.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/auth/dev-token", post(dev_token))
+}
 
 /// Body of the dev-token request.
 #[derive(Debug, Clone, Deserialize)]

@@ -13,116 +13,35 @@
 //!
 //! Each answers `{"stream", …, "connections": N}` with the open connections of
 //! the stream at that moment. The hooks act through the hub (`Hub::drop_stream`,
-//! `Hub::stall_stream`) for fresh connections and through [`DevFaults::wrap`], which
-//! the stream endpoints apply to their SSE body (served by hyper on kept-alive
+//! `Hub::stall_stream`) for fresh connections and through [`DevFaults`](crate::faults::DevFaults), whose
+//! wrapper the stream endpoints apply to their SSE body (served by hyper on kept-alive
 //! connections) only when `--dev` is on.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
-use axum::body::Body;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::Json;
-use futures_util::StreamExt;
+use axum::routing::post;
+use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
-use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;
+use crate::state::AppState;
 
 /// Longest stall, in seconds.
 const MAX_STALL_SECS: f64 = 600.0;
 /// Most failures one request may arm.
 const MAX_FAIL_COUNT: u32 = 1000;
 
-/// What open connections of one stream are told.
-#[derive(Debug, Clone, Copy, Default)]
-struct Control {
-    /// Bumped by every drop; a body that sees it change ends.
-    drops: u64,
-    /// Send nothing until then…
-    stall_until: Option<Instant>,
-    /// …if the connection was open when the stall was asked for (at this time).
-    stall_asked: Option<Instant>,
-}
-
-/// Armed faults per stream key.
-#[derive(Debug, Default)]
-pub struct DevFaults {
-    controls: Mutex<HashMap<String, watch::Sender<Control>>>,
-    failures: Mutex<HashMap<String, (StatusCode, u32)>>,
-}
-
-impl DevFaults {
-    fn control(&self, stream: &str) -> watch::Receiver<Control> {
-        let mut map = self.controls.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(stream.to_owned())
-            .or_insert_with(|| watch::channel(Control::default()).0)
-            .subscribe()
-    }
-
-    fn update(&self, stream: &str, f: impl FnOnce(&mut Control)) {
-        let mut map = self.controls.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(stream.to_owned())
-            .or_insert_with(|| watch::channel(Control::default()).0)
-            .send_modify(f);
-    }
-
-    /// Consumes one armed failure of `stream`, as the response to send instead of the stream.
-    pub fn take_failure(&self, stream: &str) -> Option<Response> {
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let (status, left) = map.get_mut(stream)?;
-        let status = *status;
-        *left -= 1;
-        if *left == 0 {
-            map.remove(stream);
-        }
-        Some(if status == StatusCode::NO_CONTENT {
-            status.into_response()
-        } else {
-            (
-                status,
-                Json(json!({"error": format!("dev fault: injected HTTP {}", status.as_u16())})),
-            )
-                .into_response()
-        })
-    }
-
-    /// Makes an SSE response obey `drop` and `stall` for `stream`.
-    pub fn wrap(&self, stream: &str, response: Response) -> Response {
-        let mut rx = self.control(stream);
-        let start = rx.borrow_and_update().drops;
-        let opened = Instant::now();
-        let (parts, body) = response.into_parts();
-        let body = body.into_data_stream();
-        let wrapped =
-            futures_util::stream::unfold((body, rx), move |(mut body, mut rx)| async move {
-                loop {
-                    let c = *rx.borrow_and_update();
-                    if c.drops != start {
-                        return None;
-                    }
-                    let applies = c.stall_asked.is_some_and(|asked| asked >= opened);
-                    match c.stall_until.filter(|u| applies && *u > Instant::now()) {
-                        Some(until) => tokio::select! {
-                            _ = tokio::time::sleep_until(until) => {}
-                            changed = rx.changed() => if changed.is_err() { return None },
-                        },
-                        None => tokio::select! {
-                            changed = rx.changed() => if changed.is_err() { return None },
-                            next = body.next() => return next.map(|chunk| (chunk, (body, rx))),
-                        },
-                    }
-                }
-            });
-        Response::from_parts(parts, Body::from_stream(wrapped))
-    }
+/// `POST /api/dev/drop`, `/api/dev/fail` and `/api/dev/stall`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/dev/drop", post(drop_stream))
+        .route("/api/dev/fail", post(fail_stream))
+        .route("/api/dev/stall", post(stall_stream))
 }
 
 /// Body of `POST /api/dev/drop`.
@@ -186,7 +105,7 @@ pub async fn drop_stream(
 ) -> ApiResult<Json<serde_json::Value>> {
     check_stream(&body.stream)?;
     let connections = open_connections(&state, &body.stream);
-    state.dev_faults.update(&body.stream, |c| c.drops += 1);
+    state.dev_faults.drop_stream(&body.stream);
     state.hub.drop_stream(&body.stream);
     Ok(Json(
         json!({"stream": body.stream, "dropped": connections, "connections": connections}),
@@ -210,10 +129,7 @@ pub async fn fail_stream(
     }
     state
         .dev_faults
-        .failures
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(body.stream.clone(), (status, body.count));
+        .arm_failure(&body.stream, status, body.count);
     Ok(Json(
         json!({"stream": body.stream, "status": body.status, "count": body.count, "connections": open_connections(&state, &body.stream)}),
     ))
@@ -232,10 +148,7 @@ pub async fn stall_stream(
     }
     let now = Instant::now();
     let until = now + Duration::from_secs_f64(body.secs);
-    state.dev_faults.update(&body.stream, |c| {
-        c.stall_until = Some(until);
-        c.stall_asked = Some(now);
-    });
+    state.dev_faults.stall_stream(&body.stream, until, now);
     state.hub.stall_stream(&body.stream, until, now);
     Ok(Json(
         json!({"stream": body.stream, "secs": body.secs, "connections": open_connections(&state, &body.stream)}),

@@ -5,17 +5,29 @@ use std::collections::HashMap;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::routing::{self, get, post};
+use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;
 use crate::sse::{greet, Heartbeat};
+use crate::state::AppState;
 use crate::store::notifications::{self, Notification};
 use crate::streaming::{self, StreamRequest, StreamSpec};
 use crate::time::now_rfc3339;
+
+/// The notification routes and their per-user stream.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/notifications/stream", get(stream))
+        .route("/api/notifications/", get(list))
+        .route("/api/notifications/read-all/", post(mark_all_read))
+        .route("/api/notifications/trigger/", post(trigger))
+        .route("/api/notifications/{id}/read/", post(mark_read))
+        .route("/api/notifications/{id}/", routing::delete(delete))
+}
 
 /// Stream key of a user's notifications.
 pub fn stream_key(user: &str) -> String {

@@ -1,14 +1,24 @@
 //! `GET /api/stats` (JSON) and `GET /metrics` (Prometheus text).
 
+use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use axum::Json;
+use axum::routing::get;
+use axum::{Json, Router};
 use serde_json::json;
 
-use crate::app::AppState;
+use crate::bus::BusHealth;
+use crate::state::AppState;
+
+/// `/api/stats` and `/metrics`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/stats", get(stats))
+        .route("/metrics", get(metrics))
+}
 
 /// Open connections (total, per stream, per user) and counters.
 pub async fn stats(State(state): State<AppState>) -> Json<serde_json::Value> {
@@ -39,8 +49,21 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         )],
         {
             let mut out = state.metrics.render(&state.conns);
-            crate::metrics::render_bus(&mut out, &state.bus.health());
+            render_bus(&mut out, &state.bus.health());
             out
         },
     )
+}
+
+/// Prometheus lines for the bus: `tidings_bus_healthy{kind}` (1/0) and `tidings_bus_errors_total`.
+fn render_bus(out: &mut String, health: &BusHealth) {
+    let _ = writeln!(out, "# HELP tidings_bus_healthy 1 while the event bus is reachable.\n# TYPE tidings_bus_healthy gauge");
+    let _ = writeln!(
+        out,
+        "tidings_bus_healthy{{kind=\"{}\"}} {}",
+        health.kind,
+        u8::from(health.healthy)
+    );
+    let _ = writeln!(out, "# HELP tidings_bus_errors_total Event bus errors (connection failures, timeouts).\n# TYPE tidings_bus_errors_total counter");
+    let _ = writeln!(out, "tidings_bus_errors_total {}", health.errors);
 }

@@ -5,19 +5,29 @@ use std::collections::HashMap;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::routing::{self, get};
+use axum::{Json, Router};
 use serde_json::json;
 
-use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;
 use crate::sse::{frame::frame, greet, Heartbeat};
+use crate::state::AppState;
 use crate::store::team_answers::{self, NewTeamAnswer, TeamAnswer};
 use crate::streaming::{self, StreamRequest, StreamSpec};
 use crate::time::now_rfc3339;
 
 /// Stream key.
 pub const STREAM: &str = "team-answers";
+
+/// The team-answers REST routes and their stream.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/team-answers/sse/", get(stream))
+        .route("/api/team-answers/", get(list).post(create))
+        .route("/api/team-answers/delete-all/", routing::delete(delete_all))
+        .route("/api/team-answers/{id}/", routing::delete(delete))
+}
 
 /// `GET /api/team-answers/sse/`: `connected` greeting, then `create`/`delete` events with ids.
 pub async fn stream(

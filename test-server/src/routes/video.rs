@@ -7,18 +7,28 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::routing::{get, post};
+use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{parse_json, ApiJson};
 use crate::sse::Heartbeat;
+use crate::state::AppState;
 use crate::store::jobs::{self, terminal_status, Job};
 use crate::streaming::{self, StreamRequest, StreamSpec};
 use crate::time::{now_rfc3339, now_unix};
 use crate::video::{self, JobPlan};
+
+/// Job creation, cleanup, status and the progress streams.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/chat/create-video", post(create))
+        .route("/api/video-progress/cleanup", post(cleanup))
+        .route("/api/video-progress/{job_id}", get(stream))
+        .route("/api/video-progress/{job_id}/status", get(status))
+}
 
 /// Body of `POST /api/chat/create-video`.
 #[derive(Debug, Clone, Deserialize)]

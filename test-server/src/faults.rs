@@ -1,0 +1,123 @@
+//! `--dev` fault state: which streams have a drop, a stall or failures armed.
+//!
+//! Stream responses served by hyper (later requests on a kept-alive connection) obey it
+//! through [`DevFaults::wrap`]; the stream endpoints take armed failures with
+//! [`DevFaults::take_failure`]. Connections in the hub get the same drop and stall as hub
+//! commands, sent by the `/api/dev/*` handlers.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use axum::body::Body;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures_util::StreamExt;
+use serde_json::json;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// What open connections of one stream are told.
+#[derive(Debug, Clone, Copy, Default)]
+struct Control {
+    /// Bumped by every drop; a body that sees it change ends.
+    drops: u64,
+    /// Send nothing until then…
+    stall_until: Option<Instant>,
+    /// …if the connection was open when the stall was asked for (at this time).
+    stall_asked: Option<Instant>,
+}
+
+/// Armed faults per stream key.
+#[derive(Debug, Default)]
+pub struct DevFaults {
+    controls: Mutex<HashMap<String, watch::Sender<Control>>>,
+    failures: Mutex<HashMap<String, (StatusCode, u32)>>,
+}
+
+impl DevFaults {
+    fn control(&self, stream: &str) -> watch::Receiver<Control> {
+        let mut map = self.controls.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(stream.to_owned())
+            .or_insert_with(|| watch::channel(Control::default()).0)
+            .subscribe()
+    }
+
+    fn update(&self, stream: &str, f: impl FnOnce(&mut Control)) {
+        let mut map = self.controls.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(stream.to_owned())
+            .or_insert_with(|| watch::channel(Control::default()).0)
+            .send_modify(f);
+    }
+
+    /// Ends every wrapped response of `stream` that is open now.
+    pub fn drop_stream(&self, stream: &str) {
+        self.update(stream, |c| c.drops += 1);
+    }
+
+    /// Wrapped responses of `stream` opened before `asked` send nothing until `until`.
+    pub fn stall_stream(&self, stream: &str, until: Instant, asked: Instant) {
+        self.update(stream, |c| {
+            c.stall_until = Some(until);
+            c.stall_asked = Some(asked);
+        });
+    }
+
+    /// The next `count` stream requests of `stream` answer `status` instead.
+    pub fn arm_failure(&self, stream: &str, status: StatusCode, count: u32) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(stream.to_owned(), (status, count));
+    }
+
+    /// Consumes one armed failure of `stream`, as the response to send instead of the stream.
+    pub fn take_failure(&self, stream: &str) -> Option<Response> {
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let (status, left) = map.get_mut(stream)?;
+        let status = *status;
+        *left -= 1;
+        if *left == 0 {
+            map.remove(stream);
+        }
+        Some(if status == StatusCode::NO_CONTENT {
+            status.into_response()
+        } else {
+            (
+                status,
+                Json(json!({"error": format!("dev fault: injected HTTP {}", status.as_u16())})),
+            )
+                .into_response()
+        })
+    }
+
+    /// Makes an SSE response obey `drop` and `stall` for `stream`.
+    pub fn wrap(&self, stream: &str, response: Response) -> Response {
+        let mut rx = self.control(stream);
+        let start = rx.borrow_and_update().drops;
+        let opened = Instant::now();
+        let (parts, body) = response.into_parts();
+        let body = body.into_data_stream();
+        let wrapped =
+            futures_util::stream::unfold((body, rx), move |(mut body, mut rx)| async move {
+                loop {
+                    let c = *rx.borrow_and_update();
+                    if c.drops != start {
+                        return None;
+                    }
+                    let applies = c.stall_asked.is_some_and(|asked| asked >= opened);
+                    match c.stall_until.filter(|u| applies && *u > Instant::now()) {
+                        Some(until) => tokio::select! {
+                            _ = tokio::time::sleep_until(until) => {}
+                            changed = rx.changed() => if changed.is_err() { return None },
+                        },
+                        None => tokio::select! {
+                            changed = rx.changed() => if changed.is_err() { return None },
+                            next = body.next() => return next.map(|chunk| (chunk, (body, rx))),
+                        },
+                    }
+                }
+            });
+        Response::from_parts(parts, Body::from_stream(wrapped))
+    }
+}
