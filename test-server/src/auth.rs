@@ -1,10 +1,17 @@
 //! JWT (HS256) verification, token sources and channel authorisation.
+//!
+//! Handlers ask for [`Claims`] (a token is required) or `Option<Claims>` (a token is
+//! optional, but a bad one is still refused) in their signature; the state only has to
+//! lend its [`Auth`] through `AsRef<Auth>`.
 
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
+use crate::extract::query;
 
 /// Name of the cookie the token may come from.
 pub const TOKEN_COOKIE: &str = "tidings_token";
@@ -98,19 +105,35 @@ impl Auth {
             None => Ok(None),
         }
     }
+}
 
-    /// Claims of the request's token; 401 when there is none.
-    pub fn required(
-        &self,
-        headers: &HeaderMap,
-        query_token: Option<&str>,
-    ) -> Result<Claims, ApiError> {
-        self.optional(headers, query_token)?.ok_or_else(|| {
-            ApiError::Unauthorized(
-                "authentication required: send a Bearer token, ?token= or the tidings_token cookie"
-                    .into(),
-            )
-        })
+/// The `?token=` query parameter.
+#[derive(Debug, Deserialize)]
+struct TokenQuery {
+    token: Option<String>,
+}
+
+impl<S: AsRef<Auth> + Send + Sync> OptionalFromRequestParts<S> for Claims {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Option<Self>, ApiError> {
+        let TokenQuery { token } = query(&parts.uri)?;
+        state.as_ref().optional(&parts.headers, token.as_deref())
+    }
+}
+
+impl<S: AsRef<Auth> + Send + Sync> FromRequestParts<S> for Claims {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        <Claims as OptionalFromRequestParts<S>>::from_request_parts(parts, state)
+            .await?
+            .ok_or_else(|| {
+                ApiError::Unauthorized(
+                    "authentication required: send a Bearer token, ?token= or the tidings_token cookie"
+                        .into(),
+                )
+            })
     }
 }
 

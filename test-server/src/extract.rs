@@ -1,8 +1,8 @@
 //! Request extractors whose rejections are [`ApiError`]s (JSON bodies, `{"error": …}`).
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
-use axum::http::StatusCode;
+use axum::extract::{FromRequest, Query, Request};
+use axum::http::{StatusCode, Uri};
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -33,6 +33,18 @@ where
         })?;
         parse_json(&bytes).map(ApiJson)
     }
+}
+
+/// The query parameters of `uri` as `T` (unknown parameters are ignored); a parameter
+/// given twice or of the wrong type is a 422 naming it.
+pub fn query<T: DeserializeOwned>(uri: &Uri) -> Result<T, ApiError> {
+    Query::try_from_uri(uri).map(|Query(q)| q).map_err(|e| {
+        let text = e.body_text();
+        let reason = text
+            .strip_prefix("Failed to deserialize query string: ")
+            .unwrap_or(&text);
+        ApiError::Invalid(format!("query: {reason}"))
+    })
 }
 
 /// Parses a JSON body, naming the offending field on error.

@@ -1,20 +1,21 @@
 //! What every stream endpoint shares: reading the position, the per-user limit,
 //! subscribing, and answering either as SSE or in the polling form.
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use axum::http::HeaderMap;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::bus::Subscription;
 use crate::connections::ConnectionGuard;
 use crate::error::{ApiError, ApiResult};
 use crate::event::{Event, Position};
+use crate::extract::query;
 use crate::sse::{sse_response, Heartbeat, SseParts, TerminalFn};
 use crate::state::AppState;
 
@@ -30,19 +31,28 @@ pub struct StreamRequest {
     pub poll: bool,
     /// `?wait=S` for long polls.
     pub wait: Duration,
-    /// `?token=`.
-    pub query_token: Option<String>,
 }
 
-impl StreamRequest {
-    /// Reads the position, polling flags and query token.
-    pub fn from_parts(headers: &HeaderMap, query: &HashMap<String, String>) -> ApiResult<Self> {
-        let position = match headers.get("last-event-id") {
+/// The query parameters a stream endpoint reads.
+#[derive(Debug, Deserialize)]
+struct StreamQuery {
+    #[serde(rename = "lastEventId")]
+    last_event_id: Option<String>,
+    poll: Option<String>,
+    wait: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for StreamRequest {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> ApiResult<Self> {
+        let q: StreamQuery = query(&parts.uri)?;
+        let position = match parts.headers.get("last-event-id") {
             Some(v) => Position::from_header(v),
-            None => Position::parse(query.get("lastEventId").map(String::as_str)),
+            None => Position::parse(q.last_event_id.as_deref()),
         };
-        let poll = matches!(query.get("poll").map(String::as_str), Some("1" | "true"));
-        let wait = match query.get("wait") {
+        let poll = matches!(q.poll.as_deref(), Some("1" | "true"));
+        let wait = match q.wait {
             None => Duration::ZERO,
             Some(w) => match w.parse::<f64>() {
                 Ok(s) if (0.0..=MAX_WAIT_SECS).contains(&s) => Duration::from_secs_f64(s),
@@ -57,7 +67,6 @@ impl StreamRequest {
             position,
             poll,
             wait,
-            query_token: query.get("token").cloned(),
         })
     }
 }

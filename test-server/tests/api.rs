@@ -177,6 +177,28 @@ async fn bad_bodies_are_422_naming_the_field_and_413_over_the_limit() {
 }
 
 #[tokio::test]
+async fn a_query_parameter_given_twice_is_422_naming_it() {
+    let s = start(&[]).await;
+    for (path, name) in [
+        ("/api/notifications/?token=a&token=b", "token"),
+        ("/api/team-answers/sse/?poll=1&poll=1", "poll"),
+        (
+            "/api/v1/events/test?lastEventId=1&lastEventId=2",
+            "lastEventId",
+        ),
+    ] {
+        let res = s.get(path).send().await.unwrap();
+        assert_eq!(res.status(), 422, "{path}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(
+            body["error"],
+            format!("query: duplicate field `{name}`"),
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn notifications_seed_001_004_events_and_user_isolation() {
     let s = start(&[]).await;
     let alice = s.token("alice", &[]).await;

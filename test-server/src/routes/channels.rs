@@ -1,10 +1,8 @@
 //! Seed 003: channels carrying `WSMessage {type, object}` as unnamed events.
 
-use std::collections::HashMap;
-
-use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
-use axum::response::Response;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -52,16 +50,47 @@ fn authorise(claims: Option<&Claims>, channel: &str) -> ApiResult<()> {
     }
 }
 
+/// The `{channel}` path segment, checked by [`valid_channel`].
+#[derive(Debug, Clone)]
+pub struct ChannelName(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ChannelName {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        let Path(channel) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        valid_channel(&channel).map_err(IntoResponse::into_response)?;
+        Ok(ChannelName(channel))
+    }
+}
+
+/// A channel the request's token covers: 401 without a token, 403 when its `channels`
+/// claim does not cover the channel (also for `test`).
+#[derive(Debug, Clone)]
+pub struct GrantedChannel(pub String);
+
+impl FromRequestParts<AppState> for GrantedChannel {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let ChannelName(channel) = ChannelName::from_request_parts(parts, state).await?;
+        let claims = Option::<Claims>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        authorise(claims.as_ref(), &channel).map_err(IntoResponse::into_response)?;
+        Ok(GrantedChannel(channel))
+    }
+}
+
 /// `GET /api/v1/events/{channel}`: `test` is public; others need a covering token.
 pub async fn stream(
     State(state): State<AppState>,
-    Path(channel): Path<String>,
-    headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
+    ChannelName(channel): ChannelName,
+    req: StreamRequest,
+    claims: Option<Claims>,
 ) -> ApiResult<Response> {
-    valid_channel(&channel)?;
-    let req = StreamRequest::from_parts(&headers, &q)?;
-    let claims = state.auth.optional(&headers, req.query_token.as_deref())?;
     if channel != TEST_CHANNEL {
         authorise(claims.as_ref(), &channel)?;
     }
@@ -103,16 +132,9 @@ pub struct WsMessage {
 /// whose `channels` claim covers the channel (also for `test`).
 pub async fn publish(
     State(state): State<AppState>,
-    Path(channel): Path<String>,
-    headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
+    GrantedChannel(channel): GrantedChannel,
     ApiJson(msg): ApiJson<WsMessage>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    valid_channel(&channel)?;
-    let claims = state
-        .auth
-        .optional(&headers, q.get("token").map(String::as_str))?;
-    authorise(claims.as_ref(), &channel)?;
     if msg.kind.is_empty() || msg.kind.len() > 64 {
         return Err(ApiError::Invalid("type: must be 1-64 characters".into()));
     }

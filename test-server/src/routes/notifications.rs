@@ -1,15 +1,15 @@
 //! Seeds 001/004: per-user notifications with named events.
 
-use std::collections::HashMap;
-
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{self, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::auth::Claims;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;
 use crate::sse::{greet, Heartbeat};
@@ -56,12 +56,9 @@ async fn publish_unread(state: &AppState, user: &str) -> ApiResult<i64> {
 /// `new_notification`, `unread_count`, `notification_deleted` (with ids) and heartbeats.
 pub async fn stream(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
+    req: StreamRequest,
+    Claims { sub: user, .. }: Claims,
 ) -> ApiResult<Response> {
-    let req = StreamRequest::from_parts(&headers, &q)?;
-    let claims = state.auth.required(&headers, req.query_token.as_deref())?;
-    let user = claims.sub;
     let mut spec = StreamSpec {
         key: stream_key(&user),
         user: Some(user.clone()),
@@ -82,17 +79,11 @@ pub async fn stream(
     Ok(streaming::respond(&state, &req, spec, opened, None).await)
 }
 
-fn query_token(q: &HashMap<String, String>) -> Option<&str> {
-    q.get("token").map(String::as_str)
-}
-
 /// `GET /api/notifications/`: the caller's notifications and unread count.
 pub async fn list(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
+    Claims { sub: user, .. }: Claims,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let user = state.auth.required(&headers, query_token(&q))?.sub;
     let u = user.clone();
     let items = state.db.call(move |c| notifications::list(c, &u)).await?;
     let count = items.iter().filter(|n| !n.read).count();
@@ -107,11 +98,9 @@ fn parse_id(id: &str) -> ApiResult<i64> {
 /// `POST /api/notifications/{id}/read/`: marks read, broadcasts `unread_count`.
 pub async fn mark_read(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
+    Claims { sub: user, .. }: Claims,
     Path(id): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let user = state.auth.required(&headers, query_token(&q))?.sub;
     let id = parse_id(&id)?;
     let u = user.clone();
     if !state
@@ -128,10 +117,8 @@ pub async fn mark_read(
 /// `POST /api/notifications/read-all/`: marks all read, broadcasts `unread_count`.
 pub async fn mark_all_read(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
+    Claims { sub: user, .. }: Claims,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let user = state.auth.required(&headers, query_token(&q))?.sub;
     let u = user.clone();
     let changed = state
         .db
@@ -144,11 +131,9 @@ pub async fn mark_all_read(
 /// `DELETE /api/notifications/{id}/`: broadcasts `notification_deleted` then `unread_count`.
 pub async fn delete(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
+    Claims { sub: user, .. }: Claims,
     Path(id): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let user = state.auth.required(&headers, query_token(&q))?.sub;
     let id = parse_id(&id)?;
     let u = user.clone();
     if !state
@@ -207,17 +192,29 @@ fn default_kind() -> String {
     "info".into()
 }
 
+/// Leave to trigger notifications: under `--dev` anyone (no token is read), otherwise
+/// any valid token.
+#[derive(Debug, Clone, Copy)]
+pub struct MayTrigger;
+
+impl FromRequestParts<AppState> for MayTrigger {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        if !state.config.dev {
+            Claims::from_request_parts(parts, state).await?;
+        }
+        Ok(MayTrigger)
+    }
+}
+
 /// `POST /api/notifications/trigger/`: creates a notification for `user_id`, broadcasts
 /// `new_notification` and `unread_count`. Open in `--dev`; otherwise any valid token.
 pub async fn trigger(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
+    _: MayTrigger,
     ApiJson(body): ApiJson<TriggerBody>,
 ) -> ApiResult<Response> {
-    if !state.config.dev {
-        state.auth.required(&headers, query_token(&q))?;
-    }
     let user = body.user_id.into_string();
     if user.is_empty() || user.len() > 128 || user.chars().any(char::is_control) {
         return Err(ApiError::Invalid(

@@ -1,14 +1,13 @@
 //! Seed 000: team answers REST + `GET /api/team-answers/sse/` (unnamed events).
 
-use std::collections::HashMap;
-
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{self, get};
 use axum::{Json, Router};
 use serde_json::json;
 
+use crate::auth::Claims;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;
 use crate::sse::{frame::frame, greet, Heartbeat};
@@ -30,14 +29,13 @@ pub fn router() -> Router<AppState> {
 }
 
 /// `GET /api/team-answers/sse/`: `connected` greeting, then `create`/`delete` events with ids.
+///
+/// Seed 000 has no auth: a valid token is accepted and ignored, a bad one is still refused.
 pub async fn stream(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
+    req: StreamRequest,
+    _claims: Option<Claims>,
 ) -> ApiResult<Response> {
-    let req = StreamRequest::from_parts(&headers, &q)?;
-    // Seed 000 has no auth; a valid token is accepted and ignored, a bad one is still refused.
-    state.auth.optional(&headers, req.query_token.as_deref())?;
     let mut greeting = Vec::new();
     greet(&mut greeting, None, &json!({"type": "connected", "message": "Connected to team answers real-time updates", "timestamp": now_rfc3339()}).to_string());
     let spec = StreamSpec {

@@ -1,11 +1,10 @@
 //! Seed 002: video jobs and their finite progress streams.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -120,10 +119,8 @@ pub async fn create(
 pub async fn stream(
     State(state): State<AppState>,
     Path(job_id): Path<String>,
-    headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
+    req: StreamRequest,
 ) -> ApiResult<Response> {
-    let req = StreamRequest::from_parts(&headers, &q)?;
     load(&state, &job_id).await?;
     let spec = StreamSpec {
         key: video::stream_key(&job_id),
