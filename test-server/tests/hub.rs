@@ -13,6 +13,9 @@ use tokio::net::TcpStream;
 
 const WAIT: Duration = Duration::from_secs(10);
 
+/// The protocol hello every response sends after `retry:` (docs/PROTOCOL.md).
+const HELLO: &str = "event: tidings\ndata: {\"protocol\":\"tidings\",\"version\":1,\"capabilities\":[\"numeric-ids\",\"replay\",\"reset\",\"end\",\"poll\"]}\n\n";
+
 async fn connect(s: &TestServer) -> TcpStream {
     TcpStream::connect(s.url.trim_start_matches("http://"))
         .await
@@ -114,6 +117,13 @@ async fn a_fresh_stream_goes_to_the_hub_and_a_kept_alive_one_to_hyper() {
     b.clear();
     read_until(&mut reused, &mut b, "event: connected").await;
     assert!(b.contains("transfer-encoding: chunked"), "{b}");
+    // Both paths send the same prelude: `retry:`, then the protocol hello.
+    for (path, seen) in [("hub", &a), ("hyper", &b)] {
+        assert!(
+            seen.contains(&format!("retry: 1000\n\n{HELLO}")),
+            "{path}: {seen}"
+        );
+    }
     assert_eq!(
         stat(&s, &["streams_detached"]).await,
         1,

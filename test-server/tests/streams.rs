@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 use common::{start, TestServer, T};
 use serde_json::{json, Value};
 
+/// The protocol hello every response sends after `retry:` (docs/PROTOCOL.md).
+const HELLO: &str = "event: tidings\ndata: {\"protocol\":\"tidings\",\"version\":1,\"capabilities\":[\"numeric-ids\",\"replay\",\"reset\",\"end\",\"poll\"]}\n\n";
+
 async fn publish(s: &TestServer, token: &str, channel: &str, n: u64) {
     let r = s
         .post(&format!("/api/v1/events/{channel}"))
@@ -41,10 +44,11 @@ async fn exact_wire_bytes_and_headers() {
     );
     let mut sse = common::Sse::new(res.bytes_stream());
     sse.next(T).await.unwrap();
-    // retry, then the named greeting carrying the head id (0: nothing published yet).
+    // retry, the protocol hello, then the named greeting carrying the head id (0: nothing
+    // published yet).
     let prelude = String::from_utf8(sse.raw.clone()).unwrap();
     let (head, tail) = prelude.split_at(prelude.find("\"timestamp\":\"").unwrap());
-    assert_eq!(head, "retry: 1000\n\nid: 0\nevent: connected\ndata: {\"type\":\"connected\",\"channel\":\"project.1\",");
+    assert_eq!(head, format!("retry: 1000\n\n{HELLO}id: 0\nevent: connected\ndata: {{\"type\":\"connected\",\"channel\":\"project.1\","));
     assert!(tail.ends_with("Z\"}\n\n"), "{tail}");
     publish(&s, &t, "project.1", 1).await;
     sse.next(T).await.unwrap();
@@ -61,7 +65,7 @@ async fn exact_wire_bytes_and_headers() {
     let raw = String::from_utf8(r.raw.clone()).unwrap();
     // The greeting (no id: the client gave a position) precedes the reset.
     assert!(
-        raw.starts_with("retry: 1000\n\nevent: connected\ndata: {"),
+        raw.starts_with(&format!("retry: 1000\n\n{HELLO}event: connected\ndata: {{")),
         "{raw}"
     );
     assert_eq!(

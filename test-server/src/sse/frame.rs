@@ -7,6 +7,16 @@ use crate::event::Event;
 /// The first frame of every response: the client's reconnection base.
 pub const RETRY_FRAME: &[u8] = b"retry: 1000\n\n";
 
+/// The second frame of every response: the server announces the Tidings protocol.
+///
+/// A named event, so both transports see it (an `EventSource` exposes no headers and no
+/// comments) while clients that do not know it ignore it (`onmessage` only gets unnamed
+/// events). No `id:` line, so it never moves the client's position. `capabilities` lists
+/// the behaviours a client may rely on; a client ignores names it does not know, and a
+/// later protocol feature is announced by adding its name here. Static bytes: shared by
+/// every connection, nothing stored per connection.
+pub const HELLO_FRAME: &[u8] = b"event: tidings\ndata: {\"protocol\":\"tidings\",\"version\":1,\"capabilities\":[\"numeric-ids\",\"replay\",\"reset\",\"end\",\"poll\"]}\n\n";
+
 /// Appends one event frame: `event:` (if named), `id:` (if any), one `data:` line per line of data.
 pub fn write_frame(out: &mut Vec<u8>, id: Option<u64>, event: Option<&str>, data: &str) {
     if let Some(name) = event {
@@ -62,5 +72,22 @@ mod tests {
             b"data: a\ndata: b\ndata: c\n\n"
         );
         assert_eq!(&frame(None, Some("a\nb"), "")[..], b"event: ab\ndata: \n\n");
+    }
+
+    #[test]
+    fn hello_is_one_named_event_without_id_carrying_json() {
+        let text = std::str::from_utf8(HELLO_FRAME).unwrap();
+        let data = text
+            .strip_prefix("event: tidings\ndata: ")
+            .and_then(|t| t.strip_suffix("\n\n"))
+            .unwrap();
+        assert!(!data.contains('\n'), "one data line, one frame");
+        let v: serde_json::Value = serde_json::from_str(data).unwrap();
+        assert_eq!(v["protocol"], "tidings");
+        assert_eq!(v["version"], 1);
+        assert_eq!(
+            v["capabilities"],
+            serde_json::json!(["numeric-ids", "replay", "reset", "end", "poll"])
+        );
     }
 }

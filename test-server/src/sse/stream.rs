@@ -11,7 +11,7 @@ use futures_util::Stream;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-use super::frame::{frame, write_event, write_frame, RETRY_FRAME};
+use super::frame::{frame, write_event, write_frame, HELLO_FRAME, RETRY_FRAME};
 use crate::bus::Subscription;
 use crate::connections::ConnectionGuard;
 use crate::event::Event;
@@ -94,7 +94,8 @@ fn end_frame(reason: &str) -> Bytes {
 /// The first bytes of a response and where the stream stands after them.
 #[derive(Debug)]
 pub struct Prelude {
-    /// `retry:`, the greeting, a reset or the replay, and `end` if the stream is over.
+    /// `retry:`, the protocol hello, the greeting, a reset or the replay, and `end` if the
+    /// stream is over.
     pub bytes: Bytes,
     /// The id a live event must exceed to be sent.
     pub last_id: u64,
@@ -106,6 +107,7 @@ pub struct Prelude {
 pub fn prelude(parts: &mut SseParts) -> Prelude {
     let mut out = Vec::with_capacity(256);
     out.extend_from_slice(RETRY_FRAME);
+    out.extend_from_slice(HELLO_FRAME);
     if parts.mark_head && parts.subscription.reset.is_none() && !parts.greeting.is_empty() {
         // An `id:` line may open a frame: it joins the greeting's first frame.
         out.extend_from_slice(format!("id: {}\n", parts.subscription.head).as_bytes());
@@ -254,6 +256,30 @@ mod tests {
         String::from_utf8(b.to_vec()).unwrap()
     }
 
+    /// What every response starts with: `retry:` and the protocol hello.
+    const START: &str = "retry: 1000\n\nevent: tidings\ndata: {\"protocol\":\"tidings\",\"version\":1,\"capabilities\":[\"numeric-ids\",\"replay\",\"reset\",\"end\",\"poll\"]}\n\n";
+
+    #[test]
+    fn prelude_exact_bytes_hello_before_the_greeting_and_its_head_id() {
+        let (_tx, rx) = mpsc::channel(4);
+        let mut p = parts(
+            rx,
+            vec![],
+            Duration::from_secs(30),
+            CancellationToken::new(),
+        );
+        p.subscription.head = 7;
+        p.mark_head = true;
+        greet(&mut p.greeting, Some("connected"), "{}");
+        let pre = prelude(&mut p);
+        assert_eq!(
+            text(&pre.bytes),
+            format!("{START}id: 7\nevent: connected\ndata: {{}}\n\n"),
+            "the hello carries no id: the head id joins the greeting's frame"
+        );
+        assert_eq!((pre.last_id, pre.done), (7, false));
+    }
+
     #[tokio::test(start_paused = true)]
     async fn heartbeat_on_a_paused_clock() {
         let (_tx, rx) = mpsc::channel(4);
@@ -265,7 +291,7 @@ mod tests {
         ));
         tokio::pin!(s);
         let start = Instant::now();
-        assert_eq!(text(&s.next().await.unwrap().unwrap()), "retry: 1000\n\n");
+        assert_eq!(text(&s.next().await.unwrap().unwrap()), START);
         let hb = s.next().await.unwrap().unwrap();
         assert_eq!(start.elapsed(), Duration::from_secs(30));
         assert!(
@@ -294,7 +320,7 @@ mod tests {
         tokio::pin!(s);
         assert_eq!(
             text(&s.next().await.unwrap().unwrap()),
-            "retry: 1000\n\nid: 1\ndata: a\n\n"
+            format!("{START}id: 1\ndata: a\n\n")
         );
         tx.send(Arc::new(Event {
             id: 1,

@@ -163,6 +163,8 @@ pub struct Sse {
     buf: Vec<u8>,
     pub raw: Vec<u8>,
     pub closed: bool,
+    /// The protocol hello (`event: tidings`), consumed by `next` as a Tidings client does.
+    pub hello: Option<Ev>,
 }
 
 impl Sse {
@@ -172,6 +174,7 @@ impl Sse {
             buf: Vec::new(),
             raw: Vec::new(),
             closed: false,
+            hello: None,
         }
     }
 
@@ -218,11 +221,15 @@ impl Sse {
         }
     }
 
-    /// Next real event (skips retry-only frames).
+    /// Next real event (skips retry-only frames and keeps the protocol hello in `hello`).
     pub async fn next(&mut self, wait: Duration) -> Option<Ev> {
         loop {
             let f = self.next_frame(wait).await?;
             if f.retry.is_some() && f.data.is_empty() {
+                continue;
+            }
+            if f.event == "tidings" {
+                self.hello = Some(f);
                 continue;
             }
             return Some(f);
