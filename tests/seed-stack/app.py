@@ -14,6 +14,11 @@ pieces of seed 003 (`../../../shared/seeds/003_*.txt`):
   so this publishes on the app's shared instance instead (same result with
   ``redis://``).
 
+With ``SEED_CORS=1`` the app answers CORS for loopback origins (``127.0.0.1``
+and ``localhost``, any port, with credentials), so the SDK's browser tests can
+use it from their own page; off by default, so the load benchmark measures the
+seed's code alone.
+
 The backend is ``SEED_BROADCAST_URL`` (default ``memory://``; give
 ``redis://127.0.0.1:PORT`` to run the seed's Redis pub/sub path).
 Used by ``scripts/bench-load.sh`` as the baseline the Tidings server is
@@ -65,6 +70,16 @@ async def lifespan(_app: FastAPI):
 
 
 app = FastAPI(lifespan=lifespan)
+if os.environ.get("SEED_CORS") == "1":
+    from fastapi.middleware.cors import CORSMiddleware
+
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origin_regex=r"http://(127\.0\.0\.1|localhost)(:\d+)?",
+        allow_credentials=True,
+        allow_methods=["*"],
+        allow_headers=["*"],
+    )
 
 
 @app.get("/api/v1/events/{channel}")
