@@ -16,6 +16,10 @@ if [ "$mode" != "--demo" ]; then
   command -v chromium >/dev/null || want+=(chromium)
   command -v chromedriver >/dev/null || want+=(chromium-driver)
   command -v redis-server >/dev/null || want+=(redis-server)
+  # The other engines (tests/engines/): Firefox ESR, WebKit's WebDriver + MiniBrowser, and a virtual display for it.
+  command -v firefox-esr >/dev/null || want+=(firefox-esr)
+  command -v WebKitWebDriver >/dev/null || want+=(webkit2gtk-driver)
+  command -v xvfb-run >/dev/null || want+=(xvfb)
 fi
 if [ ${#want[@]} -gt 0 ]; then
   log "apt-get install ${want[*]}"
@@ -36,8 +40,15 @@ fi
 # wasm-opt are on PATH before it runs (scripts/build-pkg.sh checks).
 command -v wasm-pack >/dev/null || { log "cargo install wasm-pack"; cargo install wasm-pack --locked --quiet; }
 
-# Node packages for the browser e2e tests and examples.
-if [ "$mode" != "--demo" ] && [ -f tests/package.json ] && [ ! -d tests/node_modules ]; then
+# Firefox's WebDriver (wasm-bindgen-test and selenium use it).
+if [ "$mode" != "--demo" ] && ! command -v geckodriver >/dev/null; then
+  log "cargo install geckodriver (about 3 minutes)"
+  cargo install geckodriver --locked --quiet
+fi
+
+# Node packages for the browser tests (again when package.json changed since the last install).
+if [ "$mode" != "--demo" ] && [ -f tests/package.json ] &&
+  { [ ! -f tests/node_modules/.package-lock.json ] || [ tests/package.json -nt tests/node_modules/.package-lock.json ]; }; then
   log "npm install (tests/)"
   (cd tests && npm install --no-audit --no-fund --loglevel=error)
 fi

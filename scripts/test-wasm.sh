@@ -3,12 +3,15 @@
 # builds tidings-server, starts two on 127.0.0.1:0 (a normal one, and a
 # "laggy" one with a 1-event subscriber queue so bursts make it close streams),
 # passes their URLs to the tests at compile time, runs them, kills the
-# servers on exit. Extra args go to `cargo test`.
+# servers on exit. Extra args go to `cargo test`. TIDINGS_WASM_BROWSERS="chromium firefox"
+# runs the suite in each (default: chromium).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target/sdk}
-export CHROMEDRIVER=${CHROMEDRIVER:-/usr/bin/chromedriver}
+# Engines to run the suite in, one after the other against the same servers:
+# chromium (chromedriver) and/or firefox (geckodriver).
+browsers=${TIDINGS_WASM_BROWSERS:-chromium}
 
 cargo build -p tidings-server --bin tidings-server 2>&1 | grep -vE '^\s*(Compiling|Finished|Blocking)' >&2 || true
 bin=$CARGO_TARGET_DIR/debug/tidings-server
@@ -49,4 +52,14 @@ echo "[test-wasm] servers: $TIDINGS_TEST_SERVER (laggy: $TIDINGS_TEST_SERVER_LAG
 
 # Timeout per test run of the runner (seconds); the tests bound their own waits.
 export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-120}
-cargo test -p tidings --target wasm32-unknown-unknown "$@"
+for browser in $browsers; do
+  case $browser in
+    chromium) driver=(CHROMEDRIVER="${CHROMEDRIVER:-/usr/bin/chromedriver}") ;;
+    firefox) driver=(GECKODRIVER="${GECKODRIVER:-$(command -v geckodriver || true)}") ;;
+    *) echo "[test-wasm] unknown browser $browser (chromium | firefox)" >&2; exit 1 ;;
+  esac
+  echo "[test-wasm] in $browser" >&2
+  # Only this browser's driver is set: wasm-bindgen-test-runner takes the first it finds.
+  env -u CHROMEDRIVER -u GECKODRIVER -u SAFARIDRIVER "${driver[@]}" \
+    cargo test -p tidings --target wasm32-unknown-unknown "$@"
+done

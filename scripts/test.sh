@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Runs every test: native (server + SDK core), the SDK in headless Chromium
-# (wasm-bindgen-test), and the Playwright e2e suite (demo page, React and Next
-# examples, multi-tab). Installs what is missing first. Loopback only.
+# Runs every test: native (server + SDK core), the SDK in headless Chromium and
+# Firefox ESR (wasm-bindgen-test), the Playwright e2e suite (demo page, the
+# React/Vite, Next and webpack examples built from the packed package,
+# multi-tab), and tabs/transports/reload in Firefox ESR and WebKit (selenium).
+# Installs what is missing first. Loopback only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -14,19 +16,36 @@ cargo test --workspace --quiet 2>&1
 cargo build --quiet -p tidings-server
 
 if [ -f scripts/test-wasm.sh ]; then
-  echo "== SDK in headless Chromium (wasm-bindgen-test)"
-  bash scripts/test-wasm.sh
+  echo "== SDK in headless Chromium and Firefox ESR (wasm-bindgen-test)"
+  t=$SECONDS
+  TIDINGS_WASM_BROWSERS="chromium firefox" bash scripts/test-wasm.sh
+  echo "   (SDK browser suite, both engines: $((SECONDS - t)) s)"
 fi
 
 echo "== npm package and demo site"
 bash scripts/build-site.sh
-for ex in examples/react examples/next; do
-  if [ -f "$ex/package.json" ]; then
-    # install-links=true (.npmrc) copies the freshly built package instead of linking it.
-    (cd "$ex" && rm -rf node_modules/tidings && npm install --no-audit --no-fund --loglevel=error)
-  fi
+# The examples install the package as users get it: the tarball of `npm pack`,
+# not a link or a folder (--no-save: package.json and the lockfile stay as they are).
+t=$SECONDS
+mkdir -p "$target/npm"
+rm -f "$target"/npm/tidings-*.tgz
+tarball=$(cd "$target/npm" && pwd)/$(npm pack ./pkg --pack-destination "$target/npm" --silent | tail -1)
+for ex in examples/react examples/next examples/webpack; do
+  (cd "$ex" && npm install --no-save --no-audit --no-fund --loglevel=error "$tarball")
 done
+echo "   (npm pack + example installs: $((SECONDS - t)) s)"
 
 echo "== browser e2e (Playwright on /usr/bin/chromium)"
+t=$SECONDS
 (cd tests && TIDINGS_SERVER_BIN="$target/debug/tidings-server" npm test)
+echo "   (browser e2e: $((SECONDS - t)) s)"
+
+echo "== tab sharing, both transports, reload resume in Firefox ESR and WebKit (selenium-webdriver)"
+t=$SECONDS
+(cd tests && ENGINE=firefox TIDINGS_SERVER_BIN="$target/debug/tidings-server" npm run --silent test:engines)
+echo "   (Firefox ESR: $((SECONDS - t)) s)"
+t=$SECONDS
+# MiniBrowser needs a display: a private Xvfb for the run (xvfb-run stops it on exit).
+(cd tests && ENGINE=webkit TIDINGS_SERVER_BIN="$target/debug/tidings-server" xvfb-run -a npm run --silent test:engines)
+echo "   (WebKit: $((SECONDS - t)) s)"
 echo "== all test stages passed"

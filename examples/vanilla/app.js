@@ -34,6 +34,77 @@ function item(text, buttons = []) {
   return li;
 }
 
+/** Milliseconds over which the events-per-second figure is averaged. */
+const RATE_WINDOW_MS = 5000;
+/** Events the channel's auto-publish sends before it stops by itself (a minute at 5/s). */
+const AUTO_PUBLISH_MAX = 300;
+/** Lines kept in a panel's event log. */
+const LOG_LINES = 100;
+
+function el(tag, props = {}, children = []) {
+  const e = Object.assign(document.createElement(tag), props);
+  e.append(...children);
+  return e;
+}
+
+/**
+ * The live strip of a panel: this tab's role (`m.tabRole`), events per second,
+ * the last id, a "cut connection" button (the server's `--dev` fault hook
+ * `POST /api/dev/drop` closes every connection of `streamKey`), and a log of
+ * events with their ids and of state changes, so a cut shows as
+ * `reconnecting` → `open, resumed after #id`. Returns a function that removes it.
+ */
+function liveView(prefix, manager, streamKey) {
+  const root = $(`#${prefix}-live`);
+  const role = el('span', { id: `${prefix}-role`, className: 'badge role', title: 'this tab\'s role for the stream' });
+  const rate = el('b', { id: `${prefix}-rate`, textContent: '0.0' });
+  const last = el('b', { id: `${prefix}-last`, textContent: '–' });
+  const cut = el('button', { id: `${prefix}-cut`, type: 'button', className: 'secondary cut', textContent: 'Cut connection', title: `POST /api/dev/drop {"stream": "${streamKey}"}` });
+  const log = el('ol', { id: `${prefix}-events`, className: 'events' });
+  root.replaceChildren(el('div', { className: 'live-bar' }, [role, el('span', {}, [rate, ' ev/s']), el('span', {}, ['last id ', last]), cut]), log);
+
+  const line = (text, attrs = {}) => {
+    const li = el('li', { textContent: `${new Date().toLocaleTimeString()} ${text}` });
+    Object.assign(li.dataset, attrs);
+    log.prepend(li);
+    while (log.childElementCount > LOG_LINES) log.lastElementChild.remove();
+  };
+  const arrivals = [];
+  let lastId = null;
+  let wasOpen = false;
+  const offs = [
+    manager.on('*', (_msg, info) => {
+      if (info.id == null) return; // greetings and heartbeats belong to one connection, not to the stream
+      lastId = info.id;
+      last.textContent = `#${info.id}`;
+      arrivals.push(performance.now());
+      line(`#${info.id} ${info.type}`, { id: info.id, type: info.type });
+    }),
+    manager.onState((state) => {
+      if (state === 'open' && wasOpen === false && lastId !== null) line(`open, resumed after #${lastId}`, { state });
+      else if (state !== 'connecting' || lastId !== null) line(state, { state });
+      wasOpen = state === 'open';
+    }),
+  ];
+  const onCut = () => api('POST', '/api/dev/drop', { stream: streamKey })
+    .then((r) => line(`cut: the server dropped ${r.dropped} connection(s)`, { cut: '1' }), showError);
+  cut.addEventListener('click', onCut);
+  const tick = () => {
+    const now = performance.now();
+    while (arrivals.length && arrivals[0] < now - RATE_WINDOW_MS) arrivals.shift();
+    rate.textContent = (arrivals.length / (RATE_WINDOW_MS / 1000)).toFixed(1);
+    const r = manager.tabRole;
+    if (role.dataset.role !== r) { role.dataset.role = r; role.textContent = r; }
+  };
+  tick();
+  const timer = setInterval(tick, 500);
+  return () => {
+    clearInterval(timer);
+    cut.removeEventListener('click', onCut);
+    offs.forEach((off) => off());
+  };
+}
+
 function button(label, onClick) {
   const b = document.createElement('button');
   b.type = 'button';
@@ -61,6 +132,7 @@ function teamAnswers() {
   };
   const m = connect(url);
   showState($('#ta-state'), m);
+  liveView('ta', m, 'team-answers');
   m.onError(showError);
   m.on('create', (msg) => { answers.set(msg.data.id, msg.data); render(); });
   m.on('delete', (msg) => { for (const id of msg.data) answers.delete(id); render(); });
@@ -101,6 +173,7 @@ function notifications(token) {
   };
   const m = connect(url, { token });
   showState($('#nt-state'), m);
+  liveView('nt', m, `notifications/${currentUser}`);
   m.onError(showError);
   m.on('unread_count', (msg) => setUnread(msg.count));
   m.on('new_notification', (n) => { items.set(n.id, n); render(); });
@@ -135,6 +208,7 @@ function video() {
       const m = connect(job.progress_url);
       offs = [
         showState($('#vp-state'), m),
+        liveView('vp', m, `video/${job.job_id}`),
         m.onError(showError),
         m.on('progress', (p) => setProgress(p.percent, `${p.step_index}/${p.total_steps} ${p.message}`)),
         m.on('completed', (c) => { setProgress(100, c.message); $('#vp-result').textContent = `Video: ${c.video_url}`; }),
@@ -156,12 +230,25 @@ function channel(token) {
   };
   const m = connect(url, { token });
   showState($('#ch-state'), m);
+  liveView('ch', m, `channel/${name}`);
   m.onError(showError);
   m.on('message', (msg, info) => log(`#${info.id} ${msg.type}: ${JSON.stringify(msg.object)}`));
   m.on('reset', () => log('reset: the server no longer had our position; state should be refetched'));
+  const publish = () => api('POST', url, { type: $('#ch-type').value, object: { name: $('#ch-text').value } }, token);
   $('#ch-form').addEventListener('submit', (e) => {
     e.preventDefault();
-    api('POST', url, { type: $('#ch-type').value, object: { name: $('#ch-text').value } }, token).catch(showError);
+    publish().catch(showError);
+  });
+  // A steady flow to watch a cut connection recover: 5 events per second, for a minute at most.
+  let auto = null;
+  const stopAuto = () => { clearInterval(auto); auto = null; $('#ch-auto').checked = false; };
+  $('#ch-auto').addEventListener('change', (e) => {
+    if (!e.target.checked) { stopAuto(); return; }
+    let left = AUTO_PUBLISH_MAX;
+    auto = setInterval(() => {
+      if (left-- <= 0) { stopAuto(); return; }
+      publish().catch((err) => { stopAuto(); showError(err); });
+    }, 200);
   });
 }
 

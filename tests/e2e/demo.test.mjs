@@ -1,7 +1,7 @@
 // The live demo page (examples/vanilla) in real headless Chromium against the real server.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, waitFor } from '../lib/server.mjs';
+import { startServer, waitFor, api, devToken } from '../lib/server.mjs';
 import { launchBrowser, collectErrors, screenshot } from '../lib/browser.mjs';
 
 let server;
@@ -77,6 +77,46 @@ test('a video job drives the progress bar to 100 %', async () => {
   await page.click('#ch-publish');
   await page.waitForSelector('#ch-log li:has-text("task")', { timeout: 5000 });
   await screenshot(page, 'demo');
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('cut connection: the stream drops, reconnects and resumes after its last id with no event lost', async () => {
+  const context = await browser.newContext();
+  const { page, errors } = await openDemo(context, 'dora');
+  await page.waitForSelector('#ch-state[data-state="open"]');
+  await page.waitForSelector('#ch-role[data-role="leader"]');
+  // Something in every panel, for the screenshot.
+  await page.fill('#ta-qa', 'first answer');
+  await page.click('#ta-add');
+  await page.click('#nt-trigger');
+  await page.click('#vp-start');
+  const token = await devToken(server.url, 'publisher', ['project.*']);
+  const published = [];
+  const publishing = (async () => {
+    for (let n = 0; n < 30; n++) {
+      const r = await api(server.url, 'POST', '/api/v1/events/project.1', { body: { type: 'render_progress', object: { progress: n } }, token });
+      published.push(String(r.id));
+      await new Promise((r) => setTimeout(r, 60));
+    }
+  })();
+  await waitFor(() => published.length >= 10, { what: '10 events published' });
+  await page.click('#ch-cut');
+  await publishing;
+  const logged = () => page.$$eval('#ch-events li[data-id]', (lis) => lis.map((li) => li.dataset.id).reverse());
+  await waitFor(async () => (await logged()).length >= published.length, { what: 'every published event in the log', timeoutMs: 15_000 });
+  assert.deepEqual(await logged(), published, 'every event once, in order, across the cut');
+  const lines = await page.$$eval('#ch-events li', (lis) => lis.map((li) => li.textContent).reverse());
+  const at = (re) => lines.findIndex((l) => re.test(l));
+  assert.ok(at(/cut: the server dropped 1 connection/) >= 0, lines.join('\n'));
+  const down = at(/ (re)?connecting$/);
+  assert.ok(down >= 0, `a reconnecting line: ${lines.join('\n')}`);
+  const resumed = lines.slice(down).map((l) => /open, resumed after #(\d+)/.exec(l)).find(Boolean);
+  assert.ok(resumed && published.includes(resumed[1]), `an "open, resumed after #id" line after it: ${lines.join('\n')}`);
+  assert.ok(Number(await page.textContent('#ch-rate')) > 0);
+  await page.waitForSelector('#ch-state[data-state="open"]');
+  await waitFor(async () => (await page.textContent('#vp-percent')) === '100', { timeoutMs: 15_000, what: 'video done' });
+  await screenshot(page, 'demo-showcase');
   assert.deepEqual(errors, []);
   await context.close();
 });

@@ -1,9 +1,9 @@
-// examples/next: `next build` passes (the server render never touches window) and the built page receives events.
+// examples/next (the packed package): `next build` passes (the server render never touches window) and the built page receives events.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer } from '../lib/server.mjs';
 import { launchBrowser, collectErrors, screenshot } from '../lib/browser.mjs';
-import { npmRun, npmServe, freePort } from '../lib/examples.mjs';
+import { npmRun, npmServe, freePort, tidingsTarball } from '../lib/examples.mjs';
 
 let server;
 let browser;
@@ -11,6 +11,7 @@ let next;
 let nextUrl;
 
 before(async () => {
+  tidingsTarball('next');
   server = await startServer();
   // The page talks to the API origin directly (CORS in --dev), so no proxy sits in the SSE path.
   npmRun('next', 'build', { env: { TIDINGS_API: server.url, NEXT_PUBLIC_TIDINGS_API: server.url, NEXT_TELEMETRY_DISABLED: '1' }, timeoutMs: 400_000 });

@@ -1,15 +1,17 @@
-// examples/react (Vite build, StrictMode) served by the real server, in headless Chromium.
+// examples/react (StrictMode) with the packed package, no optimizeDeps setting and no plugin:
+// `vite build` served by the real server, and `vite` (dev server proxying /api to it), in headless Chromium.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, waitFor } from '../lib/server.mjs';
 import { launchBrowser, collectErrors, screenshot } from '../lib/browser.mjs';
-import { npmRun, exampleDir, stats } from '../lib/examples.mjs';
+import { npmRun, npmServe, freePort, exampleDir, stats, tidingsTarball } from '../lib/examples.mjs';
 import { join } from 'node:path';
 
 let server;
 let browser;
 
 before(async () => {
+  tidingsTarball('react');
   npmRun('react', 'build');
   server = await startServer({ staticDir: join(exampleDir('react'), 'dist') });
   browser = await launchBrowser();
@@ -19,17 +21,18 @@ after(async () => {
   await server?.stop();
 });
 
-test('StrictMode double mount still opens exactly one connection per stream', async () => {
+/** Checks the app at `origin`: one connection per stream despite StrictMode, and events arrive. */
+async function checkApp(origin, user, shot, { loadMs = 15_000 } = {}) {
   const page = await browser.newPage();
   const errors = collectErrors(page);
-  await page.goto(`${server.url}/?user=rita`);
-  await page.waitForSelector('[data-testid="ta-state"]:text("open")', { timeout: 15_000 });
+  await page.goto(`${origin}/?user=${user}`);
+  await page.waitForSelector('[data-testid="ta-state"]:text("open")', { timeout: loadMs });
   await page.waitForSelector('[data-testid="nt-state"]:text("open")', { timeout: 15_000 });
   // Let any stray second connection show up before counting.
   await new Promise((r) => setTimeout(r, 500));
   const s = await stats(server.url);
   assert.equal(s.connections.by_stream['team-answers'], 1, JSON.stringify(s.connections));
-  assert.equal(s.connections.by_stream['notifications/rita'], 1, JSON.stringify(s.connections));
+  assert.equal(s.connections.by_stream[`notifications/${user}`], 1, JSON.stringify(s.connections));
   assert.equal(s.connections.total, 2);
 
   const text = `react answer ${Date.now()}`;
@@ -43,8 +46,23 @@ test('StrictMode double mount still opens exactly one connection per stream', as
   await page.click('[data-testid="nt-trigger"]');
   await waitFor(async () => Number(await page.textContent('[data-testid="nt-unread"]')) === before + 1, { what: 'unread +1' });
   assert.equal(await page.locator('[data-testid="nt-list"] li').count(), 1);
-  await screenshot(page, 'react');
+  await screenshot(page, shot);
   assert.deepEqual(errors, []);
   await page.close();
   await waitFor(async () => (await stats(server.url)).connections.total === 0, { what: 'connections closed after unmount' });
+}
+
+test('vite build: StrictMode double mount still opens exactly one connection per stream', async () => {
+  await checkApp(server.url, 'rita', 'react');
+});
+
+test('vite dev: the same app, the package pre-bundled by the dev server, receives events', async () => {
+  const port = await freePort();
+  const dev = await npmServe('react', ['vite', '--host', '127.0.0.1', '--port', String(port), '--strictPort'], /ready in|Local:/i,
+    { env: { TIDINGS_API: server.url }, timeoutMs: 60_000 });
+  try {
+    await checkApp(`http://127.0.0.1:${port}`, 'vera', 'react-dev', { loadMs: 60_000 });
+  } finally {
+    await dev.stop();
+  }
 });

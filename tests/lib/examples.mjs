@@ -1,5 +1,6 @@
 // Builds and serves the framework examples for the e2e tests.
 import { spawn, execFileSync } from 'node:child_process';
+import { readFileSync, lstatSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { repoRoot } from './server.mjs';
@@ -45,6 +46,20 @@ export async function npmServe(name, args, readyPattern, { env = {}, timeoutMs =
       await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
     },
   };
+}
+
+/**
+ * Where an example's `tidings` came from, by npm's record of its last install:
+ * scripts/test.sh installs the packed tarball (`npm pack`), as users get it
+ * from a registry. Throws when it is a link or a folder instead.
+ */
+export function tidingsTarball(name) {
+  const dir = join(exampleDir(name), 'node_modules', 'tidings');
+  if (lstatSync(dir).isSymbolicLink()) throw new Error(`${dir} is a link, not an installed package`);
+  const lock = JSON.parse(readFileSync(join(exampleDir(name), 'node_modules', '.package-lock.json'), 'utf8'));
+  const resolved = lock.packages?.['node_modules/tidings']?.resolved ?? '';
+  if (!/\.tgz$/.test(resolved)) throw new Error(`examples/${name}: tidings resolved from ${resolved || 'nowhere'}, not a packed tarball (run scripts/test.sh)`);
+  return resolved;
 }
 
 /** Fetches /api/stats from a tidings-server. */
