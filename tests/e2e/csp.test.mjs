@@ -58,12 +58,12 @@ async function open(path) {
   const requests = [];
   p.on('request', (r) => requests.push(r.url()));
   await p.goto(`${app.url}${path}`);
-  await p.waitForSelector('body[data-boot]', { timeout: 15_000 });
+  await p.waitForSelector('body[data-boot]', { state: 'attached', timeout: 15_000 });
   return { p, requests, boot: await p.getAttribute('body', 'data-boot'), error: await p.getAttribute('body', 'data-error') };
 }
 
 async function receives(p, text) {
-  await p.waitForSelector('body[data-state="open"]', { timeout: 15_000 });
+  await p.waitForSelector('body[data-state="open"]', { state: 'attached', timeout: 15_000 });
   await api(app.url, 'POST', '/api/team-answers/', { body: { video_name: 'v.mp4', frame_index: 1, url: 'http://127.0.0.1/f.jpg', qa: text } });
   await p.waitForFunction((t) => window.got.includes(t), text, { timeout: 10_000 });
 }
