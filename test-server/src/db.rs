@@ -1,7 +1,15 @@
-//! The embedded SQLite database: one connection (WAL mode) used from blocking threads.
+//! The embedded SQLite database: one connection (WAL mode) used from blocking threads,
+//! and a checkpointer thread with a connection of its own.
+//!
+//! Durability: `synchronous=NORMAL` in WAL mode. A commit is in the WAL file when it
+//! returns, so it survives the process being killed (SIGKILL, a crash); it is not
+//! fsynced, so an operating-system crash or power loss can lose the last commits. WAL
+//! checkpoints (which fsync) run on the checkpointer thread, never inside a commit.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use rusqlite::Connection;
 
@@ -18,6 +26,9 @@ pub enum StoreError {
     /// The blocking task running the query panicked or was cancelled.
     #[error("database task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
+    /// The thread that stores stream events has stopped (the server is shutting down).
+    #[error("the event log writer has stopped")]
+    WriterStopped,
 }
 
 const SCHEMA: &str = r#"
@@ -70,10 +81,15 @@ CREATE TABLE IF NOT EXISTS video_jobs (
 );
 "#;
 
+/// How often the checkpointer copies the WAL back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+
 /// Handle to the database; cheap to clone.
 #[derive(Clone)]
 pub struct Db {
     conn: Arc<Mutex<Connection>>,
+    /// Dropped with the last handle, which stops the checkpointer.
+    _checkpointer: Arc<mpsc::Sender<()>>,
 }
 
 impl std::fmt::Debug for Db {
@@ -93,11 +109,28 @@ impl Db {
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Checkpoints fsync; the checkpointer thread runs them instead of a commit.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        conn.busy_timeout(Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
+        let checkpoints = Connection::open(path)?;
+        checkpoints.busy_timeout(Duration::from_secs(5))?;
+        let (stop, stopped) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("tidings-checkpoint".into())
+            .spawn({
+                let path = path.to_owned();
+                move || checkpoint_until_dropped(checkpoints, &path, &stopped)
+            })?;
         Ok(Db {
             conn: Arc::new(Mutex::new(conn)),
+            _checkpointer: Arc::new(stop),
         })
+    }
+
+    /// Runs `f` with the connection on the calling thread (which may block).
+    pub(crate) fn blocking<T>(&self, f: impl FnOnce(&mut Connection) -> T) -> T {
+        f(&mut lock(&self.conn))
     }
 
     /// Runs `f` with the connection on a blocking thread.
@@ -107,12 +140,23 @@ impl Db {
         F: FnOnce(&mut Connection) -> Result<T, rusqlite::Error> + Send + 'static,
     {
         let conn = Arc::clone(&self.conn);
-        let out = tokio::task::spawn_blocking(move || {
-            let mut guard = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            f(&mut guard)
-        })
-        .await??;
+        let out = tokio::task::spawn_blocking(move || f(&mut lock(&conn))).await??;
         Ok(out)
+    }
+}
+
+fn lock(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Copies committed WAL frames into the database file every [`CHECKPOINT_EVERY`]
+/// (`PASSIVE`: it never waits for, nor blocks, the writer), until every [`Db`] handle
+/// is gone.
+fn checkpoint_until_dropped(conn: Connection, path: &Path, stopped: &mpsc::Receiver<()>) {
+    while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, db = %path.display(), "WAL checkpoint failed; retrying");
+        }
     }
 }
 

@@ -10,6 +10,9 @@ use crate::connections::Connections;
 pub struct Metrics {
     /// Events appended to any stream.
     pub events_published: AtomicU64,
+    /// Transactions that stored published events (in-process bus; events ÷ groups is
+    /// the mean group size).
+    pub event_groups_committed: AtomicU64,
     /// Subscribers closed because their queue was full.
     pub subscribers_lagged: AtomicU64,
     /// Reset events sent (stream and polling form).
@@ -43,6 +46,11 @@ impl Metrics {
             "tidings_events_published_total",
             "Events appended to a stream.",
             &self.events_published,
+        );
+        counter(
+            "tidings_event_groups_committed_total",
+            "Transactions that stored published events (group commit).",
+            &self.event_groups_committed,
         );
         counter(
             "tidings_subscribers_lagged_total",

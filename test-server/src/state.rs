@@ -94,7 +94,12 @@ impl AppState {
                 Arc::clone(&metrics),
                 &shutdown,
             )?),
-            None => Arc::new(MemoryBus::new(db.clone(), log, queue, Arc::clone(&metrics))),
+            None => Arc::new(MemoryBus::new(
+                db.clone(),
+                log,
+                queue,
+                Arc::clone(&metrics),
+            )?),
         };
         let hub_config = HubConfig {
             heartbeat_every: config.heartbeat(),

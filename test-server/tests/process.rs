@@ -253,3 +253,115 @@ async fn sigkill_and_restart_keep_data_ids_and_resume() {
         "requests are logged (by path)"
     );
 }
+
+/// Publishes that were acknowledged before a SIGKILL are all there after the restart,
+/// with their ids and data, even though many publishes shared each commit.
+#[tokio::test]
+async fn sigkill_during_concurrent_publishing_keeps_every_acknowledged_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = common::client();
+    let mut p = spawn(dir.path(), &["--replay-log-size", "100000"]);
+    let tok: Value = c
+        .post(format!("{}/api/auth/dev-token", p.url))
+        .json(&json!({"user_id": "k", "channels": ["*"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let tok = tok["token"].as_str().unwrap().to_owned();
+    let url = format!("{}/api/v1/events/crash", p.url);
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(u64, String)>::new()));
+    let publishers: Vec<_> = (0..16)
+        .map(|w| {
+            let (c, url, tok, acked) = (c.clone(), url.clone(), tok.clone(), acked.clone());
+            tokio::spawn(async move {
+                for i in 0..10_000 {
+                    let text = format!("w{w}-{i}");
+                    let sent = c
+                        .post(&url)
+                        .bearer_auth(&tok)
+                        .json(&json!({"type": "data", "object": text}))
+                        .send()
+                        .await;
+                    let Ok(r) = sent else { return };
+                    let Ok(body) = r.json::<Value>().await else {
+                        return;
+                    };
+                    let id: u64 = body["id"].as_str().unwrap().parse().unwrap();
+                    acked.lock().unwrap().push((id, text));
+                }
+            })
+        })
+        .collect();
+    // Kill while the publishers are busy.
+    for _ in 0..500 {
+        if acked.lock().unwrap().len() >= 300 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    signal(&p, "-KILL");
+    wait_exit(&mut p, Duration::from_secs(5));
+    for t in publishers {
+        t.await.unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(
+        acked.len() >= 300,
+        "only {} publishes acknowledged",
+        acked.len()
+    );
+
+    let p = spawn(dir.path(), &["--replay-log-size", "100000"]);
+    let polled: Value = c
+        .get(format!(
+            "{}/api/v1/events/crash?poll=1&lastEventId=0",
+            p.url
+        ))
+        .bearer_auth(&tok)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let stored: std::collections::HashMap<u64, String> = polled["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let data: Value = serde_json::from_str(e["data"].as_str().unwrap()).unwrap();
+            (
+                e["id"].as_str().unwrap().parse().unwrap(),
+                data["object"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let ids: Vec<u64> = polled["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert!(
+        ids.iter().enumerate().all(|(i, &id)| id == i as u64 + 1),
+        "stored ids run 1, 2, 3, ... without a gap"
+    );
+    for (id, text) in &acked {
+        assert_eq!(stored.get(id), Some(text), "acknowledged event {id} kept");
+    }
+    let next: Value = c
+        .post(format!("{}/api/v1/events/crash", p.url))
+        .bearer_auth(&tok)
+        .json(&json!({"type": "data", "object": "after"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let next: u64 = next["id"].as_str().unwrap().parse().unwrap();
+    assert_eq!(next, ids.len() as u64 + 1, "ids continue after the restart");
+}

@@ -39,38 +39,40 @@ pub(crate) fn load(
     Ok((head, events))
 }
 
-/// Appends one event with the next id (assigned here, from the stored head, so the database
-/// is the one authority on ids), moves the head and trims the log to `keep` events, in one
-/// transaction. Returns the stored event.
-pub(crate) fn append(
-    conn: &mut Connection,
+/// Inserts one event (inside the caller's transaction; ids come from [`head`]).
+pub(crate) fn insert(
+    conn: &Connection,
     stream: &str,
-    name: Option<String>,
-    data: String,
-    keep: u64,
-) -> rusqlite::Result<Event> {
-    let tx = conn.transaction()?;
-    let event = Event {
-        id: head(&tx, stream)? + 1,
-        event: name,
-        data,
-    };
-    tx.prepare_cached(
+    id: u64,
+    name: Option<&str>,
+    data: &str,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
         "INSERT INTO stream_events (stream, id, event, data) VALUES (?1, ?2, ?3, ?4)",
     )?
-    .execute(params![stream, event.id as i64, event.event, event.data])?;
-    tx.prepare_cached(
+    .execute(params![stream, id as i64, name, data])?;
+    Ok(())
+}
+
+/// Moves a stream's head to `head` and trims its log to the last `keep` events (inside
+/// the caller's transaction, after the events up to `head` were inserted).
+pub(crate) fn set_head(
+    conn: &Connection,
+    stream: &str,
+    head: u64,
+    keep: u64,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
         "INSERT INTO stream_heads (stream, head) VALUES (?1, ?2)
          ON CONFLICT(stream) DO UPDATE SET head = excluded.head",
     )?
-    .execute(params![stream, event.id as i64])?;
-    let floor = event.id.saturating_sub(keep) as i64;
+    .execute(params![stream, head as i64])?;
+    let floor = head.saturating_sub(keep) as i64;
     if floor > 0 {
-        tx.prepare_cached("DELETE FROM stream_events WHERE stream = ?1 AND id <= ?2")?
+        conn.prepare_cached("DELETE FROM stream_events WHERE stream = ?1 AND id <= ?2")?
             .execute(params![stream, floor])?;
     }
-    tx.commit()?;
-    Ok(event)
+    Ok(())
 }
 
 /// Forgets a stream entirely (used when finished video jobs are cleaned up).

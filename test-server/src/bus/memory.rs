@@ -1,4 +1,5 @@
-//! The in-process [`Bus`]: a ring per stream in memory, written through to SQLite.
+//! The in-process [`Bus`]: a ring per stream in memory, written through to SQLite by
+//! the [group commit](super::group_commit) writer, which also fans each stored event out.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,6 +9,7 @@ use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use tokio::sync::mpsc::{self, error::TrySendError};
 
+use super::group_commit::{Deliver, GroupCommit};
 use super::{log_store, Bus, BusError, Subscription};
 use crate::db::Db;
 use crate::event::{plan_resume, Event, Position};
@@ -15,7 +17,7 @@ use crate::metrics::Metrics;
 
 /// In-process fan-out with a persisted, bounded replay log per stream.
 pub struct MemoryBus {
-    db: Db,
+    writer: GroupCommit,
     log_size: u64,
     queue: usize,
     metrics: Arc<Metrics>,
@@ -32,11 +34,12 @@ impl std::fmt::Debug for MemoryBus {
     }
 }
 
+/// Streams with subscribers (or one on the way): only these are held in memory.
 type Topics = Mutex<HashMap<String, Arc<Topic>>>;
 
-/// Drops a topic from memory once nobody uses it (no subscriber, no publish or subscribe in
-/// flight: the map holds the only other strong reference). Its log stays in SQLite and is
-/// reloaded on next use, so idle streams cost no memory.
+/// Drops a topic from memory once nobody uses it (no subscriber, no subscribe in
+/// flight: the map holds the only other strong reference). Its log stays in SQLite and
+/// is reloaded on next use, so idle streams cost no memory.
 fn evict_if_idle(topics: &Topics, key: &str, topic: &Arc<Topic>) {
     let mut map = lock(topics);
     let idle = lock(&topic.state).subscribers.is_empty() && Arc::strong_count(topic) == 2;
@@ -45,16 +48,17 @@ fn evict_if_idle(topics: &Topics, key: &str, topic: &Arc<Topic>) {
     }
 }
 
+#[derive(Default)]
 struct Topic {
-    /// Serialises publishers across the (async) database write, so ids stay in order.
-    publish: tokio::sync::Mutex<()>,
     state: Mutex<TopicState>,
 }
 
+#[derive(Default)]
 struct TopicState {
+    /// The last stored id (valid once the ring is loaded).
     head: u64,
-    /// The last `log_size` events; loaded from SQLite on the first subscribe only, so
-    /// publishing to a stream nobody listens to costs no memory.
+    /// The last `log_size` events; loaded from SQLite by the writer (between two
+    /// groups) on the first subscribe, then kept up to date by [`Fanout`].
     ring: Option<VecDeque<Arc<Event>>>,
     subscribers: BTreeMap<u64, mpsc::Sender<Arc<Event>>>,
 }
@@ -82,57 +86,106 @@ impl Drop for SubscriberGuard {
     }
 }
 
+/// Hands stored events to a stream's ring and subscribers (on the writer thread).
+struct Fanout {
+    topics: Arc<Topics>,
+    log_size: u64,
+    metrics: Arc<Metrics>,
+}
+
+impl Deliver for Fanout {
+    fn deliver(&self, stream: &str, event: &Arc<Event>) {
+        self.metrics
+            .events_published
+            .fetch_add(1, Ordering::Relaxed);
+        // The map stays locked, so a topic is never evicted while it takes an event.
+        let map = lock(&self.topics);
+        let Some(topic) = map.get(stream) else {
+            return;
+        };
+        let mut lagged = 0u64;
+        let mut st = lock(&topic.state);
+        let Some(ring) = st.ring.as_mut() else {
+            // Not loaded yet: the load, which runs after this event's group, has it.
+            return;
+        };
+        ring.push_back(Arc::clone(event));
+        while ring.len() as u64 > self.log_size {
+            ring.pop_front();
+        }
+        st.head = event.id;
+        st.subscribers
+            .retain(|_, tx| match tx.try_send(Arc::clone(event)) {
+                Ok(()) => true,
+                Err(TrySendError::Full(_)) => {
+                    lagged += 1;
+                    false
+                }
+                Err(TrySendError::Closed(_)) => false,
+            });
+        drop(st);
+        drop(map);
+        if lagged > 0 {
+            self.metrics
+                .subscribers_lagged
+                .fetch_add(lagged, Ordering::Relaxed);
+            tracing::info!(stream = %stream, lagged, "closed subscribers that fell behind");
+        }
+    }
+}
+
 impl MemoryBus {
-    /// A bus over `db`, keeping `log_size` events per stream and `queue` queued events per subscriber.
-    pub fn new(db: Db, log_size: u64, queue: usize, metrics: Arc<Metrics>) -> Self {
-        MemoryBus {
-            db,
-            log_size: log_size.max(1),
+    /// A bus over `db`, keeping `log_size` events per stream and `queue` queued events
+    /// per subscriber; starts the group-commit writer thread (it stops with the bus).
+    ///
+    /// # Errors
+    /// The writer thread cannot be started.
+    pub fn new(
+        db: Db,
+        log_size: u64,
+        queue: usize,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, BusError> {
+        let log_size = log_size.max(1);
+        let topics = Arc::new(Mutex::new(HashMap::new()));
+        let fanout = Fanout {
+            topics: Arc::clone(&topics),
+            log_size,
+            metrics: Arc::clone(&metrics),
+        };
+        Ok(MemoryBus {
+            writer: GroupCommit::start(db, log_size, Arc::new(fanout), Arc::clone(&metrics))?,
+            log_size,
             queue: queue.max(1),
             metrics,
-            topics: Arc::new(Mutex::new(HashMap::new())),
+            topics,
             next_subscriber: AtomicU64::new(1),
-        }
+        })
     }
 
-    async fn topic(&self, stream: &str) -> Result<Arc<Topic>, BusError> {
-        if let Some(t) = lock(&self.topics).get(stream) {
-            return Ok(Arc::clone(t));
-        }
-        let key = stream.to_owned();
-        let head = self.db.call(move |c| log_store::head(c, &key)).await?;
+    fn topic(&self, stream: &str) -> Arc<Topic> {
         let mut topics = lock(&self.topics);
-        let topic = topics.entry(stream.to_owned()).or_insert_with(|| {
-            Arc::new(Topic {
-                publish: tokio::sync::Mutex::new(()),
-                state: Mutex::new(TopicState {
-                    head,
-                    ring: None,
-                    subscribers: BTreeMap::new(),
-                }),
-            })
-        });
-        Ok(Arc::clone(topic))
+        Arc::clone(topics.entry(stream.to_owned()).or_default())
     }
 
-    /// Makes sure the topic's ring is in memory (holding the publish lock, so no event is
-    /// appended between reading the log and installing it).
-    async fn load_ring(&self, stream: &str, topic: &Topic) -> Result<(), BusError> {
+    /// Makes sure the topic's ring is in memory. The load runs on the writer between two
+    /// groups, so no event is stored between reading the log and installing it.
+    async fn load_ring(&self, stream: &str, topic: &Arc<Topic>) -> Result<(), BusError> {
         if lock(&topic.state).ring.is_some() {
             return Ok(());
         }
-        let _serial = topic.publish.lock().await;
-        if lock(&topic.state).ring.is_some() {
-            return Ok(());
-        }
-        let (key, keep) = (stream.to_owned(), self.log_size);
-        let (head, events) = self
-            .db
-            .call(move |c| log_store::load(c, &key, keep))
+        let (key, keep, topic) = (stream.to_owned(), self.log_size, Arc::clone(topic));
+        self.writer
+            .exclusive(move |c| {
+                if lock(&topic.state).ring.is_none() {
+                    let (head, events) = log_store::load(c, &key, keep)?;
+                    let mut st = lock(&topic.state);
+                    st.head = head;
+                    st.ring = Some(events.into_iter().map(Arc::new).collect());
+                }
+                Ok(())
+            })
             .await?;
-        let mut st = lock(&topic.state);
-        st.head = head;
-        st.ring = Some(events.into_iter().map(Arc::new).collect());
         Ok(())
     }
 
@@ -148,62 +201,17 @@ impl MemoryBus {
         lock(&self.topics).len()
     }
 
-    async fn do_publish(
-        &self,
-        stream: String,
-        event: Option<String>,
-        data: String,
-    ) -> Result<Arc<Event>, BusError> {
-        let topic = self.topic(&stream).await?;
-        let serial = topic.publish.lock().await;
-        let (key, keep) = (stream.clone(), self.log_size);
-        let event = self
-            .db
-            .call(move |c| log_store::append(c, &key, event, data, keep))
-            .await?;
-        let id = event.id;
-        let event = Arc::new(event);
-        let mut lagged = 0u64;
-        {
-            let mut st = lock(&topic.state);
-            st.head = id;
-            if let Some(ring) = st.ring.as_mut() {
-                ring.push_back(Arc::clone(&event));
-                while ring.len() as u64 > self.log_size {
-                    ring.pop_front();
-                }
-            }
-            st.subscribers
-                .retain(|_, tx| match tx.try_send(Arc::clone(&event)) {
-                    Ok(()) => true,
-                    Err(TrySendError::Full(_)) => {
-                        lagged += 1;
-                        false
-                    }
-                    Err(TrySendError::Closed(_)) => false,
-                });
-        }
-        drop(serial);
-        evict_if_idle(&self.topics, &stream, &topic);
-        self.metrics
-            .events_published
-            .fetch_add(1, Ordering::Relaxed);
-        if lagged > 0 {
-            self.metrics
-                .subscribers_lagged
-                .fetch_add(lagged, Ordering::Relaxed);
-            tracing::info!(stream = %stream, lagged, "closed subscribers that fell behind");
-        }
-        Ok(event)
-    }
-
     async fn do_subscribe(
         &self,
         stream: String,
         position: Position,
     ) -> Result<Subscription, BusError> {
-        let topic = self.topic(&stream).await?;
-        self.load_ring(&stream, &topic).await?;
+        let topic = self.topic(&stream);
+        let loaded = self.load_ring(&stream, &topic).await;
+        if let Err(e) = loaded {
+            evict_if_idle(&self.topics, &stream, &topic);
+            return Err(e);
+        }
         let (tx, rx) = mpsc::channel(self.queue);
         let id = self.next_subscriber.fetch_add(1, Ordering::Relaxed);
         let mut st = lock(&topic.state);
@@ -239,11 +247,14 @@ impl MemoryBus {
     }
 
     async fn do_remove(&self, stream: String) -> Result<(), BusError> {
-        let topic = self.topic(&stream).await?;
-        let _serial = topic.publish.lock().await;
-        let key = stream.clone();
-        self.db.call(move |c| log_store::remove(c, &key)).await?;
-        lock(&self.topics).remove(&stream);
+        let topics = Arc::clone(&self.topics);
+        self.writer
+            .exclusive(move |c| {
+                log_store::remove(c, &stream)?;
+                lock(&topics).remove(&stream);
+                Ok(())
+            })
+            .await?;
         Ok(())
     }
 }
@@ -255,8 +266,10 @@ impl Bus for MemoryBus {
         event: Option<&str>,
         data: String,
     ) -> BoxFuture<'_, Result<Arc<Event>, BusError>> {
-        self.do_publish(stream.to_owned(), event.map(str::to_owned), data)
-            .boxed()
+        let stored = self
+            .writer
+            .append(stream.to_owned(), event.map(str::to_owned), data);
+        async move { Ok(stored.await?) }.boxed()
     }
 
     fn subscribe(
@@ -279,7 +292,7 @@ mod tests {
 
     fn bus(dir: &std::path::Path, log: u64, queue: usize) -> MemoryBus {
         let db = Db::open(&dir.join("bus.db")).unwrap();
-        MemoryBus::new(db, log, queue, Arc::new(Metrics::default()))
+        MemoryBus::new(db, log, queue, Arc::new(Metrics::default())).unwrap()
     }
 
     #[tokio::test]

@@ -6,6 +6,7 @@
 //! implementation is [`MemoryBus`]; [`RedisBus`] (`--redis-url`) lets several instances
 //! share ids, replay logs and fan-out through Redis Streams.
 
+mod group_commit;
 mod log_store;
 mod memory;
 mod redis;
