@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# Publish -> delivery latency and publish throughput on one stream:
+# tidings-server (release, --dev, fresh SQLite file) against nginx + nchan
+# (Debian's nginx-light and libnginx-mod-nchan, one worker), in the same run.
+#
+# Usage:
+#   scripts/bench-publish.sh
+#
+# Environment (defaults):
+#   RATES=200,600,1000   publish rates, events/s, one stream
+#   SECS=10              seconds of publishing per rate
+#   SOCKETS=4            kept-alive publisher sockets in the rate phases
+#   TP_SECS=5            seconds of the throughput phase (publish back to back)
+#   TP_SOCKETS=32        kept-alive publisher sockets in the throughput phase
+#   SERVERS="tidings nchan"   which servers to run, in that order
+#   TIDINGS_BIN=<built>  another tidings-server binary to measure (e.g. an older build)
+#   OUT=target/bench-publish  output and server logs
+#
+# Each server runs alone (the other is stopped), with one SSE subscriber on
+# the stream. tidings-pubbench (tests/loadgen) publishes timestamped probes
+# at each rate and prints publish -> delivery p50 / p99 / max, then publishes
+# back to back for TP_SECS and prints acknowledged publishes per second.
+# Everything started here is stopped on every exit path (trap).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+RATES="${RATES:-200,600,1000}"
+SECS="${SECS:-10}"
+SOCKETS="${SOCKETS:-4}"
+TP_SECS="${TP_SECS:-5}"
+TP_SOCKETS="${TP_SOCKETS:-32}"
+SERVERS="${SERVERS:-tidings nchan}"
+OUT="${OUT:-$root/target/bench-publish}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
+mkdir -p "$OUT"
+
+nchan_module=/usr/lib/nginx/modules/ngx_nchan_module.so
+if [[ " $SERVERS " == *" nchan "* ]] && ! { command -v nginx >/dev/null && [[ -f $nchan_module ]]; }; then
+  echo "== installing nginx-light and libnginx-mod-nchan"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light libnginx-mod-nchan >/dev/null
+  # Debian may start its own nginx on port 80; this benchmark runs its own.
+  if command -v systemctl >/dev/null && systemctl is-active --quiet nginx 2>/dev/null; then
+    systemctl stop nginx || true
+  fi
+fi
+
+echo "== building (release) tidings-server and tidings-pubbench"
+cargo build --quiet --release -p tidings-server -p tidings-loadgen
+bin="$CARGO_TARGET_DIR/release"
+
+tmp="$(mktemp -d)"
+chmod 755 "$tmp"
+pid=""
+stop() {
+  if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  fi
+  pid=""
+}
+cleanup() {
+  stop
+  rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# wait_port PORT: until something listens on 127.0.0.1:PORT (at most 10 s).
+wait_port() {
+  for _ in $(seq 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+    if [[ -n "$pid" ]] && ! kill -0 "$pid" 2>/dev/null; then break; fi
+    sleep 0.1
+  done
+  echo "server on port $1 did not start" >&2
+  return 1
+}
+
+pubbench() { # label target extra-args...
+  local label="$1" target="$2"
+  shift 2
+  echo "== $label"
+  timeout $((SECS * 6 + TP_SECS + 300)) "$bin/tidings-pubbench" --label "$label" --target "$target" \
+    --rates "$RATES" --secs-per-rate "$SECS" --sockets "$SOCKETS" \
+    --throughput-secs "$TP_SECS" --throughput-sockets "$TP_SOCKETS" "$@" | tee "$OUT/$label.txt"
+}
+
+run_tidings() {
+  local port
+  port="$(free_port)"
+  "${TIDINGS_BIN:-$bin/tidings-server}" --dev --addr "127.0.0.1:$port" --data-dir "$tmp/tidings" \
+    --subscriber-queue 65536 >"$OUT/tidings.log" 2>&1 &
+  pid=$!
+  wait_port "$port"
+  pubbench tidings "http://127.0.0.1:$port" --dev-token-user bench \
+    --publish-path /api/v1/events/bench --stream-path /api/v1/events/bench
+  stop
+}
+
+run_nchan() {
+  local port
+  port="$(free_port)"
+  mkdir -p "$tmp/nginx"
+  cat >"$tmp/nginx/nginx.conf" <<EOF
+load_module $nchan_module;
+worker_processes 1;
+daemon off;
+pid $tmp/nginx/nginx.pid;
+error_log $tmp/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $tmp/nginx/body;
+  proxy_temp_path $tmp/nginx/proxy;
+  fastcgi_temp_path $tmp/nginx/fastcgi;
+  uwsgi_temp_path $tmp/nginx/uwsgi;
+  scgi_temp_path $tmp/nginx/scgi;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$port;
+    location = /pub {
+      nchan_publisher;
+      nchan_channel_id \$arg_id;
+      nchan_message_buffer_length 1000;
+    }
+    location = /sub {
+      nchan_subscriber eventsource;
+      nchan_channel_id \$arg_id;
+    }
+  }
+}
+EOF
+  nginx -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" >"$OUT/nginx.log" 2>&1 &
+  pid=$!
+  wait_port "$port"
+  pubbench nchan "http://127.0.0.1:$port" --publish-path '/pub?id=bench' --stream-path '/sub?id=bench'
+  stop
+}
+
+for s in $SERVERS; do
+  case "$s" in
+    tidings) run_tidings ;;
+    nchan) run_nchan ;;
+    *) echo "unknown server $s (tidings, nchan)" >&2; exit 2 ;;
+  esac
+done
+echo "== summary (publish -> delivery on one stream; acknowledged publishes/s)"
+for s in $SERVERS; do grep -E '  (rate|throughput) ' "$OUT/$s.txt" || true; done
