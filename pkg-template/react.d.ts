@@ -1,37 +1,100 @@
-// Types for `tidings/react`. The message and option types come from the
-// generated bindings of the Rust crate (tidings.d.ts).
-import type { ConnectOptions } from './tidings.js';
+// Types for `tidings/react`. The hooks are typed like `connect`: the event map
+// comes from `options.decoder`, so `type` and the handler's message are checked.
+import type { ReactElement, ReactNode } from 'react';
+import type {
+  ConnectionState,
+  ConnectOptions,
+  Decoder,
+  EventInfo,
+  EventName,
+  EventsForDecoder,
+  MessageOf,
+  ResetNotice,
+  SeedDecoder,
+  TidingsError,
+  connect,
+} from './index.js';
 
-/** Metadata delivered with each event. */
-export interface EventInfo {
-  /** The SSE id, or null for per-connection events (greeting, heartbeat). */
-  id: string | null;
-  /** The event type the listener was registered for. */
-  type: string;
-  /** The raw `data` text of the event. */
-  raw: string;
+/** Connection state as seen by React: 'idle' until the hook has subscribed. */
+export type TidingsHookState = 'idle' | ConnectionState;
+
+/** What `useTidingsStatus` returns. */
+export interface TidingsStatus {
+  /** 'idle' until subscribed, then the manager's state ('failed': the wasm could not load). */
+  state: TidingsHookState;
+  /** The last error reported since subscribing (`{kind: 'load', …}` for a failed load), or null. */
+  error: TidingsError | null;
 }
 
-/** Connection state as seen by React: 'idle' until the wasm has loaded. */
-export type TidingsHookState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'polling' | 'closed';
+/** Options of the hooks: `connect`'s, with `decoder` picking the event map. */
+export type HookOptions<D extends Decoder | undefined = Decoder | undefined> = ConnectOptions & { decoder?: D };
 
-/** Loads the wasm once per page. */
-export function ensureInit(): Promise<unknown>;
+/** Options of `useTidingsEvents`. */
+export type EventsHookOptions<D extends Decoder | undefined = Decoder | undefined> = HookOptions<D> & {
+  /** How many messages to keep (newest last). Default 50. */
+  limit?: number;
+  /** Runs on the server's `reset` (it lost this client's position): refetch state. */
+  onReset?: (message: ResetNotice, info: EventInfo) => void;
+};
 
-/** Subscribes `handler` to `type` events of the stream at `url` while mounted; `url = null` unsubscribes. */
-export function useTidings<M = unknown>(
+/** One entry of `useTidingsEvents`. */
+export interface TidingsEvent<M> {
+  message: M;
+  info: EventInfo;
+}
+
+/** Loads the wasm ahead of the first hook (optional: the hooks load it on first use). */
+export function ensureInit(): Promise<void>;
+
+/** Makes the hooks below it use `connect` (a fake from `tidings/testing` in tests). */
+export function TidingsProvider(props: { connect?: typeof connect; children?: ReactNode }): ReactElement;
+
+/**
+ * Subscribes `handler` to `type` events of the stream at `url` while mounted;
+ * `url = null` unsubscribes. `type` and the message are checked against the
+ * event map of `options.decoder`.
+ */
+export function useTidings<
+  D extends Decoder | undefined = Decoder | undefined,
+  K extends EventName<EventsForDecoder<D>> = EventName<EventsForDecoder<D>>,
+>(
+  url: string | null,
+  type: K,
+  handler: (message: MessageOf<EventsForDecoder<D>, K>, info: EventInfo) => void,
+  options?: HookOptions<D>,
+): void;
+/**
+ * The same with the message type given: `useTidings<MyMessage>(url, type, handler)`
+ * (streams without a seed decoder; a seed decoder types the message itself).
+ */
+export function useTidings<M>(
   url: string | null,
   type: string,
   handler: (message: M, info: EventInfo) => void,
-  options?: ConnectOptions,
+  options?: ConnectOptions & { decoder?: Exclude<Decoder, SeedDecoder> },
 ): void;
 
-/** The connection state of the stream at `url`. */
+/** `{state, error}` of the stream at `url`; does not open the connection. */
+export function useTidingsStatus(url: string | null, options?: ConnectOptions): TidingsStatus;
+
+/** The connection state of the stream at `url`; does not open the connection. */
 export function useTidingsState(url: string | null, options?: ConnectOptions): TidingsHookState;
 
-/** The last `limit` (default 50) messages of `type`, newest last; `onReset` runs on a server gap reset. */
-export function useTidingsEvents<M = unknown>(
+/**
+ * The last `limit` (default 50) messages of `type`, newest last, started
+ * afresh when `url` or `type` changes; `onReset` runs on a server gap reset.
+ */
+export function useTidingsEvents<
+  D extends Decoder | undefined = Decoder | undefined,
+  K extends EventName<EventsForDecoder<D>> = EventName<EventsForDecoder<D>>,
+>(
+  url: string | null,
+  type: K,
+  options?: EventsHookOptions<D>,
+): Array<TidingsEvent<MessageOf<EventsForDecoder<D>, K>>>;
+/** The same with the message type given: `useTidingsEvents<MyMessage>(url, type)`. */
+export function useTidingsEvents<M>(
   url: string | null,
   type: string,
-  options?: ConnectOptions & { limit?: number; onReset?: (message: unknown, info: EventInfo) => void },
-): Array<{ message: M; info: EventInfo }>;
+  options?: EventsHookOptions<Exclude<Decoder, SeedDecoder> | undefined>,
+): Array<TidingsEvent<M>>;

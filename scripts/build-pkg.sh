@@ -55,17 +55,24 @@ if [ "$mode" != "--dev" ]; then
   fi
 fi
 
-# Merge the template (package.json, README, React helper, …) over wasm-pack's output.
+# The package's types are index.d.ts (the template); the glue's class Manager
+# stays internal. Its `[Symbol.dispose]` needs TypeScript's esnext lib, which
+# would break apps that type-check libraries against an older `lib`.
+sed -i '/\[Symbol\.dispose\]/d' "$out/tidings.d.ts"
+
+# Merge the template (entry, types, React and test helpers, …) over wasm-pack's output.
 rm -f "$out/package.json" "$out/.gitignore"
 cp -R pkg-template/. "$out/"
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 sed -i "s/\"version\": \"0.0.0-template\"/\"version\": \"$version\"/" "$out/package.json"
 
-# SSR safety: the glue must not touch window/document at import time.
-if grep -nE '^(const|let|var)? *[A-Za-z_]* *= *(window|document|self)\.' "$out/tidings.js" >/dev/null; then
-  echo "[build-pkg] error: tidings.js touches a browser global at import time" >&2
-  exit 1
-fi
+# SSR safety: the entry and the glue must not touch window/document at import time.
+for f in index.js tidings.js react.js testing.js; do
+  if grep -nE '^(const|let|var)? *[A-Za-z_]* *= *(window|document|self|location|navigator)\.' "$out/$f" >/dev/null; then
+    echo "[build-pkg] error: $f touches a browser global at import time" >&2
+    exit 1
+  fi
+done
 if grep -q '"env"' "$out/tidings.js"; then
   echo "[build-pkg] error: the wasm imports module \"env\"" >&2
   exit 1

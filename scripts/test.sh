@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: native (server + SDK core), the SDK in headless Chromium
-# (wasm-bindgen-test), and the Playwright e2e suite (demo page, the React/Vite,
-# Next and webpack examples built from the packed package, CSP, multi-tab).
+# (wasm-bindgen-test), the package's TypeScript types and React hooks, and the
+# Playwright e2e suite (demo page, the React/Vite, Next and webpack examples
+# built from the packed package, CSP, multi-tab).
 # Installs what is missing first. Loopback only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +34,9 @@ for ex in examples/react examples/next examples/webpack; do
   (cd "$ex" && npm install --no-save --no-audit --no-fund --loglevel=error "$tarball")
 done
 echo "   (npm pack + example installs: $((SECONDS - t)) s)"
+
+echo "== package types (tsc --strict) and React hooks (Testing Library, jsdom)"
+(cd tests && npm run -s test:package)
 
 echo "== browser e2e (Playwright on /usr/bin/chromium)"
 t=$SECONDS

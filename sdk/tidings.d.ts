@@ -4,7 +4,7 @@
 /** Connection state reported by `Manager.state` and `onState`. */
 export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'polling' | 'closed';
 /** An event listener: `message` is the decoded payload (see `Message`). */
-export type Listener<M = any> = (message: M, info: EventInfo) => void;
+export type Listener<M = unknown> = (message: M, info: EventInfo) => void;
 /**
  * The manager for `url` (relative URLs resolve against the page) and
  * `options.token`: the same object for the same absolute URL and token.
@@ -147,7 +147,7 @@ export interface EventInfo {
     /**
      * The SSE id, or null for per-connection events (greeting, heartbeat).
      */
-    id: string | undefined;
+    id: string | null;
     /**
      * The type the listener registered for (for `*`: the payload `type` of an
      * unnamed event, else the SSE event name).
@@ -168,9 +168,10 @@ export interface EventInfo {
  */
 export interface TidingsError {
     /**
-     * `decode` | `http` | `network` | `auth` | `protocol`.
+     * `decode` | `http` | `network` | `auth` | `protocol`, or `load` when the
+     * package\'s JS entry could not load the wasm.
      */
-    kind: 'decode' | 'http' | 'network' | 'auth' | 'protocol';
+    kind: 'decode' | 'http' | 'network' | 'auth' | 'protocol' | 'load';
     /**
      * Human-readable reason.
      */
@@ -447,7 +448,6 @@ export interface UnreadCount {
 export class Manager {
     private constructor();
     free(): void;
-    [Symbol.dispose](): void;
     /**
      * Closes the connection for good, drops every listener and removes the
      * manager from the registry (a later `connect` makes a new one).

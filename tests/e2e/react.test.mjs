@@ -66,3 +66,17 @@ test('vite dev: the same app, the package pre-bundled by the dev server, receive
     await dev.stop();
   }
 });
+
+test('a wasm that cannot be loaded shows state failed and the load error in the app', async () => {
+  const context = await browser.newContext();
+  try {
+    await context.route('**/*.wasm', (route) => route.fulfill({ status: 404, contentType: 'text/plain', body: 'gone' }));
+    const page = await context.newPage();
+    await page.goto(`${server.url}/?user=wasmless`);
+    await page.waitForSelector('[data-testid="ta-state"]:text("failed")', { timeout: 15_000 });
+    assert.match(await page.textContent('[data-testid="ta-error"]'), /^load: tidings: the SDK's wasm could not be loaded: .*404/);
+    await page.waitForSelector('[data-testid="nt-state"]:text("failed")', { timeout: 15_000 });
+  } finally {
+    await context.close();
+  }
+});

@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useState } from 'react';
-import { useTidings, useTidingsState } from 'tidings/react';
+import { useTidings, useTidingsState, useTidingsStatus } from 'tidings/react';
 
 async function api(method, path, body, token) {
   const headers = { 'content-type': 'application/json' };
@@ -25,20 +25,22 @@ export function App() {
   );
 }
 
+const teamAnswers = { decoder: 'team-answers' };
+
 function TeamAnswers() {
   const url = '/api/team-answers/sse/';
-  const state = useTidingsState(url);
+  const { state, error } = useTidingsStatus(url, teamAnswers);
   const [answers, setAnswers] = useState([]);
   const [text, setText] = useState('');
   const refetch = useCallback(() => api('GET', '/api/team-answers/').then(setAnswers), []);
   useEffect(() => { refetch(); }, [refetch]);
   useTidings(url, 'create', (msg) =>
-    setAnswers((prev) => (prev.some((a) => a.id === msg.data.id) ? prev : [msg.data, ...prev])));
+    setAnswers((prev) => (prev.some((a) => a.id === msg.data.id) ? prev : [msg.data, ...prev])), teamAnswers);
   useTidings(url, 'delete', (msg) => {
     const gone = new Set(msg.data);
     setAnswers((prev) => prev.filter((a) => !gone.has(a.id)));
-  });
-  useTidings(url, 'reset', refetch);
+  }, teamAnswers);
+  useTidings(url, 'reset', refetch, teamAnswers);
   const add = (e) => {
     e.preventDefault();
     api('POST', '/api/team-answers/', { video_name: 'video.mp4', frame_index: 1, url: 'http://127.0.0.1/f.jpg', qa: text })
@@ -47,6 +49,7 @@ function TeamAnswers() {
   return (
     <section>
       <h2>Team answers <small data-testid="ta-state">{state}</small></h2>
+      {error && <p role="alert" data-testid="ta-error">{error.kind}: {error.message}</p>}
       <form onSubmit={add}>
         <input data-testid="ta-input" value={text} onChange={(e) => setText(e.target.value)} placeholder="Answer" required />
         <button data-testid="ta-add">Add</button>

@@ -21,6 +21,7 @@ use crate::options::Options;
 #[derive(Serialize, tsify_next::Tsify)]
 pub struct EventInfo {
     /// The SSE id, or null for per-connection events (greeting, heartbeat).
+    #[tsify(type = "string | null")]
     pub id: Option<String>,
     /// The type the listener registered for (for `*`: the payload `type` of an
     /// unnamed event, else the SSE event name).
@@ -36,8 +37,9 @@ pub struct EventInfo {
 #[allow(dead_code)]
 #[derive(Serialize, tsify_next::Tsify)]
 pub struct TidingsError {
-    /// `decode` | `http` | `network` | `auth` | `protocol`.
-    #[tsify(type = "'decode' | 'http' | 'network' | 'auth' | 'protocol'")]
+    /// `decode` | `http` | `network` | `auth` | `protocol`, or `load` when the
+    /// package's JS entry could not load the wasm.
+    #[tsify(type = "'decode' | 'http' | 'network' | 'auth' | 'protocol' | 'load'")]
     pub kind: String,
     /// Human-readable reason.
     pub message: String,
@@ -54,7 +56,7 @@ const TS_EXTRA: &'static str = r#"
 /** Connection state reported by `Manager.state` and `onState`. */
 export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'polling' | 'closed';
 /** An event listener: `message` is the decoded payload (see `Message`). */
-export type Listener<M = any> = (message: M, info: EventInfo) => void;
+export type Listener<M = unknown> = (message: M, info: EventInfo) => void;
 /**
  * The manager for `url` (relative URLs resolve against the page) and
  * `options.token`: the same object for the same absolute URL and token.
