@@ -2,7 +2,6 @@
 // Rust crate (tidings.d.ts); this file adds the event maps that type each
 // stream's listeners, and the manager handed out by `connect()`.
 import type {
-  BackoffOptions,
   ConnectionState as WasmConnectionState,
   ConnectOptions,
   Decoder,
@@ -15,40 +14,18 @@ import type {
   NotificationsConnected,
   ResetNotice,
   SyncInitInput,
-  TeamAnswer,
   TeamAnswerMessage,
   TidingsError,
-  Transport,
   UnreadCount,
   VideoProgress,
   WsMessage,
-  WSMessage,
-  WSMessageType,
 } from './tidings.js';
 
 export type {
-  BackoffOptions,
-  ConnectOptions,
-  Decoder,
-  EndNotice,
-  EventInfo,
-  Heartbeat,
-  InitInput,
-  Notification,
-  NotificationDeleted,
-  NotificationsConnected,
-  ResetNotice,
-  SyncInitInput,
-  TeamAnswer,
-  TeamAnswerMessage,
-  TidingsError,
-  Transport,
-  UnreadCount,
-  VideoProgress,
-  WsMessage,
-  WSMessage,
-  WSMessageType,
-};
+  BackoffOptions, ConnectOptions, Decoder, EndNotice, EventInfo, Heartbeat, InitInput, Notification,
+  NotificationDeleted, NotificationsConnected, ResetNotice, SyncInitInput, TeamAnswer, TeamAnswerMessage,
+  TidingsError, Transport, UnreadCount, VideoProgress, WsMessage, WSMessage, WSMessageType,
+} from './tidings.js';
 
 /**
  * The manager's state: `'connecting' | 'open' | 'reconnecting' | 'polling' | 'closed'`,
