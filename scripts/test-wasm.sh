@@ -59,7 +59,9 @@ for browser in $browsers; do
     *) echo "[test-wasm] unknown browser $browser (chromium | firefox)" >&2; exit 1 ;;
   esac
   echo "[test-wasm] in $browser" >&2
+  started=$SECONDS
   # Only this browser's driver is set: wasm-bindgen-test-runner takes the first it finds.
   env -u CHROMEDRIVER -u GECKODRIVER -u SAFARIDRIVER "${driver[@]}" \
     cargo test -p tidings --target wasm32-unknown-unknown "$@"
+  echo "[test-wasm] $browser: $((SECONDS - started)) s" >&2
 done

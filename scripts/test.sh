@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Runs every test: native (server + SDK core), the SDK in headless Chromium
-# (wasm-bindgen-test), the package's TypeScript types and React hooks, and the
-# Playwright e2e suite (demo page, the React/Vite, Next and webpack examples
-# built from the packed package, CSP, multi-tab).
+# Runs every test: native (server + SDK core), the SDK in headless Chromium and
+# Firefox ESR (wasm-bindgen-test), the package's TypeScript types and React
+# hooks, the Playwright e2e suite (demo page, the React/Vite, Next and webpack
+# examples built from the packed package, CSP, multi-tab), and tab sharing,
+# both transports and reload resume in Firefox ESR and WebKit (selenium-webdriver).
 # Installs what is missing first. Loopback only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,10 +17,10 @@ cargo test --workspace --quiet 2>&1
 cargo build --quiet -p tidings-server
 
 if [ -f scripts/test-wasm.sh ]; then
-  echo "== SDK in headless Chromium (wasm-bindgen-test)"
+  echo "== SDK in headless Chromium and Firefox ESR (wasm-bindgen-test)"
   t=$SECONDS
-  bash scripts/test-wasm.sh
-  echo "   (SDK browser suite: $((SECONDS - t)) s)"
+  TIDINGS_WASM_BROWSERS="chromium firefox" bash scripts/test-wasm.sh
+  echo "   (SDK browser suite, both engines: $((SECONDS - t)) s)"
 fi
 
 echo "== npm package and demo site"
@@ -42,5 +43,14 @@ echo "== browser e2e (Playwright on /usr/bin/chromium)"
 t=$SECONDS
 (cd tests && TIDINGS_SERVER_BIN="$target/debug/tidings-server" npm test)
 echo "   (browser e2e: $((SECONDS - t)) s)"
+
+echo "== tab sharing, both transports, reload resume in Firefox ESR and WebKit (selenium-webdriver)"
+t=$SECONDS
+(cd tests && ENGINE=firefox TIDINGS_SERVER_BIN="$target/debug/tidings-server" npm run --silent test:engines)
+echo "   (Firefox ESR: $((SECONDS - t)) s)"
+t=$SECONDS
+# MiniBrowser needs a display: a private Xvfb for the run (xvfb-run stops it on exit).
+(cd tests && ENGINE=webkit TIDINGS_SERVER_BIN="$target/debug/tidings-server" xvfb-run -a npm run --silent test:engines)
+echo "   (WebKit: $((SECONDS - t)) s)"
 
 echo "== all test stages passed"

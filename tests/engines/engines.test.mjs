@@ -17,6 +17,10 @@ const TRANSPORTS = ['eventsource', 'fetch'];
 
 /** The test page: imports the package, preloads the wasm, and exposes it as `window.tidings`. */
 const PAGE = `<!doctype html><meta charset="utf-8"><title>tidings in ${ENGINE}</title><link rel="icon" href="data:,">
+<script>
+// ?no-sharing: the page as an engine without Web Locks and BroadcastChannel sees it.
+if (new URLSearchParams(location.search).has('no-sharing')) { delete Navigator.prototype.locks; delete globalThis.BroadcastChannel; }
+</script>
 <script type="module">
 import * as tidings from '/pkg/tidings.js';
 window.errs = [];
@@ -27,6 +31,8 @@ try { await tidings.default(); window.tidings = tidings; window.ready = 'ok'; } 
 
 let site;
 let server;
+let browser;
+let home;
 let pubToken;
 let viewerToken;
 let nextChannel = 0;
@@ -38,8 +44,12 @@ before(async () => {
   server = await startServer({ staticDir: site });
   pubToken = await devToken(server.url, 'publisher', ['engine.*']);
   viewerToken = await devToken(server.url, 'viewer', ['engine.*']);
+  // One browser for the file (a start costs seconds); each test works in tabs of its own.
+  browser = await launchEngine(ENGINE);
+  home = await browser.driver.getWindowHandle();
 });
 after(async () => {
+  await browser?.quit();
   await server?.stop();
   if (site) rmSync(site, { recursive: true, force: true });
 });
@@ -56,21 +66,25 @@ async function connections(key) {
   return (await api(server.url, 'GET', '/api/stats')).connections.by_stream[key] ?? 0;
 }
 
-/** A browser session for one test, quit when the test ends (passed or not). */
-async function session(t) {
-  const s = await launchEngine(ENGINE);
-  t.after(() => s.quit());
-  return s.driver;
+/** The browser for one test: the tabs it opens are closed when it ends (passed or not). */
+function session(t) {
+  const { driver } = browser;
+  t.after(async () => {
+    for (const handle of await driver.getAllWindowHandles()) {
+      if (handle === home) continue;
+      await driver.switchTo().window(handle);
+      await driver.close();
+    }
+    await driver.switchTo().window(home);
+  });
+  return driver;
 }
 
-/**
- * A tab of the test page: the session's first window, or a new tab. Every
- * call switches the driver to the tab it acts on.
- */
-async function openTab(driver, { first = false } = {}) {
-  if (!first) await driver.switchTo().newWindow('tab');
+/** A new tab of the test page (`query` is its query string). Every call on it switches the driver to it first. */
+async function openTab(driver, query = '') {
+  await driver.switchTo().newWindow('tab');
   const handle = await driver.getWindowHandle();
-  await driver.get(`${server.url}/`);
+  await driver.get(`${server.url}/${query}`);
   const tab = {
     handle,
     run: async (fn, ...args) => {
@@ -122,11 +136,62 @@ async function waitConnections(key, n) {
     .catch((e) => { throw new Error(`${e.message}; saw ${seen}`); });
 }
 
+/**
+ * Two tabs subscribe to one stream, the first closes mid-stream, the other
+ * delivers every event once, in order. With tab sharing (Web Locks +
+ * BroadcastChannel) they hold one connection and the second takes over as
+ * leader; without it (`noSharing`, or an engine lacking either API) each tab
+ * holds its own connection, the SDK's fallback.
+ */
+async function leaderFailover(t, transport, { noSharing = false } = {}) {
+  const driver = session(t);
+  const channel = freshChannel();
+  const query = noSharing ? '?no-sharing' : '';
+  const a = await openTab(driver, query);
+  const support = await subscribe(a, channel, { transport });
+  await waitOpen(a);
+  const b = await openTab(driver, query);
+  await subscribe(b, channel, { transport });
+  await waitOpen(b);
+  const roles = [await role(a), await role(b)];
+  t.diagnostic(`${ENGINE}: Web Locks ${support.locks}, BroadcastChannel ${support.broadcastChannel}, tab sharing ${support.sharing}; roles ${roles}`);
+  if (noSharing) assert.equal(support.sharing, false);
+  if (support.sharing) {
+    await waitFor(async () => (await role(a)) === 'leader', { what: 'the first tab leads' });
+    assert.equal(await role(b), 'follower');
+    await waitConnections(channel.key, 1);
+  } else {
+    if (!noSharing) t.diagnostic(`${ENGINE} cannot share tabs: checking the SDK's fallback, a connection per tab`);
+    assert.deepEqual(roles, ['solo', 'solo']);
+    await waitConnections(channel.key, 2);
+  }
+  const published = [];
+  for (let n = 0; n < 5; n++) published.push(await publish(channel, n));
+  await waitGot(a, published, 'first tab before the close');
+  await waitGot(b, published, 'second tab before the close');
+  assert.deepEqual(await errors(a), []);
+
+  await driver.switchTo().window(a.handle);
+  await driver.close();
+  for (let n = 5; n < 15; n++) {
+    published.push(await publish(channel, n));
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  await waitGot(b, published, 'remaining tab after the first closed');
+  assert.equal(await role(b), support.sharing ? 'leader' : 'solo');
+  await waitConnections(channel.key, 1);
+  assert.deepEqual(await errors(b), []);
+}
+
+test(`${ENGINE}: without Web Locks and BroadcastChannel each tab keeps a connection of its own`, async (t) => {
+  await leaderFailover(t, 'eventsource', { noSharing: true });
+});
+
 for (const transport of TRANSPORTS) {
   test(`${ENGINE}: the ${transport} transport delivers live events`, async (t) => {
-    const driver = await session(t);
+    const driver = session(t);
     const channel = freshChannel();
-    const tab = await openTab(driver, { first: true });
+    const tab = await openTab(driver);
     await subscribe(tab, channel, { transport });
     await waitOpen(tab);
     await waitConnections(channel.key, 1);
@@ -137,47 +202,13 @@ for (const transport of TRANSPORTS) {
   });
 
   test(`${ENGINE}, ${transport}: two tabs share one connection; the other tab keeps receiving after the leader closes`, async (t) => {
-    const driver = await session(t);
-    const channel = freshChannel();
-    const a = await openTab(driver, { first: true });
-    const support = await subscribe(a, channel, { transport });
-    await waitOpen(a);
-    const b = await openTab(driver);
-    await subscribe(b, channel, { transport });
-    await waitOpen(b);
-    const roles = [await role(a), await role(b)];
-    if (support.sharing) {
-      await waitFor(async () => (await role(a)) === 'leader', { what: 'the first tab leads' });
-      assert.equal(await role(b), 'follower');
-      await waitConnections(channel.key, 1);
-    } else {
-      // The engine lacks Web Locks or BroadcastChannel: the SDK gives each tab its own connection.
-      t.diagnostic(`${ENGINE} has no tab sharing (Web Locks: ${support.locks}, BroadcastChannel: ${support.broadcastChannel}): checking the per-tab fallback`);
-      assert.deepEqual(roles, ['solo', 'solo']);
-      await waitConnections(channel.key, 2);
-    }
-    const published = [];
-    for (let n = 0; n < 5; n++) published.push(await publish(channel, n));
-    await waitGot(a, published, 'leader tab before the close');
-    await waitGot(b, published, 'second tab before the close');
-    assert.deepEqual(await errors(a), []);
-
-    await driver.switchTo().window(a.handle);
-    await driver.close();
-    for (let n = 5; n < 15; n++) {
-      published.push(await publish(channel, n));
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    await waitGot(b, published, 'remaining tab after the leader closed');
-    if (support.sharing) assert.equal(await role(b), 'leader');
-    await waitConnections(channel.key, 1);
-    assert.deepEqual(await errors(b), []);
+    await leaderFailover(t, transport);
   });
 
   test(`${ENGINE}, ${transport}: a reload resumes after the last id, losing nothing`, async (t) => {
-    const driver = await session(t);
+    const driver = session(t);
     const channel = freshChannel();
-    const tab = await openTab(driver, { first: true });
+    const tab = await openTab(driver);
     await subscribe(tab, channel, { transport });
     await waitOpen(tab);
     const before = [];
