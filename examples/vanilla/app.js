@@ -1,6 +1,6 @@
 // The Tidings live demo: one panel per seed system, all driven by the SDK.
 // Served by `tidings-server --dev --static-dir …` with the npm package at /pkg/.
-import init, { connect } from './pkg/tidings.js';
+import { connect } from './pkg/index.js';
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -274,7 +274,6 @@ const currentUser = params.get('user') ?? 'alice';
 async function main() {
   $('#user').textContent = currentUser;
   $('#switch-user').href = `?user=${currentUser === 'alice' ? 'bob' : 'alice'}`;
-  await init();
   const token = await sessionToken(currentUser);
   await Promise.all([teamAnswers(), notifications(token)]);
   video();

@@ -10,20 +10,19 @@ import { join } from 'node:path';
 import { startServer, api, siteDir } from '../lib/server.mjs';
 import { launchBrowser } from '../lib/browser.mjs';
 
-/** The page's script: loads the wasm (from ?wasm=URL when given), then subscribes to team answers. */
-const PAGE_JS = `import init, { connect } from '/pkg/tidings.js';
+/**
+ * The page's script: subscribes to team answers with no init step (the wasm
+ * loads on first use), or preloads it from ?wasm=URL first. The outcome lands
+ * on <body>: data-state (the manager's state), data-error (its onError).
+ */
+const PAGE_JS = `import init, { connect } from '/pkg/index.js';
 const wasm = new URLSearchParams(location.search).get('wasm');
 window.got = [];
-try {
-  await init(wasm ? { module_or_path: wasm } : undefined);
-  const m = connect('/api/team-answers/sse/');
-  m.onState((s) => { document.body.dataset.state = s; });
-  m.on('create', (msg) => window.got.push(msg.data.qa));
-  document.body.dataset.boot = 'ok';
-} catch (e) {
-  document.body.dataset.error = String(e);
-  document.body.dataset.boot = 'failed';
-}
+if (wasm) await init({ module_or_path: wasm });
+const m = connect('/api/team-answers/sse/');
+m.onError((e) => { document.body.dataset.error = e.kind + ': ' + e.message; });
+m.onState((s) => { document.body.dataset.state = s; });
+m.on('create', (msg) => window.got.push(msg.data.qa));
 `;
 const page = (csp) => `<!doctype html><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="${csp}">
@@ -52,18 +51,17 @@ after(async () => {
   if (site) rmSync(site, { recursive: true, force: true });
 });
 
-/** Opens `path` of the app and waits for the page script to finish booting. */
+/** Opens `path` of the app and waits for the stream to open or the load to fail. */
 async function open(path) {
   const p = await browser.newPage();
   const requests = [];
   p.on('request', (r) => requests.push(r.url()));
   await p.goto(`${app.url}${path}`);
-  await p.waitForSelector('body[data-boot]', { state: 'attached', timeout: 15_000 });
-  return { p, requests, boot: await p.getAttribute('body', 'data-boot'), error: await p.getAttribute('body', 'data-error') };
+  await p.waitForSelector('body[data-state="open"], body[data-state="failed"]', { state: 'attached', timeout: 15_000 });
+  return { p, requests, state: await p.getAttribute('body', 'data-state'), error: await p.getAttribute('body', 'data-error') };
 }
 
 async function receives(p, text) {
-  await p.waitForSelector('body[data-state="open"]', { state: 'attached', timeout: 15_000 });
   await api(app.url, 'POST', '/api/team-answers/', { body: { video_name: 'v.mp4', frame_index: 1, url: 'http://127.0.0.1/f.jpg', qa: text } });
   await p.waitForFunction((t) => window.got.includes(t), text, { timeout: 10_000 });
 }
@@ -75,23 +73,23 @@ test('the server sends the wasm as application/wasm', async () => {
 });
 
 test("a strict CSP with 'wasm-unsafe-eval' in script-src runs the SDK", async () => {
-  const { p, boot, error } = await open('/strict.html');
-  assert.equal(boot, 'ok', error);
+  const { p, state, error } = await open('/strict.html');
+  assert.equal(state, 'open', error);
   await receives(p, `under CSP ${Date.now()}`);
   await p.close();
 });
 
-test("without 'wasm-unsafe-eval' the load fails with the CSP reason", async () => {
-  const { p, boot, error } = await open('/no-wasm-eval.html');
-  assert.equal(boot, 'failed');
-  assert.match(error, /Content Security Policy|unsafe-eval/i);
+test("without 'wasm-unsafe-eval' the manager fails with a load error giving the CSP reason", async () => {
+  const { p, state, error } = await open('/no-wasm-eval.html');
+  assert.equal(state, 'failed');
+  assert.match(error, /^load: .*(Content Security Policy|unsafe-eval)/i);
   await p.close();
 });
 
 test('init({ module_or_path }) loads the wasm from another origin (a CDN path)', async () => {
   const wasm = `${cdn.url}/pkg/tidings_bg.wasm`;
-  const { p, boot, error, requests } = await open(`/strict.html?wasm=${encodeURIComponent(wasm)}`);
-  assert.equal(boot, 'ok', error);
+  const { p, state, error, requests } = await open(`/strict.html?wasm=${encodeURIComponent(wasm)}`);
+  assert.equal(state, 'open', error);
   assert.ok(requests.includes(wasm), `fetched ${wasm}: ${requests}`);
   assert.ok(!requests.some((u) => u.startsWith(`${app.url}/pkg/`) && u.endsWith('.wasm')), `no wasm from the app origin: ${requests}`);
   await receives(p, `from a CDN ${Date.now()}`);

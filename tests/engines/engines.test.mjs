@@ -15,18 +15,19 @@ import { launchEngine } from '../lib/engines.mjs';
 const ENGINE = process.env.ENGINE ?? 'firefox';
 const TRANSPORTS = ['eventsource', 'fetch'];
 
-/** The test page: imports the package, preloads the wasm, and exposes it as `window.tidings`. */
+/** The test page: imports the package entry as an app does (no init step) and exposes it as `window.tidings`. */
 const PAGE = `<!doctype html><meta charset="utf-8"><title>tidings in ${ENGINE}</title><link rel="icon" href="data:,">
 <script>
 // ?no-sharing: the page as an engine without Web Locks and BroadcastChannel sees it.
 if (new URLSearchParams(location.search).has('no-sharing')) { delete Navigator.prototype.locks; delete globalThis.BroadcastChannel; }
 </script>
 <script type="module">
-import * as tidings from '/pkg/tidings.js';
+import * as tidings from '/pkg/index.js';
 window.errs = [];
 window.addEventListener('error', (e) => window.errs.push('error: ' + e.message));
 window.addEventListener('unhandledrejection', (e) => window.errs.push('rejection: ' + e.reason));
-try { await tidings.default(); window.tidings = tidings; window.ready = 'ok'; } catch (e) { window.ready = 'failed: ' + e; }
+window.tidings = tidings;
+window.ready = 'ok';
 </script>`;
 
 let site;
