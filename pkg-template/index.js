@@ -100,8 +100,7 @@ class Manager {
     this.#options = options;
   }
 
-  // Called once the wasm has loaded: from here on, `target` (the wasm manager,
-  // or the Manager of another spelling of the same URL) does the work.
+  // Called once the wasm has loaded: from here on the wasm manager does the work.
   _attach() {
     if (this.#closed) return;
     let handle;
@@ -111,9 +110,8 @@ class Manager {
       this._fail(e?.message ?? String(e)); // options the wasm rejected
       return;
     }
-    const target = byHandle.get(handle) ?? handle;
-    if (target === handle) byHandle.set(handle, this);
-    this._forward(target);
+    byHandle.set(handle, this);
+    this._forward(handle);
   }
 
   _forward(target) {
