@@ -7,8 +7,9 @@
 //! checkpoints (which fsync) run on the checkpointer thread, never inside a commit.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::Connection;
@@ -83,11 +84,22 @@ CREATE TABLE IF NOT EXISTS video_jobs (
 
 /// How often the checkpointer copies the WAL back into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+/// WAL frames (pages) past which the checkpointer restarts the WAL (64 MiB of 4 KiB pages).
+#[cfg(not(test))]
+const WAL_RESTART_FRAMES: i64 = 16 * 1024;
+/// Small in unit tests, so a short burst of writes crosses it.
+#[cfg(test)]
+const WAL_RESTART_FRAMES: i64 = 256;
+/// What the WAL file is cut back to when it starts over.
+const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
 
 /// Handle to the database; cheap to clone.
 #[derive(Clone)]
 pub struct Db {
     conn: Arc<Mutex<Connection>>,
+    /// Set by the checkpointer when the WAL must start over; the next user of the
+    /// connection does it (see [`checkpoint_until_dropped`]).
+    restart_due: Arc<AtomicBool>,
     /// Dropped with the last handle, which stops the checkpointer.
     _checkpointer: Arc<mpsc::Sender<()>>,
 }
@@ -111,26 +123,29 @@ impl Db {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         // Checkpoints fsync; the checkpointer thread runs them instead of a commit.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
         conn.busy_timeout(Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
         let checkpoints = Connection::open(path)?;
         checkpoints.busy_timeout(Duration::from_secs(5))?;
         let (stop, stopped) = mpsc::channel();
+        let restart_due = Arc::new(AtomicBool::new(false));
         std::thread::Builder::new()
             .name("tidings-checkpoint".into())
             .spawn({
-                let path = path.to_owned();
-                move || checkpoint_until_dropped(checkpoints, &path, &stopped)
+                let (path, due) = (path.to_owned(), Arc::clone(&restart_due));
+                move || checkpoint_until_dropped(checkpoints, &path, &due, &stopped)
             })?;
         Ok(Db {
             conn: Arc::new(Mutex::new(conn)),
+            restart_due,
             _checkpointer: Arc::new(stop),
         })
     }
 
     /// Runs `f` with the connection on the calling thread (which may block).
     pub(crate) fn blocking<T>(&self, f: impl FnOnce(&mut Connection) -> T) -> T {
-        f(&mut lock(&self.conn))
+        with_conn(&self.conn, &self.restart_due, f)
     }
 
     /// Runs `f` with the connection on a blocking thread.
@@ -139,23 +154,54 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, rusqlite::Error> + Send + 'static,
     {
-        let conn = Arc::clone(&self.conn);
-        let out = tokio::task::spawn_blocking(move || f(&mut lock(&conn))).await??;
+        let (conn, due) = (Arc::clone(&self.conn), Arc::clone(&self.restart_due));
+        let out = tokio::task::spawn_blocking(move || with_conn(&conn, &due, f)).await??;
         Ok(out)
     }
 }
 
-fn lock(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
-    conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+/// Runs `f` with the locked connection, then starts the WAL over if that is due.
+fn with_conn<T>(
+    conn: &Mutex<Connection>,
+    restart_due: &AtomicBool,
+    f: impl FnOnce(&mut Connection) -> T,
+) -> T {
+    let mut conn = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let out = f(&mut conn);
+    if restart_due.swap(false, Ordering::Relaxed) {
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "WAL restart failed; the checkpointer asks again");
+        }
+    }
+    out
 }
 
-/// Copies committed WAL frames into the database file every [`CHECKPOINT_EVERY`]
-/// (`PASSIVE`: it never waits for, nor blocks, the writer), until every [`Db`] handle
-/// is gone.
-fn checkpoint_until_dropped(conn: Connection, path: &Path, stopped: &mpsc::Receiver<()>) {
+/// Copies committed WAL frames into the database file every [`CHECKPOINT_EVERY`], until
+/// every [`Db`] handle is gone. `PASSIVE` never waits for, nor blocks, the writer, and
+/// lets the writer start the WAL over once a checkpoint caught up in a pause between
+/// commits. Under writes without such pauses it never catches up (and a checkpoint
+/// from this connection could never get in between two commits), so past
+/// [`WAL_RESTART_FRAMES`] it asks the next user of the main connection to run a
+/// `RESTART` checkpoint there: that copies the few frames left, holds that one user
+/// back for it, and starts the WAL over, so the file stays bounded.
+fn checkpoint_until_dropped(
+    conn: Connection,
+    path: &Path,
+    restart_due: &AtomicBool,
+    stopped: &mpsc::Receiver<()>,
+) {
     while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
-        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!(error = %e, db = %path.display(), "WAL checkpoint failed; retrying");
+        // Frames in the WAL. Even when all of them were copied, the writer may already
+        // have appended more, so the WAL only starts over in a pause between commits.
+        let passive = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1));
+        match passive {
+            Ok(frames) if frames > WAL_RESTART_FRAMES => {
+                restart_due.store(true, Ordering::Relaxed);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, db = %path.display(), "WAL checkpoint failed; retrying");
+            }
         }
     }
 }
@@ -174,5 +220,38 @@ mod tests {
             .unwrap();
         assert_eq!(mode, "wal");
         assert!(dir.path().join("sub/t.db").exists());
+    }
+
+    #[test]
+    fn the_wal_stays_bounded_under_writes_without_pauses() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let db = Db::open(&path).unwrap();
+        db.blocking(|c| c.execute_batch("CREATE TABLE blobs (b BLOB NOT NULL)"))
+            .unwrap();
+        let row = vec![7u8; 4000];
+        let until = std::time::Instant::now() + Duration::from_secs(5);
+        let mut commits = 0u64;
+        while std::time::Instant::now() < until {
+            db.blocking(|c| c.execute("INSERT INTO blobs (b) VALUES (?1)", [&row]))
+                .unwrap();
+            commits += 1;
+        }
+        // -1 while the checkpointer is busy with the WAL: ask again.
+        let frames = (0..100)
+            .map(|_| {
+                std::thread::sleep(Duration::from_millis(10));
+                db.blocking(|c| c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1)))
+                    .unwrap()
+            })
+            .find(|&f: &i64| f >= 0)
+            .expect("a checkpoint ran");
+        // Each commit appends at least one page (the row does not fit in less); a WAL
+        // that never started over would hold them all, one that did holds the last
+        // second or so of the five.
+        assert!(
+            (frames as u64) < commits,
+            "{frames} frames in the WAL after {commits} commits"
+        );
     }
 }

@@ -84,6 +84,20 @@ fn wait_exit(p: &mut Proc, within: Duration) -> std::process::ExitStatus {
     }
 }
 
+/// A dev token for user `k` on `channels`.
+async fn dev_token(c: &reqwest::Client, p: &Proc, channels: &str) -> String {
+    let tok: Value = c
+        .post(format!("{}/api/auth/dev-token", p.url))
+        .json(&json!({"user_id": "k", "channels": [channels]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    tok["token"].as_str().unwrap().to_owned()
+}
+
 #[test]
 fn refuses_to_start_without_a_secret_outside_dev() {
     let dir = tempfile::tempdir().unwrap();
@@ -123,16 +137,7 @@ async fn sigkill_and_restart_keep_data_ids_and_resume() {
     let dir = tempfile::tempdir().unwrap();
     let c = common::client();
     let mut p = spawn(dir.path(), &[]);
-    let tok: Value = c
-        .post(format!("{}/api/auth/dev-token", p.url))
-        .json(&json!({"user_id": "k", "channels": ["project.*"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let tok = tok["token"].as_str().unwrap().to_owned();
+    let tok = dev_token(&c, &p, "project.*").await;
     for i in 0..3 {
         let r = c
             .post(format!("{}/api/team-answers/", p.url))
@@ -261,16 +266,7 @@ async fn sigkill_during_concurrent_publishing_keeps_every_acknowledged_event() {
     let dir = tempfile::tempdir().unwrap();
     let c = common::client();
     let mut p = spawn(dir.path(), &["--replay-log-size", "100000"]);
-    let tok: Value = c
-        .post(format!("{}/api/auth/dev-token", p.url))
-        .json(&json!({"user_id": "k", "channels": ["*"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let tok = tok["token"].as_str().unwrap().to_owned();
+    let tok = dev_token(&c, &p, "*").await;
     let url = format!("{}/api/v1/events/crash", p.url);
     let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(u64, String)>::new()));
     let publishers: Vec<_> = (0..16)
