@@ -76,6 +76,15 @@ test('a video job drives the progress bar to 100 %', async () => {
   // A channel event published from the page shows in its log with its id.
   await page.click('#ch-publish');
   await page.waitForSelector('#ch-log li:has-text("task")', { timeout: 5000 });
+  // The 5/s box publishes by itself until it is unticked.
+  const tasks = () => page.locator('#ch-events li[data-type="task"]').count();
+  await page.check('#ch-auto');
+  await waitFor(async () => (await tasks()) >= 6, { what: 'auto-published events', timeoutMs: 10_000 });
+  await page.uncheck('#ch-auto');
+  await new Promise((r) => setTimeout(r, 400)); // a request in flight may still land
+  const stopped = await tasks();
+  await new Promise((r) => setTimeout(r, 600));
+  assert.equal(await tasks(), stopped, 'no more events once unticked');
   await screenshot(page, 'demo');
   assert.deepEqual(errors, []);
   await context.close();
