@@ -436,11 +436,7 @@ impl<J: Jitter> Connection<J> {
             if self.ended {
                 return;
             }
-            self.process_event(SseEvent {
-                event: e.event,
-                data: e.data,
-                id: e.id,
-            });
+            self.process_event(e.into());
         }
         if let Some(head) = response.last_event_id.filter(|s| !s.is_empty()) {
             self.position.advance_to(&head);

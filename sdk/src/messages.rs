@@ -43,6 +43,35 @@ pub enum Decoder {
 }
 
 impl Decoder {
+    /// The SSE event names of this decoder's stream, plus the protocol's
+    /// `reset`, `end` and `heartbeat` (an `EventSource` must listen for each
+    /// name it wants besides `message`).
+    pub(crate) fn event_names(self) -> &'static [&'static str] {
+        match self {
+            Decoder::Notifications => &[
+                "message",
+                "reset",
+                "end",
+                "heartbeat",
+                "connected",
+                "unread_count",
+                "new_notification",
+                "notification_deleted",
+            ],
+            Decoder::VideoProgress => &[
+                "message",
+                "reset",
+                "end",
+                "heartbeat",
+                "progress",
+                "completed",
+                "timeout",
+            ],
+            // `connected`: the greeting of channels, carrying the head id on a fresh connection.
+            _ => &["message", "reset", "end", "heartbeat", "connected"],
+        }
+    }
+
     /// The decoder for a stream URL, chosen from its path (query and host ignored).
     pub fn for_url(url: &str) -> Decoder {
         let rest = url
@@ -535,6 +564,16 @@ pub struct PollEvent {
     /// The exact SSE data string.
     #[serde(default)]
     pub data: String,
+}
+
+impl From<PollEvent> for crate::parser::SseEvent {
+    fn from(e: PollEvent) -> Self {
+        crate::parser::SseEvent {
+            event: e.event,
+            data: e.data,
+            id: e.id,
+        }
+    }
 }
 
 fn message_name() -> String {

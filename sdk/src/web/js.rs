@@ -3,16 +3,15 @@
 //! Listener values are copied into owned JS objects at once; nothing here
 //! throws at the wasm boundary except `connect` on a bad URL or bad options.
 
-use std::rc::Rc;
-
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use super::{Cb, Inner, Kind, Manager};
-use crate::connection::ErrorInfo;
+use super::listeners::{Cb, Kind};
+use super::manager::{tab_sharing_supported, Manager};
+use super::platform::noop;
+use super::token;
 use crate::dispatch::ListenerId;
-use crate::messages::Message;
 use crate::options::Options;
 
 /// The second argument of every event listener (TypeScript type only; built
@@ -66,43 +65,6 @@ export type Listener<M = unknown> = (message: M, info: EventInfo) => void;
 export function connect(url: string, options?: ConnectOptions): Manager;
 "#;
 
-fn set(o: &js_sys::Object, k: &str, v: &JsValue) {
-    let _ = js_sys::Reflect::set(o, &JsValue::from_str(k), v);
-}
-
-/// The JS value of a decoded message. Decoding validated `raw` against the
-/// stream's type, so the browser's `JSON.parse` of the original text is that
-/// typed object (extra fields the server adds pass through); no re-serialising
-/// in wasm, which keeps the hand-off fast and the binary small.
-pub(super) fn message_to_js(m: &Message, raw: &str) -> JsValue {
-    match m {
-        Message::Text(s) => JsValue::from_str(s),
-        _ => js_sys::JSON::parse(raw).unwrap_or(JsValue::NULL),
-    }
-}
-
-pub(super) fn info(id: Option<&str>, ty: &str, event: &str, raw: &str) -> JsValue {
-    let o = js_sys::Object::new();
-    set(&o, "id", &id.map_or(JsValue::NULL, JsValue::from_str));
-    set(&o, "type", &JsValue::from_str(ty));
-    set(&o, "event", &JsValue::from_str(event));
-    set(&o, "raw", &JsValue::from_str(raw));
-    o.into()
-}
-
-pub(super) fn error_to_js(e: &ErrorInfo) -> JsValue {
-    let o = js_sys::Object::new();
-    set(&o, "kind", &JsValue::from_str(e.kind.as_str()));
-    set(&o, "message", &JsValue::from_str(&e.message));
-    if let Some(raw) = &e.raw {
-        set(&o, "raw", &JsValue::from_str(raw));
-    }
-    if let Some(s) = e.status {
-        set(&o, "status", &JsValue::from(s));
-    }
-    o.into()
-}
-
 /// A stream manager (one per absolute URL and token per page). Get it from
 /// `connect()`; the same URL and token always give the same object.
 #[wasm_bindgen(js_name = Manager)]
@@ -110,20 +72,10 @@ pub struct JsManager {
     m: Manager,
 }
 
-/// A callable no-op: `Function.prototype` (no eval, CSP-safe).
-pub(super) fn noop() -> js_sys::Function {
-    // `Function.prototype` is a callable no-op (no eval, CSP-safe).
-    js_sys::Reflect::get(&js_sys::global(), &"Function".into())
-        .ok()
-        .and_then(|f| js_sys::Reflect::get(&f, &"prototype".into()).ok())
-        .and_then(|p| p.dyn_into::<js_sys::Function>().ok())
-        .unwrap_or_else(|| JsValue::UNDEFINED.unchecked_into())
-}
-
 impl JsManager {
     /// `this.<method>.bind(this, id)`: an unsubscribe function with no Rust closure.
     fn unsubscriber(&self, method: &str, id: ListenerId) -> js_sys::Function {
-        let handle = self.m.inner.js_handle.borrow().clone();
+        let handle = self.m.inner().js_handle.borrow().clone();
         match handle {
             Some(h) if id.0 != 0 => js_sys::Reflect::get(&h, &method.into())
                 .ok()
@@ -149,7 +101,7 @@ impl JsManager {
         r#type: &str,
         #[wasm_bindgen(unchecked_param_type = "Listener")] listener: js_sys::Function,
     ) -> js_sys::Function {
-        let id = self.m.inner.add_listener(r#type, Cb::Js(listener));
+        let id = self.m.inner().add_listener(r#type, Cb::Js(listener));
         self.unsubscriber("off", id)
     }
 
@@ -161,7 +113,7 @@ impl JsManager {
         #[wasm_bindgen(unchecked_param_type = "(state: ConnectionState) => void")]
         listener: js_sys::Function,
     ) -> js_sys::Function {
-        let id = self.m.inner.add_state_listener(Cb::Js(listener));
+        let id = self.m.inner().add_state_listener(Cb::Js(listener));
         self.unsubscriber("offState", id)
     }
 
@@ -173,34 +125,25 @@ impl JsManager {
         #[wasm_bindgen(unchecked_param_type = "(error: TidingsError) => void")]
         listener: js_sys::Function,
     ) -> js_sys::Function {
-        let id = if self.m.inner.st.borrow().closed {
-            ListenerId(0)
-        } else {
-            self.m
-                .inner
-                .st
-                .borrow_mut()
-                .error_listeners
-                .add("*", Cb::Js(listener))
-        };
+        let id = self.m.inner().add_error_listener(Cb::Js(listener));
         self.unsubscriber("offError", id)
     }
 
     /// Removes an event listener by id (what the function returned by `on` calls).
     pub fn off(&self, id: f64) {
-        self.m.inner.remove(Kind::Event, ListenerId(id as u64));
+        self.m.inner().remove(Kind::Event, ListenerId(id as u64));
     }
 
     /// Removes a state listener by id (what the function returned by `onState` calls).
     #[wasm_bindgen(js_name = offState)]
     pub fn off_state(&self, id: f64) {
-        self.m.inner.remove(Kind::State, ListenerId(id as u64));
+        self.m.inner().remove(Kind::State, ListenerId(id as u64));
     }
 
     /// Removes an error listener by id (what the function returned by `onError` calls).
     #[wasm_bindgen(js_name = offError)]
     pub fn off_error(&self, id: f64) {
-        self.m.inner.remove(Kind::Error, ListenerId(id as u64));
+        self.m.inner().remove(Kind::Error, ListenerId(id as u64));
     }
 
     /// `'connecting' | 'open' | 'reconnecting' | 'polling' | 'closed'`.
@@ -265,11 +208,11 @@ pub fn connect(
             .unwrap_or_default();
         let mut o = Options::from_json(&json)
             .map_err(|e| JsError::new(&format!("tidings: invalid options: {e}")))?;
-        o.get_token = super::token::from_js(&options);
+        o.get_token = token::from_js(&options);
         o
     };
     let m = Manager::connect(url, options).map_err(|e| JsError::new(&e.to_string()))?;
-    let inner: Rc<Inner> = m.inner.clone();
+    let inner = m.inner().clone();
     let existing = inner.js_handle.borrow().clone();
     if let Some(h) = existing {
         return Ok(h);
@@ -289,5 +232,5 @@ pub fn is_supported() -> bool {
 /// BroadcastChannel). Without them every tab opens its own connection.
 #[wasm_bindgen(js_name = isTabSharingSupported)]
 pub fn is_tab_sharing_supported() -> bool {
-    super::tabs::is_supported()
+    tab_sharing_supported()
 }

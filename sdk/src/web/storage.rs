@@ -8,12 +8,13 @@
 
 use wasm_bindgen::JsCast;
 
+use super::platform;
+
 const PREFIX: &str = "tidings:last-event-id:";
 
 fn storage() -> Option<web_sys::Storage> {
-    // `Reflect::get` turns a SecurityError thrown by the getter into `Err`.
-    js_sys::Reflect::get(&js_sys::global(), &"sessionStorage".into())
-        .ok()?
+    // A SecurityError thrown by the getter (sandboxed frame) gives `None`.
+    platform::global_object("sessionStorage")?
         .dyn_into::<web_sys::Storage>()
         .ok()
 }

@@ -1,7 +1,8 @@
 //! Browser glue of multi-tab sharing: one Web Lock and one `BroadcastChannel`
 //! per stream (absolute URL + token hash, see [`crate::tabs::share_name`]).
-//! Every decision is in the sans-IO [`TabCore`]; this file turns lock grants
-//! and channel messages into `handle_*` calls and posts what it asks for.
+//! Every decision is in the sans-IO [`TabCore`]; this file owns it, posts what
+//! it asks for, and reports lock grants, channel messages, catch-up answers and
+//! page lifecycle events to the manager as [`TabInput`]s.
 //!
 //! Ownership (gloo style): the channel, its `message` listener, the lock
 //! request's `AbortController`, the grant callback `Closure` and the resolver
@@ -15,18 +16,17 @@
 //! Fallback: without `navigator.locks` or `BroadcastChannel` (or with
 //! `shareAcrossTabs: false`) the manager runs its own connection ("solo").
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 
 use gloo_events::EventListener;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use super::Inner;
-use crate::backoff::XorShiftJitter;
-use crate::connection::{Connection, ErrorInfo, ErrorKind, Output, State};
+use super::{http, platform, token};
+use crate::connection::{Output, State};
+use crate::messages::PollResponse;
 use crate::options::Options;
-use crate::parser::SseEvent;
 use crate::tabs::{share_name, Relay, RelayError, Role, TabCore, TabOutput};
 
 #[wasm_bindgen]
@@ -63,27 +63,63 @@ fn lock_manager() -> Option<LockManager> {
     has_request.then(|| locks.unchecked_into())
 }
 
-/// The sharing part of a manager.
+/// What the sharing glue reports to its manager.
+#[derive(Debug)]
+pub(crate) enum TabInput {
+    /// The Web Lock was granted: this tab leads.
+    LockGranted,
+    /// A message from another tab.
+    Relay(Relay),
+    /// A channel message that is not a relay message (with its text, if any).
+    BadRelay(RelayError, Option<String>),
+    /// A catch-up request finished (the events after the position asked for).
+    CatchUp {
+        /// Which request (only the latest one counts).
+        number: u64,
+        /// Its events, or why there are none.
+        result: Result<PollResponse, String>,
+    },
+    /// `pagehide`: the page goes away or into the back/forward cache.
+    PageHide,
+    /// `pageshow` from the back/forward cache.
+    PageShow,
+    /// `visibilitychange` with `pauseWhenHidden`: whether the page is visible.
+    Visibility(bool),
+}
+
+/// Where the sharing glue reports: the manager.
+pub(crate) trait TabSink {
+    /// Takes one input.
+    fn tab_input(self: Rc<Self>, input: TabInput);
+}
+
+/// The sharing part of a manager: the tab core (none when solo), the link
+/// while taking part, the catch-up request in flight and the page listeners.
 pub(crate) struct Tabs {
     /// `None`: solo (opted out or unsupported).
     core: RefCell<Option<TabCore>>,
     link: RefCell<Option<TabLink>>,
-    /// The catch-up request in flight (a follower fetching what it missed); aborted when replaced or dropped.
+    /// The catch-up request in flight (a follower fetching what it missed)
+    /// and its number; aborted when replaced or dropped, its answer dropped
+    /// when it is not the latest.
     catch_up: RefCell<Option<web_sys::AbortController>>,
+    catch_ups: Cell<u64>,
     name: String,
-    /// `pagehide` / `pageshow`, installed with the first start.
+    /// `pagehide` / `pageshow` (and `visibilitychange`), installed with the first join.
     page: RefCell<Vec<EventListener>>,
 }
 
 impl Tabs {
+    /// The sharing part for the stream at `absolute_url`; solo when sharing
+    /// is off, unsupported, or the credentials come from `getToken` (the user
+    /// is only known at connect time).
     pub(crate) fn new(absolute_url: &str, options: &Options) -> Tabs {
-        // With `getToken` the user is only known at connect time: never share.
         let shared = options.share_across_tabs && options.get_token.is_none() && is_supported();
-        let tab = (js_sys::Math::random() * 9_007_199_254_740_992.0) as u64;
         Tabs {
-            core: RefCell::new(shared.then(|| TabCore::new(tab))),
+            core: RefCell::new(shared.then(|| TabCore::new(platform::random_u64()))),
             link: RefCell::new(None),
             catch_up: RefCell::new(None),
+            catch_ups: Cell::new(0),
             name: share_name(absolute_url, options.token.as_deref(), &options.headers),
             page: RefCell::new(Vec::new()),
         }
@@ -91,6 +127,255 @@ impl Tabs {
 
     fn role(&self) -> Option<Role> {
         self.core.borrow().as_ref().map(TabCore::role)
+    }
+
+    /// Whether sharing is on (not solo).
+    pub(crate) fn is_shared(&self) -> bool {
+        self.core.borrow().is_some()
+    }
+
+    /// Whether this tab takes part (follower or leader).
+    pub(crate) fn is_active(&self) -> bool {
+        matches!(self.role(), Some(Role::Follower | Role::Leader))
+    }
+
+    /// Whether sharing is on and this tab does not take part now.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.role() == Some(Role::Idle)
+    }
+
+    /// Whether this tab holds the lock and the connection.
+    pub(crate) fn is_leader(&self) -> bool {
+        self.role() == Some(Role::Leader)
+    }
+
+    /// `solo`, `idle`, `follower` or `leader`.
+    pub(crate) fn role_name(&self) -> &'static str {
+        match self.role() {
+            None => "solo",
+            Some(Role::Idle) => "idle",
+            Some(Role::Follower) => "follower",
+            Some(Role::Leader) => "leader",
+        }
+    }
+
+    /// Takes part as a follower and asks for the lock. `names`: this tab's
+    /// listener types; `resume`: where it was (kept across a reload). Returns
+    /// false when running solo, also for good when the link cannot be made.
+    pub(crate) fn join(
+        &self,
+        sink: Weak<dyn TabSink>,
+        names: &[String],
+        resume: Option<&str>,
+        pause_when_hidden: bool,
+    ) -> bool {
+        match self.role() {
+            None => return false,
+            Some(Role::Idle) => {}
+            Some(_) => return true, // already taking part
+        }
+        let link = match TabLink::open(&self.name, sink.clone()) {
+            Ok(l) => l,
+            Err(e) => {
+                web_sys::console::warn_1(&format!("tidings: sharing across tabs off: {e}").into());
+                *self.core.borrow_mut() = None;
+                return false;
+            }
+        };
+        *self.link.borrow_mut() = Some(link);
+        self.install_page_listeners(sink, pause_when_hidden);
+        if let Some(core) = self.core.borrow_mut().as_mut() {
+            core.start(names, resume);
+        }
+        true
+    }
+
+    /// Stops taking part in the core (it queues `leave`); the caller then
+    /// flushes and calls [`Tabs::unlink`]. False when not taking part.
+    pub(crate) fn leave(&self) -> bool {
+        if !self.is_active() {
+            return false;
+        }
+        if let Some(core) = self.core.borrow_mut().as_mut() {
+            core.stop();
+        }
+        true
+    }
+
+    /// Closes the channel and releases (or stops asking for) the lock.
+    pub(crate) fn unlink(&self) {
+        drop(self.link.borrow_mut().take());
+    }
+
+    /// A listener type was added.
+    pub(crate) fn add_name(&self, ty: &str) {
+        if let Some(core) = self.core.borrow_mut().as_mut() {
+            core.add_name(ty);
+        }
+    }
+
+    /// Leader: what the connection produced, before local delivery (see
+    /// [`TabCore::handle_local`]). Returns whether to deliver it locally.
+    pub(crate) fn local(&self, output: &Output) -> bool {
+        self.core
+            .borrow_mut()
+            .as_mut()
+            .is_none_or(|core| core.handle_local(output))
+    }
+
+    /// Leader: event names followers listen for (the `EventSource` adds them).
+    pub(crate) fn peer_names(&self) -> Vec<String> {
+        self.core
+            .borrow()
+            .as_ref()
+            .map(TabCore::peer_names)
+            .unwrap_or_default()
+    }
+
+    /// The state shown: the leader's while following, else the connection's.
+    pub(crate) fn shown_state(&self, connection: State) -> State {
+        match self.core.borrow().as_ref() {
+            Some(c) if c.role() == Role::Follower => c.state(),
+            _ => connection,
+        }
+    }
+
+    /// The position: the tab core's while sharing, else the connection's.
+    pub(crate) fn shown_last_event_id(&self, connection: Option<&str>) -> Option<String> {
+        match self.core.borrow().as_ref() {
+            Some(c) if c.role() != Role::Idle => c.last_event_id().map(str::to_owned),
+            _ => connection.map(str::to_owned),
+        }
+    }
+
+    /// The lock was granted. `Some(resume)`: lead, with a fresh connection
+    /// from this tab's own position (what it delivered, or the id kept in
+    /// `sessionStorage` that [`Tabs::join`] gave the core); `None`: nothing to
+    /// do (no longer following, or the stream ended).
+    pub(crate) fn lock_granted(&self) -> Option<Option<String>> {
+        let mut core = self.core.borrow_mut();
+        let core = core.as_mut()?;
+        if !core.handle_lock_granted() {
+            return None;
+        }
+        (!core.is_ended()).then(|| core.last_event_id().map(str::to_owned))
+    }
+
+    /// A message from another tab.
+    pub(crate) fn relay(&self, msg: Relay) {
+        if let Some(core) = self.core.borrow_mut().as_mut() {
+            core.handle_relay(msg);
+        }
+    }
+
+    /// Follower: fetches the events after `after` of the stream at `url`
+    /// (one request of the polling form, same token and headers); the answer
+    /// comes back as [`TabInput::CatchUp`].
+    pub(crate) fn start_catch_up(
+        &self,
+        sink: Weak<dyn TabSink>,
+        url: &str,
+        options: &Options,
+        after: &str,
+    ) {
+        let abort = web_sys::AbortController::new().ok();
+        let signal = abort.as_ref().map(web_sys::AbortController::signal);
+        if let Some(old) = self.catch_up.replace(abort) {
+            old.abort();
+        }
+        let number = self.catch_ups.get() + 1;
+        self.catch_ups.set(number);
+        let url = crate::url::poll_url(url, Some(after));
+        let options = options.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            let result = match token::resolve(&options).await {
+                Err(e) => Err(e),
+                Ok(t) => http::fetch_poll(&url, &options, t.as_deref(), signal.as_ref())
+                    .await
+                    .map_err(|e| e.message),
+            };
+            let Some(sink) = sink.upgrade() else { return };
+            sink.tab_input(TabInput::CatchUp { number, result });
+        });
+    }
+
+    /// Catch-up request `number` finished: hands its events to the core
+    /// (the answer of a replaced request is dropped).
+    pub(crate) fn catch_up_done(&self, number: u64, result: Result<PollResponse, String>) {
+        if number != self.catch_ups.get() {
+            return;
+        }
+        self.catch_up.borrow_mut().take();
+        if let Some(core) = self.core.borrow_mut().as_mut() {
+            match result {
+                Ok(r) => core.handle_catch_up(r.events.into_iter().map(Into::into).collect()),
+                Err(e) => core.handle_catch_up_failed(&e),
+            }
+        }
+    }
+
+    /// Posts what the core asks to post and takes what it asks to do
+    /// locally: `(a post failure, outputs)`, or `None` when there is nothing.
+    pub(crate) fn exchange(&self) -> Option<(Option<String>, Vec<TabOutput>)> {
+        let (posts, outputs) = {
+            let mut core = self.core.borrow_mut();
+            let core = core.as_mut()?;
+            let mut p = Vec::new();
+            while let Some(m) = core.poll_post() {
+                p.push(m);
+            }
+            let mut o = Vec::new();
+            while let Some(x) = core.poll() {
+                o.push(x);
+            }
+            (p, o)
+        };
+        if posts.is_empty() && outputs.is_empty() {
+            return None;
+        }
+        let link = self.link.borrow();
+        let failed = posts
+            .iter()
+            .find_map(|m| link.as_ref().and_then(|l| l.post(m).err()));
+        Some((failed, outputs))
+    }
+
+    /// `pagehide` and `pageshow` (and, with `pauseWhenHidden`,
+    /// `visibilitychange`), for as long as the manager lives.
+    fn install_page_listeners(&self, sink: Weak<dyn TabSink>, pause_when_hidden: bool) {
+        let mut page = self.page.borrow_mut();
+        if !page.is_empty() {
+            return;
+        }
+        let Some(target) = platform::global_target() else {
+            return;
+        };
+        let w = sink.clone();
+        page.push(EventListener::new(&target, "pagehide", move |_| {
+            if let Some(s) = w.upgrade() {
+                s.tab_input(TabInput::PageHide);
+            }
+        }));
+        if pause_when_hidden {
+            if let Some(doc) = platform::document() {
+                let w = sink.clone();
+                let d2 = doc.clone();
+                page.push(EventListener::new(&doc, "visibilitychange", move |_| {
+                    if let Some(s) = w.upgrade() {
+                        s.tab_input(TabInput::Visibility(platform::is_visible(&d2)));
+                    }
+                }));
+            }
+        }
+        page.push(EventListener::new(&target, "pageshow", move |e| {
+            let persisted = js_sys::Reflect::get(e, &"persisted".into())
+                .ok()
+                .and_then(|p| p.as_bool())
+                .unwrap_or(false);
+            if let Some(s) = sink.upgrade().filter(|_| persisted) {
+                s.tab_input(TabInput::PageShow);
+            }
+        }));
     }
 }
 
@@ -119,24 +404,24 @@ struct TabLink {
 }
 
 impl TabLink {
-    fn open(name: &str, inner: Weak<Inner>) -> Result<TabLink, String> {
+    fn open(name: &str, sink: Weak<dyn TabSink>) -> Result<TabLink, String> {
         let locks = lock_manager().ok_or("navigator.locks is missing")?;
         let channel = web_sys::BroadcastChannel::new(name)
             .map_err(|e| format!("BroadcastChannel failed: {e:?}"))?;
-        let w = inner.clone();
+        let w = sink.clone();
         let on_message = EventListener::new(&channel, "message", move |e| {
-            let Some(i) = w.upgrade() else { return };
-            let Some(text) = e
+            let Some(sink) = w.upgrade() else { return };
+            let input = match e
                 .dyn_ref::<web_sys::MessageEvent>()
                 .and_then(|m| m.data().as_string())
-            else {
-                i.relay_error(&RelayError::NotText, None);
-                return;
+            {
+                None => TabInput::BadRelay(RelayError::NotText, None),
+                Some(text) => match Relay::decode(&text) {
+                    Ok(m) => TabInput::Relay(m),
+                    Err(err) => TabInput::BadRelay(err, Some(text)),
+                },
             };
-            match Relay::decode(&text) {
-                Ok(m) => i.on_relay(m),
-                Err(err) => i.relay_error(&err, Some(text)),
-            }
+            sink.tab_input(input);
         });
         let held: Rc<RefCell<Option<js_sys::Function>>> = Rc::default();
         let h = held.clone();
@@ -146,8 +431,8 @@ impl TabLink {
                 let promise = js_sys::Promise::new(&mut |resolve, _reject| {
                     *h.borrow_mut() = Some(resolve);
                 });
-                if let Some(i) = inner.upgrade() {
-                    i.on_lock_granted();
+                if let Some(sink) = sink.upgrade() {
+                    sink.tab_input(TabInput::LockGranted);
                 }
                 promise.into()
             });
@@ -162,7 +447,7 @@ impl TabLink {
         if let Ok(catch) = js_sys::Reflect::get(&pending, &"catch".into())
             .and_then(|c| c.dyn_into::<js_sys::Function>())
         {
-            let _ = catch.call1(&pending, &super::js::noop());
+            let _ = catch.call1(&pending, &platform::noop());
         }
         Ok(TabLink {
             channel,
@@ -189,348 +474,5 @@ impl Drop for TabLink {
             let _ = resolve.call0(&JsValue::NULL);
         }
         self.channel.close();
-    }
-}
-
-impl super::Manager {
-    /// This tab's part in sharing the connection: `"leader"` (holds the
-    /// connection), `"follower"` (gets the leader's relays), `"idle"` (no
-    /// listeners) or `"solo"` (`shareAcrossTabs: false`, or no Web Locks /
-    /// `BroadcastChannel`: its own connection).
-    pub fn tab_role(&self) -> &'static str {
-        self.inner.tab_role()
-    }
-}
-
-impl Inner {
-    /// First listener: with sharing on, join as a follower and ask for the
-    /// lock (the connection starts in [`Inner::on_lock_granted`]). Returns
-    /// false when this manager runs solo (the caller starts its connection).
-    pub(super) fn tabs_start(self: &Rc<Self>) -> bool {
-        match self.tabs.role() {
-            None => return false,
-            Some(Role::Idle) => {}
-            Some(_) => return true, // already taking part
-        }
-        let link = match TabLink::open(&self.tabs.name, Rc::downgrade(self)) {
-            Ok(l) => l,
-            Err(e) => {
-                // Fall back to a connection of our own, for good.
-                web_sys::console::warn_1(&format!("tidings: sharing across tabs off: {e}").into());
-                *self.tabs.core.borrow_mut() = None;
-                return false;
-            }
-        };
-        *self.tabs.link.borrow_mut() = Some(link);
-        self.install_page_listeners();
-        let names = self.st.borrow().listeners.types();
-        // Where this tab was (kept in sessionStorage across a reload): a
-        // follower behind the leader fetches what it missed.
-        let resume = self.st.borrow().conn.last_event_id().map(str::to_owned);
-        if let Some(core) = self.tabs.core.borrow_mut().as_mut() {
-            core.start(&names, resume.as_deref());
-        }
-        self.tabs_flush();
-        true
-    }
-
-    /// Leaves (last listener gone, `close()`, `pagehide`). The caller has
-    /// already stopped its connection, so the socket closes before the lock
-    /// passes on (never two connections at the server).
-    pub(super) fn tabs_stop(self: &Rc<Self>) {
-        let active = matches!(self.tabs.role(), Some(Role::Follower | Role::Leader));
-        if !active {
-            return;
-        }
-        if let Some(core) = self.tabs.core.borrow_mut().as_mut() {
-            core.stop();
-        }
-        self.tabs_flush(); // posts `leave` while the channel is open
-        drop(self.tabs.link.borrow_mut().take());
-    }
-
-    /// A listener type was added.
-    pub(super) fn tabs_add_name(self: &Rc<Self>, ty: &str) {
-        if let Some(core) = self.tabs.core.borrow_mut().as_mut() {
-            core.add_name(ty);
-        }
-        self.tabs_flush();
-    }
-
-    /// Leader: relays what the connection produced (before local delivery).
-    /// Returns whether to deliver it locally (not a repeat of the state shown).
-    pub(super) fn tabs_relay(self: &Rc<Self>, output: &Output) -> bool {
-        if self.tabs.role() != Some(Role::Leader) {
-            return true;
-        }
-        let local = self
-            .tabs
-            .core
-            .borrow_mut()
-            .as_mut()
-            .is_none_or(|core| core.handle_local(output));
-        self.tabs_flush();
-        // Every new transport reports `open`: it also listens for the names
-        // followers asked for (the transport itself only knows ours).
-        if *output == Output::State(State::Open) {
-            let names = self.tabs_peer_names();
-            if let Some(sse) = self.st.borrow_mut().sse.as_mut() {
-                for n in &names {
-                    sse.ensure_name(n);
-                }
-            }
-        }
-        local
-    }
-
-    /// Leader: event names followers listen for (the `EventSource` adds them).
-    pub(super) fn tabs_peer_names(&self) -> Vec<String> {
-        self.tabs
-            .core
-            .borrow()
-            .as_ref()
-            .map(TabCore::peer_names)
-            .unwrap_or_default()
-    }
-
-    /// The state shown: the leader's while following, else the connection's.
-    pub(super) fn shown_state(&self) -> State {
-        match self.tabs.core.borrow().as_ref() {
-            Some(c) if c.role() == Role::Follower => c.state(),
-            _ => self.st.borrow().conn.state(),
-        }
-    }
-
-    /// The position: the tab core's while sharing, else the connection's.
-    pub(super) fn shown_last_event_id(&self) -> Option<String> {
-        match self.tabs.core.borrow().as_ref() {
-            Some(c) if c.role() != Role::Idle => c.last_event_id().map(str::to_owned),
-            _ => self.st.borrow().conn.last_event_id().map(str::to_owned),
-        }
-    }
-
-    /// `solo`, `idle`, `follower` or `leader`.
-    pub(super) fn tab_role(&self) -> &'static str {
-        match self.tabs.role() {
-            None => "solo",
-            Some(Role::Idle) => "idle",
-            Some(Role::Follower) => "follower",
-            Some(Role::Leader) => "leader",
-        }
-    }
-
-    /// The lock was granted: lead. The connection starts from this tab's own
-    /// last delivered id (a fresh state machine, so no leftover timers).
-    fn on_lock_granted(self: &Rc<Self>) {
-        let resume = {
-            let mut core = self.tabs.core.borrow_mut();
-            let Some(core) = core.as_mut() else { return };
-            if !core.handle_lock_granted() {
-                return;
-            }
-            // Our own position: what we delivered, or (knowing nothing since)
-            // the id kept in sessionStorage, which `tabs_start` gave the core.
-            let own = core.last_event_id().map(str::to_owned);
-            (!core.is_ended()).then_some(own)
-        };
-        self.tabs_flush();
-        let Some(last) = resume else { return };
-        {
-            let mut st = self.st.borrow_mut();
-            if st.closed {
-                return;
-            }
-            let seed = (js_sys::Math::random() * 9_007_199_254_740_992.0) as u64;
-            st.conn = Connection::new(self.options.config(), XorShiftJitter::new(seed), last);
-        }
-        self.start_connection();
-    }
-
-    /// Follower: fetches the events after `after` (one request of the
-    /// polling form, same token and headers) for the core's catch-up.
-    fn start_catch_up(self: &Rc<Self>, after: &str) {
-        let abort = web_sys::AbortController::new().ok();
-        let signal = abort.as_ref().map(web_sys::AbortController::signal);
-        if let Some(old) = self.tabs.catch_up.replace(abort) {
-            old.abort();
-        }
-        let url = crate::url::poll_url(&self.url, Some(after));
-        let options = self.options.clone();
-        let inner = Rc::downgrade(self);
-        wasm_bindgen_futures::spawn_local(async move {
-            let result = match super::token::resolve(&options).await {
-                Err(e) => Err(e),
-                Ok(t) => match super::fetch::build_request(
-                    &url,
-                    "application/json",
-                    &options,
-                    t.as_deref(),
-                    None,
-                    signal.as_ref(),
-                ) {
-                    Ok(r) => super::transport::fetch_poll(&r)
-                        .await
-                        .map_err(|e| e.message),
-                    Err(e) => Err(format!("bad catch-up request: {e}")),
-                },
-            };
-            if let Some(i) = inner.upgrade() {
-                i.tabs.catch_up.borrow_mut().take();
-                i.on_catch_up(result);
-            }
-        });
-    }
-
-    fn on_catch_up(self: &Rc<Self>, result: Result<crate::messages::PollResponse, String>) {
-        if let Some(core) = self.tabs.core.borrow_mut().as_mut() {
-            match result {
-                Ok(r) => core.handle_catch_up(
-                    r.events
-                        .into_iter()
-                        .map(|e| SseEvent {
-                            event: e.event,
-                            data: e.data,
-                            id: e.id,
-                        })
-                        .collect(),
-                ),
-                Err(e) => core.handle_catch_up_failed(&e),
-            }
-        }
-        self.tabs_flush();
-    }
-
-    fn on_relay(self: &Rc<Self>, msg: Relay) {
-        if let Some(core) = self.tabs.core.borrow_mut().as_mut() {
-            core.handle_relay(msg);
-        }
-        self.tabs_flush();
-    }
-
-    fn relay_error(&self, e: &RelayError, raw: Option<String>) {
-        let mut info = ErrorInfo::new(ErrorKind::Protocol, e.to_string());
-        info.raw = raw;
-        self.emit_error(&info);
-    }
-
-    /// Posts what the core wants posted, then does its local outputs. No
-    /// borrow is held while listeners run (they may call on/off/close).
-    fn tabs_flush(self: &Rc<Self>) {
-        for _ in 0..10_000 {
-            let (posts, outputs) = {
-                let mut core = self.tabs.core.borrow_mut();
-                let Some(core) = core.as_mut() else { return };
-                let mut p = Vec::new();
-                while let Some(m) = core.poll_post() {
-                    p.push(m);
-                }
-                let mut o = Vec::new();
-                while let Some(x) = core.poll() {
-                    o.push(x);
-                }
-                (p, o)
-            };
-            if posts.is_empty() && outputs.is_empty() {
-                return;
-            }
-            let failed = {
-                let link = self.tabs.link.borrow();
-                posts
-                    .iter()
-                    .find_map(|m| link.as_ref().and_then(|l| l.post(m).err()))
-            };
-            if let Some(e) = failed {
-                self.emit_error(&ErrorInfo::new(
-                    ErrorKind::Protocol,
-                    format!("tab relay post failed: {e}"),
-                ));
-            }
-            for o in outputs {
-                match o {
-                    TabOutput::Deliver(o) => self.emit(o),
-                    TabOutput::ListenFor(name) => {
-                        if let Some(sse) = self.st.borrow_mut().sse.as_mut() {
-                            sse.ensure_name(&name);
-                        }
-                    }
-                    TabOutput::CatchUp(after) => self.start_catch_up(&after),
-                }
-            }
-        }
-    }
-
-    /// `pagehide`: leave at once (closing our connection first), so the next
-    /// tab takes over without waiting for the browser to notice. `pageshow`
-    /// from the back/forward cache: join again if listeners remain.
-    fn install_page_listeners(self: &Rc<Self>) {
-        let mut page = self.tabs.page.borrow_mut();
-        if !page.is_empty() {
-            return;
-        }
-        let Some(target) = js_sys::global().dyn_into::<web_sys::EventTarget>().ok() else {
-            return;
-        };
-        let w = Rc::downgrade(self);
-        page.push(EventListener::new(&target, "pagehide", move |_| {
-            if let Some(i) = w.upgrade() {
-                i.suspend();
-            }
-        }));
-        if self.options.pause_when_hidden {
-            let doc = js_sys::Reflect::get(&js_sys::global(), &"document".into())
-                .ok()
-                .filter(|d| d.is_object());
-            if let Some(doc) = doc.and_then(|d| d.dyn_into::<web_sys::Document>().ok()) {
-                let w = Rc::downgrade(self);
-                let d2 = doc.clone();
-                page.push(EventListener::new(&doc, "visibilitychange", move |_| {
-                    if let Some(i) = w.upgrade() {
-                        i.on_page_visibility(
-                            d2.visibility_state() == web_sys::VisibilityState::Visible,
-                        );
-                    }
-                }));
-            }
-        }
-        let w = Rc::downgrade(self);
-        page.push(EventListener::new(&target, "pageshow", move |e| {
-            let persisted = js_sys::Reflect::get(e, &"persisted".into())
-                .ok()
-                .and_then(|p| p.as_bool())
-                .unwrap_or(false);
-            if let Some(i) = w.upgrade() {
-                let listening = !i.st.borrow().listeners.is_empty() && !i.st.borrow().closed;
-                if persisted && listening && i.tabs.role() == Some(Role::Idle) {
-                    i.start();
-                }
-            }
-        }));
-    }
-
-    /// Whether `pauseWhenHidden` is handled here (sharing on): the caller
-    /// then leaves visibility to [`Inner::on_page_visibility`], whose listener
-    /// lives as long as the manager (the connection's own listeners go with it).
-    pub(super) fn tabs_visibility(&self, _visible: bool) -> bool {
-        self.tabs.role().is_some()
-    }
-
-    /// `visibilitychange` with `pauseWhenHidden`: a hidden tab leaves (a
-    /// hidden leader hands the connection to a visible tab), a visible one
-    /// joins again.
-    fn on_page_visibility(self: &Rc<Self>, visible: bool) {
-        let listening = !self.st.borrow().closed && !self.st.borrow().listeners.is_empty();
-        if !visible {
-            self.suspend();
-        } else if self.tabs.role() == Some(Role::Idle) && listening {
-            self.start();
-        }
-    }
-
-    fn suspend(self: &Rc<Self>) {
-        if !matches!(self.tabs.role(), Some(Role::Follower | Role::Leader)) {
-            return;
-        }
-        self.stop_connection();
-        self.tabs_stop();
     }
 }

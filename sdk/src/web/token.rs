@@ -10,6 +10,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
+use super::platform::error_text;
 use crate::options::{GetToken, Options};
 
 #[wasm_bindgen(typescript_custom_section)]
@@ -50,19 +51,11 @@ pub(crate) fn from_js(options: &JsValue) -> Option<GetToken> {
 async fn call(f: js_sys::Function) -> Result<String, String> {
     let value = f
         .call0(&JsValue::NULL)
-        .map_err(|e| format!("getToken threw: {}", describe(&e)))?;
+        .map_err(|e| format!("getToken threw: {}", error_text(&e)))?;
     let value = JsFuture::from(js_sys::Promise::resolve(&value))
         .await
-        .map_err(|e| format!("getToken rejected: {}", describe(&e)))?;
+        .map_err(|e| format!("getToken rejected: {}", error_text(&e)))?;
     value
         .as_string()
         .ok_or_else(|| "getToken must return a string (or a promise of one)".to_owned())
-}
-
-fn describe(e: &JsValue) -> String {
-    js_sys::Reflect::get(e, &"message".into())
-        .ok()
-        .and_then(|m| m.as_string())
-        .or_else(|| e.as_string())
-        .unwrap_or_else(|| format!("{e:?}"))
 }

@@ -1,7 +1,13 @@
-//! The transports: `EventSource`, the `fetch` stream ([`super::fetch`]) and
-//! one polling `fetch`. Each owns its callbacks; dropping it closes / aborts
-//! and frees them. Before each open and each poll the token comes from
-//! [`super::token::resolve`] (`getToken` or the static token).
+//! The transports of one manager: the SSE transport (`EventSource`, or the
+//! `fetch` stream of [`super::stream`]) and one polling request. Each owns its
+//! callbacks; dropping it closes / aborts and frees them. Before each open and
+//! each poll the token comes from [`super::token::resolve`] (`getToken` or
+//! the static token).
+//!
+//! A transport reports through its [`Handle`]: a weak reference to the
+//! manager and the generation the transport was opened for. The manager
+//! checks the generation in one place, so a late report of a replaced
+//! transport is dropped there.
 
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -9,22 +15,83 @@ use std::rc::{Rc, Weak};
 
 use gloo_events::EventListener;
 use gloo_timers::callback::Timeout;
-use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::JsFuture;
 
-use super::fetch::{build_request, FetchTransport};
-use super::{now, token, Inner};
-use crate::connection::{ErrorInfo, ErrorKind, Output};
+use super::stream::FetchTransport;
+use super::{http, token};
+use crate::connection::ErrorInfo;
 use crate::messages::PollResponse;
 use crate::options::{Options, Transport};
 use crate::parser::SseEvent;
 
-#[wasm_bindgen]
-extern "C" {
-    /// The global `fetch` (window or worker), looked up when called.
-    #[wasm_bindgen(js_name = fetch)]
-    fn global_fetch(input: &web_sys::Request) -> js_sys::Promise;
+/// What a transport reports to its manager.
+#[derive(Debug)]
+pub(crate) enum Input {
+    /// `getToken` answered for an SSE transport being opened.
+    Token {
+        /// The token (`None`: no token), or why `getToken` failed.
+        token: Result<Option<String>, String>,
+        /// The position to open from.
+        last_event_id: Option<String>,
+    },
+    /// The SSE transport is open (HTTP 200 `text/event-stream`).
+    SseOpen,
+    /// An event arrived on the SSE transport.
+    SseEvent(SseEvent),
+    /// `EventSource` reported a failure (the browser would retry by itself).
+    SseError,
+    /// The `EventSource` constructor threw (bad URL, CSP).
+    SseOpenFailed(String),
+    /// The `fetch` stream failed or ended.
+    StreamFailed(String),
+    /// The `fetch` stream got a status other than 200.
+    StreamRejected {
+        /// The HTTP status.
+        status: u16,
+        /// The start of the response body.
+        body: Option<String>,
+    },
+    /// A `retry:` frame of the `fetch` stream, in ms.
+    RetryHint(u64),
+    /// The polling request finished.
+    Poll(Result<PollResponse, ErrorInfo>),
+}
+
+impl Input {
+    /// Whether this comes from the polling request (else from the SSE transport).
+    pub(crate) fn is_poll(&self) -> bool {
+        matches!(self, Input::Poll(_))
+    }
+}
+
+/// Where transports report: the manager.
+pub(crate) trait Sink {
+    /// Takes `input` from the transport of `generation`; false when that
+    /// transport is no longer the one in use (the input is dropped).
+    fn input(self: Rc<Self>, generation: u64, input: Input) -> bool;
+}
+
+/// A transport's way back to its manager.
+#[derive(Clone)]
+pub(crate) struct Handle {
+    sink: Weak<dyn Sink>,
+    generation: u64,
+}
+
+impl Handle {
+    /// The handle of the transport opened for `generation`.
+    pub(crate) fn new(sink: Weak<dyn Sink>, generation: u64) -> Handle {
+        Handle { sink, generation }
+    }
+
+    /// Reports `input`; false when the manager is gone or has moved on to
+    /// another transport (then the sender may stop).
+    pub(crate) fn send(&self, input: Input) -> bool {
+        match self.sink.upgrade() {
+            Some(sink) => sink.input(self.generation, input),
+            None => false,
+        }
+    }
 }
 
 /// The SSE transport slot of a manager.
@@ -33,11 +100,59 @@ pub(crate) enum SseTransport {
     EventSource(EsTransport),
     /// The `fetch` stream.
     Fetch(FetchTransport),
-    /// Waiting for `getToken`; the result is dropped if the generation moved on.
+    /// Waiting for `getToken`; the answer comes as [`Input::Token`].
     Opening,
 }
 
 impl SseTransport {
+    /// Asks `getToken` for the token to open with; the answer comes back as
+    /// [`Input::Token`], and the manager then calls [`SseTransport::open`].
+    pub(crate) fn ask_token(
+        handle: Handle,
+        options: &Options,
+        last_event_id: Option<String>,
+    ) -> SseTransport {
+        let options = options.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            let token = token::resolve(&options).await;
+            handle.send(Input::Token {
+                token,
+                last_event_id,
+            });
+        });
+        SseTransport::Opening
+    }
+
+    /// Opens the transport `options.transport` names for the stream at `url`.
+    /// `names`: the event names an `EventSource` listens for.
+    pub(crate) fn open(
+        handle: Handle,
+        url: &str,
+        options: &Options,
+        names: &[String],
+        last_event_id: Option<&str>,
+        token: Option<&str>,
+    ) -> SseTransport {
+        match options.transport {
+            Transport::Fetch => SseTransport::Fetch(FetchTransport::open(
+                handle,
+                url,
+                options,
+                token,
+                last_event_id,
+            )),
+            Transport::EventSource => {
+                let url = crate::url::sse_url(url, last_event_id, token);
+                SseTransport::EventSource(EsTransport::open(
+                    handle,
+                    &url,
+                    options.with_credentials,
+                    names,
+                ))
+            }
+        }
+    }
+
     /// Listens for the SSE event `name` too (only `EventSource` needs it).
     pub(crate) fn ensure_name(&mut self, name: &str) {
         if let SseTransport::EventSource(es) = self {
@@ -55,205 +170,89 @@ impl SseTransport {
     }
 }
 
-impl Inner {
-    /// Carries out `Action::OpenSse` for `generation` (already bumped, old
-    /// transport already dropped): asks `getToken` first when there is one.
-    pub(crate) fn open_sse(self: &Rc<Self>, generation: u64, last_event_id: Option<String>) {
-        if self.options.get_token.is_none() {
-            let t = self.options.token.clone();
-            return self.open_sse_with(generation, last_event_id.as_deref(), t.as_deref());
-        }
-        self.st.borrow_mut().sse = Some(SseTransport::Opening);
-        let weak = Rc::downgrade(self);
-        let options = self.options.clone();
-        wasm_bindgen_futures::spawn_local(async move {
-            let token = token::resolve(&options).await;
-            let Some(inner) = weak.upgrade() else { return };
-            if !inner.is_current(generation) {
-                return;
-            }
-            match token {
-                Ok(t) => inner.open_sse_with(generation, last_event_id.as_deref(), t.as_deref()),
-                Err(e) => {
-                    inner.emit(Output::Error(ErrorInfo::new(ErrorKind::Auth, e.clone())));
-                    inner.on_stream_failed(generation, &e);
-                }
-            }
-        });
-    }
-
-    fn open_sse_with(
-        self: &Rc<Self>,
-        generation: u64,
-        last_event_id: Option<&str>,
-        token: Option<&str>,
-    ) {
-        if self.options.transport == Transport::Fetch {
-            let t = FetchTransport::open(
-                &self.url,
-                &self.options,
-                token,
-                last_event_id,
-                Rc::downgrade(self),
-                generation,
-            );
-            self.st.borrow_mut().sse = Some(SseTransport::Fetch(t));
-            return;
-        }
-        let url = crate::url::sse_url(&self.url, last_event_id, token);
-        let mut st = self.st.borrow_mut();
-        let mut names = st.listeners.types();
-        names.extend(
-            super::base_names(self.decoder)
-                .iter()
-                .map(|s| (*s).to_owned()),
-        );
-        match EsTransport::open(
-            &url,
-            self.options.with_credentials,
-            &names,
-            Rc::downgrade(self),
-            generation,
-        ) {
-            Ok(t) => st.sse = Some(SseTransport::EventSource(t)),
-            Err(message) => {
-                // A synchronous failure (bad URL, CSP) is an SSE error like any other.
-                let weak = Rc::downgrade(self);
-                let t = Timeout::new(0, move || {
-                    if let Some(inner) = weak.upgrade() {
-                        inner.emit(Output::Error(ErrorInfo::new(ErrorKind::Network, message)));
-                        inner.on_sse_error(generation);
-                    }
-                });
-                // Owned by the transport slot, so a later action replaces (cancels) it.
-                st.sse = Some(SseTransport::EventSource(EsTransport::failed(t)));
-            }
-        }
-    }
-
-    /// `visibilitychange`: with `pauseWhenHidden`, close while hidden and
-    /// resume after the last id when visible; visible also retries at once.
-    pub(crate) fn on_visibility(self: &Rc<Self>, visible: bool) {
-        // Shared across tabs: the tab leaves / rejoins instead (web/tabs.rs).
-        if self.options.pause_when_hidden && !self.tabs_visibility(visible) {
-            {
-                let mut st = self.st.borrow_mut();
-                if st.closed || st.listeners.is_empty() {
-                    return;
-                }
-                if visible {
-                    st.conn.start(now());
-                } else {
-                    st.conn.stop();
-                }
-            }
-            self.drive();
-        }
-        if visible {
-            self.wake();
-        }
-    }
-}
-
 /// An open `EventSource` with its listeners. `Drop` closes it.
 pub(crate) struct EsTransport {
     es: Option<web_sys::EventSource>,
     listeners: Vec<EventListener>,
     names: HashSet<String>,
-    inner: Weak<Inner>,
-    generation: u64,
+    handle: Handle,
     /// `MessageEvent.lastEventId` repeats the previous id for events without
     /// an `id:` line. Ids strictly increase per stream (PROTOCOL.md), so an
     /// unchanged value means "no id"; shared by all listeners of this source.
     prev_id: Rc<RefCell<String>>,
+    /// A constructor failure is reported from a timer, never from inside the
+    /// manager's own action loop; owned here so a later action cancels it.
     _deferred_failure: Option<Timeout>,
 }
 
 impl EsTransport {
-    pub(crate) fn open(
-        url: &str,
-        with_credentials: bool,
-        names: &[String],
-        inner: Weak<Inner>,
-        generation: u64,
-    ) -> Result<EsTransport, String> {
-        let init = web_sys::EventSourceInit::new();
-        init.set_with_credentials(with_credentials);
-        let es = web_sys::EventSource::new_with_event_source_init_dict(url, &init)
-            .map_err(|e| format!("EventSource constructor failed: {e:?}"))?;
+    fn open(handle: Handle, url: &str, with_credentials: bool, names: &[String]) -> EsTransport {
         let mut t = EsTransport {
-            es: Some(es.clone()),
+            es: None,
             listeners: Vec::new(),
             names: HashSet::new(),
-            inner: inner.clone(),
-            generation,
-            prev_id: Rc::new(RefCell::new(String::new())),
+            handle: handle.clone(),
+            prev_id: Rc::default(),
             _deferred_failure: None,
         };
-        let w = inner.clone();
-        t.listeners.push(EventListener::new(&es, "open", move |_| {
-            if let Some(i) = w.upgrade() {
-                i.on_sse_open(generation);
+        let init = web_sys::EventSourceInit::new();
+        init.set_with_credentials(with_credentials);
+        let es = match web_sys::EventSource::new_with_event_source_init_dict(url, &init) {
+            Ok(es) => es,
+            Err(e) => {
+                let message = format!("EventSource constructor failed: {e:?}");
+                t._deferred_failure = Some(Timeout::new(0, move || {
+                    handle.send(Input::SseOpenFailed(message));
+                }));
+                return t;
             }
+        };
+        let h = handle.clone();
+        t.listeners.push(EventListener::new(&es, "open", move |_| {
+            h.send(Input::SseOpen);
         }));
         // `error` is both the connection failure (a plain Event) and a
         // server-sent `event: error` (a MessageEvent with data).
-        let w = inner;
         let prev = t.prev_id.clone();
         t.listeners.push(EventListener::new(&es, "error", move |e| {
-            let Some(i) = w.upgrade() else { return };
             match e
                 .dyn_ref::<web_sys::MessageEvent>()
                 .and_then(|m| to_sse(m, &prev))
             {
-                Some(ev) => i.on_sse_event(generation, ev),
-                None => i.on_sse_error(generation),
-            }
+                Some(ev) => handle.send(Input::SseEvent(ev)),
+                None => handle.send(Input::SseError),
+            };
         }));
         t.names.insert("error".to_owned());
+        t.es = Some(es);
         for n in names {
             t.ensure_name(n);
         }
-        Ok(t)
-    }
-
-    /// A transport that failed synchronously; its error is reported by `timer`.
-    pub(crate) fn failed(timer: Timeout) -> EsTransport {
-        EsTransport {
-            es: None,
-            listeners: Vec::new(),
-            names: HashSet::new(),
-            inner: Weak::new(),
-            generation: 0,
-            prev_id: Rc::default(),
-            _deferred_failure: Some(timer),
-        }
+        t
     }
 
     /// Listens for the SSE event `name` too (EventSource only delivers named
     /// events to listeners of that exact name). `*` cannot be listened for.
-    pub(crate) fn ensure_name(&mut self, name: &str) {
+    fn ensure_name(&mut self, name: &str) {
         let Some(es) = self.es.as_ref() else { return };
         if name == "*" || name == "open" || !self.names.insert(name.to_owned()) {
             return;
         }
-        let w = self.inner.clone();
-        let generation = self.generation;
+        let handle = self.handle.clone();
         let prev = self.prev_id.clone();
         self.listeners
             .push(EventListener::new(es, name.to_owned(), move |e| {
-                let Some(i) = w.upgrade() else { return };
                 if let Some(ev) = e
                     .dyn_ref::<web_sys::MessageEvent>()
                     .and_then(|m| to_sse(m, &prev))
                 {
-                    i.on_sse_event(generation, ev);
+                    handle.send(Input::SseEvent(ev));
                 }
             }));
     }
 
     /// Stops the browser's own reconnection at once.
-    pub(crate) fn close(&self) {
+    fn close(&self) {
         if let Some(es) = &self.es {
             es.close();
         }
@@ -292,38 +291,19 @@ pub(crate) struct PollRequest {
 
 impl PollRequest {
     /// Asks for the token (`getToken` or the static one), then fetches `url`
-    /// with the manager's headers and credentials.
-    pub(crate) fn start(
-        url: &str,
-        options: &Options,
-        inner: Weak<Inner>,
-        generation: u64,
-    ) -> PollRequest {
+    /// with the manager's headers and credentials; the result comes back as
+    /// [`Input::Poll`].
+    pub(crate) fn start(handle: Handle, url: &str, options: &Options) -> PollRequest {
         let abort = web_sys::AbortController::new().ok();
         let signal = abort.as_ref().map(web_sys::AbortController::signal);
         let (url, options) = (url.to_owned(), options.clone());
         wasm_bindgen_futures::spawn_local(async move {
             let result = match token::resolve(&options).await {
-                Err(e) => Err(ErrorInfo::new(ErrorKind::Auth, e)),
+                Err(e) => Err(ErrorInfo::new(crate::connection::ErrorKind::Auth, e)),
                 // The position is in the URL (`lastEventId=`), not a header.
-                Ok(t) => match build_request(
-                    &url,
-                    "application/json",
-                    &options,
-                    t.as_deref(),
-                    None,
-                    signal.as_ref(),
-                ) {
-                    Ok(r) => fetch_poll(&r).await,
-                    Err(e) => Err(ErrorInfo::new(
-                        ErrorKind::Network,
-                        format!("bad polling request: {e}"),
-                    )),
-                },
+                Ok(t) => http::fetch_poll(&url, &options, t.as_deref(), signal.as_ref()).await,
             };
-            if let Some(i) = inner.upgrade() {
-                i.on_poll_result(generation, result);
-            }
+            handle.send(Input::Poll(result));
         });
         PollRequest { abort }
     }
@@ -335,51 +315,4 @@ impl Drop for PollRequest {
             a.abort();
         }
     }
-}
-
-fn js_message(e: &JsValue) -> String {
-    js_sys::Reflect::get(e, &"message".into())
-        .ok()
-        .and_then(|m| m.as_string())
-        .unwrap_or_else(|| format!("{e:?}"))
-}
-
-/// Fetches one polling-form request and parses its body (errors carry status and body).
-pub(crate) async fn fetch_poll(request: &web_sys::Request) -> Result<PollResponse, ErrorInfo> {
-    let network = |e: JsValue| {
-        ErrorInfo::new(
-            ErrorKind::Network,
-            format!("polling fetch failed: {}", js_message(&e)),
-        )
-    };
-    let resp: web_sys::Response = JsFuture::from(global_fetch(request))
-        .await
-        .map_err(network)?
-        .unchecked_into();
-    let status = resp.status();
-    let body = match resp.text() {
-        Ok(p) => JsFuture::from(p)
-            .await
-            .map_err(network)?
-            .as_string()
-            .unwrap_or_default(),
-        Err(e) => return Err(network(e)),
-    };
-    if !(200..300).contains(&status) || status == 204 {
-        let kind = if status == 401 || status == 403 {
-            ErrorKind::Auth
-        } else {
-            ErrorKind::Http
-        };
-        let mut e = ErrorInfo::new(kind, format!("polling got HTTP {status}"));
-        e.status = Some(status);
-        e.raw = Some(body);
-        return Err(e);
-    }
-    PollResponse::from_json(&body).map_err(|d| {
-        let mut e = ErrorInfo::new(ErrorKind::Protocol, format!("polling response: {d}"));
-        e.status = Some(status);
-        e.raw = Some(body);
-        e
-    })
 }

@@ -1,0 +1,633 @@
+//! The running part of a manager: it feeds browser inputs (transport reports,
+//! timers, `online`/`visibilitychange`, tab sharing) to the sans-IO
+//! [`Connection`] and [`crate::tabs::TabCore`], carries out their actions and
+//! delivers their outputs to the listeners.
+//!
+//! Every input enters through [`Inner::input`] (transports, tagged with their
+//! generation) or [`Inner::tab_input`] (tab sharing); both then run
+//! [`Inner::drive`], the one loop that drains the core's queues.
+
+use std::cell::{Cell, RefCell};
+use std::rc::{Rc, Weak};
+
+use gloo_events::EventListener;
+use gloo_timers::callback::Timeout;
+use wasm_bindgen::prelude::*;
+
+use super::listeners::{ErrorCb, EventCb, Kind, Listeners, StateCb};
+use super::platform::{self, now};
+use super::storage;
+use super::tabs::{TabInput, TabSink, Tabs};
+use super::transport::{Handle, Input, PollRequest, Sink, SseTransport};
+use crate::backoff::XorShiftJitter;
+use crate::connection::{Action, Connection, ErrorInfo, ErrorKind, Output, State};
+use crate::dispatch::ListenerId;
+use crate::messages::Decoder;
+use crate::options::Options;
+use crate::tabs::TabOutput;
+
+/// The mutable part of a manager, borrowed only between calls out.
+struct St {
+    conn: Connection<XorShiftJitter>,
+    sse: Option<SseTransport>,
+    sse_generation: u64,
+    poll: Option<PollRequest>,
+    poll_generation: u64,
+    timer: Option<Timeout>,
+    /// `online` and `visibilitychange`, while the connection runs.
+    wake: Vec<EventListener>,
+    closed: bool,
+}
+
+/// One manager: what every [`super::Manager`] handle and the JS object share.
+pub(crate) struct Inner {
+    /// The registry key (absolute URL and token).
+    pub(crate) key: String,
+    /// The absolute stream URL.
+    pub(crate) url: String,
+    options: Options,
+    /// The decoder in use.
+    pub(crate) decoder: Decoder,
+    st: RefCell<St>,
+    listeners: Listeners,
+    driving: Cell<bool>,
+    /// The JS `Manager` object handed out by `connect()` (one per manager so
+    /// the singleton is the same JS object). Cleared by `close()`.
+    pub(crate) js_handle: RefCell<Option<JsValue>>,
+    tabs: Tabs,
+}
+
+fn connection(options: &Options, resume: Option<String>) -> Connection<XorShiftJitter> {
+    Connection::new(
+        options.config(),
+        XorShiftJitter::new(platform::random_u64()),
+        resume,
+    )
+}
+
+impl Inner {
+    /// A manager for the stream at `url` (absolute), registered as `key`; it
+    /// touches no browser API until the first listener.
+    pub(crate) fn new(key: String, url: String, options: Options) -> Inner {
+        let resume = if options.persist_last_event_id {
+            storage::load(&url)
+        } else {
+            None
+        };
+        Inner {
+            key,
+            decoder: options.decoder_for(&url),
+            st: RefCell::new(St {
+                conn: connection(&options, resume),
+                sse: None,
+                sse_generation: 0,
+                poll: None,
+                poll_generation: 0,
+                timer: None,
+                wake: Vec::new(),
+                closed: false,
+            }),
+            listeners: Listeners::default(),
+            tabs: Tabs::new(&url, &options),
+            url,
+            options,
+            driving: Cell::new(false),
+            js_handle: RefCell::new(None),
+        }
+    }
+
+    // ---- listeners ---------------------------------------------------------
+
+    /// Adds an event listener; the first one starts the connection (or joins
+    /// the tabs sharing it). A closed manager takes none (id 0).
+    pub(crate) fn add_listener(self: &Rc<Self>, ty: &str, cb: EventCb) -> ListenerId {
+        if self.st.borrow().closed {
+            return ListenerId(0);
+        }
+        let (id, first) = self.listeners.add_event(ty, cb);
+        if let Some(sse) = self.st.borrow_mut().sse.as_mut() {
+            sse.ensure_name(ty);
+        }
+        self.tabs.add_name(ty);
+        self.tabs_flush();
+        if first {
+            self.start();
+        }
+        id
+    }
+
+    /// Adds a state listener and calls it at once with the state shown.
+    pub(crate) fn add_state_listener(&self, cb: StateCb) -> ListenerId {
+        self.listeners.add_state(cb, || self.shown_state())
+    }
+
+    /// Adds an error listener. A closed manager takes none (id 0).
+    pub(crate) fn add_error_listener(&self, cb: ErrorCb) -> ListenerId {
+        if self.st.borrow().closed {
+            return ListenerId(0);
+        }
+        self.listeners.add_error(cb)
+    }
+
+    /// Removes a listener; the last event listener stops the connection.
+    pub(crate) fn remove(self: &Rc<Self>, kind: Kind, id: ListenerId) {
+        if self.listeners.remove(kind, id) {
+            self.stop_connection();
+            // After the socket closed: then the lock may pass to another tab.
+            self.tabs_stop();
+        }
+    }
+
+    /// The state shown: the leader's while following, else the connection's.
+    pub(crate) fn shown_state(&self) -> State {
+        self.tabs.shown_state(self.st.borrow().conn.state())
+    }
+
+    /// The position shown: the tab core's while sharing, else the connection's.
+    pub(crate) fn shown_last_event_id(&self) -> Option<String> {
+        self.tabs
+            .shown_last_event_id(self.st.borrow().conn.last_event_id())
+    }
+
+    /// `solo`, `idle`, `follower` or `leader`.
+    pub(crate) fn tab_role(&self) -> &'static str {
+        self.tabs.role_name()
+    }
+
+    // ---- running -----------------------------------------------------------
+
+    fn listening(&self) -> bool {
+        !self.st.borrow().closed && self.listeners.has_events()
+    }
+
+    fn start(self: &Rc<Self>) {
+        // Sharing across tabs: follow until the lock is granted.
+        if self.tabs_start() {
+            return;
+        }
+        self.start_connection();
+    }
+
+    fn start_connection(self: &Rc<Self>) {
+        {
+            let mut st = self.st.borrow_mut();
+            st.conn.start(now());
+            st.wake = self.wake_listeners();
+        }
+        self.drive();
+    }
+
+    fn stop_connection(self: &Rc<Self>) {
+        {
+            let mut st = self.st.borrow_mut();
+            st.conn.stop();
+            st.wake.clear();
+        }
+        self.drive();
+    }
+
+    /// Closes for good: every listener goes, the connection closes, the tab
+    /// leaves, and the JS object is let go.
+    pub(crate) fn close(self: &Rc<Self>) {
+        {
+            let mut st = self.st.borrow_mut();
+            if st.closed {
+                return;
+            }
+            st.closed = true;
+            st.conn.close();
+            st.wake.clear();
+        }
+        self.listeners.clear_events();
+        self.drive();
+        self.tabs_stop();
+        self.listeners.clear_rest();
+        self.st.borrow_mut().timer = None;
+        self.js_handle.borrow_mut().take();
+    }
+
+    /// `online` on the global object and `visibilitychange` on the document:
+    /// retry at once. Owned by the manager while it is running.
+    fn wake_listeners(self: &Rc<Self>) -> Vec<EventListener> {
+        let mut v = Vec::new();
+        if let Some(target) = platform::global_target() {
+            let weak = Rc::downgrade(self);
+            v.push(EventListener::new(&target, "online", move |_| {
+                if let Some(inner) = weak.upgrade() {
+                    inner.wake();
+                }
+            }));
+        }
+        if let Some(doc) = platform::document() {
+            let weak = Rc::downgrade(self);
+            let d2 = doc.clone();
+            v.push(EventListener::new(&doc, "visibilitychange", move |_| {
+                if let Some(inner) = weak.upgrade() {
+                    inner.on_visibility(platform::is_visible(&d2));
+                }
+            }));
+        }
+        v
+    }
+
+    fn wake(self: &Rc<Self>) {
+        self.st.borrow_mut().conn.handle_wake(now());
+        self.drive();
+    }
+
+    /// `visibilitychange`: with `pauseWhenHidden`, close while hidden and
+    /// resume after the last id when visible; visible also retries at once.
+    /// While sharing, the tab leaves and rejoins instead (see `TabInput::Visibility`).
+    fn on_visibility(self: &Rc<Self>, visible: bool) {
+        if self.options.pause_when_hidden && !self.tabs.is_shared() {
+            if !self.listening() {
+                return;
+            }
+            {
+                let mut st = self.st.borrow_mut();
+                if visible {
+                    st.conn.start(now());
+                } else {
+                    st.conn.stop();
+                }
+            }
+            self.drive();
+        }
+        if visible {
+            self.wake();
+        }
+    }
+
+    fn on_timeout(self: &Rc<Self>) {
+        {
+            let mut st = self.st.borrow_mut();
+            st.timer = None;
+            st.conn.handle_timeout(now());
+        }
+        self.drive();
+    }
+
+    // ---- transports --------------------------------------------------------
+
+    /// A handle for the transport of `generation`.
+    fn handle(self: &Rc<Self>, generation: u64) -> Handle {
+        let sink: Weak<dyn Sink> = Rc::downgrade(self) as Weak<Self>;
+        Handle::new(sink, generation)
+    }
+
+    /// Test hook: acts as if the SSE transport failed now.
+    pub(crate) fn fail_sse(self: &Rc<Self>) {
+        let generation = {
+            let st = self.st.borrow();
+            if st.sse.is_none() {
+                return;
+            }
+            st.sse_generation
+        };
+        self.input(generation, Input::SseError);
+    }
+
+    /// Every transport report enters here; one from a replaced transport
+    /// (another generation) is dropped.
+    fn input(self: &Rc<Self>, generation: u64, input: Input) -> bool {
+        {
+            let mut st = self.st.borrow_mut();
+            let current = if input.is_poll() {
+                st.poll_generation
+            } else {
+                st.sse_generation
+            };
+            if generation != current {
+                return false;
+            }
+            match input {
+                Input::Token {
+                    token: Ok(token),
+                    last_event_id,
+                } => {
+                    drop(st);
+                    self.open_sse(generation, last_event_id.as_deref(), token.as_deref());
+                    return true;
+                }
+                Input::Token { token: Err(e), .. } => {
+                    drop(st);
+                    self.emit(Output::Error(ErrorInfo::new(ErrorKind::Auth, e.clone())));
+                    return self.input(generation, Input::StreamFailed(e));
+                }
+                Input::SseOpenFailed(message) => {
+                    drop(st);
+                    self.emit(Output::Error(ErrorInfo::new(ErrorKind::Network, message)));
+                    return self.input(generation, Input::SseError);
+                }
+                Input::RetryHint(ms) => {
+                    st.conn.handle_retry_hint(ms);
+                    return true;
+                }
+                Input::SseOpen => st.conn.handle_sse_open(now()),
+                Input::SseEvent(ev) => st.conn.handle_sse_event(ev, now()),
+                Input::SseError => {
+                    // Stop the browser's own retry at once; the core schedules ours.
+                    if let Some(sse) = st.sse.as_ref() {
+                        sse.close();
+                    }
+                    st.conn.handle_sse_error(now(), "EventSource error");
+                }
+                Input::StreamFailed(reason) => st.conn.handle_sse_error(now(), &reason),
+                Input::StreamRejected { status, body } => {
+                    st.conn.handle_sse_rejected(now(), status, body);
+                }
+                Input::Poll(result) => {
+                    st.poll = None;
+                    match result {
+                        Ok(r) => st.conn.handle_poll_response(now(), r),
+                        Err(e) => st.conn.handle_poll_error(now(), e),
+                    }
+                }
+            }
+        }
+        self.drive();
+        true
+    }
+
+    /// Opens the SSE transport of `generation` with `token`.
+    fn open_sse(
+        self: &Rc<Self>,
+        generation: u64,
+        last_event_id: Option<&str>,
+        token: Option<&str>,
+    ) {
+        let mut names = self.listeners.event_types();
+        names.extend(self.decoder.event_names().iter().map(|s| (*s).to_owned()));
+        let t = SseTransport::open(
+            self.handle(generation),
+            &self.url,
+            &self.options,
+            &names,
+            last_event_id,
+            token,
+        );
+        self.st.borrow_mut().sse = Some(t);
+    }
+
+    /// Runs the core's actions and delivers its outputs until both are empty,
+    /// then arms the timer. Re-entrant calls (a listener calling `on`, `off`
+    /// or `close`) leave their work to the running loop, keeping order.
+    fn drive(self: &Rc<Self>) {
+        if self.driving.replace(true) {
+            return;
+        }
+        // Bounded: each round drains the queues; new work only comes from listeners.
+        for _ in 0..10_000 {
+            let (actions, outputs) = {
+                let mut st = self.st.borrow_mut();
+                let mut a = Vec::new();
+                while let Some(x) = st.conn.poll_action() {
+                    a.push(x);
+                }
+                let mut o = Vec::new();
+                while let Some(x) = st.conn.poll() {
+                    o.push(x);
+                }
+                (a, o)
+            };
+            if actions.is_empty() && outputs.is_empty() {
+                break;
+            }
+            for a in actions {
+                self.perform(a);
+            }
+            for o in outputs {
+                // Leader: to the other tabs first.
+                if self.tabs_relay(&o) {
+                    self.emit(o);
+                }
+            }
+        }
+        self.driving.set(false);
+        self.rearm();
+    }
+
+    fn perform(self: &Rc<Self>, action: Action) {
+        let mut st = self.st.borrow_mut();
+        match action {
+            Action::OpenSse { last_event_id } => {
+                st.sse_generation += 1;
+                // Replacing the old transport drops (closes) it first.
+                st.sse = None;
+                let generation = st.sse_generation;
+                if self.options.get_token.is_some() {
+                    st.sse = Some(SseTransport::ask_token(
+                        self.handle(generation),
+                        &self.options,
+                        last_event_id,
+                    ));
+                } else {
+                    drop(st);
+                    let token = self.options.token.as_deref();
+                    self.open_sse(generation, last_event_id.as_deref(), token);
+                }
+            }
+            Action::CloseSse => {
+                st.sse_generation += 1;
+                st.sse = None;
+            }
+            Action::Poll { last_event_id } => {
+                st.poll_generation += 1;
+                let url = crate::url::poll_url(&self.url, last_event_id.as_deref());
+                st.poll = Some(PollRequest::start(
+                    self.handle(st.poll_generation),
+                    &url,
+                    &self.options,
+                ));
+            }
+            Action::CancelPoll => {
+                st.poll_generation += 1;
+                st.poll = None; // Drop aborts the fetch.
+            }
+        }
+    }
+
+    fn rearm(self: &Rc<Self>) {
+        let mut st = self.st.borrow_mut();
+        st.timer = st.conn.poll_timeout().map(|at| {
+            let delay = at.saturating_sub(now()).as_millis().min(u32::MAX as u128) as u32;
+            let weak = Rc::downgrade(self);
+            Timeout::new(delay, move || {
+                if let Some(inner) = weak.upgrade() {
+                    inner.on_timeout();
+                }
+            })
+        });
+    }
+
+    fn emit(&self, output: Output) {
+        match output {
+            Output::State(s) => self.listeners.emit_state(s),
+            Output::Error(e) => self.listeners.emit_error(&e),
+            Output::Event(ev) => {
+                if self.options.persist_last_event_id {
+                    storage::remember(&self.url, ev.id.as_deref());
+                }
+                self.listeners.deliver(self.decoder, ev);
+            }
+        }
+    }
+
+    // ---- sharing across tabs -----------------------------------------------
+
+    fn tab_sink(self: &Rc<Self>) -> Weak<dyn TabSink> {
+        Rc::downgrade(self) as Weak<Self>
+    }
+
+    /// First listener: with sharing on, join as a follower and ask for the
+    /// lock (the connection starts when it is granted). Returns false when
+    /// this manager runs solo (the caller starts its connection).
+    fn tabs_start(self: &Rc<Self>) -> bool {
+        let names = self.listeners.event_types();
+        // Where this tab was (kept in sessionStorage across a reload): a
+        // follower behind the leader fetches what it missed.
+        let resume = self.st.borrow().conn.last_event_id().map(str::to_owned);
+        let joined = self.tabs.join(
+            self.tab_sink(),
+            &names,
+            resume.as_deref(),
+            self.options.pause_when_hidden,
+        );
+        if joined {
+            self.tabs_flush();
+        }
+        joined
+    }
+
+    /// Leaves (last listener gone, `close()`, `pagehide`). The caller has
+    /// already stopped its connection, so the socket closes before the lock
+    /// passes on (never two connections at the server).
+    fn tabs_stop(self: &Rc<Self>) {
+        if self.tabs.leave() {
+            self.tabs_flush(); // posts `leave` while the channel is open
+            self.tabs.unlink();
+        }
+    }
+
+    /// Leader: relays what the connection produced (before local delivery).
+    /// Returns whether to deliver it locally (not a repeat of the state shown).
+    fn tabs_relay(self: &Rc<Self>, output: &Output) -> bool {
+        if !self.tabs.is_leader() {
+            return true;
+        }
+        let local = self.tabs.local(output);
+        self.tabs_flush();
+        // Every new transport reports `open`: it also listens for the names
+        // followers asked for (the transport itself only knows ours).
+        if *output == Output::State(State::Open) {
+            let names = self.tabs.peer_names();
+            if let Some(sse) = self.st.borrow_mut().sse.as_mut() {
+                for n in &names {
+                    sse.ensure_name(n);
+                }
+            }
+        }
+        local
+    }
+
+    /// Posts what the tab core wants posted, then does its local outputs. No
+    /// borrow is held while listeners run (they may call on/off/close).
+    fn tabs_flush(self: &Rc<Self>) {
+        for _ in 0..10_000 {
+            let Some((failed, outputs)) = self.tabs.exchange() else {
+                return;
+            };
+            if let Some(e) = failed {
+                self.listeners.emit_error(&ErrorInfo::new(
+                    ErrorKind::Protocol,
+                    format!("tab relay post failed: {e}"),
+                ));
+            }
+            for o in outputs {
+                match o {
+                    TabOutput::Deliver(o) => self.emit(o),
+                    TabOutput::ListenFor(name) => {
+                        if let Some(sse) = self.st.borrow_mut().sse.as_mut() {
+                            sse.ensure_name(&name);
+                        }
+                    }
+                    TabOutput::CatchUp(after) => {
+                        self.tabs
+                            .start_catch_up(self.tab_sink(), &self.url, &self.options, &after);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every tab-sharing input enters here.
+    fn on_tab_input(self: &Rc<Self>, input: TabInput) {
+        match input {
+            TabInput::LockGranted => {
+                let Some(resume) = self.tabs.lock_granted() else {
+                    self.tabs_flush();
+                    return;
+                };
+                self.tabs_flush();
+                {
+                    let mut st = self.st.borrow_mut();
+                    if st.closed {
+                        return;
+                    }
+                    // A fresh state machine, so no leftover timers.
+                    st.conn = connection(&self.options, resume);
+                }
+                self.start_connection();
+            }
+            TabInput::Relay(msg) => {
+                self.tabs.relay(msg);
+                self.tabs_flush();
+            }
+            TabInput::BadRelay(e, raw) => {
+                let mut info = ErrorInfo::new(ErrorKind::Protocol, e.to_string());
+                info.raw = raw;
+                self.listeners.emit_error(&info);
+            }
+            TabInput::CatchUp { number, result } => {
+                self.tabs.catch_up_done(number, result);
+                self.tabs_flush();
+            }
+            // Leave at once (closing our connection first), so the next tab
+            // takes over without waiting for the browser to notice.
+            TabInput::PageHide => self.suspend(),
+            TabInput::PageShow => {
+                if self.listening() && self.tabs.is_idle() {
+                    self.start();
+                }
+            }
+            // With `pauseWhenHidden`: a hidden tab leaves (a hidden leader
+            // hands the connection to a visible tab), a visible one joins again.
+            TabInput::Visibility(false) => self.suspend(),
+            TabInput::Visibility(true) => {
+                if self.tabs.is_idle() && self.listening() {
+                    self.start();
+                }
+            }
+        }
+    }
+
+    fn suspend(self: &Rc<Self>) {
+        if !self.tabs.is_active() {
+            return;
+        }
+        self.stop_connection();
+        self.tabs_stop();
+    }
+}
+
+impl Sink for Inner {
+    fn input(self: Rc<Self>, generation: u64, input: Input) -> bool {
+        Inner::input(&self, generation, input)
+    }
+}
+
+impl TabSink for Inner {
+    fn tab_input(self: Rc<Self>, input: TabInput) {
+        self.on_tab_input(input);
+    }
+}

@@ -1,0 +1,251 @@
+//! The listeners of one manager (Rust closures or JS functions) and calling
+//! them: events are decoded once and dispatched by the rule of
+//! [`crate::dispatch`]; JS listeners get plain JS values built at the boundary.
+//!
+//! The registry is borrowed only between calls, never while a listener runs,
+//! so a listener may call `on`, `off` or `close`; a listener removed by an
+//! earlier one of the same event is skipped.
+
+use std::cell::{OnceCell, RefCell};
+use std::rc::Rc;
+
+use wasm_bindgen::prelude::*;
+
+use crate::connection::{ErrorInfo, ErrorKind, State};
+use crate::dispatch::{Dispatcher, ListenerId};
+use crate::messages::{decode, Decoder, Message};
+use crate::parser::SseEvent;
+
+/// One event as a Rust listener receives it.
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// The SSE id, or `None` for per-connection events (greeting, heartbeat).
+    pub id: Option<String>,
+    /// The SSE event name (`message` for unnamed events).
+    pub event: String,
+    /// The type this listener matched (its registered type; for `*`, the
+    /// payload `type` of an unnamed event, else the event name).
+    pub ty: String,
+    /// The raw `data` text.
+    pub raw: String,
+    /// The decoded message.
+    pub message: Rc<Message>,
+}
+
+/// A listener: a Rust closure or a JS function.
+pub(crate) enum Cb<F: ?Sized> {
+    Rust(Rc<F>),
+    Js(js_sys::Function),
+}
+
+impl<F: ?Sized> Clone for Cb<F> {
+    fn clone(&self) -> Self {
+        match self {
+            Cb::Rust(f) => Cb::Rust(f.clone()),
+            Cb::Js(f) => Cb::Js(f.clone()),
+        }
+    }
+}
+
+pub(crate) type EventCb = Cb<dyn Fn(&Event)>;
+pub(crate) type StateCb = Cb<dyn Fn(State)>;
+pub(crate) type ErrorCb = Cb<dyn Fn(&ErrorInfo)>;
+
+/// Which registry a listener id belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Event,
+    State,
+    Error,
+}
+
+#[derive(Default)]
+struct Registry {
+    events: Dispatcher<EventCb>,
+    states: Dispatcher<StateCb>,
+    errors: Dispatcher<ErrorCb>,
+}
+
+/// Every listener of one manager.
+#[derive(Default)]
+pub(crate) struct Listeners(RefCell<Registry>);
+
+impl Listeners {
+    /// Registers an event listener; also says whether it is the first one
+    /// (which opens the connection).
+    pub(crate) fn add_event(&self, ty: &str, cb: EventCb) -> (ListenerId, bool) {
+        let mut r = self.0.borrow_mut();
+        let first = r.events.is_empty();
+        (r.events.add(ty, cb), first)
+    }
+
+    /// Registers a state listener and calls it at once with `current`.
+    pub(crate) fn add_state(&self, cb: StateCb, current: impl FnOnce() -> State) -> ListenerId {
+        let id = self.0.borrow_mut().states.add("*", cb.clone());
+        call_state(&cb, current());
+        id
+    }
+
+    /// Registers an error listener.
+    pub(crate) fn add_error(&self, cb: ErrorCb) -> ListenerId {
+        self.0.borrow_mut().errors.add("*", cb)
+    }
+
+    /// Removes a registration; true when it was the last event listener
+    /// (which closes the connection).
+    pub(crate) fn remove(&self, kind: Kind, id: ListenerId) -> bool {
+        let mut r = self.0.borrow_mut();
+        match kind {
+            Kind::Event => r.events.remove(id) && r.events.is_empty(),
+            Kind::State => {
+                r.states.remove(id);
+                false
+            }
+            Kind::Error => {
+                r.errors.remove(id);
+                false
+            }
+        }
+    }
+
+    /// Whether any event listener is registered.
+    pub(crate) fn has_events(&self) -> bool {
+        !self.0.borrow().events.is_empty()
+    }
+
+    /// The distinct event listener types (the `EventSource` listens for these names).
+    pub(crate) fn event_types(&self) -> Vec<String> {
+        self.0.borrow().events.types()
+    }
+
+    /// Drops every event listener.
+    pub(crate) fn clear_events(&self) {
+        self.0.borrow_mut().events.clear();
+    }
+
+    /// Drops the state and error listeners.
+    pub(crate) fn clear_rest(&self) {
+        let mut r = self.0.borrow_mut();
+        r.states.clear();
+        r.errors.clear();
+    }
+
+    /// Tells every state listener.
+    pub(crate) fn emit_state(&self, s: State) {
+        let targets = self.0.borrow().states.targets("*", None, false);
+        for t in targets {
+            if self.0.borrow().states.contains(t.id) {
+                call_state(&t.listener, s);
+            }
+        }
+    }
+
+    /// Tells every error listener.
+    pub(crate) fn emit_error(&self, e: &ErrorInfo) {
+        let targets = self.0.borrow().errors.targets("*", None, false);
+        let js = OnceCell::new();
+        for t in targets {
+            if !self.0.borrow().errors.contains(t.id) {
+                continue;
+            }
+            match &t.listener {
+                Cb::Rust(f) => f(e),
+                Cb::Js(f) => report(f.call1(&JsValue::NULL, js.get_or_init(|| error_to_js(e)))),
+            }
+        }
+    }
+
+    /// Decodes once and dispatches. A failed decode goes to error listeners
+    /// with the raw text; the stream goes on.
+    pub(crate) fn deliver(&self, decoder: Decoder, ev: SseEvent) {
+        let message = match decode(decoder, &ev.event, &ev.data) {
+            Ok(m) => Rc::new(m),
+            Err(e) => {
+                let mut info =
+                    ErrorInfo::new(ErrorKind::Decode, format!("`{}` event: {e}", ev.event));
+                info.raw = Some(ev.data);
+                self.emit_error(&info);
+                return;
+            }
+        };
+        let targets = self.0.borrow().events.targets(
+            &ev.event,
+            message.payload_type(),
+            message.is_heartbeat(),
+        );
+        let id = ev.id.filter(|s| !s.is_empty());
+        let js_message = OnceCell::new();
+        for t in targets {
+            if !self.0.borrow().events.contains(t.id) {
+                continue;
+            }
+            match &t.listener {
+                Cb::Rust(f) => f(&Event {
+                    id: id.clone(),
+                    event: ev.event.clone(),
+                    ty: t.matched,
+                    raw: ev.data.clone(),
+                    message: message.clone(),
+                }),
+                Cb::Js(f) => {
+                    let m = js_message.get_or_init(|| message_to_js(&message, &ev.data));
+                    let info = info_to_js(id.as_deref(), &t.matched, &ev.event, &ev.data);
+                    report(f.call2(&JsValue::NULL, m, &info));
+                }
+            }
+        }
+    }
+}
+
+fn call_state(cb: &StateCb, s: State) {
+    match cb {
+        Cb::Rust(f) => f(s),
+        Cb::Js(f) => report(f.call1(&JsValue::NULL, &JsValue::from_str(s.as_str()))),
+    }
+}
+
+/// A JS listener threw: report it on the console and carry on delivering.
+fn report(r: Result<JsValue, JsValue>) {
+    if let Err(e) = r {
+        web_sys::console::error_2(&"tidings: listener threw".into(), &e);
+    }
+}
+
+fn set(o: &js_sys::Object, k: &str, v: &JsValue) {
+    let _ = js_sys::Reflect::set(o, &JsValue::from_str(k), v);
+}
+
+/// The JS value of a decoded message. Decoding validated `raw` against the
+/// stream's type, so the browser's `JSON.parse` of the original text is that
+/// typed object (extra fields the server adds pass through); no re-serialising
+/// in wasm, which keeps the hand-off fast and the binary small.
+fn message_to_js(m: &Message, raw: &str) -> JsValue {
+    match m {
+        Message::Text(s) => JsValue::from_str(s),
+        _ => js_sys::JSON::parse(raw).unwrap_or(JsValue::NULL),
+    }
+}
+
+/// The second argument of a JS event listener (`EventInfo`).
+fn info_to_js(id: Option<&str>, ty: &str, event: &str, raw: &str) -> JsValue {
+    let o = js_sys::Object::new();
+    set(&o, "id", &id.map_or(JsValue::NULL, JsValue::from_str));
+    set(&o, "type", &JsValue::from_str(ty));
+    set(&o, "event", &JsValue::from_str(event));
+    set(&o, "raw", &JsValue::from_str(raw));
+    o.into()
+}
+
+/// What a JS error listener gets (`TidingsError`).
+fn error_to_js(e: &ErrorInfo) -> JsValue {
+    let o = js_sys::Object::new();
+    set(&o, "kind", &JsValue::from_str(e.kind.as_str()));
+    set(&o, "message", &JsValue::from_str(&e.message));
+    if let Some(raw) = &e.raw {
+        set(&o, "raw", &JsValue::from_str(raw));
+    }
+    if let Some(s) = e.status {
+        set(&o, "status", &JsValue::from(s));
+    }
+    o.into()
+}

@@ -1,0 +1,71 @@
+//! What the shell takes from the JS global (window or worker): the clock, a
+//! random seed, `fetch`, `document`, a no-op function and the text of a JS
+//! error. A leaf: every other shell module may use it, it uses none of them.
+
+use std::time::Duration;
+
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = performance, js_name = now)]
+    fn performance_now() -> f64;
+
+    /// The global `fetch` (window or worker), looked up when called.
+    #[wasm_bindgen(js_name = fetch)]
+    pub(crate) fn fetch(input: &web_sys::Request) -> js_sys::Promise;
+}
+
+/// Monotonic time for the sans-IO cores (`std::time::Instant` does not exist
+/// on `wasm32-unknown-unknown`).
+pub(crate) fn now() -> Duration {
+    Duration::from_secs_f64(performance_now().max(0.0) / 1000.0)
+}
+
+/// A random 53-bit number from `Math.random()`: seeds backoff jitter and names tabs.
+pub(crate) fn random_u64() -> u64 {
+    (js_sys::Math::random() * 9_007_199_254_740_992.0) as u64
+}
+
+/// A callable no-op: `Function.prototype` (no eval, so it is CSP-safe).
+pub(crate) fn noop() -> js_sys::Function {
+    js_sys::Reflect::get(&js_sys::global(), &"Function".into())
+        .ok()
+        .and_then(|f| js_sys::Reflect::get(&f, &"prototype".into()).ok())
+        .and_then(|p| p.dyn_into::<js_sys::Function>().ok())
+        .unwrap_or_else(|| JsValue::UNDEFINED.unchecked_into())
+}
+
+/// The text of a thrown JS value: its `message`, a thrown string as is, else
+/// its debug form.
+pub(crate) fn error_text(e: &JsValue) -> String {
+    js_sys::Reflect::get(e, &"message".into())
+        .ok()
+        .and_then(|m| m.as_string())
+        .or_else(|| e.as_string())
+        .unwrap_or_else(|| format!("{e:?}"))
+}
+
+/// A property of the global object, if it is an object (a getter that throws,
+/// as `sessionStorage` does in a sandboxed frame, gives `None`).
+pub(crate) fn global_object(name: &str) -> Option<JsValue> {
+    js_sys::Reflect::get(&js_sys::global(), &name.into())
+        .ok()
+        .filter(|v| v.is_object())
+}
+
+/// The global object as an event target (`online`, `pagehide`, `pageshow`).
+pub(crate) fn global_target() -> Option<web_sys::EventTarget> {
+    js_sys::global().dyn_into::<web_sys::EventTarget>().ok()
+}
+
+/// The page's `document` (none in a worker).
+pub(crate) fn document() -> Option<web_sys::Document> {
+    global_object("document").and_then(|d| d.dyn_into::<web_sys::Document>().ok())
+}
+
+/// Whether the page is visible (`document.visibilityState`).
+pub(crate) fn is_visible(doc: &web_sys::Document) -> bool {
+    doc.visibility_state() == web_sys::VisibilityState::Visible
+}
