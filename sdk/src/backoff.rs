@@ -10,10 +10,17 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// Backoff settings. Defaults follow the seeds: 1 s doubling to 30 s, 5 attempts.
+/// Backoff settings. Defaults: 1 s doubling to 30 s, 5 attempts (what the
+/// hand-written clients it replaces used).
+///
+/// ```
+/// let quick = tidings::BackoffOptions::default().initial_ms(200).max_ms(1000);
+/// assert_eq!((quick.initial_ms, quick.max_ms, quick.max_attempts), (200, 1000, 5));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(target_arch = "wasm32", derive(tsify_next::Tsify))]
 #[serde(rename_all = "camelCase", default)]
+#[non_exhaustive]
 pub struct BackoffOptions {
     /// Ceiling of the first delay, in ms. Default `1000`. A server `retry:`
     /// hint (or the polling response's `retry_ms`) replaces it.
@@ -38,8 +45,32 @@ impl Default for BackoffOptions {
 }
 
 impl BackoffOptions {
+    /// Sets `initialMs`.
+    pub fn initial_ms(mut self, ms: u64) -> Self {
+        self.initial_ms = ms;
+        self
+    }
+
+    /// Sets `maxMs`.
+    pub fn max_ms(mut self, ms: u64) -> Self {
+        self.max_ms = ms;
+        self
+    }
+
+    /// Sets `factor`.
+    pub fn factor(mut self, factor: f64) -> Self {
+        self.factor = factor;
+        self
+    }
+
+    /// Sets `maxAttempts`.
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts;
+        self
+    }
+
     /// The ceiling of the delay before attempt `attempt` (1-based), without jitter.
-    pub fn ceiling(&self, attempt: u32) -> Duration {
+    pub(crate) fn ceiling(&self, attempt: u32) -> Duration {
         let exp = attempt.saturating_sub(1).min(64) as i32;
         let factor = if self.factor.is_finite() && self.factor >= 1.0 {
             self.factor
@@ -52,22 +83,24 @@ impl BackoffOptions {
     }
 
     /// The jittered delay before attempt `attempt`: uniform in `[0, ceiling]`.
-    pub fn delay(&self, attempt: u32, jitter: &mut dyn Jitter) -> Duration {
+    pub(crate) fn delay(&self, attempt: u32, jitter: &mut dyn Jitter) -> Duration {
         let f = jitter.next_fraction().clamp(0.0, 1.0);
         self.ceiling(attempt).mul_f64(f)
     }
 }
 
 /// A source of numbers in `[0, 1]` for jitter, injected so tests are deterministic.
-pub trait Jitter {
+pub(crate) trait Jitter {
     /// The next number in `[0, 1]`.
     fn next_fraction(&mut self) -> f64;
 }
 
 /// No randomness: always the full ceiling (deterministic; for tests).
+#[cfg(test)]
 #[derive(Debug, Clone, Copy, Default)]
-pub struct NoJitter;
+pub(crate) struct NoJitter;
 
+#[cfg(test)]
 impl Jitter for NoJitter {
     fn next_fraction(&mut self) -> f64 {
         1.0
@@ -75,9 +108,11 @@ impl Jitter for NoJitter {
 }
 
 /// A fixed fraction (for tests).
+#[cfg(test)]
 #[derive(Debug, Clone, Copy)]
-pub struct FixedJitter(pub f64);
+pub(crate) struct FixedJitter(pub(crate) f64);
 
+#[cfg(test)]
 impl Jitter for FixedJitter {
     fn next_fraction(&mut self) -> f64 {
         self.0
@@ -86,11 +121,11 @@ impl Jitter for FixedJitter {
 
 /// A small xorshift64* generator; the browser shell seeds it from `Math.random()`.
 #[derive(Debug, Clone)]
-pub struct XorShiftJitter(u64);
+pub(crate) struct XorShiftJitter(u64);
 
 impl XorShiftJitter {
     /// A generator from a seed (0 is replaced by a fixed non-zero constant).
-    pub fn new(seed: u64) -> Self {
+    pub(crate) fn new(seed: u64) -> Self {
         XorShiftJitter(if seed == 0 {
             0x9E37_79B9_7F4A_7C15
         } else {
@@ -112,69 +147,4 @@ impl Jitter for XorShiftJitter {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
-    // The core tests also run in the browser (quinn style): `cargo test --target wasm32-unknown-unknown`.
-    use super::*;
-    #[cfg(target_arch = "wasm32")]
-    use wasm_bindgen_test::wasm_bindgen_test as test;
-
-    #[test]
-    fn defaults_match_seeds() {
-        let b = BackoffOptions::default();
-        let ceilings: Vec<u64> = (1..=7).map(|n| b.ceiling(n).as_millis() as u64).collect();
-        assert_eq!(ceilings, vec![1000, 2000, 4000, 8000, 16000, 30000, 30000]);
-        assert_eq!(b.max_attempts, 5);
-    }
-
-    #[test]
-    fn full_jitter_range() {
-        let b = BackoffOptions::default();
-        assert_eq!(b.delay(3, &mut FixedJitter(0.0)), Duration::ZERO);
-        assert_eq!(
-            b.delay(3, &mut FixedJitter(0.5)),
-            Duration::from_millis(2000)
-        );
-        assert_eq!(b.delay(3, &mut NoJitter), Duration::from_millis(4000));
-        assert_eq!(
-            b.delay(3, &mut FixedJitter(7.0)),
-            Duration::from_millis(4000),
-            "clamped"
-        );
-        let mut rng = XorShiftJitter::new(42);
-        for n in 1..50 {
-            let d = b.delay(n, &mut rng);
-            assert!(d <= b.ceiling(n));
-        }
-    }
-
-    #[test]
-    fn xorshift_is_in_unit_range_and_varies() {
-        let mut rng = XorShiftJitter::new(0);
-        let xs: Vec<f64> = (0..1000).map(|_| rng.next_fraction()).collect();
-        assert!(xs.iter().all(|x| (0.0..1.0).contains(x)));
-        assert!(xs.iter().any(|&x| x < 0.1) && xs.iter().any(|&x| x > 0.9));
-    }
-
-    #[test]
-    fn hostile_settings_do_not_panic() {
-        let b = BackoffOptions {
-            initial_ms: u64::MAX,
-            max_ms: u64::MAX,
-            factor: f64::NAN,
-            max_attempts: 0,
-        };
-        let _ = b.ceiling(u32::MAX);
-        let b = BackoffOptions {
-            initial_ms: 10,
-            max_ms: 5,
-            factor: 0.5,
-            max_attempts: 1,
-        };
-        assert_eq!(b.ceiling(4), Duration::from_millis(5));
-        let b = BackoffOptions {
-            factor: f64::INFINITY,
-            ..Default::default()
-        };
-        assert_eq!(b.ceiling(3), Duration::from_millis(1000));
-    }
-}
+mod tests;

@@ -12,14 +12,14 @@
 
 /// Identifies one registration; returned by `add`, passed to `remove`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ListenerId(pub u64);
+pub(crate) struct ListenerId(pub(crate) u64);
 
 /// The wildcard type.
-pub const ANY: &str = "*";
+pub(crate) const ANY: &str = "*";
 
 /// Listeners by type, in registration order.
 #[derive(Debug)]
-pub struct Dispatcher<L> {
+pub(crate) struct Dispatcher<L> {
     next: u64,
     listeners: Vec<(ListenerId, String, L)>,
 }
@@ -35,24 +35,25 @@ impl<L> Default for Dispatcher<L> {
 
 /// Who receives one event: the listener and the type it is told it matched.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target<L> {
+pub(crate) struct Target<L> {
     /// The registration.
-    pub id: ListenerId,
+    pub(crate) id: ListenerId,
     /// The type reported to the listener (`info.type`): the type it registered
     /// for, or for `*` listeners the most specific type of the event.
-    pub matched: String,
+    pub(crate) matched: String,
     /// The listener.
-    pub listener: L,
+    pub(crate) listener: L,
 }
 
 impl<L: Clone> Dispatcher<L> {
     /// An empty registry.
-    pub fn new() -> Self {
+    #[cfg(test)]
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// Registers `listener` for `ty`.
-    pub fn add(&mut self, ty: &str, listener: L) -> ListenerId {
+    pub(crate) fn add(&mut self, ty: &str, listener: L) -> ListenerId {
         let id = ListenerId(self.next);
         self.next += 1;
         self.listeners.push((id, ty.to_owned(), listener));
@@ -60,34 +61,29 @@ impl<L: Clone> Dispatcher<L> {
     }
 
     /// Removes a registration; false if it was not there.
-    pub fn remove(&mut self, id: ListenerId) -> bool {
+    pub(crate) fn remove(&mut self, id: ListenerId) -> bool {
         let before = self.listeners.len();
         self.listeners.retain(|(i, _, _)| *i != id);
         self.listeners.len() != before
     }
 
     /// Whether `id` is still registered.
-    pub fn contains(&self, id: ListenerId) -> bool {
+    pub(crate) fn contains(&self, id: ListenerId) -> bool {
         self.listeners.iter().any(|(i, _, _)| *i == id)
     }
 
-    /// Number of registrations.
-    pub fn len(&self) -> usize {
-        self.listeners.len()
-    }
-
     /// No registrations.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.listeners.is_empty()
     }
 
     /// Removes every registration.
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.listeners.clear();
     }
 
     /// The distinct registered types (the shell listens for these event names).
-    pub fn types(&self) -> Vec<String> {
+    pub(crate) fn types(&self) -> Vec<String> {
         let mut v: Vec<String> = self.listeners.iter().map(|(_, t, _)| t.clone()).collect();
         v.sort();
         v.dedup();
@@ -95,7 +91,7 @@ impl<L: Clone> Dispatcher<L> {
     }
 
     /// The listeners for one event, in registration order, each once.
-    pub fn targets(
+    pub(crate) fn targets(
         &self,
         event: &str,
         payload_type: Option<&str>,
@@ -132,91 +128,4 @@ impl<L: Clone> Dispatcher<L> {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
-    // The core tests also run in the browser (quinn style): `cargo test --target wasm32-unknown-unknown`.
-    use super::*;
-    #[cfg(target_arch = "wasm32")]
-    use wasm_bindgen_test::wasm_bindgen_test as test;
-
-    fn names(
-        d: &Dispatcher<&'static str>,
-        e: &str,
-        t: Option<&str>,
-        hb: bool,
-    ) -> Vec<(&'static str, String)> {
-        d.targets(e, t, hb)
-            .into_iter()
-            .map(|t| (t.listener, t.matched))
-            .collect()
-    }
-
-    #[test]
-    fn rule() {
-        let mut d = Dispatcher::new();
-        d.add("message", "msg");
-        d.add("create", "create");
-        d.add("*", "any");
-        d.add("unread_count", "unread");
-        d.add("heartbeat", "hb");
-        d.add("reset", "reset");
-        assert_eq!(
-            names(&d, "message", Some("create"), false),
-            vec![
-                ("msg", "message".into()),
-                ("create", "create".into()),
-                ("any", "create".into())
-            ]
-        );
-        assert_eq!(
-            names(&d, "unread_count", None, false),
-            vec![
-                ("any", "unread_count".into()),
-                ("unread", "unread_count".into())
-            ]
-        );
-        // A named event's payload type is not used.
-        assert_eq!(names(&d, "unread_count", Some("create"), false).len(), 2);
-        assert_eq!(
-            names(&d, "message", None, false),
-            vec![("msg", "message".into()), ("any", "message".into())]
-        );
-        // Heartbeats, named or by payload type, reach only `heartbeat` listeners.
-        assert_eq!(
-            names(&d, "heartbeat", None, true),
-            vec![("hb", "heartbeat".into())]
-        );
-        assert_eq!(
-            names(&d, "message", Some("heartbeat"), true),
-            vec![("hb", "heartbeat".into())]
-        );
-        assert_eq!(
-            names(&d, "reset", None, false),
-            vec![("any", "reset".into()), ("reset", "reset".into())]
-        );
-        assert_eq!(
-            d.types(),
-            vec![
-                "*",
-                "create",
-                "heartbeat",
-                "message",
-                "reset",
-                "unread_count"
-            ]
-        );
-    }
-
-    #[test]
-    fn add_remove() {
-        let mut d = Dispatcher::new();
-        let a = d.add("x", 1);
-        let b = d.add("x", 2);
-        assert_ne!(a, b);
-        assert!(d.remove(a));
-        assert!(!d.remove(a));
-        assert!(!d.contains(a) && d.contains(b));
-        assert_eq!(d.targets("x", None, false).len(), 1);
-        assert!(d.remove(b));
-        assert!(d.is_empty());
-    }
-}
+mod tests;

@@ -2,36 +2,61 @@
 //!
 //! The crate has two layers:
 //!
-//! - a **sans-IO core**, plain Rust tested natively: [`parser`] (WHATWG
-//!   event-stream parser), [`messages`] (typed messages of every seed stream
-//!   and the fallible decode step), [`backoff`], [`connection`] (the state
-//!   machine: reconnect, polling fallback, last id, de-duplication),
-//!   [`dispatch`] (listeners and the dispatch rule) and [`options`];
-//! - a thin **browser shell** (`wasm32` only): `Manager` (Rust API for
+//! - a **sans-IO core**, plain Rust tested natively: the WHATWG event-stream
+//!   [`parser`], the typed [`messages`] of every known stream with their
+//!   fallible [`decode`] step, and inside the crate the backoff, the
+//!   connection state machine (reconnect, polling fallback, last id,
+//!   de-duplication), the dispatch rule and the tab-sharing core;
+//! - a thin **browser shell** (`wasm32` only): [`Manager`] (the Rust API for
 //!   Leptos/Yew/Dioxus apps) and the JS API (`connect`, `Manager.on`, …)
 //!   exported through wasm-bindgen for the npm package.
 //!
-//! ```ignore
-//! // Rust (wasm32): one manager per stream URL and token.
-//! let m = tidings::Manager::connect("/api/team-answers/sse/", tidings::Options::default())?;
-//! let sub = m.on("create", |ev| log(&format!("{:?}", ev.message)));
-//! // dropping `sub` unsubscribes; the connection closes with the last listener.
+//! ```no_run
+//! # #[cfg(target_arch = "wasm32")]
+//! # fn main() -> Result<(), tidings::Error> {
+//! use tidings::{ConnectOptions, Manager, Message};
+//!
+//! // One manager per stream URL and token per page; the same URL and token
+//! // give the same manager.
+//! let answers = Manager::connect("/api/team-answers/sse/", ConnectOptions::default())?;
+//! let created = answers.on("create", |ev| {
+//!     if let Message::TeamAnswers(m) = &*ev.message {
+//!         web_sys::console::log_1(&format!("{m:?} (id {:?})", ev.id).into());
+//!     }
+//! });
+//! let _state = answers.on_state(|s| web_sys::console::log_1(&s.as_str().into()));
+//! // Dropping a subscription unsubscribes; the connection closes with the last listener.
+//! drop(created);
+//! # Ok(())
+//! # }
+//! # #[cfg(not(target_arch = "wasm32"))]
+//! # fn main() {} // the browser shell exists on wasm32 only
 //! ```
 
-pub mod backoff;
-pub mod connection;
-pub mod dispatch;
+// The crate-private parts of the core are driven by the browser shell, which
+// exists on wasm32 only; natively only their unit tests use them.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+mod backoff;
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+mod connection;
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+mod dispatch;
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 pub mod messages;
-pub mod options;
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+mod options;
 pub mod parser;
-pub mod position;
-pub mod tabs;
-pub mod url;
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+mod position;
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+mod tabs;
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+mod url;
 
 pub use backoff::BackoffOptions;
 pub use connection::{ErrorInfo, ErrorKind, State};
 pub use messages::{decode, DecodeError, Decoder, Message, WsMessage, WsMessageType};
-pub use options::{ConnectOptions, Options, Transport};
+pub use options::{ConnectOptions, GetToken, Options, TokenFuture, Transport};
 
 #[cfg(target_arch = "wasm32")]
 mod web;

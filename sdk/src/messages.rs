@@ -1,4 +1,4 @@
-//! Typed messages of every seed stream, and the pure, fallible decode step.
+//! Typed messages of every known stream, and the pure, fallible decode step.
 //!
 //! The TypeScript declarations in the npm package are generated from these
 //! types (tsify, on wasm32), so there is one definition of each shape.
@@ -25,13 +25,13 @@ macro_rules! ts {
 #[cfg_attr(target_arch = "wasm32", derive(tsify_next::Tsify))]
 #[serde(rename_all = "kebab-case")]
 pub enum Decoder {
-    /// Seed 000: `/api/team-answers/sse/`.
+    /// Team answers: `/api/team-answers/sse/`.
     TeamAnswers,
-    /// Seeds 001/004: `/api/notifications/stream`.
+    /// Notifications: `/api/notifications/stream`.
     Notifications,
-    /// Seed 002: `/api/video-progress/{job_id}`.
+    /// Video job progress: `/api/video-progress/{job_id}`.
     VideoProgress,
-    /// Seed 003: `/api/v1/events/{channel}` (`WSMessage`).
+    /// Project channels: `/api/v1/events/{channel}` (`WSMessage`).
     Channel,
     /// Any JSON; malformed JSON is a decode error.
     Json,
@@ -94,7 +94,7 @@ impl Decoder {
 }
 
 ts! {
-    /// A team answer record (seed 000).
+    /// A team answer record.
     pub struct TeamAnswer {
         /// Database id.
         pub id: i64,
@@ -119,7 +119,7 @@ ts! {
         pub updated_at: String,
     }
 
-    /// A team answers stream message (seed 000), tagged by `type`.
+    /// A team answers stream message, tagged by `type`.
     #[serde(tag = "type", rename_all = "snake_case")]
     pub enum TeamAnswerMessage {
         /// Greeting at connect.
@@ -164,7 +164,7 @@ ts! {
         },
     }
 
-    /// A notification record (seeds 001/004).
+    /// A notification record.
     pub struct Notification {
         /// Notification id.
         pub id: i64,
@@ -224,7 +224,7 @@ ts! {
         pub timestamp: Option<String>,
     }
 
-    /// A notifications stream message (seeds 001/004), keyed by SSE event name.
+    /// A notifications stream message, keyed by SSE event name.
     #[serde(untagged)]
     pub enum NotificationMessage {
         /// `new_notification`.
@@ -237,7 +237,7 @@ ts! {
         Connected(NotificationsConnected),
     }
 
-    /// A video progress event (seed 002), the data of the named events
+    /// A video job progress event, the data of the named events
     /// `progress`, `completed`, `error` and `timeout`.
     pub struct VideoProgress {
         /// `progress`, `completed`, `error` or `timeout` (same as the event name).
@@ -279,7 +279,7 @@ ts! {
         pub timestamp: Option<String>,
     }
 
-    /// Seed 003's `WSMessage {type, object}` on `/api/v1/events/{channel}`.
+    /// A project channel message `WSMessage {type, object}` on `/api/v1/events/{channel}`.
     pub struct WsMessage {
         /// The message type; unknown types are kept as their string.
         #[serde(rename = "type")]
@@ -313,7 +313,8 @@ ts! {
     }
 }
 
-/// Seed 003's `WSMessageTypeEnum`, plus any type the server adds later.
+/// The message types of project channels (`WSMessageTypeEnum`), plus any
+/// type the server adds later.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum WsMessageType {
     /// `task`
@@ -381,9 +382,9 @@ impl<'de> Deserialize<'de> for WsMessageType {
 #[cfg(target_arch = "wasm32")]
 #[wasm_bindgen::prelude::wasm_bindgen(typescript_custom_section)]
 const WS_MESSAGE_TYPE_TS: &'static str = r#"
-/** Seed 003's name for `WsMessage`. */
+/** The project channels' own name for `WsMessage`. */
 export type WSMessage = WsMessage;
-/** Seed 003's WSMessageTypeEnum; other strings pass through unchanged. */
+/** The project channels' message types (`WSMessageTypeEnum`); other strings pass through unchanged. */
 export type WSMessageType = "task" | "data" | "file" | "entity" | "scene" | "render_progress" | "render_result" | (string & {});
 "#;
 
@@ -394,13 +395,13 @@ export type WSMessageType = "task" | "data" | "file" | "entity" | "scene" | "ren
 #[serde(untagged)]
 #[non_exhaustive]
 pub enum Message {
-    /// Seed 000.
+    /// Team answers.
     TeamAnswers(TeamAnswerMessage),
-    /// Seeds 001/004.
+    /// Notifications.
     Notification(NotificationMessage),
-    /// Seed 002 (`progress`, `completed`, `error`, `timeout`).
+    /// Video job progress (`progress`, `completed`, `error`, `timeout`).
     Video(VideoProgress),
-    /// Seed 003.
+    /// Project channels.
     Channel(WsMessage),
     /// A named `heartbeat` event.
     Heartbeat(Heartbeat),
@@ -503,6 +504,21 @@ const TEAM_ANSWER_TYPES: [&str; 5] = ["connected", "create", "delete", "heartbea
 
 /// Decodes one event's `data` for a stream. `event` is the SSE event name
 /// (`message` for unnamed events). Pure; never panics.
+///
+/// ```
+/// use tidings::messages::NotificationMessage;
+/// use tidings::{decode, DecodeError, Decoder, Message};
+///
+/// let m = decode(Decoder::Notifications, "unread_count", r#"{"count":3}"#).unwrap();
+/// let Message::Notification(NotificationMessage::UnreadCount(u)) = m else {
+///     panic!("{m:?}")
+/// };
+/// assert_eq!(u.count, 3);
+///
+/// // A payload that does not match its stream's type is an error with the reason.
+/// let e = decode(Decoder::Notifications, "unread_count", r#"{"count":"x"}"#).unwrap_err();
+/// assert!(matches!(e, DecodeError::WrongShape { .. }), "{e}");
+/// ```
 pub fn decode(decoder: Decoder, event: &str, data: &str) -> Result<Message, DecodeError> {
     match event {
         "reset" if decoder != Decoder::Text => return typed(data).map(Message::Reset),
@@ -554,16 +570,16 @@ pub fn decode(decoder: Decoder, event: &str, data: &str) -> Result<Message, Deco
 
 /// One event in a polling response.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct PollEvent {
+pub(crate) struct PollEvent {
     /// The SSE id.
     #[serde(default)]
-    pub id: Option<String>,
+    pub(crate) id: Option<String>,
     /// The SSE event name (`message` when absent).
     #[serde(default = "message_name")]
-    pub event: String,
+    pub(crate) event: String,
     /// The exact SSE data string.
     #[serde(default)]
-    pub data: String,
+    pub(crate) data: String,
 }
 
 impl From<PollEvent> for crate::parser::SseEvent {
@@ -582,334 +598,28 @@ fn message_name() -> String {
 
 /// The body of `GET <stream>?poll=1&lastEventId=N` (docs/PROTOCOL.md).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct PollResponse {
+pub(crate) struct PollResponse {
     /// Events after the position, in order (a reset first if any).
     #[serde(default)]
-    pub events: Vec<PollEvent>,
+    pub(crate) events: Vec<PollEvent>,
     /// The position to send next time.
     #[serde(default)]
-    pub last_event_id: Option<String>,
+    pub(crate) last_event_id: Option<String>,
     /// True once a finite stream has ended.
     #[serde(default)]
-    pub end: bool,
+    pub(crate) end: bool,
     /// The server's reconnection hint.
     #[serde(default)]
-    pub retry_ms: Option<u64>,
+    pub(crate) retry_ms: Option<u64>,
 }
 
 impl PollResponse {
     /// Parses a polling response body.
-    pub fn from_json(body: &str) -> Result<PollResponse, DecodeError> {
+    pub(crate) fn from_json(body: &str) -> Result<PollResponse, DecodeError> {
         typed(body)
     }
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
-    // The core tests also run in the browser (quinn style): `cargo test --target wasm32-unknown-unknown`.
-    use super::*;
-    #[cfg(target_arch = "wasm32")]
-    use wasm_bindgen_test::wasm_bindgen_test as test;
-
-    #[test]
-    fn decoder_from_url() {
-        assert_eq!(
-            Decoder::for_url("http://h:1/api/team-answers/sse/"),
-            Decoder::TeamAnswers
-        );
-        assert_eq!(
-            Decoder::for_url("/api/team-answers/sse"),
-            Decoder::TeamAnswers
-        );
-        assert_eq!(
-            Decoder::for_url("https://x/api/notifications/stream?token=a"),
-            Decoder::Notifications
-        );
-        assert_eq!(
-            Decoder::for_url("/api/video-progress/abc-123"),
-            Decoder::VideoProgress
-        );
-        assert_eq!(
-            Decoder::for_url("/api/v1/events/project.1"),
-            Decoder::Channel
-        );
-        assert_eq!(
-            Decoder::for_url("http://h/other?x=/api/v1/events/"),
-            Decoder::Auto
-        );
-        assert_eq!(Decoder::for_url(""), Decoder::Auto);
-    }
-
-    #[test]
-    fn team_answer_create_and_delete() {
-        let m = decode(
-            Decoder::TeamAnswers,
-            "message",
-            r#"{"type":"create","data":{"id":123,"video_name":"video.mp4","frame_index":100,"url":"http://e/f.jpg","qa":"Q","query_index":1,"round":"prelims","created_at":"2025-07-12T10:30:00Z","updated_at":"2025-07-12T10:30:00Z"},"timestamp":"2025-07-12T10:30:00Z"}"#,
-        )
-        .unwrap();
-        assert_eq!(m.payload_type(), Some("create"));
-        let Message::TeamAnswers(TeamAnswerMessage::Create { data, .. }) = &m else {
-            panic!("{m:?}")
-        };
-        assert_eq!(data.id, 123);
-        assert_eq!(data.round.as_deref(), Some("prelims"));
-        let m = decode(
-            Decoder::TeamAnswers,
-            "message",
-            r#"{"type":"delete","data":[123,124],"timestamp":"t"}"#,
-        )
-        .unwrap();
-        assert_eq!(
-            m.to_json(),
-            r#"{"type":"delete","data":[123,124],"timestamp":"t"}"#
-        );
-        let m = decode(
-            Decoder::TeamAnswers,
-            "message",
-            r#"{"type":"heartbeat","timestamp":"t"}"#,
-        )
-        .unwrap();
-        assert!(m.is_heartbeat());
-        let m = decode(
-            Decoder::TeamAnswers,
-            "message",
-            r#"{"type":"connected","message":"hi","timestamp":"t"}"#,
-        )
-        .unwrap();
-        assert_eq!(m.payload_type(), Some("connected"));
-        let m = decode(
-            Decoder::TeamAnswers,
-            "message",
-            r#"{"type":"error","message":"boom"}"#,
-        )
-        .unwrap();
-        assert_eq!(m.to_json(), r#"{"type":"error","message":"boom"}"#);
-    }
-
-    #[test]
-    fn team_answer_bad_input() {
-        let err = |d: &str| decode(Decoder::TeamAnswers, "message", d).unwrap_err();
-        assert!(matches!(
-            err("{not json"),
-            DecodeError::MalformedJson { .. }
-        ));
-        assert!(matches!(err(""), DecodeError::MalformedJson { .. }));
-        assert!(matches!(
-            err(r#"{"type":"create","data":{"video_name":"x"}}"#),
-            DecodeError::WrongShape { .. }
-        ));
-        assert!(matches!(
-            err(r#"{"type":"create","data":{"id":1,"video_name":"x"}}"#),
-            DecodeError::WrongShape { .. }
-        ));
-        assert!(matches!(
-            err(r#"{"type":"delete","data":"x"}"#),
-            DecodeError::WrongShape { .. }
-        ));
-        assert!(matches!(err(r#"[1,2]"#), DecodeError::WrongShape { .. }));
-        assert!(matches!(
-            err(r#"{"data":1}"#),
-            DecodeError::WrongShape { .. }
-        ));
-        assert_eq!(
-            err(r#"{"type":"update","data":{}}"#),
-            DecodeError::UnknownType {
-                found: "update".into()
-            }
-        );
-        assert!(err("{").to_string().contains("malformed JSON"));
-    }
-
-    #[test]
-    fn notifications_by_event_name() {
-        let d = Decoder::Notifications;
-        assert_eq!(
-            decode(d, "unread_count", r#"{"count":3}"#).unwrap(),
-            Message::Notification(NotificationMessage::UnreadCount(UnreadCount { count: 3 }))
-        );
-        assert_eq!(
-            decode(d, "unread_count", r#"{"unread_count":4}"#)
-                .unwrap()
-                .to_json(),
-            r#"{"count":4}"#
-        );
-        let n = decode(
-            d,
-            "new_notification",
-            r#"{"id":9,"user_id":"alice","title":"T","message":"M","type":"info","read":false,"created_at":"t"}"#,
-        )
-        .unwrap();
-        let Message::Notification(NotificationMessage::NewNotification(n)) = n else {
-            panic!()
-        };
-        assert_eq!(n.kind, "info");
-        assert!(!n.read);
-        assert!(decode(d, "notification_deleted", r#"{"id":9,"unread_count":0}"#).is_ok());
-        assert!(decode(d, "connected", r#"{"message":"hi"}"#).is_ok());
-        assert!(matches!(
-            decode(d, "heartbeat", r#"{"timestamp":"t"}"#).unwrap(),
-            Message::Heartbeat(_)
-        ));
-        assert!(matches!(
-            decode(d, "unread_count", r#"{"count":-1}"#),
-            Err(DecodeError::WrongShape { .. })
-        ));
-        assert!(matches!(
-            decode(d, "new_notification", "nope"),
-            Err(DecodeError::MalformedJson { .. })
-        ));
-        // An event name the decoder does not know passes through as JSON.
-        assert!(matches!(
-            decode(d, "custom", r#"{"a":1}"#).unwrap(),
-            Message::Json(_)
-        ));
-    }
-
-    #[test]
-    fn video_progress() {
-        let d = Decoder::VideoProgress;
-        let m = decode(
-            d,
-            "progress",
-            r#"{"type":"progress","job_id":"j","status":"running","step":"render","step_index":2,"total_steps":6,"percent":33,"message":"Rendering","step_started_at":"t","timestamp":"t"}"#,
-        )
-        .unwrap();
-        let Message::Video(v) = m else { panic!() };
-        assert_eq!(v.percent, Some(33));
-        assert!(decode(d, "completed", r#"{"type":"completed","job_id":"j","status":"completed","percent":100,"video_url":"/v.mp4","duration_ms":5}"#).is_ok());
-        assert!(decode(
-            d,
-            "error",
-            r#"{"type":"error","job_id":"j","status":"error","message":"x"}"#
-        )
-        .is_ok());
-        assert!(decode(
-            d,
-            "timeout",
-            r#"{"type":"timeout","job_id":"j","status":"timeout"}"#
-        )
-        .is_ok());
-        assert!(matches!(
-            decode(d, "timeout", r#"{}"#),
-            Err(DecodeError::WrongShape { .. })
-        ));
-        assert_eq!(
-            decode(d, "end", r#"{"reason":"completed"}"#).unwrap(),
-            Message::End(EndNotice {
-                reason: Some("completed".into())
-            })
-        );
-        assert!(matches!(
-            decode(
-                d,
-                "progress",
-                r#"{"type":"progress","job_id":"j","status":"running","percent":"x"}"#
-            ),
-            Err(DecodeError::WrongShape { .. })
-        ));
-    }
-
-    #[test]
-    fn channel_messages_and_unknown_types() {
-        let d = Decoder::Channel;
-        let m = decode(d, "message", r#"{"type":"task","object":{"id":1}}"#).unwrap();
-        assert_eq!(m.payload_type(), Some("task"));
-        let m = decode(d, "message", r#"{"type":"render_result","object":"done"}"#).unwrap();
-        let Message::Channel(w) = &m else { panic!() };
-        assert_eq!(w.kind, WsMessageType::RenderResult);
-        // Unknown types are kept, never an error; a missing object is null.
-        let m = decode(
-            d,
-            "message",
-            r#"{"type":"test","message":"SSE endpoint working"}"#,
-        )
-        .unwrap();
-        assert_eq!(m.payload_type(), Some("test"));
-        assert_eq!(m.to_json(), r#"{"type":"test","object":null}"#);
-        assert!(matches!(
-            decode(d, "message", r#"{"object":{}}"#),
-            Err(DecodeError::WrongShape { .. })
-        ));
-        assert!(matches!(
-            decode(d, "message", r#"{"type":5,"object":{}}"#),
-            Err(DecodeError::WrongShape { .. })
-        ));
-        for t in [
-            "task",
-            "data",
-            "file",
-            "entity",
-            "scene",
-            "render_progress",
-            "render_result",
-            "zzz",
-        ] {
-            assert_eq!(WsMessageType::from(t).as_str(), t);
-        }
-    }
-
-    #[test]
-    fn reset_and_generic_decoders() {
-        for d in [
-            Decoder::TeamAnswers,
-            Decoder::Channel,
-            Decoder::Json,
-            Decoder::Auto,
-        ] {
-            let m = decode(
-                d,
-                "reset",
-                r#"{"type":"reset","reason":"gap","last_event_id":"3","head":"90"}"#,
-            )
-            .unwrap();
-            let Message::Reset(r) = m else { panic!() };
-            assert_eq!(r.reason.as_deref(), Some("gap"));
-        }
-        assert_eq!(
-            decode(Decoder::Auto, "message", "plain").unwrap(),
-            Message::Text("plain".into())
-        );
-        assert_eq!(
-            decode(Decoder::Auto, "message", "").unwrap(),
-            Message::Text(String::new())
-        );
-        assert_eq!(
-            decode(Decoder::Json, "message", r#"{"type":"x"}"#)
-                .unwrap()
-                .payload_type(),
-            Some("x")
-        );
-        assert!(matches!(
-            decode(Decoder::Json, "message", "plain"),
-            Err(DecodeError::MalformedJson { .. })
-        ));
-        assert_eq!(
-            decode(Decoder::Text, "reset", "{}").unwrap(),
-            Message::Text("{}".into())
-        );
-    }
-
-    #[test]
-    fn huge_and_deep_payloads_do_not_panic() {
-        let big = format!(r#"{{"type":"task","object":"{}"}}"#, "x".repeat(1 << 20));
-        assert!(decode(Decoder::Channel, "message", &big).is_ok());
-        let deep = "[".repeat(100_000);
-        assert!(decode(Decoder::Json, "message", &deep).is_err());
-        assert!(decode(Decoder::Auto, "message", &deep).is_ok());
-    }
-
-    #[test]
-    fn poll_response() {
-        let r = PollResponse::from_json(
-            r#"{"events":[{"id":"13","event":"new_notification","data":"{}"},{"id":"14","data":"x"}],"last_event_id":"14","end":false,"retry_ms":1000}"#,
-        )
-        .unwrap();
-        assert_eq!(r.events.len(), 2);
-        assert_eq!(r.events[1].event, "message");
-        assert_eq!(r.retry_ms, Some(1000));
-        assert!(PollResponse::from_json("{").is_err());
-        assert!(PollResponse::from_json(r#"{"events":5}"#).is_err());
-    }
-}
+mod tests;

@@ -68,9 +68,25 @@ impl PartialEq for GetToken {
 /// Options of `connect(url, options)`. Every field is optional; the defaults
 /// are given per field. Managers are shared per (absolute URL, token): the
 /// options of the first `connect` win.
+///
+/// Rust code starts from the defaults and sets what it needs with the builder
+/// methods (named like the fields):
+///
+/// ```
+/// use tidings::{ConnectOptions, Transport};
+///
+/// let options = ConnectOptions::default()
+///     .token("eyJhbGciOi...")
+///     .transport(Transport::Fetch)
+///     .header("X-Trace", "on")
+///     .heartbeat_timeout_ms(20_000);
+/// assert_eq!(options.transport, Transport::Fetch);
+/// assert_eq!(options.poll_interval_ms, 3000); // untouched: the default
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(target_arch = "wasm32", derive(tsify_next::Tsify))]
 #[serde(rename_all = "camelCase", default)]
+#[non_exhaustive]
 pub struct ConnectOptions {
     /// Bearer token (JWT). Sent as `?token=` on the SSE URL (EventSource
     /// cannot set headers) and as `Authorization: Bearer` when polling.
@@ -143,23 +159,30 @@ pub struct ConnectOptions {
 /// The Rust name of [`ConnectOptions`].
 pub type Options = ConnectOptions;
 
+/// Whole milliseconds of `d`, saturating.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 impl Default for ConnectOptions {
+    /// The timing defaults are the state machine's ([`Config::default`]).
     fn default() -> Self {
+        let config = Config::default();
         ConnectOptions {
             token: None,
             get_token: None,
             headers: BTreeMap::new(),
-            backoff: BackoffOptions::default(),
-            poll_interval_ms: 3000,
-            retry_sse_every_ms: 30_000,
+            backoff: config.backoff,
+            poll_interval_ms: millis(config.poll_interval),
+            retry_sse_every_ms: millis(config.retry_sse_every),
             with_credentials: false,
             decoder: None,
             share_across_tabs: true,
             transport: Transport::EventSource,
-            heartbeat_timeout_ms: 45_000,
+            heartbeat_timeout_ms: config.heartbeat_timeout.map_or(0, millis),
             persist_last_event_id: true,
             pause_when_hidden: false,
-            force_polling: false,
+            force_polling: config.force_polling,
         }
     }
 }
@@ -237,7 +260,7 @@ impl ConnectOptions {
     }
 
     /// Parses JS-side options from JSON (unknown fields ignored, missing ones default).
-    pub fn from_json(json: &str) -> Result<Self, serde_json::Error> {
+    pub(crate) fn from_json(json: &str) -> Result<Self, serde_json::Error> {
         if json.trim().is_empty() || json.trim() == "null" {
             return Ok(Self::default());
         }
@@ -245,12 +268,12 @@ impl ConnectOptions {
     }
 
     /// The decoder for `url`: the option, else chosen from the path.
-    pub fn decoder_for(&self, url: &str) -> Decoder {
+    pub(crate) fn decoder_for(&self, url: &str) -> Decoder {
         self.decoder.unwrap_or_else(|| Decoder::for_url(url))
     }
 
     /// The state machine settings these options imply.
-    pub fn config(&self) -> Config {
+    pub(crate) fn config(&self) -> Config {
         Config {
             backoff: self.backoff,
             poll_interval: Duration::from_millis(self.poll_interval_ms.max(1)),
@@ -265,82 +288,4 @@ impl ConnectOptions {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
-    // The core tests also run in the browser (quinn style): `cargo test --target wasm32-unknown-unknown`.
-    use super::*;
-    #[cfg(target_arch = "wasm32")]
-    use wasm_bindgen_test::wasm_bindgen_test as test;
-
-    #[test]
-    fn js_options_parse_with_defaults() {
-        let o = ConnectOptions::from_json(
-            r#"{"token":"t","backoff":{"maxAttempts":2},"decoder":"team-answers","foo":1}"#,
-        )
-        .unwrap();
-        assert_eq!(o.token.as_deref(), Some("t"));
-        assert_eq!(o.backoff.max_attempts, 2);
-        assert_eq!(o.backoff.initial_ms, 1000);
-        assert_eq!(o.poll_interval_ms, 3000);
-        assert_eq!(o.decoder, Some(Decoder::TeamAnswers));
-        assert!(o.share_across_tabs);
-        assert_eq!(
-            ConnectOptions::from_json("").unwrap(),
-            ConnectOptions::default()
-        );
-        assert_eq!(
-            ConnectOptions::from_json("{}").unwrap(),
-            ConnectOptions::default()
-        );
-        assert!(ConnectOptions::from_json(r#"{"decoder":"nope"}"#).is_err());
-        let o = ConnectOptions::from_json(
-            r#"{"transport":"fetch","forcePolling":true,"retrySseEveryMs":5}"#,
-        )
-        .unwrap();
-        assert_eq!(o.transport, Transport::Fetch);
-        assert!(o.config().force_polling);
-        assert_eq!(o.config().retry_sse_every, Duration::from_millis(5));
-    }
-
-    #[test]
-    fn issue7_options_and_defaults() {
-        let d = ConnectOptions::default();
-        assert_eq!(
-            (
-                d.heartbeat_timeout_ms,
-                d.persist_last_event_id,
-                d.pause_when_hidden
-            ),
-            (45_000, true, false)
-        );
-        assert_eq!(d.config().heartbeat_timeout, Some(Duration::from_secs(45)));
-        assert!(d.headers.is_empty() && d.get_token.is_none());
-        let o = ConnectOptions::from_json(
-            r#"{"headers":{"X-Trace":"1"},"heartbeatTimeoutMs":0,"persistLastEventId":false,"pauseWhenHidden":true,"getToken":"ignored"}"#,
-        )
-        .unwrap();
-        assert_eq!(o.headers.get("X-Trace").map(String::as_str), Some("1"));
-        assert_eq!(o.config().heartbeat_timeout, None);
-        assert!(!o.persist_last_event_id && o.pause_when_hidden && o.get_token.is_none());
-        assert!(ConnectOptions::from_json(r#"{"headers":{"a":1}}"#).is_err());
-        let g = GetToken::new(|| async { Ok("t".to_owned()) });
-        let o = Options::default().get_token(g.clone()).header("a", "b");
-        assert_eq!(o.get_token.as_ref(), Some(&g));
-        assert_ne!(
-            Some(&GetToken::new(|| async { Ok(String::new()) })),
-            o.get_token.as_ref()
-        );
-    }
-
-    #[test]
-    fn builder() {
-        let o = Options::default()
-            .token("x")
-            .decoder(Decoder::Text)
-            .poll_interval_ms(10);
-        assert_eq!(o.decoder_for("/api/v1/events/test"), Decoder::Text);
-        assert_eq!(
-            Options::default().decoder_for("/api/v1/events/test"),
-            Decoder::Channel
-        );
-    }
-}
+mod tests;

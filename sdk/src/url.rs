@@ -1,7 +1,7 @@
 //! Stream URL helpers: the resume position and the polling form (docs/PROTOCOL.md).
 
 /// Percent-encodes a query value (RFC 3986 unreserved characters stay).
-pub fn encode_component(s: &str) -> String {
+pub(crate) fn encode_component(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
@@ -15,7 +15,7 @@ pub fn encode_component(s: &str) -> String {
 
 /// `url` with the query parameters `params` set (replacing any of the same
 /// name), keeping the fragment last.
-pub fn with_params(url: &str, params: &[(&str, &str)]) -> String {
+pub(crate) fn with_params(url: &str, params: &[(&str, &str)]) -> String {
     let (base, fragment) = match url.find('#') {
         Some(i) => (&url[..i], &url[i..]),
         None => (url, ""),
@@ -45,7 +45,7 @@ pub fn with_params(url: &str, params: &[(&str, &str)]) -> String {
 
 /// The SSE URL for a (re)connect: `lastEventId` when there is a position, and
 /// `token` in the query (EventSource cannot send headers).
-pub fn sse_url(url: &str, last_event_id: Option<&str>, token: Option<&str>) -> String {
+pub(crate) fn sse_url(url: &str, last_event_id: Option<&str>, token: Option<&str>) -> String {
     let mut p = Vec::new();
     if let Some(id) = last_event_id.filter(|s| !s.is_empty()) {
         p.push(("lastEventId", id));
@@ -57,7 +57,7 @@ pub fn sse_url(url: &str, last_event_id: Option<&str>, token: Option<&str>) -> S
 }
 
 /// The polling form: `poll=1` and `lastEventId` (the token goes in a header).
-pub fn poll_url(url: &str, last_event_id: Option<&str>) -> String {
+pub(crate) fn poll_url(url: &str, last_event_id: Option<&str>) -> String {
     let mut p = vec![("poll", "1")];
     if let Some(id) = last_event_id.filter(|s| !s.is_empty()) {
         p.push(("lastEventId", id));
@@ -67,28 +67,4 @@ pub fn poll_url(url: &str, last_event_id: Option<&str>) -> String {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
-    // The core tests also run in the browser (quinn style): `cargo test --target wasm32-unknown-unknown`.
-    use super::*;
-    #[cfg(target_arch = "wasm32")]
-    use wasm_bindgen_test::wasm_bindgen_test as test;
-
-    #[test]
-    fn params() {
-        assert_eq!(sse_url("http://h/a", None, None), "http://h/a");
-        assert_eq!(
-            sse_url("http://h/a", Some("5"), Some("t.k=")),
-            "http://h/a?lastEventId=5&token=t.k%3D"
-        );
-        assert_eq!(
-            sse_url("http://h/a?x=1&lastEventId=2#f", Some("5"), None),
-            "http://h/a?x=1&lastEventId=5#f"
-        );
-        assert_eq!(
-            poll_url("http://h/a?x=1", Some("9")),
-            "http://h/a?x=1&poll=1&lastEventId=9"
-        );
-        assert_eq!(poll_url("/a", None), "/a?poll=1");
-        assert_eq!(encode_component("a b/é"), "a%20b%2F%C3%A9");
-    }
-}
+mod tests;

@@ -1,4 +1,4 @@
-//! Helpers shared by the browser test files (`browser.rs`, `browser_issue7.rs`):
+//! Helpers shared by the browser test files (`browser.rs`, `browser_recovery.rs`):
 //! the test server's URL, waiting, REST calls, dev tokens, listener logs.
 #![allow(dead_code)]
 
@@ -11,16 +11,36 @@ use tidings::{ErrorInfo, Event, Manager, State};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
-/// The main test server (`scripts/test-wasm.sh` passes it at compile time); `None` skips.
-pub(crate) fn server() -> Option<&'static str> {
-    let s = option_env!("TIDINGS_TEST_SERVER");
-    if s.is_none() {
-        web_sys::console::log_1(
-            &"TIDINGS_TEST_SERVER not set at build time: skipping (run scripts/test-wasm.sh)"
-                .into(),
-        );
+/// A server URL `scripts/test-wasm.sh` passes at compile time; without it
+/// the test fails (a browser test that skips would pass without testing).
+fn configured(name: &str, url: Option<&'static str>) -> &'static str {
+    match url {
+        Some(u) => u,
+        None => panic!(
+            "{name} is not set at build time: run the browser tests with scripts/test-wasm.sh"
+        ),
     }
-    s
+}
+
+/// The main test server.
+pub(crate) fn server() -> &'static str {
+    configured("TIDINGS_TEST_SERVER", option_env!("TIDINGS_TEST_SERVER"))
+}
+
+/// A server with a 1-event subscriber queue, so bursts make it close streams.
+pub(crate) fn laggy_server() -> &'static str {
+    configured(
+        "TIDINGS_TEST_SERVER_LAGGY",
+        option_env!("TIDINGS_TEST_SERVER_LAGGY"),
+    )
+}
+
+/// A server with a replay log of 3 events, so an old position gets a `reset`.
+pub(crate) fn small_log_server() -> &'static str {
+    configured(
+        "TIDINGS_TEST_SERVER_SMALL_LOG",
+        option_env!("TIDINGS_TEST_SERVER_SMALL_LOG"),
+    )
 }
 
 /// A name no other test (or run) uses.

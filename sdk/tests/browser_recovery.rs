@@ -1,5 +1,5 @@
-//! Issue 7 in headless Chromium against real `tidings-server`s (started by
-//! `scripts/test-wasm.sh`): the fetch transport with a header token, token
+//! Authentication and recovery in headless Chromium against real
+//! `tidings-server`s (started by `scripts/test-wasm.sh`): the fetch transport with a header token, token
 //! refresh after a 401, 403 without a retry storm, the heartbeat watchdog on a
 //! stalled server, resume across a "reload" from sessionStorage, a gap reset,
 //! and recovery from 503/204 answers. Server faults come from the `--dev`
@@ -11,8 +11,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 
 use serde_json::{json, Value};
-use tidings::options::GetToken;
-use tidings::{BackoffOptions, ErrorKind, Event, Manager, Options, State, Transport};
+use tidings::{BackoffOptions, ErrorKind, Event, GetToken, Manager, Options, State, Transport};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_test::*;
 
@@ -26,7 +25,7 @@ fn now_ms() -> f64 {
 }
 
 fn report(what: &str, ms: f64) {
-    web_sys::console::log_1(&format!("[issue7] {what}: {ms:.0} ms").into());
+    web_sys::console::log_1(&format!("[recovery] {what}: {ms:.0} ms").into());
 }
 
 /// Single-tab managers with a quick backoff (the `retry: 1000` frame raises the base on fetch).
@@ -34,17 +33,12 @@ fn opts() -> Options {
     Options::default()
         .share_across_tabs(false)
         .persist_last_event_id(false)
-        .backoff(BackoffOptions {
-            initial_ms: 200,
-            max_ms: 2000,
-            factor: 2.0,
-            max_attempts: 5,
-        })
+        .backoff(BackoffOptions::default().initial_ms(200).max_ms(2000))
 }
 
 /// A private channel, a token for it, its URL and its publish URL.
 async fn channel(base: &str) -> (String, String, String) {
-    let ch = unique("project.i7-");
+    let ch = unique("project.rec-");
     let token = dev_token(base, &unique("pub"), &["project.*"], Some(3600)).await;
     let url = format!("{base}/api/v1/events/{ch}");
     (format!("channel/{ch}"), token, url)
@@ -68,7 +62,7 @@ fn ns(log: &Log<Event>) -> Vec<u64> {
 
 #[wasm_bindgen_test]
 async fn fetch_transport_sends_the_token_in_a_header() {
-    let Some(base) = server() else { return };
+    let base = server();
     let user = unique("f");
     let token = dev_token(base, &user, &[], Some(3600)).await;
     let m = Manager::connect(
@@ -99,7 +93,7 @@ async fn fetch_transport_sends_the_token_in_a_header() {
 
 #[wasm_bindgen_test]
 async fn get_token_is_asked_again_after_the_server_rejects_a_token() {
-    let Some(base) = server() else { return };
+    let base = server();
     let user = unique("g");
     // The server allows some clock leeway on `exp`, so a token it rejects now
     // is one with a broken signature (what an expired one gets: 401).
@@ -162,7 +156,7 @@ async fn get_token_is_asked_again_after_the_server_rejects_a_token() {
 
 #[wasm_bindgen_test]
 async fn a_403_closes_with_an_auth_error_and_no_retry_storm() {
-    let Some(base) = server() else { return };
+    let base = server();
     let token = dev_token(base, &unique("x"), &["file.*"], Some(3600)).await;
     let m = Manager::connect(
         &format!("{base}/api/v1/events/{}", unique("project.")),
@@ -186,7 +180,7 @@ async fn a_403_closes_with_an_auth_error_and_no_retry_storm() {
 
 #[wasm_bindgen_test]
 async fn watchdog_reconnects_when_the_server_stalls_without_closing() {
-    let Some(base) = server() else { return };
+    let base = server();
     for transport in [Transport::EventSource, Transport::Fetch] {
         let (key, token, url) = channel(base).await;
         let m = Manager::connect(
@@ -239,7 +233,7 @@ async fn watchdog_reconnects_when_the_server_stalls_without_closing() {
 
 #[wasm_bindgen_test]
 async fn a_reload_resumes_from_session_storage_without_loss() {
-    let Some(base) = server() else { return };
+    let base = server();
     for transport in [Transport::EventSource, Transport::Fetch] {
         let (_key, token, url) = channel(base).await;
         let o = opts()
@@ -278,9 +272,7 @@ async fn a_reload_resumes_from_session_storage_without_loss() {
 
 #[wasm_bindgen_test]
 async fn a_position_that_fell_out_of_the_log_gets_a_reset_then_live() {
-    let Some(base) = option_env!("TIDINGS_TEST_SERVER_SMALL_LOG") else {
-        return;
-    };
+    let base = small_log_server();
     let (_key, token, url) = channel(base).await;
     let o = opts().token(token.clone()).persist_last_event_id(true);
     let m = Manager::connect(&url, o.clone()).unwrap();
@@ -307,7 +299,7 @@ async fn a_position_that_fell_out_of_the_log_gets_a_reset_then_live() {
 
 #[wasm_bindgen_test]
 async fn server_errors_and_204_recover_without_a_storm() {
-    let Some(base) = server() else { return };
+    let base = server();
     for (status, count) in [(503u16, 3u32), (204, 2), (500, 1)] {
         let (key, token, url) = channel(base).await;
         post(
@@ -347,7 +339,7 @@ async fn server_errors_and_204_recover_without_a_storm() {
 
 #[wasm_bindgen_test]
 async fn js_get_token_may_return_a_promise() {
-    let Some(base) = server() else { return };
+    let base = server();
     let user = unique("j");
     let token = dev_token(base, &user, &[], Some(3600)).await;
     let options = js_sys::Object::new();
