@@ -14,11 +14,12 @@ use gloo_events::EventListener;
 use gloo_timers::callback::Timeout;
 use wasm_bindgen::prelude::*;
 
+use super::input::{Handle, Input, Sink};
 use super::listeners::{ErrorCb, EventCb, Kind, Listeners, StateCb};
 use super::platform::{self, now};
 use super::storage;
 use super::tabs::{TabInput, TabSink, Tabs};
-use super::transport::{Handle, Input, PollRequest, Sink, SseTransport};
+use super::transport::{PollRequest, SseTransport};
 use crate::backoff::XorShiftJitter;
 use crate::connection::{Action, Connection, ErrorInfo, ErrorKind, Output, State};
 use crate::dispatch::ListenerId;

@@ -9,8 +9,9 @@
 //! | `js` | the JS API (`connect`, class `Manager`) over the Rust API |
 //! | `manager` | the Rust API: [`Manager`] registry, [`Subscription`], [`Error`] |
 //! | `driver` | one manager at run time: every input, the drive loop, actions, delivery |
-//! | `transport` | `EventSource`, the polling request, and the [`Handle`](transport::Handle) they report through |
+//! | `transport` | the SSE transport slot (`EventSource` or `stream`) and the polling request |
 //! | `stream` | the `fetch` streaming transport |
+//! | `input` | what transports report, and the generation-tagged handle they report through |
 //! | `tabs` | sharing across tabs: Web Lock, `BroadcastChannel`, catch-up, page lifecycle |
 //! | `listeners` | Rust and JS listeners and the values they get |
 //! | `http` | building requests and reading the polling form |
@@ -26,6 +27,7 @@
 
 mod driver;
 mod http;
+mod input;
 pub mod js;
 mod listeners;
 mod manager;

@@ -14,8 +14,8 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
 use super::http::build_request;
+use super::input::{Handle, Input};
 use super::platform::{self, error_text};
-use super::transport::{Handle, Input};
 use crate::options::Options;
 use crate::parser::{Frame, Parser};
 

@@ -4,95 +4,22 @@
 //! each poll the token comes from [`super::token::resolve`] (`getToken` or
 //! the static token).
 //!
-//! A transport reports through its [`Handle`]: a weak reference to the
-//! manager and the generation the transport was opened for. The manager
-//! checks the generation in one place, so a late report of a replaced
-//! transport is dropped there.
+//! A transport reports through its [`Handle`] (see [`super::input`]).
 
 use std::cell::RefCell;
 use std::collections::HashSet;
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 
 use gloo_events::EventListener;
 use gloo_timers::callback::Timeout;
 use wasm_bindgen::JsCast;
 
+use super::input::{Handle, Input};
 use super::stream::FetchTransport;
 use super::{http, token};
-use crate::connection::ErrorInfo;
-use crate::messages::PollResponse;
+use crate::connection::{ErrorInfo, ErrorKind};
 use crate::options::{Options, Transport};
 use crate::parser::SseEvent;
-
-/// What a transport reports to its manager.
-#[derive(Debug)]
-pub(crate) enum Input {
-    /// `getToken` answered for an SSE transport being opened.
-    Token {
-        /// The token (`None`: no token), or why `getToken` failed.
-        token: Result<Option<String>, String>,
-        /// The position to open from.
-        last_event_id: Option<String>,
-    },
-    /// The SSE transport is open (HTTP 200 `text/event-stream`).
-    SseOpen,
-    /// An event arrived on the SSE transport.
-    SseEvent(SseEvent),
-    /// `EventSource` reported a failure (the browser would retry by itself).
-    SseError,
-    /// The `EventSource` constructor threw (bad URL, CSP).
-    SseOpenFailed(String),
-    /// The `fetch` stream failed or ended.
-    StreamFailed(String),
-    /// The `fetch` stream got a status other than 200.
-    StreamRejected {
-        /// The HTTP status.
-        status: u16,
-        /// The start of the response body.
-        body: Option<String>,
-    },
-    /// A `retry:` frame of the `fetch` stream, in ms.
-    RetryHint(u64),
-    /// The polling request finished.
-    Poll(Result<PollResponse, ErrorInfo>),
-}
-
-impl Input {
-    /// Whether this comes from the polling request (else from the SSE transport).
-    pub(crate) fn is_poll(&self) -> bool {
-        matches!(self, Input::Poll(_))
-    }
-}
-
-/// Where transports report: the manager.
-pub(crate) trait Sink {
-    /// Takes `input` from the transport of `generation`; false when that
-    /// transport is no longer the one in use (the input is dropped).
-    fn input(self: Rc<Self>, generation: u64, input: Input) -> bool;
-}
-
-/// A transport's way back to its manager.
-#[derive(Clone)]
-pub(crate) struct Handle {
-    sink: Weak<dyn Sink>,
-    generation: u64,
-}
-
-impl Handle {
-    /// The handle of the transport opened for `generation`.
-    pub(crate) fn new(sink: Weak<dyn Sink>, generation: u64) -> Handle {
-        Handle { sink, generation }
-    }
-
-    /// Reports `input`; false when the manager is gone or has moved on to
-    /// another transport (then the sender may stop).
-    pub(crate) fn send(&self, input: Input) -> bool {
-        match self.sink.upgrade() {
-            Some(sink) => sink.input(self.generation, input),
-            None => false,
-        }
-    }
-}
 
 /// The SSE transport slot of a manager.
 pub(crate) enum SseTransport {
@@ -299,7 +226,7 @@ impl PollRequest {
         let (url, options) = (url.to_owned(), options.clone());
         wasm_bindgen_futures::spawn_local(async move {
             let result = match token::resolve(&options).await {
-                Err(e) => Err(ErrorInfo::new(crate::connection::ErrorKind::Auth, e)),
+                Err(e) => Err(ErrorInfo::new(ErrorKind::Auth, e)),
                 // The position is in the URL (`lastEventId=`), not a header.
                 Ok(t) => http::fetch_poll(&url, &options, t.as_deref(), signal.as_ref()).await,
             };
