@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The SDK in headless Chromium (wasm-bindgen-test) against real tidings-servers:
-# builds tidings-server, starts two on 127.0.0.1:0 (a normal one, and a
-# "laggy" one with a 1-event subscriber queue so bursts make it close streams),
-# passes their URLs to the tests at compile time, runs them, kills the
-# servers on exit. Extra args go to `cargo test`. TIDINGS_WASM_BROWSERS="chromium firefox"
+# builds tidings-server, starts three on 127.0.0.1:0 (a normal one, a "laggy"
+# one with a 1-event subscriber queue so bursts make it close streams, one with
+# a 3-event replay log), and the backends that are not tidings-server
+# (tests/backends: plain ids, UUID ids, an LLM-style POST, the seed-003 stack),
+# passes their URLs to the tests at compile time, runs them, kills everything
+# on exit. Extra args go to `cargo test`. TIDINGS_WASM_BROWSERS="chromium firefox"
 # runs the suite in each (default: chromium).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,6 +50,29 @@ TIDINGS_TEST_SERVER_LAGGY=$(start laggy --subscriber-queue 1)
 # issue 7: a replay log of 3 events, so an old position gets a `reset` (gap)
 TIDINGS_TEST_SERVER_SMALL_LOG=$(start small-log --replay-log-size 3)
 export TIDINGS_TEST_SERVER TIDINGS_TEST_SERVER_LAGGY TIDINGS_TEST_SERVER_SMALL_LOG
+
+# Backends that are not tidings-server (tests/backends/serve.mjs): each runs as a
+# child of a supervisor whose control URL lets a test restart it on the same port.
+# backend KIND VAR → exports VAR (the backend's URL) and VAR_CONTROL.
+backend() {
+  local kind=$1 var=$2 line=""
+  node tests/backends/serve.mjs "$kind" >"$tmp/backend-$kind.log" 2>&1 &
+  pids+=($!)
+  # The first seed-003 start creates its virtualenv (pip), hence the long wait.
+  for _ in $(seq 1 2400); do
+    line=$(grep -m1 '^backend .* control ' "$tmp/backend-$kind.log" || true)
+    [ -n "$line" ] && break
+    kill -0 "${pids[-1]}" 2>/dev/null || break
+    sleep 0.1
+  done
+  [ -n "$line" ] || { echo "[test-wasm] backend $kind did not start:" >&2; cat "$tmp/backend-$kind.log" >&2; exit 1; }
+  read -r _ _ _ url _ control <<<"$line"
+  export "$var=$url" "${var}_CONTROL=$control"
+}
+backend plain TIDINGS_TEST_PLAIN
+backend uuid TIDINGS_TEST_UUID
+backend llm TIDINGS_TEST_LLM
+backend seed-003 TIDINGS_TEST_SEED003
 echo "[test-wasm] servers: $TIDINGS_TEST_SERVER (laggy: $TIDINGS_TEST_SERVER_LAGGY)" >&2
 
 # Timeout per test run of the runner (seconds); the tests bound their own waits.
