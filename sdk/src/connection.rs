@@ -19,8 +19,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::backoff::{BackoffOptions, Jitter};
 use crate::messages::PollResponse;
+use crate::options::Poll;
 use crate::parser::SseEvent;
 use crate::position::Position;
+use crate::protocol::{Hello, Protocol};
 
 /// Connection state, as reported to `onState` listeners. Serialized as its
 /// JS name ([`State::as_str`]).
@@ -133,9 +135,34 @@ pub(crate) struct Config {
     pub(crate) force_polling: bool,
     /// Heartbeat watchdog: an SSE connection that delivers no event (a
     /// heartbeat counts) for this long is treated as dead and replaced, resuming
-    /// after the last id. `None` disables it. Default 45 s (1.5 × the server's
-    /// 30 s heartbeat).
-    pub(crate) heartbeat_timeout: Option<Duration>,
+    /// after the last id. Default: [`Watchdog::Default`].
+    pub(crate) heartbeat_timeout: Watchdog,
+    /// Which protocol the server speaks. Default `auto` (learnt from its hello).
+    pub(crate) protocol: Protocol,
+    /// Where the polling fallback comes from. Default `auto` (the Tidings form
+    /// for a Tidings server, else none).
+    pub(crate) poll: Poll,
+    /// Timeout of one polling request. Default 10 s.
+    pub(crate) poll_timeout: Duration,
+    /// A stream the server ends normally is over (no reconnect). Default false.
+    pub(crate) finite: bool,
+}
+
+/// The heartbeat watchdog setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Watchdog {
+    /// [`Watchdog::TIDINGS`] for a server that speaks Tidings (its heartbeats
+    /// are guaranteed), off for any other (it may be silent for hours).
+    Default,
+    /// No watchdog.
+    Off,
+    /// This long without an event or heartbeat.
+    After(Duration),
+}
+
+impl Watchdog {
+    /// The default for Tidings servers: 1.5 × their 30 s heartbeat.
+    pub(crate) const TIDINGS: Duration = Duration::from_secs(45);
 }
 
 impl Default for Config {
@@ -146,7 +173,11 @@ impl Default for Config {
             retry_sse_every: Duration::from_millis(30_000),
             stable_after: Duration::from_secs(5),
             force_polling: false,
-            heartbeat_timeout: Some(Duration::from_secs(45)),
+            heartbeat_timeout: Watchdog::Default,
+            protocol: Protocol::Auto,
+            poll: Poll::Auto,
+            poll_timeout: Duration::from_secs(10),
+            finite: false,
         }
     }
 }
@@ -179,6 +210,9 @@ pub(crate) enum Output {
     Event(SseEvent),
     /// An error for `onError` listeners.
     Error(ErrorInfo),
+    /// Whether the stream now speaks Tidings (the hello was seen, or a new
+    /// connection started without it); decoding and tab followers follow it.
+    Protocol(bool),
 }
 
 /// The sans-IO connection core. See the module docs.
@@ -202,6 +236,14 @@ pub(crate) struct Connection<J> {
     position: Position,
     watchdog_at: Option<Duration>,
     auth_retried: bool,
+    /// The server announced the Tidings protocol on the current (or last) connection.
+    announced: bool,
+    /// A new SSE connection whose first event tells whether the server is Tidings.
+    awaiting_hello: bool,
+    /// A new SSE connection whose first event with an id has not come yet.
+    first_id_pending: bool,
+    /// Events dropped as duplicates (Tidings servers only).
+    duplicates: u64,
     actions: VecDeque<Action>,
     outputs: VecDeque<Output>,
 }
@@ -228,6 +270,10 @@ impl<J: Jitter> Connection<J> {
             position: Position::new(last_event_id.as_deref()),
             watchdog_at: None,
             auth_retried: false,
+            announced: false,
+            awaiting_hello: false,
+            first_id_pending: false,
+            duplicates: 0,
             actions: VecDeque::new(),
             outputs: VecDeque::new(),
         }
@@ -243,6 +289,21 @@ impl<J: Jitter> Connection<J> {
     /// The id of the last event delivered (the resume position).
     pub(crate) fn last_event_id(&self) -> Option<&str> {
         self.position.id()
+    }
+
+    /// Whether the Tidings behaviours are on: `protocol: 'tidings'`, or `auto`
+    /// and the server announced the protocol.
+    pub(crate) fn speaks_tidings(&self) -> bool {
+        match self.config.protocol {
+            Protocol::Tidings => true,
+            Protocol::Plain => false,
+            Protocol::Auto => self.announced,
+        }
+    }
+
+    /// Events dropped as duplicates so far.
+    pub(crate) fn duplicates(&self) -> u64 {
+        self.duplicates
     }
 
     /// Whether the stream is over for good (`end` received or `close()`).
@@ -300,6 +361,8 @@ impl<J: Jitter> Connection<J> {
         self.sse_opened_at = Some(now);
         self.got_event = false;
         self.auth_retried = false;
+        self.awaiting_hello = self.config.protocol != Protocol::Plain;
+        self.first_id_pending = true;
         self.arm_watchdog(now);
         if self.probing {
             // Back from polling. Until this connection proves stable, one more
@@ -312,15 +375,62 @@ impl<J: Jitter> Connection<J> {
         self.set_state(State::Open);
     }
 
-    /// An event arrived on the SSE transport.
+    /// An event arrived on the SSE transport. The protocol hello is taken
+    /// here (never delivered); the first event of a connection that is not a
+    /// hello means the server does not (or no longer does) speak Tidings.
     pub(crate) fn handle_sse_event(&mut self, event: SseEvent, now: Duration) {
         if !self.sse_active {
             return;
         }
+        if self.config.protocol != Protocol::Plain {
+            let hello = Hello::from_event(&event).is_some();
+            if hello || std::mem::take(&mut self.awaiting_hello) {
+                self.awaiting_hello = false;
+                self.set_announced(hello);
+            }
+            if hello {
+                // Not a sign of a working stream by itself (a server may greet and drop).
+                self.arm_watchdog(now);
+                return;
+            }
+        }
         self.arm_watchdog(now);
         self.got_event = true;
         self.attempt = 0;
-        self.process_event(event);
+        let may_rewind = self.first_id_pending;
+        if event.id.as_deref().is_some_and(|id| !id.is_empty()) {
+            self.first_id_pending = false;
+        }
+        self.process_event(event, may_rewind);
+    }
+
+    /// The `fetch` stream ended normally (the server finished the response).
+    /// A `finite` stream is then over: `closed`, no reconnect. Otherwise it is
+    /// a drop like any other and the stream reconnects after the last id.
+    pub(crate) fn handle_sse_end(&mut self, now: Duration) {
+        if !self.sse_active {
+            return;
+        }
+        if self.config.finite {
+            self.finish();
+        } else {
+            self.sse_failed(
+                now,
+                ErrorKind::Network,
+                "the server closed the stream",
+                None,
+            );
+        }
+    }
+
+    /// The stream request was refused for good (`onOpen` rejected the
+    /// response, or a request that is not a plain `GET` got a 4xx or a wrong
+    /// content type): the error, state `closed`, no retry.
+    pub(crate) fn handle_sse_fatal(&mut self, error: ErrorInfo) {
+        if !self.sse_active {
+            return;
+        }
+        self.refuse(error);
     }
 
     /// The server's `retry:` hint (ms): the new backoff base.
@@ -410,14 +520,19 @@ impl<J: Jitter> Connection<J> {
             self.attempt = 0;
         }
         self.sse_opened_at = None;
-        self.attempt += 1;
+        self.attempt = self.attempt.saturating_add(1);
+        let polling = self.polling_allowed();
         let mut error = error.unwrap_or_else(|| ErrorInfo::new(kind, reason));
-        error.message = format!(
-            "{reason} (attempt {} of {})",
-            self.attempt, self.config.backoff.max_attempts
-        );
+        error.message = if polling && self.config.backoff.max_attempts < u32::MAX {
+            format!(
+                "{reason} (attempt {} of {})",
+                self.attempt, self.config.backoff.max_attempts
+            )
+        } else {
+            format!("{reason} (attempt {})", self.attempt)
+        };
         self.outputs.push_back(Output::Error(error));
-        if self.attempt > self.config.backoff.max_attempts {
+        if polling && self.attempt > self.config.backoff.max_attempts {
             self.enter_polling(now);
         } else {
             let delay = self.config.backoff.delay(self.attempt, &mut self.jitter);
@@ -441,13 +556,22 @@ impl<J: Jitter> Connection<J> {
             if self.ended {
                 return;
             }
-            self.process_event(e.into());
+            self.process_event(e.into(), false);
         }
         if let Some(head) = response.last_event_id.filter(|s| !s.is_empty()) {
-            self.position.advance_to(&head);
+            if self.speaks_tidings() {
+                self.position.advance_to(&head);
+            } else {
+                // An opaque position: the poll function's word is the position.
+                self.position.track(Some(&head));
+            }
         }
         if response.end && !self.ended {
-            self.process_event(SseEvent::new("end", "{}", None));
+            if self.speaks_tidings() {
+                self.process_event(SseEvent::new("end", "{}", None), false);
+            } else {
+                self.finish();
+            }
             return;
         }
         if self.state == State::Polling {
@@ -522,11 +646,7 @@ impl<J: Jitter> Connection<J> {
             }
         }
         if self.sse_active && self.watchdog_at.is_some_and(|t| t <= now) {
-            let ms = self
-                .config
-                .heartbeat_timeout
-                .unwrap_or_default()
-                .as_millis();
+            let ms = self.watchdog_timeout().unwrap_or_default().as_millis();
             self.sse_failed(
                 now,
                 ErrorKind::Network,
@@ -625,12 +745,46 @@ impl<J: Jitter> Connection<J> {
         self.probe_at = None;
     }
 
+    /// Whether a polling fallback exists: `poll` set, or the Tidings form of a
+    /// Tidings server (also what `forcePolling` uses when `poll` is not set).
+    fn polling_allowed(&self) -> bool {
+        match self.config.poll {
+            Poll::Off => false,
+            Poll::Tidings | Poll::Function => true,
+            Poll::Auto => self.config.force_polling || self.speaks_tidings(),
+        }
+    }
+
+    /// The watchdog's timeout for the server as known now.
+    fn watchdog_timeout(&self) -> Option<Duration> {
+        match self.config.heartbeat_timeout {
+            Watchdog::Off => None,
+            Watchdog::After(d) => Some(d).filter(|d| !d.is_zero()),
+            Watchdog::Default => self.speaks_tidings().then_some(Watchdog::TIDINGS),
+        }
+    }
+
     fn arm_watchdog(&mut self, now: Duration) {
-        self.watchdog_at = self
-            .config
-            .heartbeat_timeout
-            .filter(|t| !t.is_zero())
-            .map(|t| now + t);
+        self.watchdog_at = self.watchdog_timeout().map(|t| now + t);
+    }
+
+    /// Records whether the server announced Tidings; tells the shell when
+    /// that changes what the stream speaks.
+    fn set_announced(&mut self, announced: bool) {
+        let before = self.speaks_tidings();
+        self.announced = announced;
+        if self.speaks_tidings() != before {
+            self.outputs
+                .push_back(Output::Protocol(self.speaks_tidings()));
+        }
+    }
+
+    /// The stream is over (a finite stream ended, `end`): closed for good.
+    fn finish(&mut self) {
+        self.ended = true;
+        self.running = false;
+        self.teardown();
+        self.set_state(State::Closed);
     }
 
     /// A refusal (403): an `auth` error and state `closed`, no retry.
@@ -654,21 +808,45 @@ impl<J: Jitter> Connection<J> {
     }
 
     /// Last-id tracking and de-duplication, then delivery.
-    fn process_event(&mut self, event: SseEvent) {
-        if self
-            .position
-            .is_duplicate(event.id.as_deref(), &event.event)
+    ///
+    /// Only a Tidings server promises increasing numeric ids, so only then is
+    /// an id at or below the position a duplicate (dropped and counted) and
+    /// `end` final. Even then, when the first id of a new connection
+    /// (`may_rewind`) is below the position, the server has lost its
+    /// numbering (restarted without its log): the event is new, it is
+    /// delivered, the position moves back, and an error says so.
+    fn process_event(&mut self, event: SseEvent, may_rewind: bool) {
+        let tidings = self.speaks_tidings();
+        if tidings
+            && self
+                .position
+                .is_duplicate(event.id.as_deref(), &event.event)
         {
-            return; // already delivered
+            let below = match (
+                event.id.as_deref().and_then(|i| i.parse::<u64>().ok()),
+                self.position.num(),
+            ) {
+                (Some(n), Some(last)) => n < last,
+                _ => false,
+            };
+            if !(may_rewind && below) {
+                self.duplicates += 1;
+                return; // delivered already
+            }
+            self.outputs.push_back(Output::Error(ErrorInfo::new(
+                ErrorKind::Protocol,
+                format!(
+                    "event ids went backwards (last delivered {}, the new connection starts at {}): delivering from there",
+                    self.position.id().unwrap_or(""),
+                    event.id.as_deref().unwrap_or("")
+                ),
+            )));
         }
         self.position.track(event.id.as_deref());
-        let is_end = event.event == "end";
+        let is_end = tidings && event.event == "end";
         self.outputs.push_back(Output::Event(event));
         if is_end {
-            self.ended = true;
-            self.running = false;
-            self.teardown();
-            self.set_state(State::Closed);
+            self.finish();
         }
     }
 }

@@ -49,14 +49,19 @@ pub mod parser;
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 mod position;
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+mod protocol;
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 mod tabs;
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 mod url;
 
 pub use backoff::BackoffOptions;
 pub use connection::{ErrorInfo, ErrorKind, State};
-pub use messages::{decode, DecodeError, Decoder, Message, WsMessage, WsMessageType};
-pub use options::{ConnectOptions, GetToken, Options, TokenFuture, Transport};
+pub use messages::{decode, Custom, DecodeError, Decoder, Message, WsMessage, WsMessageType};
+pub use options::{
+    Body, ConnectOptions, DecodeFn, GetToken, Options, Poll, TokenFuture, Transport,
+};
+pub use protocol::Protocol;
 
 #[cfg(target_arch = "wasm32")]
 mod web;

@@ -5,7 +5,9 @@
 //! Decoding never panics: malformed JSON, wrong shapes and unknown types come
 //! back as a [`DecodeError`] with the reason; the caller keeps the raw text.
 
+use std::any::Any;
 use std::fmt;
+use std::rc::Rc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
@@ -37,19 +39,20 @@ pub enum Decoder {
     Json,
     /// The raw `data` string, never an error.
     Text,
-    /// JSON when it parses, else the raw string (the default for unknown URLs).
+    /// JSON when it parses, else the raw string (the default).
     #[default]
     Auto,
 }
 
 impl Decoder {
     /// The SSE event names of this decoder's stream, plus the protocol's
-    /// `reset`, `end` and `heartbeat` (an `EventSource` must listen for each
+    /// `tidings` (the hello), `reset`, `end` and `heartbeat` (an `EventSource` must listen for each
     /// name it wants besides `message`).
     pub(crate) fn event_names(self) -> &'static [&'static str] {
         match self {
             Decoder::Notifications => &[
                 "message",
+                "tidings",
                 "reset",
                 "end",
                 "heartbeat",
@@ -60,6 +63,7 @@ impl Decoder {
             ],
             Decoder::VideoProgress => &[
                 "message",
+                "tidings",
                 "reset",
                 "end",
                 "heartbeat",
@@ -68,27 +72,14 @@ impl Decoder {
                 "timeout",
             ],
             // `connected`: the greeting of channels, carrying the head id on a fresh connection.
-            _ => &["message", "reset", "end", "heartbeat", "connected"],
-        }
-    }
-
-    /// The decoder for a stream URL, chosen from its path (query and host ignored).
-    pub fn for_url(url: &str) -> Decoder {
-        let rest = url
-            .split_once("://")
-            .map_or(url, |(_, r)| r.find('/').map_or("", |i| &r[i..]));
-        let path = rest.split(['?', '#']).next().unwrap_or("");
-        let path = path.trim_end_matches('/');
-        if path.ends_with("/api/team-answers/sse") {
-            Decoder::TeamAnswers
-        } else if path.ends_with("/api/notifications/stream") {
-            Decoder::Notifications
-        } else if path.contains("/api/video-progress/") && !path.ends_with("/status") {
-            Decoder::VideoProgress
-        } else if path.contains("/api/v1/events/") {
-            Decoder::Channel
-        } else {
-            Decoder::Auto
+            _ => &[
+                "message",
+                "tidings",
+                "reset",
+                "end",
+                "heartbeat",
+                "connected",
+            ],
         }
     }
 }
@@ -413,6 +404,52 @@ pub enum Message {
     Json(#[cfg_attr(target_arch = "wasm32", tsify(type = "unknown"))] Value),
     /// Raw text (`text` decoder, or non-JSON data with the default decoder).
     Text(String),
+    /// What the app's own decoder (option `decode`) returned.
+    Custom(#[cfg_attr(target_arch = "wasm32", tsify(type = "unknown"))] Custom),
+}
+
+/// A value of the app's own type, from its decoder (option `decode`).
+/// Read it with [`Message::custom`].
+#[derive(Clone)]
+pub struct Custom {
+    value: Rc<dyn Any>,
+    payload_type: Option<String>,
+}
+
+impl Custom {
+    /// `value`, routed also to listeners of `payload_type` when the event is unnamed.
+    pub(crate) fn new(value: Rc<dyn Any>, payload_type: Option<String>) -> Self {
+        Custom {
+            value,
+            payload_type,
+        }
+    }
+
+    /// The value, if it is a `T`.
+    pub fn get<T: Any>(&self) -> Option<&T> {
+        self.value.downcast_ref()
+    }
+}
+
+impl fmt::Debug for Custom {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Custom")
+            .field("payload_type", &self.payload_type)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for Custom {
+    fn eq(&self, other: &Self) -> bool {
+        Rc::ptr_eq(&self.value, &other.value)
+    }
+}
+
+impl Serialize for Custom {
+    /// The app's type is opaque to the SDK: `null`.
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_unit()
+    }
 }
 
 impl Message {
@@ -429,8 +466,27 @@ impl Message {
             }),
             Message::Channel(m) => Some(m.kind.as_str()),
             Message::Json(v) => v.get("type").and_then(Value::as_str),
+            Message::Custom(c) => c.payload_type.as_deref(),
             _ => None,
         }
+    }
+
+    /// The app's own decoded value (option `decode`), if it is a `T`.
+    pub fn custom<T: Any>(&self) -> Option<&T> {
+        match self {
+            Message::Custom(c) => c.get(),
+            _ => None,
+        }
+    }
+
+    /// Whether the event carrying this message keeps the connection alive
+    /// only: a typed heartbeat, an event named `heartbeat`, or an unnamed one
+    /// whose payload `type` is `heartbeat`. Such events reach only listeners
+    /// registered for `heartbeat` by name.
+    pub(crate) fn is_keepalive(&self, event: &str) -> bool {
+        self.is_heartbeat()
+            || event == "heartbeat"
+            || (event == "message" && self.payload_type() == Some("heartbeat"))
     }
 
     /// Whether this is a keep-alive (consumed for liveness; delivered only to
@@ -520,9 +576,20 @@ const TEAM_ANSWER_TYPES: [&str; 5] = ["connected", "create", "delete", "heartbea
 /// assert!(matches!(e, DecodeError::WrongShape { .. }), "{e}");
 /// ```
 pub fn decode(decoder: Decoder, event: &str, data: &str) -> Result<Message, DecodeError> {
+    decode_event(decoder, event, data, true)
+}
+
+/// [`decode`] for a stream that speaks Tidings (`tidings`) or not: for any
+/// other server `reset` and `end` are ordinary event names.
+pub(crate) fn decode_event(
+    decoder: Decoder,
+    event: &str,
+    data: &str,
+    tidings: bool,
+) -> Result<Message, DecodeError> {
     match event {
-        "reset" if decoder != Decoder::Text => return typed(data).map(Message::Reset),
-        "end" if decoder != Decoder::Text => return typed(data).map(Message::End),
+        "reset" if tidings && decoder != Decoder::Text => return typed(data).map(Message::Reset),
+        "end" if tidings && decoder != Decoder::Text => return typed(data).map(Message::End),
         "heartbeat" if !matches!(decoder, Decoder::Text | Decoder::Json | Decoder::Auto) => {
             return typed(data).map(Message::Heartbeat)
         }

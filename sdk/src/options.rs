@@ -1,6 +1,7 @@
 //! Manager options, shared by the Rust API (`Options`) and the JS API
 //! (`ConnectOptions`, camelCase, every field optional).
 
+use std::any::Any;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
@@ -8,11 +9,14 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
 
 use crate::backoff::BackoffOptions;
-use crate::connection::Config;
-use crate::messages::Decoder;
+use crate::connection::{Config, Watchdog};
+use crate::messages::{Custom, Decoder};
+use crate::protocol::Protocol;
 
 /// Which transport carries the stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -27,6 +31,138 @@ pub enum Transport {
     /// sees HTTP statuses (401 → `getToken` again, 403 → closed), reads the
     /// server's `retry:`. Needs `fetch` + `ReadableStream` (every current browser).
     Fetch,
+}
+
+/// Where the polling fallback comes from (option `poll`).
+///
+/// JS: `false`, `'tidings'`, or a function `({ lastEventId, signal }) =>
+/// Promise<{ events: [{ id?, event?, data }], lastEventId?, end? }>` (then
+/// [`Poll::Function`]). Not set: the Tidings form once the server announced the
+/// protocol (or with `protocol: 'tidings'`), else no polling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Poll {
+    /// The Tidings form when the server speaks Tidings, else none (the default).
+    #[default]
+    Auto,
+    /// Never poll: SSE retries go on forever, the delay capped at `backoff.maxMs`.
+    Off,
+    /// The Tidings polling form: `GET <url>?poll=1&lastEventId=N` answering JSON.
+    Tidings,
+    /// The app's function (JS), called with the position and an abort signal.
+    Function,
+}
+
+impl<'de> Deserialize<'de> for Poll {
+    /// `false` → [`Poll::Off`], `"tidings"`, `"auto"` or `null` → as named.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match Value::deserialize(d)? {
+            Value::Bool(false) => Ok(Poll::Off),
+            Value::Null => Ok(Poll::Auto),
+            Value::String(s) if s == "tidings" => Ok(Poll::Tidings),
+            Value::String(s) if s == "auto" => Ok(Poll::Auto),
+            other => Err(serde::de::Error::custom(format!(
+                "poll must be false, 'tidings' or a function, not {other}"
+            ))),
+        }
+    }
+}
+
+/// A request body (option `body`): a string is sent as is, any other JSON
+/// value as its JSON text with `Content-Type: application/json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Body {
+    /// Sent as is.
+    Text(String),
+    /// Sent as JSON.
+    Json(Value),
+}
+
+impl Body {
+    /// The bytes sent, as text.
+    pub fn text(&self) -> String {
+        match self {
+            Body::Text(s) => s.clone(),
+            Body::Json(v) => v.to_string(),
+        }
+    }
+
+    /// The content type sent when the headers name none.
+    pub(crate) fn content_type(&self) -> &'static str {
+        match self {
+            Body::Text(_) => "text/plain;charset=UTF-8",
+            Body::Json(_) => "application/json",
+        }
+    }
+}
+
+/// A user decoder (option `decode`): `(data, event name)` to the app's own
+/// type. An `Err` is a `decode` error for `onError` listeners, and the stream
+/// goes on. Compared by identity.
+#[derive(Clone)]
+pub struct DecodeFn(Rc<dyn Fn(&str, &str) -> Result<Custom, String>>);
+
+impl DecodeFn {
+    /// A closure returning the app's type, or why the data is not one.
+    pub fn new<T, E, F>(f: F) -> Self
+    where
+        T: Any,
+        E: fmt::Display,
+        F: Fn(&str, &str) -> Result<T, E> + 'static,
+    {
+        DecodeFn(Rc::new(move |data, event| {
+            f(data, event)
+                .map(|v| Custom::new(Rc::new(v), None))
+                .map_err(|e| e.to_string())
+        }))
+    }
+
+    /// JSON into `T` with serde; an unnamed event's string `type` still
+    /// routes it to listeners of that type.
+    pub fn json<T: DeserializeOwned + Any>() -> Self {
+        DecodeFn(Rc::new(|data, _event| {
+            let v: Value = serde_json::from_str(data).map_err(|e| e.to_string())?;
+            let ty = v.get("type").and_then(Value::as_str).map(str::to_owned);
+            let t: T = serde_json::from_value(v).map_err(|e| e.to_string())?;
+            Ok(Custom::new(Rc::new(t), ty))
+        }))
+    }
+
+    /// A decoder from a raw function (the shell wraps JS functions with it).
+    pub(crate) fn raw(f: impl Fn(&str, &str) -> Result<Custom, String> + 'static) -> Self {
+        DecodeFn(Rc::new(f))
+    }
+
+    /// Decodes one event's data.
+    pub(crate) fn call(&self, data: &str, event: &str) -> Result<Custom, String> {
+        (self.0)(data, event)
+    }
+}
+
+impl fmt::Debug for DecodeFn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DecodeFn(..)")
+    }
+}
+
+impl PartialEq for DecodeFn {
+    fn eq(&self, other: &Self) -> bool {
+        Rc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+/// JS callbacks that only the browser shell can call (options `poll` as a
+/// function, `fetch`, `onOpen`). Compared by identity.
+#[cfg(target_arch = "wasm32")]
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct JsHooks {
+    /// `poll` when it is a function.
+    pub(crate) poll: Option<js_sys::Function>,
+    /// `fetch`: used instead of the global `fetch` for every request.
+    pub(crate) fetch: Option<js_sys::Function>,
+    /// `onOpen(response)`: may reject a stream response (fatal).
+    pub(crate) on_open: Option<js_sys::Function>,
 }
 
 /// What `getToken` returns: the token, or why there is none.
@@ -122,11 +258,53 @@ pub struct ConnectOptions {
     /// `withCredentials` on EventSource, `credentials: 'include'` on fetch). Default `false`.
     #[cfg_attr(target_arch = "wasm32", tsify(optional))]
     pub with_credentials: bool,
-    /// How `data` is decoded. Default: chosen from the URL path
-    /// (`team-answers`, `notifications`, `video-progress`, `channel`), else `auto`
-    /// (JSON when it parses, else the raw string).
+    /// How `data` is decoded: `auto` (default: JSON when it parses, else the
+    /// raw string), `json`, `text`, or a seed stream's typed decoder by name
+    /// (`team-answers`, `notifications`, `video-progress`, `channel`). Never
+    /// guessed from the URL.
     #[cfg_attr(target_arch = "wasm32", tsify(optional))]
     pub decoder: Option<Decoder>,
+    /// The app's own decoder, used instead of `decoder` (JS: `(data, event) =>
+    /// T`, e.g. a zod schema's `parse`; Rust: [`DecodeFn`]). A throw / an `Err`
+    /// is a `decode` error and the stream goes on. Default: none.
+    #[serde(skip)]
+    pub decode: Option<DecodeFn>,
+    /// Which protocol the server speaks: `auto` (default: Tidings once the
+    /// server announces it, plain SSE otherwise), `tidings` or `plain`.
+    #[cfg_attr(target_arch = "wasm32", tsify(optional))]
+    pub protocol: Protocol,
+    /// The polling fallback: `false` (never), `'tidings'` (the Tidings form)
+    /// or a function (JS). Default: the Tidings form when the server speaks
+    /// Tidings, else no polling.
+    #[cfg_attr(
+        target_arch = "wasm32",
+        tsify(optional, type = "false | 'tidings' | PollFunction")
+    )]
+    pub poll: Poll,
+    /// Timeout of every polling request (and of a `poll` function), in ms. Default `10000`.
+    #[cfg_attr(target_arch = "wasm32", tsify(optional))]
+    pub poll_timeout_ms: u64,
+    /// The query parameter that carries the resume position on the
+    /// `EventSource` URL. Default `lastEventId` (Mercure uses `lastEventID`).
+    /// The `fetch` transport sends the standard `Last-Event-ID` header instead.
+    #[cfg_attr(target_arch = "wasm32", tsify(optional))]
+    pub resume_param: String,
+    /// The HTTP method of the stream request (`fetch` transport). Default `GET`.
+    #[cfg_attr(target_arch = "wasm32", tsify(optional))]
+    pub method: String,
+    /// The request body of the stream request (`fetch` transport): a string as
+    /// is, anything else as JSON. Default: none.
+    #[cfg_attr(target_arch = "wasm32", tsify(optional, type = "string | unknown"))]
+    pub body: Option<Body>,
+    /// The stream is finite: when the server ends the response normally the
+    /// manager is `closed` and does not reconnect (a broken response still
+    /// reconnects; `fetch` transport). Default `false`.
+    #[cfg_attr(target_arch = "wasm32", tsify(optional))]
+    pub finite: bool,
+    /// JS callbacks of the browser shell.
+    #[cfg(target_arch = "wasm32")]
+    #[serde(skip)]
+    pub(crate) js: JsHooks,
     /// Share one connection per stream URL and token across the tabs of this
     /// origin (a leader tab elected with Web Locks relays over
     /// BroadcastChannel; without them, or with `false`, each tab has its own
@@ -134,16 +312,20 @@ pub struct ConnectOptions {
     #[cfg_attr(target_arch = "wasm32", tsify(optional))]
     pub share_across_tabs: bool,
     /// `eventsource` (default: works everywhere, token in the query string) or
-    /// `fetch` (headers, statuses, `retry:`; see [`Transport`]).
+    /// `fetch` (headers, statuses, `retry:`; see [`Transport`]). A `method`
+    /// other than `GET`, a `body`, `fetch` or `onOpen` imply `fetch`.
     #[cfg_attr(target_arch = "wasm32", tsify(optional))]
     pub transport: Transport,
     /// Heartbeat watchdog, in ms: when no event or heartbeat arrives for this
     /// long, the connection is treated as dead and reopened after the last id.
-    /// `0` disables it. Default `45000` (1.5 × the server's 30 s heartbeat).
+    /// `0` disables it. Default: `45000` (1.5 × the 30 s heartbeat) for servers
+    /// that announce the Tidings protocol, whose heartbeats are guaranteed;
+    /// off for other servers, which may be silent for hours.
     #[cfg_attr(target_arch = "wasm32", tsify(optional))]
-    pub heartbeat_timeout_ms: u64,
-    /// Keep the last event id per stream URL in `sessionStorage`, so a page
-    /// reload resumes where it stopped, losing nothing. Default `true`.
+    pub heartbeat_timeout_ms: Option<u64>,
+    /// Keep the last event id per stream (URL, token, headers, method, body) in
+    /// `sessionStorage`, so a page reload resumes where it stopped, losing
+    /// nothing. Default `true`.
     #[cfg_attr(target_arch = "wasm32", tsify(optional))]
     pub persist_last_event_id: bool,
     /// Close the connection while the page is hidden and resume (after the
@@ -177,9 +359,19 @@ impl Default for ConnectOptions {
             retry_sse_every_ms: millis(config.retry_sse_every),
             with_credentials: false,
             decoder: None,
+            decode: None,
+            protocol: config.protocol,
+            poll: config.poll,
+            poll_timeout_ms: millis(config.poll_timeout),
+            resume_param: "lastEventId".to_owned(),
+            method: "GET".to_owned(),
+            body: None,
+            finite: config.finite,
+            #[cfg(target_arch = "wasm32")]
+            js: JsHooks::default(),
             share_across_tabs: true,
             transport: Transport::EventSource,
-            heartbeat_timeout_ms: config.heartbeat_timeout.map_or(0, millis),
+            heartbeat_timeout_ms: None,
             persist_last_event_id: true,
             pause_when_hidden: false,
             force_polling: config.force_polling,
@@ -205,7 +397,51 @@ impl ConnectOptions {
     }
     /// Sets `heartbeatTimeoutMs` (`0` disables the watchdog).
     pub fn heartbeat_timeout_ms(mut self, ms: u64) -> Self {
-        self.heartbeat_timeout_ms = ms;
+        self.heartbeat_timeout_ms = Some(ms);
+        self
+    }
+    /// Sets `decode`: the app's own decoder.
+    pub fn decode(mut self, decode: DecodeFn) -> Self {
+        self.decode = Some(decode);
+        self
+    }
+    /// Sets `decode` to serde JSON into `T` ([`DecodeFn::json`]).
+    pub fn decode_as<T: DeserializeOwned + Any>(self) -> Self {
+        self.decode(DecodeFn::json::<T>())
+    }
+    /// Sets `protocol`.
+    pub fn protocol(mut self, protocol: Protocol) -> Self {
+        self.protocol = protocol;
+        self
+    }
+    /// Sets `poll` (`Off` or `Tidings`; functions are JS only).
+    pub fn poll(mut self, poll: Poll) -> Self {
+        self.poll = poll;
+        self
+    }
+    /// Sets `pollTimeoutMs`.
+    pub fn poll_timeout_ms(mut self, ms: u64) -> Self {
+        self.poll_timeout_ms = ms;
+        self
+    }
+    /// Sets `resumeParam`.
+    pub fn resume_param(mut self, name: impl Into<String>) -> Self {
+        self.resume_param = name.into();
+        self
+    }
+    /// Sets `method` (implies the `fetch` transport unless `GET`).
+    pub fn method(mut self, method: impl Into<String>) -> Self {
+        self.method = method.into();
+        self
+    }
+    /// Sets `body` (implies the `fetch` transport).
+    pub fn body(mut self, body: Body) -> Self {
+        self.body = Some(body);
+        self
+    }
+    /// Sets `finite`.
+    pub fn finite(mut self, yes: bool) -> Self {
+        self.finite = yes;
         self
     }
     /// Sets `persistLastEventId`.
@@ -267,9 +503,48 @@ impl ConnectOptions {
         serde_json::from_str(json)
     }
 
-    /// The decoder for `url`: the option, else chosen from the path.
-    pub(crate) fn decoder_for(&self, url: &str) -> Decoder {
-        self.decoder.unwrap_or_else(|| Decoder::for_url(url))
+    /// The decoder in use: the option, else `auto`.
+    pub(crate) fn decoder_in_use(&self) -> Decoder {
+        self.decoder.unwrap_or(Decoder::Auto)
+    }
+
+    /// Whether the stream request is a plain `GET` (no body, no hooks): only
+    /// such streams are shared across tabs.
+    pub(crate) fn is_plain_get(&self) -> bool {
+        #[cfg(target_arch = "wasm32")]
+        let hooks = self.js.fetch.is_some() || self.js.on_open.is_some();
+        #[cfg(not(target_arch = "wasm32"))]
+        let hooks = false;
+        self.method.eq_ignore_ascii_case("GET") && self.body.is_none() && !hooks
+    }
+
+    /// The transport in use: `transport`, or `fetch` when the request needs it
+    /// (a method other than `GET`, a body, `fetch` or `onOpen`).
+    pub(crate) fn transport_in_use(&self) -> Transport {
+        if self.is_plain_get() {
+            self.transport
+        } else {
+            Transport::Fetch
+        }
+    }
+
+    /// What makes two managers different streams: the absolute URL, the
+    /// token, the headers, the method and the body. Managers with equal keys
+    /// are one manager; the key (hashed) also names the stored position.
+    pub(crate) fn identity(&self, absolute_url: &str) -> String {
+        let mut key = format!(
+            "{absolute_url}\n{}\n{}",
+            self.token.as_deref().unwrap_or(""),
+            self.method.to_ascii_uppercase()
+        );
+        for (k, v) in &self.headers {
+            key.push_str(&format!("\n{}:{v}", k.to_ascii_lowercase()));
+        }
+        if let Some(b) = &self.body {
+            key.push_str("\n\n");
+            key.push_str(&b.text());
+        }
+        key
     }
 
     /// The state machine settings these options imply.
@@ -279,8 +554,15 @@ impl ConnectOptions {
             poll_interval: Duration::from_millis(self.poll_interval_ms.max(1)),
             retry_sse_every: Duration::from_millis(self.retry_sse_every_ms.max(1)),
             force_polling: self.force_polling,
-            heartbeat_timeout: (self.heartbeat_timeout_ms > 0)
-                .then(|| Duration::from_millis(self.heartbeat_timeout_ms)),
+            heartbeat_timeout: match self.heartbeat_timeout_ms {
+                None => Watchdog::Default,
+                Some(0) => Watchdog::Off,
+                Some(ms) => Watchdog::After(Duration::from_millis(ms)),
+            },
+            protocol: self.protocol,
+            poll: self.poll,
+            poll_timeout: Duration::from_millis(self.poll_timeout_ms.max(1)),
+            finite: self.finite,
             ..Config::default()
         }
     }

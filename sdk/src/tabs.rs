@@ -22,8 +22,13 @@
 //!   ([`Relay::Join`]); the leader adds them to its `EventSource`
 //!   ([`TabOutput::ListenFor`]), so a follower-only named event still arrives.
 //!   Payload types of unnamed events need nothing: `message` is always relayed.
-//! - **Position:** every tab tracks the last id it delivered. A follower drops
-//!   a relayed event whose numeric id is `<=` that (de-dup). A tab that knew
+//! - **Protocol:** the leader tells whether the stream speaks Tidings
+//!   ([`Relay::Protocol`], and in every [`Relay::Sync`]); followers decode and
+//!   de-duplicate by it. For any other server ids are opaque: nothing is
+//!   dropped, `end` is an ordinary name, and there is no catch-up.
+//! - **Position:** every tab tracks the last id it delivered. A follower of a
+//!   Tidings stream drops (and counts) a relayed event whose numeric id is
+//!   `<=` that (de-dup). A tab that knew
 //!   nothing adopts the leader's position when it joins ([`Relay::Sync`]);
 //!   a tab that knows where it was (a reload, with the id kept in
 //!   `sessionStorage`) and finds the leader further on *catches up*: it asks
@@ -49,7 +54,7 @@ use crate::position::Position;
 
 /// Version of the relay format; part of every lock/channel name so tabs
 /// running different SDK versions never share.
-pub(crate) const RELAY_VERSION: u32 = 1;
+pub(crate) const RELAY_VERSION: u32 = 2;
 
 /// The Web Lock and `BroadcastChannel` name for a stream: the absolute URL
 /// and a 128-bit FNV-1a hash of the credentials (the token and any extra
@@ -124,6 +129,14 @@ pub(crate) enum Relay {
         state: State,
         /// Its position.
         last_id: Option<String>,
+        /// Whether the stream speaks Tidings.
+        tidings: bool,
+    },
+    /// Whether the stream speaks Tidings changed (the leader saw the hello,
+    /// or a connection without it).
+    Protocol {
+        /// Speaks Tidings now.
+        tidings: bool,
     },
     /// One event the leader's connection delivered.
     Event {
@@ -217,6 +230,10 @@ pub(crate) struct TabCore {
     state: State,
     position: Position,
     ended: bool,
+    /// The stream speaks Tidings (the leader says).
+    tidings: bool,
+    /// Relayed events dropped as duplicates.
+    duplicates: u64,
     names: BTreeSet<String>,
     peers: BTreeMap<u64, BTreeSet<String>>,
     /// While catching up: from which id, up to which (the leader's position), and the held relays.
@@ -227,14 +244,17 @@ pub(crate) struct TabCore {
 }
 
 impl TabCore {
-    /// A tab (`tab`: a random id) not yet taking part.
-    pub(crate) fn new(tab: u64) -> Self {
+    /// A tab (`tab`: a random id) not yet taking part; `tidings`: whether the
+    /// stream speaks Tidings before any leader says (`protocol: 'tidings'`).
+    pub(crate) fn new(tab: u64, tidings: bool) -> Self {
         TabCore {
             tab,
             role: Role::Idle,
             state: State::Closed,
             position: Position::default(),
             ended: false,
+            tidings,
+            duplicates: 0,
             names: BTreeSet::new(),
             peers: BTreeMap::new(),
             catching_up: None,
@@ -265,6 +285,11 @@ impl TabCore {
     /// The id of the last event this tab delivered (where it resumes as leader).
     pub(crate) fn last_event_id(&self) -> Option<&str> {
         self.position.id()
+    }
+
+    /// Relayed events this tab dropped as duplicates.
+    pub(crate) fn duplicates(&self) -> u64 {
+        self.duplicates
     }
 
     /// Whether the stream ended (`end` delivered): never reconnect.
@@ -391,6 +416,10 @@ impl TabCore {
                 status: e.status,
             }),
             Output::Error(_) => {}
+            Output::Protocol(tidings) => {
+                self.tidings = *tidings;
+                self.posts.push_back(Relay::Protocol { tidings: *tidings });
+            }
         }
         true
     }
@@ -412,6 +441,7 @@ impl TabCore {
                     tab: self.tab,
                     state: self.state,
                     last_id: self.position.id().map(str::to_owned),
+                    tidings: self.tidings,
                 });
             }
             (Role::Leader, Relay::Leave { tab, .. }) => {
@@ -427,7 +457,19 @@ impl TabCore {
                 });
                 self.sync(state, last_id);
             }
-            (Role::Follower, Relay::Sync { state, last_id, .. }) => self.sync(state, last_id),
+            (
+                Role::Follower,
+                Relay::Sync {
+                    state,
+                    last_id,
+                    tidings,
+                    ..
+                },
+            ) => {
+                self.set_tidings(tidings);
+                self.sync(state, last_id);
+            }
+            (Role::Follower, Relay::Protocol { tidings }) => self.set_tidings(tidings),
             (Role::Follower, Relay::Leave { leader: true, .. }) => {
                 if !self.ended {
                     self.show(State::Reconnecting);
@@ -516,6 +558,15 @@ impl TabCore {
 
     // ---- internals -------------------------------------------------------
 
+    /// Follows the leader's word on the protocol; the shell decodes by it.
+    fn set_tidings(&mut self, tidings: bool) {
+        if self.tidings != tidings {
+            self.tidings = tidings;
+            self.outputs
+                .push_back(TabOutput::Deliver(Output::Protocol(tidings)));
+        }
+    }
+
     fn show(&mut self, s: State) {
         if self.state != s {
             self.state = s;
@@ -533,6 +584,11 @@ impl TabCore {
         let Some(id) = last_id.filter(|s| !s.is_empty()) else {
             return;
         };
+        if !self.tidings {
+            // Opaque ids: nothing to compare or fetch; the leader's position is ours.
+            self.position.track(Some(&id));
+            return;
+        }
         match (id.parse::<u64>().ok(), self.position.num()) {
             (Some(n), Some(l)) if n > l => {
                 // Relays from one sender arrive in order, so relays up to `n`
@@ -548,7 +604,11 @@ impl TabCore {
     }
 
     fn deliver_relayed(&mut self, ev: SseEvent) {
-        if self.ended || self.position.is_duplicate(ev.id.as_deref(), &ev.event) {
+        if self.ended {
+            return;
+        }
+        if self.tidings && self.position.is_duplicate(ev.id.as_deref(), &ev.event) {
+            self.duplicates += 1;
             return;
         }
         self.track(&ev);
@@ -567,7 +627,7 @@ impl TabCore {
 
     fn track(&mut self, ev: &SseEvent) {
         self.position.track(ev.id.as_deref());
-        if ev.event == "end" {
+        if self.tidings && ev.event == "end" {
             self.ended = true;
         }
     }

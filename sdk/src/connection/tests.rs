@@ -11,6 +11,14 @@ fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
+/// The settings of a stream known to speak Tidings (`protocol: 'tidings'`).
+fn tidings() -> Config {
+    Config {
+        protocol: Protocol::Tidings,
+        ..Config::default()
+    }
+}
+
 /// A fake clock driving a connection, collecting everything it emits.
 struct Harness {
     conn: Connection<NoJitter>,
@@ -19,6 +27,7 @@ struct Harness {
     states: Vec<State>,
     events: Vec<SseEvent>,
     errors: Vec<ErrorInfo>,
+    protocols: Vec<bool>,
 }
 
 impl Harness {
@@ -33,6 +42,7 @@ impl Harness {
             states: vec![],
             events: vec![],
             errors: vec![],
+            protocols: vec![],
         }
     }
     fn drain(&mut self) {
@@ -44,6 +54,7 @@ impl Harness {
                 Output::State(s) => self.states.push(s),
                 Output::Event(e) => self.events.push(e),
                 Output::Error(e) => self.errors.push(e),
+                Output::Protocol(p) => self.protocols.push(p),
             }
         }
     }
@@ -93,7 +104,7 @@ fn connect_open_and_receive() {
 
 #[test]
 fn backoff_schedule_then_polling() {
-    let mut h = Harness::new(Config::default());
+    let mut h = Harness::new(tidings());
     h.conn.start(h.now);
     h.drain();
     let mut delays = vec![];
@@ -129,7 +140,7 @@ fn backoff_schedule_then_polling() {
 
 #[test]
 fn jitter_is_injected() {
-    let mut c = Connection::new(Config::default(), FixedJitter(0.25), None);
+    let mut c = Connection::new(tidings(), FixedJitter(0.25), None);
     c.start(Duration::ZERO);
     c.handle_sse_error(Duration::ZERO, "x");
     assert_eq!(c.poll_timeout(), Some(ms(250)));
@@ -137,7 +148,7 @@ fn jitter_is_injected() {
 
 #[test]
 fn retry_hint_becomes_base() {
-    let mut h = Harness::new(Config::default());
+    let mut h = Harness::new(tidings());
     h.conn.start(h.now);
     h.conn.handle_retry_hint(200);
     h.conn.handle_sse_error(h.now, "x");
@@ -146,7 +157,7 @@ fn retry_hint_becomes_base() {
 
 #[test]
 fn reconnect_resumes_and_dedups() {
-    let mut h = Harness::new(Config::default());
+    let mut h = Harness::new(tidings());
     h.conn.start(h.now);
     h.conn.handle_sse_open(h.now);
     h.sse_event("message", Some("1"));
@@ -165,11 +176,12 @@ fn reconnect_resumes_and_dedups() {
     h.sse_event("message", None);
     assert_eq!(h.ids(), vec![Some("1"), Some("2"), Some("3"), None]);
     assert_eq!(h.states.last(), Some(&State::Open));
+    assert_eq!(h.conn.duplicates(), 1, "the drop is counted");
 }
 
 #[test]
 fn reset_moves_position_even_backwards() {
-    let mut h = Harness::with_last(Config::default(), Some("500"));
+    let mut h = Harness::with_last(tidings(), Some("500"));
     h.conn.start(h.now);
     h.conn.handle_sse_open(h.now);
     h.sse_event("reset", Some("40"));
@@ -180,7 +192,7 @@ fn reset_moves_position_even_backwards() {
 
 #[test]
 fn non_numeric_ids_pass_and_are_resumed_from() {
-    let mut h = Harness::new(Config::default());
+    let mut h = Harness::new(tidings());
     h.conn.start(h.now);
     h.conn.handle_sse_open(h.now);
     h.sse_event("message", Some("abc"));
@@ -193,7 +205,7 @@ fn non_numeric_ids_pass_and_are_resumed_from() {
 #[test]
 fn quick_drops_without_events_are_failures() {
     // A server that accepts and closes at once must not loop at the base delay forever.
-    let mut h = Harness::new(Config::default());
+    let mut h = Harness::new(tidings());
     h.conn.start(h.now);
     for n in 1..=5 {
         h.conn.handle_sse_open(h.now);
@@ -209,7 +221,7 @@ fn quick_drops_without_events_are_failures() {
 
 #[test]
 fn long_lived_connection_resets_attempts() {
-    let mut h = Harness::new(Config::default());
+    let mut h = Harness::new(tidings());
     h.conn.start(h.now);
     h.conn.handle_sse_error(h.now, "x");
     h.fire();
@@ -254,7 +266,7 @@ fn into_polling(h: &mut Harness) {
 
 #[test]
 fn polling_delivers_dedups_and_adopts_head() {
-    let mut h = Harness::new(Config::default());
+    let mut h = Harness::new(tidings());
     into_polling(&mut h);
     h.conn.handle_poll_response(h.now, poll_resp(&[], "7"));
     assert_eq!(h.conn.last_event_id(), Some("7"));
@@ -280,7 +292,7 @@ fn polling_delivers_dedups_and_adopts_head() {
 fn polling_errors_back_off_and_report() {
     let mut h = Harness::new(Config {
         retry_sse_every: Duration::from_secs(1000),
-        ..Config::default()
+        ..tidings()
     });
     into_polling(&mut h);
     let mut err = ErrorInfo::new(ErrorKind::Http, "HTTP 500");
@@ -340,7 +352,7 @@ fn polling_probes_sse_and_goes_back() {
 
 #[test]
 fn probe_open_cancels_poll_in_flight() {
-    let mut h = Harness::new(Config::default());
+    let mut h = Harness::new(tidings());
     into_polling(&mut h); // a poll is in flight
     h.conn.handle_wake(h.now);
     h.conn.handle_sse_open(h.now);
@@ -368,7 +380,7 @@ fn wake_retries_immediately() {
 
 #[test]
 fn end_closes_for_good() {
-    let mut h = Harness::new(Config::default());
+    let mut h = Harness::new(tidings());
     h.conn.start(h.now);
     h.conn.handle_sse_open(h.now);
     h.sse_event("completed", Some("9"));
@@ -387,7 +399,7 @@ fn end_closes_for_good() {
 
 #[test]
 fn end_from_polling() {
-    let mut h = Harness::new(Config::default());
+    let mut h = Harness::new(tidings());
     into_polling(&mut h);
     let mut r = poll_resp(&["3"], "3");
     r.end = true;
@@ -406,7 +418,7 @@ fn end_from_polling() {
 
 #[test]
 fn stop_and_restart_keeps_position() {
-    let mut h = Harness::new(Config::default());
+    let mut h = Harness::new(tidings());
     h.conn.start(h.now);
     h.conn.handle_sse_open(h.now);
     h.sse_event("message", Some("4"));
@@ -429,7 +441,7 @@ fn stop_and_restart_keeps_position() {
 fn force_polling_never_opens_sse() {
     let mut h = Harness::new(Config {
         force_polling: true,
-        ..Config::default()
+        ..tidings()
     });
     h.conn.start(h.now);
     assert_eq!(
@@ -451,16 +463,16 @@ fn force_polling_never_opens_sse() {
 
 fn quiet() -> Config {
     Config {
-        heartbeat_timeout: None,
-        ..Config::default()
+        heartbeat_timeout: Watchdog::Off,
+        ..tidings()
     }
 }
 
 #[test]
 fn watchdog_replaces_a_silent_connection_with_the_last_id() {
     let mut h = Harness::new(Config {
-        heartbeat_timeout: Some(ms(1500)),
-        ..Config::default()
+        heartbeat_timeout: Watchdog::After(ms(1500)),
+        ..tidings()
     });
     h.conn.start(h.now);
     h.conn.handle_sse_open(h.now);
@@ -491,8 +503,8 @@ fn watchdog_replaces_a_silent_connection_with_the_last_id() {
 #[test]
 fn watchdog_bounds_a_hanging_connect_and_can_be_disabled() {
     let mut h = Harness::new(Config {
-        heartbeat_timeout: Some(ms(2000)),
-        ..Config::default()
+        heartbeat_timeout: Watchdog::After(ms(2000)),
+        ..tidings()
     });
     h.conn.start(h.now);
     assert_eq!(h.conn.poll_timeout(), Some(ms(2000)));
@@ -503,7 +515,7 @@ fn watchdog_bounds_a_hanging_connect_and_can_be_disabled() {
     h.conn.handle_sse_open(h.now);
     assert_eq!(h.conn.poll_timeout(), None);
     // Default: 45 s.
-    let mut h = Harness::new(Config::default());
+    let mut h = Harness::new(tidings());
     h.conn.start(h.now);
     h.conn.handle_sse_open(h.now);
     assert_eq!(h.conn.poll_timeout(), Some(ms(45_000)));
@@ -596,9 +608,9 @@ fn http_failures_back_off_without_a_storm() {
 #[test]
 fn polling_401_retries_once_and_403_stops() {
     let mut h = Harness::new(Config {
-        heartbeat_timeout: None,
+        heartbeat_timeout: Watchdog::Off,
         retry_sse_every: Duration::from_secs(1000),
-        ..Config::default()
+        ..tidings()
     });
     into_polling(&mut h);
     let mut e401 = ErrorInfo::new(ErrorKind::Auth, "HTTP 401");
@@ -638,4 +650,277 @@ fn state_names() {
         ["connecting", "open", "reconnecting", "polling", "closed"]
     );
     assert_eq!(ErrorKind::Decode.as_str(), "decode");
+}
+
+// ---- any backend: the Tidings behaviours only for a Tidings server ----------
+
+const HELLO: &str = r#"{"protocol":"tidings","version":1,"capabilities":["numeric-ids","replay","reset","end","poll"]}"#;
+
+impl Harness {
+    fn hello(&mut self) {
+        self.conn
+            .handle_sse_event(SseEvent::new("tidings", HELLO, None), self.now);
+        self.drain();
+    }
+    /// Fails the open connection and reconnects (the next deadline), open again.
+    fn reconnect(&mut self) {
+        self.conn.handle_sse_error(self.now, "dropped");
+        self.fire();
+        self.conn.handle_sse_open(self.now);
+        self.drain();
+    }
+}
+
+#[test]
+fn a_plain_server_whose_ids_restart_loses_nothing() {
+    let mut h = Harness::new(Config::default());
+    h.conn.start(h.now);
+    h.conn.handle_sse_open(h.now);
+    for id in ["1", "2", "3", "4", "5"] {
+        h.sse_event("message", Some(id));
+    }
+    h.reconnect();
+    assert_eq!(
+        h.actions.last(),
+        Some(&open(Some("5"))),
+        "the position is sent as is"
+    );
+    // The process restarted: its ids start again at 1.
+    for id in ["1", "2", "3"] {
+        h.sse_event("message", Some(id));
+    }
+    let ids: Vec<_> = h.ids().into_iter().flatten().collect();
+    assert_eq!(ids, ["1", "2", "3", "4", "5", "1", "2", "3"]);
+    assert_eq!(h.conn.duplicates(), 0);
+    assert!(
+        h.errors.iter().all(|e| e.kind == ErrorKind::Network),
+        "{:?}",
+        h.errors
+    );
+    assert!(h.protocols.is_empty(), "never announced");
+}
+
+#[test]
+fn for_a_plain_server_reset_and_end_are_ordinary_and_uuids_are_positions() {
+    let mut h = Harness::new(Config::default());
+    h.conn.start(h.now);
+    h.conn.handle_sse_open(h.now);
+    let a = "6f1c7a52-0b4e-4f55-9d0e-2a1b3c4d5e6f";
+    h.sse_event("message", Some(a));
+    h.sse_event("reset", None);
+    h.sse_event("end", None);
+    assert_eq!(h.conn.state(), State::Open, "`end` is not final here");
+    assert_eq!(h.events.len(), 3);
+    h.reconnect();
+    assert_eq!(h.actions.last(), Some(&open(Some(a))));
+}
+
+#[test]
+fn without_polling_retries_go_on_forever_capped_at_max() {
+    let mut h = Harness::new(Config::default());
+    h.conn.start(h.now);
+    h.drain();
+    let mut delays = Vec::new();
+    for _ in 0..12 {
+        h.conn.handle_sse_error(h.now, "down");
+        let before = h.now;
+        h.fire();
+        delays.push((h.now - before).as_millis());
+    }
+    assert_eq!(
+        h.conn.state(),
+        State::Reconnecting,
+        "an unknown server is never polled"
+    );
+    assert!(!h
+        .take_actions()
+        .iter()
+        .any(|a| matches!(a, Action::Poll { .. })));
+    assert_eq!(&delays[..6], &[1000, 2000, 4000, 8000, 16000, 30000]);
+    assert!(delays[6..].iter().all(|d| *d == 30_000), "{delays:?}");
+    assert!(h.errors.last().unwrap().message.ends_with("(attempt 12)"));
+}
+
+#[test]
+fn infinite_attempts_never_poll_even_with_polling() {
+    let mut c = tidings();
+    c.backoff.max_attempts = u32::MAX;
+    let mut h = Harness::new(c);
+    h.conn.start(h.now);
+    for _ in 0..40 {
+        h.conn.handle_sse_error(h.now, "down");
+        h.fire();
+    }
+    assert_eq!(h.conn.state(), State::Reconnecting);
+    assert!(!h
+        .take_actions()
+        .iter()
+        .any(|a| matches!(a, Action::Poll { .. })));
+}
+
+#[test]
+fn the_hello_turns_on_tidings_and_is_not_delivered() {
+    let mut h = Harness::new(Config::default());
+    h.conn.start(h.now);
+    h.conn.handle_sse_open(h.now);
+    assert_eq!(
+        h.conn.poll_timeout(),
+        None,
+        "no watchdog for an unknown server"
+    );
+    h.hello();
+    assert_eq!(h.protocols, vec![true]);
+    assert!(h.conn.speaks_tidings());
+    assert_eq!(
+        h.conn.poll_timeout(),
+        Some(Watchdog::TIDINGS),
+        "the default watchdog is on"
+    );
+    h.sse_event("message", Some("7"));
+    h.reconnect();
+    h.hello();
+    h.sse_event("message", Some("7"));
+    h.sse_event("message", Some("8"));
+    assert_eq!(
+        h.ids(),
+        vec![Some("7"), Some("8")],
+        "the hello is never an event"
+    );
+    assert_eq!(h.conn.duplicates(), 1);
+    h.sse_event("end", None);
+    assert_eq!(
+        h.conn.state(),
+        State::Closed,
+        "`end` is final for a Tidings server"
+    );
+}
+
+#[test]
+fn a_tidings_server_is_polled_after_the_attempts_and_a_plain_one_after_it_is_not() {
+    let mut h = Harness::new(Config::default());
+    h.conn.start(h.now);
+    h.conn.handle_sse_open(h.now);
+    h.hello();
+    h.drain();
+    into_polling(&mut h);
+    assert!(matches!(h.conn.poll_action(), None));
+    // Back on SSE, the server no longer greets: it is not Tidings any more.
+    h.conn.handle_wake(h.now);
+    h.conn.handle_sse_open(h.now);
+    h.sse_event("message", Some("1"));
+    assert_eq!(h.protocols, vec![true, false]);
+    assert!(!h.conn.speaks_tidings());
+}
+
+#[test]
+fn ids_going_backwards_on_a_new_connection_are_delivered_and_reported() {
+    let mut h = Harness::new(tidings());
+    h.conn.start(h.now);
+    h.conn.handle_sse_open(h.now);
+    for id in ["4", "5"] {
+        h.sse_event("message", Some(id));
+    }
+    h.reconnect();
+    for id in ["1", "2", "2"] {
+        h.sse_event("message", Some(id));
+    }
+    let ids: Vec<_> = h.ids().into_iter().flatten().collect();
+    assert_eq!(
+        ids,
+        ["4", "5", "1", "2"],
+        "new events; a repeat within the connection is a duplicate"
+    );
+    assert_eq!(h.conn.duplicates(), 1);
+    let e = h
+        .errors
+        .iter()
+        .find(|e| e.kind == ErrorKind::Protocol)
+        .unwrap();
+    assert!(e.message.contains("went backwards"), "{}", e.message);
+    assert_eq!(h.conn.last_event_id(), Some("2"));
+}
+
+#[test]
+fn a_finite_stream_that_ends_normally_is_closed_and_a_broken_one_reconnects() {
+    let mut h = Harness::new(Config {
+        finite: true,
+        ..Config::default()
+    });
+    h.conn.start(h.now);
+    h.conn.handle_sse_open(h.now);
+    h.sse_event("message", Some("1"));
+    h.conn.handle_sse_error(h.now, "reset by peer");
+    h.fire();
+    assert_eq!(
+        h.take_actions().last(),
+        Some(&open(Some("1"))),
+        "broken: resume"
+    );
+    h.conn.handle_sse_open(h.now);
+    h.sse_event("message", Some("2"));
+    h.conn.handle_sse_end(h.now);
+    h.drain();
+    assert_eq!(h.conn.state(), State::Closed);
+    assert_eq!(h.conn.poll_timeout(), None, "no reconnect");
+    assert!(h.conn.is_ended());
+    // Not finite: a normal end is a drop like any other.
+    let mut h = Harness::new(Config::default());
+    h.conn.start(h.now);
+    h.conn.handle_sse_open(h.now);
+    h.conn.handle_sse_end(h.now);
+    h.drain();
+    assert_eq!(h.conn.state(), State::Reconnecting);
+}
+
+#[test]
+fn a_fatal_open_closes_without_retry() {
+    let mut h = Harness::new(Config::default());
+    h.conn.start(h.now);
+    h.drain();
+    let mut e = ErrorInfo::new(ErrorKind::Http, "stream request got HTTP 404");
+    e.status = Some(404);
+    h.conn.handle_sse_fatal(e.clone());
+    h.drain();
+    assert_eq!(h.conn.state(), State::Closed);
+    assert_eq!(h.errors, vec![e]);
+    assert_eq!(h.conn.poll_timeout(), None);
+}
+
+#[test]
+fn a_poll_function_serves_a_plain_server_and_its_end_closes() {
+    let mut h = Harness::new(Config {
+        poll: Poll::Function,
+        backoff: BackoffOptions::default().max_attempts(1),
+        ..Config::default()
+    });
+    h.conn.start(h.now);
+    h.conn.handle_sse_error(h.now, "down");
+    h.fire();
+    h.conn.handle_sse_error(h.now, "down");
+    h.drain();
+    assert_eq!(h.conn.state(), State::Polling);
+    assert!(h.take_actions().contains(&Action::Poll {
+        last_event_id: None
+    }));
+    let mut r = poll_resp(&["a", "a"], "cursor-1");
+    r.retry_ms = None;
+    h.conn.handle_poll_response(h.now, r);
+    h.drain();
+    let ids: Vec<_> = h.ids().into_iter().flatten().collect();
+    assert_eq!(ids, ["a", "a"], "no de-duplication of opaque ids");
+    assert_eq!(
+        h.conn.last_event_id(),
+        Some("cursor-1"),
+        "its lastEventId is the position"
+    );
+    h.fire();
+    assert!(h.take_actions().contains(&Action::Poll {
+        last_event_id: Some("cursor-1".into())
+    }));
+    let mut r = poll_resp(&[], "cursor-2");
+    r.end = true;
+    h.conn.handle_poll_response(h.now, r);
+    h.drain();
+    assert_eq!(h.conn.state(), State::Closed);
+    assert!(h.conn.is_ended());
 }

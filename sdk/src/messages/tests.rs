@@ -6,32 +6,31 @@ use super::*;
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
 #[test]
-fn decoder_from_url() {
+fn reset_and_end_are_ordinary_names_for_plain_servers() {
+    let plain = decode_event(Decoder::Auto, "reset", r#"{"x":1}"#, false).unwrap();
+    assert_eq!(plain, Message::Json(serde_json::json!({"x": 1})));
     assert_eq!(
-        Decoder::for_url("http://h:1/api/team-answers/sse/"),
-        Decoder::TeamAnswers
+        decode_event(Decoder::Auto, "end", "bye", false).unwrap(),
+        Message::Text("bye".into())
     );
-    assert_eq!(
-        Decoder::for_url("/api/team-answers/sse"),
-        Decoder::TeamAnswers
+    assert!(matches!(
+        decode_event(Decoder::Auto, "end", r#"{"reason":"completed"}"#, true).unwrap(),
+        Message::End(_)
+    ));
+}
+
+#[test]
+fn keepalives_are_named_heartbeat_or_typed_heartbeat() {
+    let m = decode(Decoder::Auto, "message", r#"{"type":"heartbeat"}"#).unwrap();
+    assert!(m.is_keepalive("message"));
+    assert!(
+        !m.is_keepalive("ping"),
+        "a named event's payload type is not used"
     );
-    assert_eq!(
-        Decoder::for_url("https://x/api/notifications/stream?token=a"),
-        Decoder::Notifications
-    );
-    assert_eq!(
-        Decoder::for_url("/api/video-progress/abc-123"),
-        Decoder::VideoProgress
-    );
-    assert_eq!(
-        Decoder::for_url("/api/v1/events/project.1"),
-        Decoder::Channel
-    );
-    assert_eq!(
-        Decoder::for_url("http://h/other?x=/api/v1/events/"),
-        Decoder::Auto
-    );
-    assert_eq!(Decoder::for_url(""), Decoder::Auto);
+    let m = decode(Decoder::Auto, "heartbeat", r#"{"timestamp":"t"}"#).unwrap();
+    assert!(m.is_keepalive("heartbeat"));
+    let m = decode(Decoder::Auto, "message", r#"{"type":"create"}"#).unwrap();
+    assert!(!m.is_keepalive("message"));
 }
 
 #[test]

@@ -35,7 +35,7 @@ impl World {
     fn new(n: usize) -> Self {
         let tabs = (0..n)
             .map(|i| Tab {
-                core: TabCore::new(i as u64 + 1),
+                core: TabCore::new(i as u64 + 1, true),
                 conn: None,
                 open: false,
                 delivered: vec![],
@@ -75,7 +75,7 @@ impl World {
 
     /// The tab crashed: no message, the browser releases its lock.
     fn crash(&mut self, i: usize) {
-        self.tabs[i].core = TabCore::new(999);
+        self.tabs[i].core = TabCore::new(999, true);
         self.tabs[i].conn = None;
         self.tabs[i].open = false;
         self.release(i);
@@ -234,6 +234,7 @@ fn deliver(t: &mut Tab, o: Output) {
         }
         Output::State(s) => t.states.push(s),
         Output::Error(e) => t.errors.push(e),
+        Output::Protocol(_) => {}
     }
 }
 
@@ -278,12 +279,13 @@ fn sync(last: u64) -> Relay {
         tab: 1,
         state: State::Open,
         last_id: Some(last.to_string()),
+        tidings: true,
     }
 }
 
 #[test]
 fn a_reloaded_follower_catches_up_on_what_it_missed_then_the_held_relays() {
-    let mut f = TabCore::new(2);
+    let mut f = TabCore::new(2, true);
     f.start(&["message".to_owned()], Some("41"));
     // The leader is at 44: 42..=44 were relayed while this tab was reloading.
     f.handle_relay(sync(44));
@@ -303,7 +305,7 @@ fn a_reloaded_follower_catches_up_on_what_it_missed_then_the_held_relays() {
 
 #[test]
 fn a_fresh_follower_adopts_the_leaders_position_without_catching_up() {
-    let mut f = TabCore::new(2);
+    let mut f = TabCore::new(2, true);
     f.start(&["message".to_owned()], None);
     f.handle_relay(sync(44));
     assert_eq!(outputs(&mut f), (vec![], vec![], 0));
@@ -313,7 +315,7 @@ fn a_fresh_follower_adopts_the_leaders_position_without_catching_up() {
 
 #[test]
 fn a_failed_catch_up_is_a_reset_never_a_silent_gap() {
-    let mut f = TabCore::new(2);
+    let mut f = TabCore::new(2, true);
     f.start(&["message".to_owned()], Some("10"));
     f.handle_relay(sync(20));
     let _ = outputs(&mut f);
@@ -330,7 +332,7 @@ fn a_failed_catch_up_is_a_reset_never_a_silent_gap() {
 
 #[test]
 fn becoming_leader_mid_catch_up_resumes_from_the_own_position() {
-    let mut f = TabCore::new(2);
+    let mut f = TabCore::new(2, true);
     f.start(&["message".to_owned()], Some("10"));
     f.handle_relay(sync(20));
     f.handle_relay(relayed(21));
@@ -371,7 +373,7 @@ fn names_hide_the_token_and_separate_users() {
     );
     assert_eq!(
         share_name("http://h/x", None, &none),
-        "tidings/1 - http://h/x"
+        "tidings/2 - http://h/x"
     );
     assert_eq!(
         share_name("http://h/x", Some(""), &none),
@@ -411,6 +413,7 @@ fn relay_encoding_round_trips_and_rejects_garbage() {
             tab: 3,
             state: State::Polling,
             last_id: None,
+            tidings: true,
         },
         Relay::Event {
             id: Some("9".into()),
@@ -648,7 +651,7 @@ fn churn_never_two_leaders_never_twice() {
         let i = rnd(6) as usize;
         match (active[i], rnd(3)) {
             (false, _) => {
-                w.tabs[i].core = TabCore::new(100 + step);
+                w.tabs[i].core = TabCore::new(100 + step, true);
                 w.tabs[i].delivered.clear();
                 w.join(i, &["message"]);
                 active[i] = true;

@@ -1,0 +1,84 @@
+//! Which protocol a stream speaks, and the hello that tells.
+//!
+//! Some behaviours belong to the Tidings protocol only (docs/PROTOCOL.md):
+//! numeric ids that strictly increase (so a repeated id is a duplicate),
+//! `reset`, `end`, and the `?poll=1` polling form. A Tidings server announces
+//! itself with a named `tidings` event at the start of every response; any
+//! other SSE server is spoken to as plain SSE: ids are opaque strings, every
+//! event is delivered, `reset` and `end` are ordinary event names, and nothing
+//! is asked of it that it did not offer.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::parser::SseEvent;
+
+/// The event name of the protocol hello.
+pub(crate) const HELLO_EVENT: &str = "tidings";
+
+/// Which protocol to assume for a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify_next::Tsify))]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// Tidings behaviours once the server announces the protocol (its hello
+    /// starts every response); plain SSE until then and for any other server.
+    #[default]
+    Auto,
+    /// The server speaks Tidings, announced or not (numeric-id de-duplication,
+    /// `reset`, `end`, the polling form).
+    Tidings,
+    /// Plain SSE even if the server announces Tidings (the hello is then an
+    /// ordinary `tidings` event).
+    Plain,
+}
+
+/// The protocol hello's payload: `{"protocol":"tidings","version":1,"capabilities":[…]}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Hello {
+    /// The protocol version (1 or later; later versions keep version 1's rules).
+    pub(crate) version: u64,
+    /// What the server offers; names this SDK does not know are kept and ignored.
+    pub(crate) capabilities: Vec<String>,
+}
+
+impl Hello {
+    /// The hello in `event`, if it is one: named `tidings`, no id, JSON data
+    /// whose `protocol` is `"tidings"` and whose `version` is at least 1.
+    pub(crate) fn from_event(event: &SseEvent) -> Option<Hello> {
+        if event.event != HELLO_EVENT || event.id.as_deref().is_some_and(|id| !id.is_empty()) {
+            return None;
+        }
+        let v: Value = serde_json::from_str(&event.data).ok()?;
+        if v.get("protocol").and_then(Value::as_str) != Some("tidings") {
+            return None;
+        }
+        let version = v
+            .get("version")
+            .and_then(Value::as_u64)
+            .filter(|n| *n >= 1)?;
+        let capabilities = v
+            .get("capabilities")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        Some(Hello {
+            version,
+            capabilities,
+        })
+    }
+
+    /// Whether the server offers `capability` (`numeric-ids`, `reset`, `end`, `poll`, …).
+    pub(crate) fn offers(&self, capability: &str) -> bool {
+        self.capabilities.iter().any(|c| c == capability)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests;
