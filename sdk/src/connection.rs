@@ -238,6 +238,8 @@ pub(crate) struct Connection<J> {
     auth_retried: bool,
     /// The server announced the Tidings protocol on the current (or last) connection.
     announced: bool,
+    /// Its hello offered the polling form.
+    offers_poll: bool,
     /// A new SSE connection whose first event tells whether the server is Tidings.
     awaiting_hello: bool,
     /// A new SSE connection whose first event with an id has not come yet.
@@ -271,6 +273,7 @@ impl<J: Jitter> Connection<J> {
             watchdog_at: None,
             auth_retried: false,
             announced: false,
+            offers_poll: false,
             awaiting_hello: false,
             first_id_pending: false,
             duplicates: 0,
@@ -383,7 +386,11 @@ impl<J: Jitter> Connection<J> {
             return;
         }
         if self.config.protocol != Protocol::Plain {
-            let hello = Hello::from_event(&event).is_some();
+            let hello = Hello::from_event(&event);
+            if let Some(h) = &hello {
+                self.offers_poll = h.offers("poll");
+            }
+            let hello = hello.is_some();
             if hello || std::mem::take(&mut self.awaiting_hello) {
                 self.awaiting_hello = false;
                 self.set_announced(hello);
@@ -751,7 +758,11 @@ impl<J: Jitter> Connection<J> {
         match self.config.poll {
             Poll::Off => false,
             Poll::Tidings | Poll::Function => true,
-            Poll::Auto => self.config.force_polling || self.speaks_tidings(),
+            Poll::Auto => match self.config.protocol {
+                Protocol::Tidings => true,
+                Protocol::Plain => self.config.force_polling,
+                Protocol::Auto => self.config.force_polling || (self.announced && self.offers_poll),
+            },
         }
     }
 

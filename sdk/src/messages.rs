@@ -685,6 +685,47 @@ impl PollResponse {
     pub(crate) fn from_json(body: &str) -> Result<PollResponse, DecodeError> {
         typed(body)
     }
+
+    /// Reads the answer of an app's `poll` function, as JSON text:
+    /// `{ events: [{ id?, event?, data }], lastEventId?, end? }`. Ids may be
+    /// strings or numbers; `data` that is not a string stands for its JSON
+    /// text; anything else is an error naming what is wrong.
+    pub(crate) fn from_answer_json(answer: &str) -> Result<PollResponse, String> {
+        let v: Value = serde_json::from_str(answer).map_err(|e| e.to_string())?;
+        let events = v
+            .get("events")
+            .and_then(Value::as_array)
+            .ok_or("`events` must be an array")?;
+        let text = |v: &Value, what: &str| -> Result<Option<String>, String> {
+            match v {
+                Value::Null => Ok(None),
+                Value::String(s) => Ok(Some(s.clone())),
+                Value::Number(n) => Ok(Some(n.to_string())),
+                other => Err(format!("{what} must be a string, not {other}")),
+            }
+        };
+        let mut out = Vec::with_capacity(events.len());
+        for (i, e) in events.iter().enumerate() {
+            let data = match e.get("data") {
+                None | Some(Value::Null) => return Err(format!("events[{i}] has no `data`")),
+                Some(Value::String(s)) => s.clone(),
+                Some(other) => other.to_string(),
+            };
+            let id = text(e.get("id").unwrap_or(&Value::Null), &format!("events[{i}].id"))?;
+            let event = match e.get("event") {
+                None | Some(Value::Null) => message_name(),
+                Some(Value::String(s)) if !s.is_empty() => s.clone(),
+                Some(other) => return Err(format!("events[{i}].event must be a name, not {other}")),
+            };
+            out.push(PollEvent { id, event, data });
+        }
+        Ok(PollResponse {
+            events: out,
+            last_event_id: text(v.get("lastEventId").unwrap_or(&Value::Null), "lastEventId")?,
+            end: v.get("end").and_then(Value::as_bool).unwrap_or(false),
+            retry_ms: None,
+        })
+    }
 }
 
 #[cfg(test)]

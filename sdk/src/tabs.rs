@@ -83,8 +83,8 @@ pub(crate) fn share_name(
     format!("tidings/{RELAY_VERSION} {who} {absolute_url}")
 }
 
-/// FNV-1a, 128-bit variant.
-fn fnv1a_128(bytes: &[u8]) -> u128 {
+/// FNV-1a, 128-bit variant (also names the stored position of a stream).
+pub(crate) fn fnv1a_128(bytes: &[u8]) -> u128 {
     const OFFSET: u128 = 0x6c62272e07bb014262b821756295c58d;
     const PRIME: u128 = 0x0000000001000000000000000000013B;
     bytes

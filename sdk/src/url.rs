@@ -43,12 +43,18 @@ pub(crate) fn with_params(url: &str, params: &[(&str, &str)]) -> String {
     }
 }
 
-/// The SSE URL for a (re)connect: `lastEventId` when there is a position, and
-/// `token` in the query (EventSource cannot send headers).
-pub(crate) fn sse_url(url: &str, last_event_id: Option<&str>, token: Option<&str>) -> String {
+/// The SSE URL for a (re)connect: the position as `resume_param` (option
+/// `resumeParam`, `lastEventId` by default) when there is one, and `token` in
+/// the query (EventSource cannot send headers).
+pub(crate) fn sse_url(
+    url: &str,
+    last_event_id: Option<&str>,
+    token: Option<&str>,
+    resume_param: &str,
+) -> String {
     let mut p = Vec::new();
-    if let Some(id) = last_event_id.filter(|s| !s.is_empty()) {
-        p.push(("lastEventId", id));
+    if let Some(id) = last_event_id.filter(|s| !s.is_empty() && !resume_param.is_empty()) {
+        p.push((resume_param, id));
     }
     if let Some(t) = token.filter(|s| !s.is_empty()) {
         p.push(("token", t));

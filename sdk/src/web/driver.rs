@@ -15,7 +15,7 @@ use gloo_timers::callback::Timeout;
 use wasm_bindgen::prelude::*;
 
 use super::input::{Handle, Input, Sink};
-use super::listeners::{ErrorCb, EventCb, Kind, Listeners, StateCb};
+use super::listeners::{Decoding, ErrorCb, EventCb, Kind, Listeners, StateCb};
 use super::platform::{self, now};
 use super::storage;
 use super::tabs::{TabInput, TabSink, Tabs};
@@ -25,6 +25,7 @@ use crate::connection::{Action, Connection, ErrorInfo, ErrorKind, Output, State}
 use crate::dispatch::ListenerId;
 use crate::messages::Decoder;
 use crate::options::Options;
+use crate::protocol::Protocol;
 use crate::tabs::TabOutput;
 
 /// The mutable part of a manager, borrowed only between calls out.
@@ -42,8 +43,15 @@ struct St {
 
 /// One manager: what every [`super::Manager`] handle and the JS object share.
 pub(crate) struct Inner {
-    /// The registry key (absolute URL and token).
+    /// The registry key (see [`Options::identity`]).
     pub(crate) key: String,
+    /// Where the position is kept in `sessionStorage` (a hash of `key`).
+    storage_key: String,
+    /// Whether the stream speaks Tidings (decoding follows it).
+    tidings: Cell<bool>,
+    /// The last event id seen, kept across events without one (WHATWG's
+    /// `lastEventId`), for `EventInfo.lastEventId`.
+    last_seen: RefCell<Option<String>>,
     /// The absolute stream URL.
     pub(crate) url: String,
     options: Options,
@@ -70,14 +78,18 @@ impl Inner {
     /// A manager for the stream at `url` (absolute), registered as `key`; it
     /// touches no browser API until the first listener.
     pub(crate) fn new(key: String, url: String, options: Options) -> Inner {
+        let storage_key = storage::key_for(&key);
         let resume = if options.persist_last_event_id {
-            storage::load(&url)
+            storage::load(&storage_key)
         } else {
             None
         };
         Inner {
             key,
-            decoder: options.decoder_for(&url),
+            storage_key,
+            tidings: Cell::new(options.protocol == Protocol::Tidings),
+            last_seen: RefCell::new(resume.clone()),
+            decoder: options.decoder_in_use(),
             st: RefCell::new(St {
                 conn: connection(&options, resume),
                 sse: None,
@@ -148,6 +160,16 @@ impl Inner {
     pub(crate) fn shown_last_event_id(&self) -> Option<String> {
         self.tabs
             .shown_last_event_id(self.st.borrow().conn.last_event_id())
+    }
+
+    /// Events dropped as duplicates: by the connection, and as a follower.
+    pub(crate) fn duplicates(&self) -> u64 {
+        self.st.borrow().conn.duplicates() + self.tabs.duplicates()
+    }
+
+    /// Whether the stream speaks Tidings (announced, or `protocol: 'tidings'`).
+    pub(crate) fn speaks_tidings(&self) -> bool {
+        self.tidings.get()
     }
 
     /// `solo`, `idle`, `follower` or `leader`.
@@ -334,6 +356,8 @@ impl Inner {
                     st.conn.handle_sse_error(now(), "EventSource error");
                 }
                 Input::StreamFailed(reason) => st.conn.handle_sse_error(now(), &reason),
+                Input::StreamEnded => st.conn.handle_sse_end(now()),
+                Input::StreamFatal(error) => st.conn.handle_sse_fatal(error),
                 Input::StreamRejected { status, body } => {
                     st.conn.handle_sse_rejected(now(), status, body);
                 }
@@ -434,11 +458,13 @@ impl Inner {
             }
             Action::Poll { last_event_id } => {
                 st.poll_generation += 1;
-                let url = crate::url::poll_url(&self.url, last_event_id.as_deref());
+                let timeout = u32::try_from(self.options.poll_timeout_ms.max(1)).unwrap_or(u32::MAX);
                 st.poll = Some(PollRequest::start(
                     self.handle(st.poll_generation),
-                    &url,
+                    &self.url,
                     &self.options,
+                    last_event_id,
+                    timeout,
                 ));
             }
             Action::CancelPoll => {
@@ -467,10 +493,20 @@ impl Inner {
             Output::Error(e) => self.listeners.emit_error(&e),
             Output::Event(ev) => {
                 if self.options.persist_last_event_id {
-                    storage::remember(&self.url, ev.id.as_deref());
+                    storage::remember(&self.storage_key, ev.id.as_deref());
                 }
-                self.listeners.deliver(self.decoder, ev);
+                if let Some(id) = &ev.id {
+                    *self.last_seen.borrow_mut() = Some(id.clone()).filter(|s| !s.is_empty());
+                }
+                let last_seen = self.last_seen.borrow().clone();
+                let decoding = Decoding {
+                    decoder: self.decoder,
+                    decode: self.options.decode.as_ref(),
+                    tidings: self.tidings.get(),
+                };
+                self.listeners.deliver(&decoding, ev, last_seen.as_deref());
             }
+            Output::Protocol(tidings) => self.tidings.set(tidings),
         }
     }
 

@@ -11,19 +11,35 @@ use crate::connection::{ErrorInfo, ErrorKind};
 use crate::messages::PollResponse;
 use crate::options::Options;
 
-/// A `GET` request for `url` with the manager's headers: `Accept`, the token
-/// as `Authorization: Bearer` (unless `headers` has its own), `Last-Event-ID`
+/// Which request: the stream (the manager's `method` and `body`) or a `GET`
+/// of the polling form / a catch-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    /// The stream request.
+    Stream,
+    /// A polling-form or catch-up `GET`.
+    Poll,
+}
+
+/// A request for `url` with the manager's headers: `Accept`, the token as
+/// `Authorization: Bearer` (unless `headers` has its own), `Last-Event-ID`
 /// when resuming, every `headers` entry; credentials per `withCredentials`.
+/// The stream request uses the `method` and `body` options (a body without a
+/// `Content-Type` header gets its own); every other request is a `GET`.
 pub(crate) fn build_request(
     url: &str,
-    accept: &str,
+    purpose: Purpose,
     options: &Options,
     token: Option<&str>,
     last_event_id: Option<&str>,
     signal: Option<&web_sys::AbortSignal>,
 ) -> Result<web_sys::Request, String> {
+    let (accept, method, body) = match purpose {
+        Purpose::Stream => ("text/event-stream", options.method.as_str(), options.body.as_ref()),
+        Purpose::Poll => ("application/json", "GET", None),
+    };
     let init = web_sys::RequestInit::new();
-    init.set_method("GET");
+    init.set_method(method);
     init.set_signal(signal);
     init.set_cache(web_sys::RequestCache::NoStore);
     if options.with_credentials {
@@ -47,6 +63,14 @@ pub(crate) fn build_request(
     for (k, v) in &options.headers {
         headers.set(k, v).map_err(|e| bad(k, e))?;
     }
+    if let Some(b) = body {
+        if !headers.has("Content-Type").unwrap_or(false) {
+            headers
+                .set("Content-Type", b.content_type())
+                .map_err(|e| bad("Content-Type", e))?;
+        }
+        init.set_body(&JsValue::from_str(&b.text()));
+    }
     init.set_headers(&headers);
     web_sys::Request::new_with_str_and_init(url, &init)
         .map_err(|e| format!("bad request: {}", error_text(&e)))
@@ -61,7 +85,7 @@ pub(crate) async fn fetch_poll(
     token: Option<&str>,
     signal: Option<&web_sys::AbortSignal>,
 ) -> Result<PollResponse, ErrorInfo> {
-    let request = build_request(url, "application/json", options, token, None, signal)
+    let request = build_request(url, Purpose::Poll, options, token, None, signal)
         .map_err(|e| ErrorInfo::new(ErrorKind::Network, format!("bad polling request: {e}")))?;
     let network = |e: JsValue| {
         ErrorInfo::new(
@@ -69,11 +93,32 @@ pub(crate) async fn fetch_poll(
             format!("polling fetch failed: {}", error_text(&e)),
         )
     };
-    let resp: web_sys::Response = JsFuture::from(platform::fetch(&request))
+    let resp: web_sys::Response = JsFuture::from(platform::fetch(options, &request))
         .await
         .map_err(network)?
         .unchecked_into();
     let status = resp.status();
+    // Checked before reading the body: an endless event stream (a server that
+    // ignores `poll=1`) would never finish, and an HTML page is no answer.
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    if (200..300).contains(&status) && status != 204 && !is_json(&content_type) {
+        if let Some(b) = resp.body() {
+            let _ = b.cancel();
+        }
+        let mut e = ErrorInfo::new(
+            ErrorKind::Protocol,
+            format!(
+                "the polling URL answered {content_type:?}, not JSON: this server has no Tidings polling form (set `poll: false` or a poll function)"
+            ),
+        );
+        e.status = Some(status);
+        return Err(e);
+    }
     let body = match resp.text() {
         Ok(p) => JsFuture::from(p)
             .await
@@ -99,4 +144,15 @@ pub(crate) async fn fetch_poll(
         e.raw = Some(body);
         e
     })
+}
+
+/// Whether a content type is JSON (`application/json`, `…+json`, any parameters).
+fn is_json(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json" || essence.ends_with("+json")
 }

@@ -27,8 +27,13 @@ pub(crate) enum Input {
     SseError,
     /// The `EventSource` constructor threw (bad URL, CSP).
     SseOpenFailed(String),
-    /// The `fetch` stream failed or ended.
+    /// The `fetch` stream failed.
     StreamFailed(String),
+    /// The `fetch` stream ended normally (the server finished the response).
+    StreamEnded,
+    /// The `fetch` stream was refused for good (`onOpen`, or a 4xx / wrong
+    /// content type for a request that is not a plain `GET`).
+    StreamFatal(ErrorInfo),
     /// The `fetch` stream got a status other than 200.
     StreamRejected {
         /// The HTTP status.

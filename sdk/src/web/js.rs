@@ -7,21 +7,29 @@ use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
+use std::rc::Rc;
+
 use super::listeners::{Cb, Kind};
 use super::manager::{tab_sharing_supported, Manager};
-use super::platform::noop;
+use super::platform::{error_text, noop};
 use super::token;
 use crate::dispatch::ListenerId;
-use crate::options::Options;
+use crate::messages::Custom;
+use crate::options::{DecodeFn, Options, Poll};
 
 /// The second argument of every event listener (TypeScript type only; built
 /// with `Reflect` for speed).
 #[allow(dead_code)]
 #[derive(Serialize, tsify_next::Tsify)]
 pub struct EventInfo {
-    /// The SSE id, or null for per-connection events (greeting, heartbeat).
+    /// This event's own SSE id, or null when it had none (greeting, heartbeat).
     #[tsify(type = "string | null")]
     pub id: Option<String>,
+    /// The last event id seen on the stream, this event's or an earlier one's
+    /// (what `MessageEvent.lastEventId` means), or null before any.
+    #[serde(rename = "lastEventId")]
+    #[tsify(type = "string | null")]
+    pub last_event_id: Option<String>,
     /// The type the listener registered for (for `*`: the payload `type` of an
     /// unnamed event, else the SSE event name).
     #[serde(rename = "type")]
@@ -49,6 +57,24 @@ pub struct TidingsError {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
 }
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS_HOOKS: &'static str = r#"
+/** One event a `poll` function returns; `data` that is not a string stands for its JSON text. */
+export interface PolledEvent { id?: string | number; event?: string; data: unknown }
+/** What a `poll` function resolves to. `lastEventId` becomes the position; `end: true` closes the stream. */
+export interface PollAnswer { events: PolledEvent[]; lastEventId?: string | null; end?: boolean }
+/** A `poll` function: any backend's endpoint as the polling fallback. Called with the position and a signal aborted on timeout or when SSE is back. */
+export type PollFunction = (request: { lastEventId: string | null; signal: AbortSignal }) => Promise<PollAnswer> | PollAnswer;
+export interface ConnectOptions {
+    /** The app's own decoder: `(data, event) => T` (e.g. a zod schema's `parse`). A throw is a `decode` error; the stream goes on. */
+    decode?: (data: string, event: string) => unknown;
+    /** Used instead of the global `fetch` for the stream (`fetch` transport) and polling requests. */
+    fetch?: (request: Request) => Promise<Response>;
+    /** Called with the stream's response before it is read; throwing or rejecting refuses it for good (state `closed`, no retry). */
+    onOpen?: (response: Response) => unknown | Promise<unknown>;
+}
+"#;
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_EXTRA: &'static str = r#"
@@ -158,6 +184,20 @@ impl JsManager {
         self.m.last_event_id()
     }
 
+    /// Events dropped as duplicates so far (only ever the repeated numeric ids
+    /// of a server that speaks Tidings; every drop is counted here).
+    #[wasm_bindgen(getter)]
+    pub fn duplicates(&self) -> f64 {
+        self.m.duplicates() as f64
+    }
+
+    /// Whether the stream speaks the Tidings protocol (the server announced
+    /// it, or `protocol: 'tidings'`); any other server is spoken to as plain SSE.
+    #[wasm_bindgen(getter, js_name = speaksTidings)]
+    pub fn speaks_tidings(&self) -> bool {
+        self.m.speaks_tidings()
+    }
+
     /// This tab's part in sharing the connection across tabs: `'leader'`
     /// (holds it), `'follower'` (gets the leader's relays), `'idle'` (no
     /// listeners) or `'solo'` (own connection: `shareAcrossTabs: false`, or no
@@ -202,13 +242,23 @@ pub fn connect(
     let options = if options.is_undefined() || options.is_null() {
         Options::default()
     } else {
-        let json = js_sys::JSON::stringify(&options)
+        // `Infinity` (as in `maxAttempts: Infinity`) has no JSON form: it
+        // becomes u32::MAX, "never give up". The closure lives for this call.
+        let replacer = Closure::<dyn Fn(JsValue, JsValue) -> JsValue>::new(|_k, v: JsValue| {
+            match v.as_f64() {
+                Some(n) if n == f64::INFINITY => JsValue::from(f64::from(u32::MAX)),
+                _ => v,
+            }
+        });
+        let json = js_sys::JSON::stringify_with_replacer(&options, replacer.as_ref())
             .ok()
             .and_then(|s| s.as_string())
             .unwrap_or_default();
+        drop(replacer);
         let mut o = Options::from_json(&json)
             .map_err(|e| JsError::new(&format!("tidings: invalid options: {e}")))?;
         o.get_token = token::from_js(&options);
+        read_hooks(&options, &mut o)?;
         o
     };
     let m = Manager::connect(url, options).map_err(|e| JsError::new(&e.to_string()))?;
@@ -233,4 +283,43 @@ pub fn is_supported() -> bool {
 #[wasm_bindgen(js_name = isTabSharingSupported)]
 pub fn is_tab_sharing_supported() -> bool {
     tab_sharing_supported()
+}
+
+/// The function-valued options of a JS options object (JSON leaves them out):
+/// `poll`, `decode`, `fetch` and `onOpen`. Any other non-function value
+/// there is an error, never ignored.
+fn read_hooks(js: &JsValue, o: &mut Options) -> Result<(), JsError> {
+    let function = |name: &str| -> Result<Option<js_sys::Function>, JsError> {
+        let v = js_sys::Reflect::get(js, &name.into()).unwrap_or(JsValue::UNDEFINED);
+        if v.is_function() {
+            return Ok(Some(v.unchecked_into()));
+        }
+        Ok(None)
+    };
+    if let Some(f) = function("poll")? {
+        o.poll = Poll::Function;
+        o.js.poll = Some(f);
+    }
+    for name in ["decode", "fetch", "onOpen"] {
+        let v = js_sys::Reflect::get(js, &name.into()).unwrap_or(JsValue::UNDEFINED);
+        if !v.is_undefined() && !v.is_null() && !v.is_function() {
+            return Err(JsError::new(&format!(
+                "tidings: invalid options: {name} must be a function"
+            )));
+        }
+    }
+    if let Some(f) = function("decode")? {
+        o.decode = Some(DecodeFn::raw(move |data, event| {
+            let value = f
+                .call2(&JsValue::NULL, &JsValue::from_str(data), &JsValue::from_str(event))
+                .map_err(|e| format!("decode threw: {}", error_text(&e)))?;
+            let ty = js_sys::Reflect::get(&value, &"type".into())
+                .ok()
+                .and_then(|t| t.as_string());
+            Ok(Custom::new(Rc::new(value), ty))
+        }));
+    }
+    o.js.fetch = function("fetch")?;
+    o.js.on_open = function("onOpen")?;
+    Ok(())
 }

@@ -13,14 +13,18 @@ use wasm_bindgen::prelude::*;
 
 use crate::connection::{ErrorInfo, ErrorKind, State};
 use crate::dispatch::{Dispatcher, ListenerId};
-use crate::messages::{decode, Decoder, Message};
+use crate::messages::{decode_event, Decoder, Message};
+use crate::options::DecodeFn;
 use crate::parser::SseEvent;
 
 /// One event as a Rust listener receives it.
 #[derive(Debug, Clone)]
 pub struct Event {
-    /// The SSE id, or `None` for per-connection events (greeting, heartbeat).
+    /// This event's own SSE id, or `None` when it had none (greeting, heartbeat).
     pub id: Option<String>,
+    /// The last event id seen on the stream, this event's or an earlier one's
+    /// (what `MessageEvent.lastEventId` means in the WHATWG spec).
+    pub last_event_id: Option<String>,
     /// The SSE event name (`message` for unnamed events).
     pub event: String,
     /// The type this listener matched (its registered type; for `*`, the
@@ -64,6 +68,24 @@ struct Registry {
     events: Dispatcher<EventCb>,
     states: Dispatcher<StateCb>,
     errors: Dispatcher<ErrorCb>,
+}
+
+/// How events are decoded: the app's `decode`, else the `decoder`; `tidings`
+/// says whether `reset` and `end` are the protocol's.
+pub(crate) struct Decoding<'a> {
+    pub(crate) decoder: Decoder,
+    pub(crate) decode: Option<&'a DecodeFn>,
+    pub(crate) tidings: bool,
+}
+
+impl Decoding<'_> {
+    fn decode(&self, ev: &SseEvent) -> Result<Message, String> {
+        match self.decode {
+            Some(f) => f.call(&ev.data, &ev.event).map(Message::Custom),
+            None => decode_event(self.decoder, &ev.event, &ev.data, self.tidings)
+                .map_err(|e| e.to_string()),
+        }
+    }
 }
 
 /// Every listener of one manager.
@@ -156,9 +178,10 @@ impl Listeners {
     }
 
     /// Decodes once and dispatches. A failed decode goes to error listeners
-    /// with the raw text; the stream goes on.
-    pub(crate) fn deliver(&self, decoder: Decoder, ev: SseEvent) {
-        let message = match decode(decoder, &ev.event, &ev.data) {
+    /// with the raw text; the stream goes on. `last_event_id`: the stream's
+    /// last id as of this event (WHATWG `lastEventId`).
+    pub(crate) fn deliver(&self, decoding: &Decoding, ev: SseEvent, last_event_id: Option<&str>) {
+        let message = match decoding.decode(&ev) {
             Ok(m) => Rc::new(m),
             Err(e) => {
                 let mut info =
@@ -171,7 +194,7 @@ impl Listeners {
         let targets = self.0.borrow().events.targets(
             &ev.event,
             message.payload_type(),
-            message.is_heartbeat(),
+            message.is_keepalive(&ev.event),
         );
         let id = ev.id.filter(|s| !s.is_empty());
         let js_message = OnceCell::new();
@@ -182,6 +205,7 @@ impl Listeners {
             match &t.listener {
                 Cb::Rust(f) => f(&Event {
                     id: id.clone(),
+                    last_event_id: last_event_id.map(str::to_owned),
                     event: ev.event.clone(),
                     ty: t.matched,
                     raw: ev.data.clone(),
@@ -189,7 +213,13 @@ impl Listeners {
                 }),
                 Cb::Js(f) => {
                     let m = js_message.get_or_init(|| message_to_js(&message, &ev.data));
-                    let info = info_to_js(id.as_deref(), &t.matched, &ev.event, &ev.data);
+                    let info = info_to_js(
+                        id.as_deref(),
+                        last_event_id,
+                        &t.matched,
+                        &ev.event,
+                        &ev.data,
+                    );
                     report(f.call2(&JsValue::NULL, m, &info));
                 }
             }
@@ -222,14 +252,27 @@ fn set(o: &js_sys::Object, k: &str, v: &JsValue) {
 fn message_to_js(m: &Message, raw: &str) -> JsValue {
     match m {
         Message::Text(s) => JsValue::from_str(s),
+        // The app's own decoder: what its JS function returned, as is.
+        Message::Custom(c) => c.get::<JsValue>().cloned().unwrap_or(JsValue::NULL),
         _ => js_sys::JSON::parse(raw).unwrap_or(JsValue::NULL),
     }
 }
 
 /// The second argument of a JS event listener (`EventInfo`).
-fn info_to_js(id: Option<&str>, ty: &str, event: &str, raw: &str) -> JsValue {
+fn info_to_js(
+    id: Option<&str>,
+    last_event_id: Option<&str>,
+    ty: &str,
+    event: &str,
+    raw: &str,
+) -> JsValue {
     let o = js_sys::Object::new();
     set(&o, "id", &id.map_or(JsValue::NULL, JsValue::from_str));
+    set(
+        &o,
+        "lastEventId",
+        &last_event_id.map_or(JsValue::NULL, JsValue::from_str),
+    );
     set(&o, "type", &JsValue::from_str(ty));
     set(&o, "event", &JsValue::from_str(event));
     set(&o, "raw", &JsValue::from_str(raw));

@@ -95,11 +95,12 @@ impl Drop for Subscription {
 
 impl Manager {
     /// The manager for `url` (relative URLs resolve against the page) and
-    /// `options.token`: the existing one if any (its options win), else a
-    /// new one. The connection opens with the first `on` listener.
+    /// its identity (token, headers, method, body): the existing one if any
+    /// (its options win), else a new one. The connection opens with the first
+    /// `on` listener.
     pub fn connect(url: &str, options: Options) -> Result<Manager, Error> {
         let url = absolute_url(url)?;
-        let key = format!("{url}\n{}", options.token.as_deref().unwrap_or(""));
+        let key = options.identity(&url);
         if let Some(inner) = REGISTRY.with(|r| r.borrow().get(&key).cloned()) {
             return Ok(Manager { inner });
         }
@@ -139,6 +140,18 @@ impl Manager {
     /// The id of the last event received (the resume position).
     pub fn last_event_id(&self) -> Option<String> {
         self.inner.shown_last_event_id()
+    }
+
+    /// Events dropped as duplicates so far (only a Tidings server's numeric
+    /// ids are ever taken for duplicates; nothing is dropped unsaid).
+    pub fn duplicates(&self) -> u64 {
+        self.inner.duplicates()
+    }
+
+    /// Whether the stream speaks the Tidings protocol: the server announced
+    /// it, or `protocol: 'tidings'`.
+    pub fn speaks_tidings(&self) -> bool {
+        self.inner.speaks_tidings()
     }
 
     /// The absolute stream URL.

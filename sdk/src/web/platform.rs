@@ -14,7 +14,19 @@ extern "C" {
 
     /// The global `fetch` (window or worker), looked up when called.
     #[wasm_bindgen(js_name = fetch)]
-    pub(crate) fn fetch(input: &web_sys::Request) -> js_sys::Promise;
+    fn global_fetch(input: &web_sys::Request) -> js_sys::Promise;
+}
+
+/// Fetches `request` with the `fetch` option when set, else the global `fetch`.
+/// A custom `fetch` that throws gives a rejected promise, as the real one would.
+pub(crate) fn fetch(options: &crate::options::Options, request: &web_sys::Request) -> js_sys::Promise {
+    match &options.js.fetch {
+        Some(f) => match f.call1(&JsValue::NULL, request) {
+            Ok(v) => js_sys::Promise::resolve(&v),
+            Err(e) => js_sys::Promise::reject(&e),
+        },
+        None => global_fetch(request),
+    }
 }
 
 /// Monotonic time for the sans-IO cores (`std::time::Instant` does not exist

@@ -1,5 +1,7 @@
-//! The last event id per stream URL in `sessionStorage` (option
+//! The last event id per stream in `sessionStorage` (option
 //! `persistLastEventId`), so a reload of the page resumes where it stopped.
+//! A stream is its manager's identity (URL, token, headers, method, body), so
+//! another user in the same tab never starts from the previous user's position.
 //!
 //! `sessionStorage` is per tab and survives reloads, which is exactly the
 //! scope of a resume position. Storage is best effort: where it is missing or
@@ -19,22 +21,28 @@ fn storage() -> Option<web_sys::Storage> {
         .ok()
 }
 
-/// The stored resume position of the stream at (absolute) `url`.
-pub(crate) fn load(url: &str) -> Option<String> {
+/// The storage key of the stream with this identity: a hash, so no token
+/// is written to storage.
+pub(crate) fn key_for(identity: &str) -> String {
+    format!("{PREFIX}{:032x}", crate::tabs::fnv1a_128(identity.as_bytes()))
+}
+
+/// The stored resume position under `key` ([`key_for`]).
+pub(crate) fn load(key: &str) -> Option<String> {
     storage()?
-        .get_item(&format!("{PREFIX}{url}"))
+        .get_item(key)
         .ok()
         .flatten()
         .filter(|s| !s.is_empty())
 }
 
-/// Stores `id` as the resume position of `url` (ids that are empty are skipped).
-pub(crate) fn remember(url: &str, id: Option<&str>) {
+/// Stores `id` as the resume position under `key` (empty ids are skipped).
+pub(crate) fn remember(key: &str, id: Option<&str>) {
     let Some(id) = id.filter(|s| !s.is_empty()) else {
         return;
     };
     if let Some(s) = storage() {
         // Quota or security errors: resume after a reload is lost, the stream is not.
-        let _ = s.set_item(&format!("{PREFIX}{url}"), id);
+        let _ = s.set_item(key, id);
     }
 }

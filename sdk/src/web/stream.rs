@@ -1,6 +1,14 @@
-//! The `fetch` streaming transport: one `GET` with a streamed body, read with
-//! a `ReadableStreamDefaultReader` and parsed by the core's WHATWG
+//! The `fetch` streaming transport: one request (a `GET`, or the `method` and
+//! `body` options, through the `fetch` option when set) with a streamed body,
+//! read with a `ReadableStreamDefaultReader` and parsed by the core's WHATWG
 //! [`Parser`](crate::parser::Parser).
+//!
+//! Before reading, `onOpen(response)` (when set) may refuse the response:
+//! that is fatal (state `closed`, no retry). A request that is not a plain
+//! `GET` is also refused for good by a 4xx other than 401, 408 and 429, and by
+//! a 200 that is not an event stream: sending the same POST again would only
+//! be refused again. A response that ends normally is reported as such, so a
+//! `finite` stream closes instead of reconnecting.
 //!
 //! Unlike `EventSource` it sends any headers (`Authorization: Bearer`,
 //! `Last-Event-ID`, the `headers` option), sees the HTTP status (so the core
@@ -13,9 +21,10 @@
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
-use super::http::build_request;
+use super::http::{build_request, Purpose};
 use super::input::{Handle, Input};
 use super::platform::{self, error_text};
+use crate::connection::{ErrorInfo, ErrorKind};
 use crate::options::Options;
 use crate::parser::{Frame, Parser};
 
@@ -40,15 +49,16 @@ impl FetchTransport {
         let signal = abort.as_ref().map(web_sys::AbortController::signal);
         let request = build_request(
             url,
-            "text/event-stream",
+            Purpose::Stream,
             options,
             token,
             last_event_id,
             signal.as_ref(),
         );
+        let options = options.clone();
         wasm_bindgen_futures::spawn_local(async move {
             let end = match request {
-                Ok(r) => read_stream(&r, &handle).await,
+                Ok(r) => read_stream(&r, &handle, &options).await,
                 Err(e) => Some(e),
             };
             if let Some(reason) = end {
@@ -75,8 +85,12 @@ impl Drop for FetchTransport {
 /// Runs one request to its end, reporting to the manager as it goes.
 /// Returns why the stream failed or ended, or `None` when it is over
 /// otherwise (rejected with a status, or no longer the transport in use).
-async fn read_stream(request: &web_sys::Request, handle: &Handle) -> Option<String> {
-    let resp: web_sys::Response = match JsFuture::from(platform::fetch(request)).await {
+async fn read_stream(
+    request: &web_sys::Request,
+    handle: &Handle,
+    options: &Options,
+) -> Option<String> {
+    let resp: web_sys::Response = match JsFuture::from(platform::fetch(options, request)).await {
         Ok(r) => r.unchecked_into(),
         Err(e) => return Some(format!("fetch failed: {}", error_text(&e))),
     };
@@ -87,6 +101,32 @@ async fn read_stream(request: &web_sys::Request, handle: &Handle) -> Option<Stri
         .ok()
         .flatten()
         .unwrap_or_default();
+    if let Some(on_open) = &options.js.on_open {
+        let accepted = match on_open.call1(&wasm_bindgen::JsValue::NULL, &resp) {
+            Ok(v) => JsFuture::from(js_sys::Promise::resolve(&v)).await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = accepted {
+            let mut error = ErrorInfo::new(
+                ErrorKind::Http,
+                format!("onOpen refused the response: {}", error_text(&e)),
+            );
+            error.status = Some(status);
+            handle.send(Input::StreamFatal(error));
+            return None;
+        }
+    }
+    let plain_get = options.is_plain_get();
+    if status != 200 && !plain_get && !matches!(status, 401 | 408 | 429 | 500..=599) {
+        let mut error = ErrorInfo::new(
+            ErrorKind::Http,
+            format!("stream request got HTTP {status}: not retried"),
+        );
+        error.status = Some(status);
+        error.raw = read_error_body(&resp).await;
+        handle.send(Input::StreamFatal(error));
+        return None;
+    }
     if status != 200 {
         let body = match resp.text() {
             Ok(p) => JsFuture::from(p)
@@ -107,9 +147,15 @@ async fn read_stream(request: &web_sys::Request, handle: &Handle) -> Option<Stri
         .to_ascii_lowercase()
         .starts_with("text/event-stream")
     {
-        return Some(format!(
-            "not an event stream (HTTP 200, content-type {content_type:?})"
-        ));
+        let reason = format!("not an event stream (HTTP 200, content-type {content_type:?})");
+        if plain_get {
+            return Some(reason);
+        }
+        let mut error = ErrorInfo::new(ErrorKind::Protocol, format!("{reason}: not retried"));
+        error.status = Some(status);
+        error.raw = read_error_body(&resp).await;
+        handle.send(Input::StreamFatal(error));
+        return None;
     }
     let Some(reader) = resp.body().map(|b| {
         b.get_reader()
@@ -132,7 +178,11 @@ async fn read_stream(request: &web_sys::Request, handle: &Handle) -> Option<Stri
             .and_then(|d| d.as_bool())
             .unwrap_or(true)
         {
-            break "the server closed the stream".to_owned();
+            // A normal end (an unfinished event is dropped, as WHATWG says):
+            // a `finite` stream is over, any other reconnects.
+            parser.finish();
+            handle.send(Input::StreamEnded);
+            return None;
         }
         let Some(bytes) = js_sys::Reflect::get(&chunk, &"value".into())
             .ok()
@@ -155,4 +205,10 @@ async fn read_stream(request: &web_sys::Request, handle: &Handle) -> Option<Stri
     };
     parser.finish();
     Some(reason)
+}
+
+/// The start of an error response's body (an error page can be big), if any.
+async fn read_error_body(resp: &web_sys::Response) -> Option<String> {
+    let text = JsFuture::from(resp.text().ok()?).await.ok()?.as_string()?;
+    Some(text.chars().take(MAX_ERROR_BODY).collect()).filter(|t: &String| !t.is_empty())
 }

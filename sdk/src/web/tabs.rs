@@ -27,6 +27,7 @@ use super::{http, platform, token};
 use crate::connection::{Output, State};
 use crate::messages::PollResponse;
 use crate::options::Options;
+use crate::protocol::Protocol;
 use crate::tabs::{share_name, Relay, RelayError, Role, TabCore, TabOutput};
 
 #[wasm_bindgen]
@@ -111,12 +112,17 @@ pub(crate) struct Tabs {
 
 impl Tabs {
     /// The sharing part for the stream at `absolute_url`; solo when sharing
-    /// is off, unsupported, or the credentials come from `getToken` (the user
-    /// is only known at connect time).
+    /// is off, unsupported, the credentials come from `getToken` (the user
+    /// is only known at connect time), or the request is not a plain `GET`
+    /// (a POST answer belongs to the tab that asked).
     pub(crate) fn new(absolute_url: &str, options: &Options) -> Tabs {
-        let shared = options.share_across_tabs && options.get_token.is_none() && is_supported();
+        let shared = options.share_across_tabs
+            && options.get_token.is_none()
+            && options.is_plain_get()
+            && is_supported();
+        let tidings = options.protocol == Protocol::Tidings;
         Tabs {
-            core: RefCell::new(shared.then(|| TabCore::new(platform::random_u64()))),
+            core: RefCell::new(shared.then(|| TabCore::new(platform::random_u64(), tidings))),
             link: RefCell::new(None),
             catch_up: RefCell::new(None),
             catch_ups: Cell::new(0),
@@ -246,6 +252,11 @@ impl Tabs {
             Some(c) if c.role() != Role::Idle => c.last_event_id().map(str::to_owned),
             _ => connection.map(str::to_owned),
         }
+    }
+
+    /// Relayed events this tab dropped as duplicates.
+    pub(crate) fn duplicates(&self) -> u64 {
+        self.core.borrow().as_ref().map_or(0, TabCore::duplicates)
     }
 
     /// The lock was granted. `Some(resume)`: lead, with a fresh connection

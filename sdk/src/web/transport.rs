@@ -12,12 +12,16 @@ use std::rc::Rc;
 
 use gloo_events::EventListener;
 use gloo_timers::callback::Timeout;
+use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
 
 use super::input::{Handle, Input};
+use super::platform::error_text;
 use super::stream::FetchTransport;
 use super::{http, token};
 use crate::connection::{ErrorInfo, ErrorKind};
+use crate::messages::PollResponse;
 use crate::options::{Options, Transport};
 use crate::parser::SseEvent;
 
@@ -60,7 +64,7 @@ impl SseTransport {
         last_event_id: Option<&str>,
         token: Option<&str>,
     ) -> SseTransport {
-        match options.transport {
+        match options.transport_in_use() {
             Transport::Fetch => SseTransport::Fetch(FetchTransport::open(
                 handle,
                 url,
@@ -69,7 +73,7 @@ impl SseTransport {
                 last_event_id,
             )),
             Transport::EventSource => {
-                let url = crate::url::sse_url(url, last_event_id, token);
+                let url = crate::url::sse_url(url, last_event_id, token, &options.resume_param);
                 SseTransport::EventSource(EsTransport::open(
                     handle,
                     &url,
@@ -211,29 +215,94 @@ fn to_sse(m: &web_sys::MessageEvent, prev: &RefCell<String>) -> Option<SseEvent>
     })
 }
 
-/// One polling request in flight. `Drop` aborts it.
+/// One polling request in flight: the Tidings polling form, or the app's
+/// `poll` function. `Drop` aborts it. Every request has a timeout
+/// (`pollTimeoutMs`): when it passes the request is aborted and reported as
+/// failed, whatever the server (or the function) does later.
 pub(crate) struct PollRequest {
     abort: Option<web_sys::AbortController>,
+    _deadline: Timeout,
 }
 
 impl PollRequest {
-    /// Asks for the token (`getToken` or the static one), then fetches `url`
-    /// with the manager's headers and credentials; the result comes back as
-    /// [`Input::Poll`].
-    pub(crate) fn start(handle: Handle, url: &str, options: &Options) -> PollRequest {
+    /// Starts the poll for the position `last_event_id`: the app's function
+    /// when `poll` is one, else the Tidings form of `url` (with the token from
+    /// `getToken` or the static one, the manager's headers and credentials).
+    /// The result comes back as [`Input::Poll`].
+    pub(crate) fn start(
+        handle: Handle,
+        url: &str,
+        options: &Options,
+        last_event_id: Option<String>,
+        timeout_ms: u32,
+    ) -> PollRequest {
         let abort = web_sys::AbortController::new().ok();
         let signal = abort.as_ref().map(web_sys::AbortController::signal);
         let (url, options) = (url.to_owned(), options.clone());
+        let h = handle.clone();
         wasm_bindgen_futures::spawn_local(async move {
-            let result = match token::resolve(&options).await {
-                Err(e) => Err(ErrorInfo::new(ErrorKind::Auth, e)),
-                // The position is in the URL (`lastEventId=`), not a header.
-                Ok(t) => http::fetch_poll(&url, &options, t.as_deref(), signal.as_ref()).await,
+            let result = match &options.js.poll {
+                Some(f) => call_poll_function(f, last_event_id, signal.as_ref()).await,
+                None => {
+                    let url = crate::url::poll_url(&url, last_event_id.as_deref());
+                    match token::resolve(&options).await {
+                        Err(e) => Err(ErrorInfo::new(ErrorKind::Auth, e)),
+                        // The position is in the URL (`lastEventId=`), not a header.
+                        Ok(t) => http::fetch_poll(&url, &options, t.as_deref(), signal.as_ref()).await,
+                    }
+                }
             };
-            handle.send(Input::Poll(result));
+            h.send(Input::Poll(result));
         });
-        PollRequest { abort }
+        let aborter = abort.clone();
+        let deadline = Timeout::new(timeout_ms, move || {
+            if let Some(a) = &aborter {
+                a.abort();
+            }
+            handle.send(Input::Poll(Err(ErrorInfo::new(
+                ErrorKind::Network,
+                format!("polling request timed out after {timeout_ms} ms"),
+            ))));
+        });
+        PollRequest {
+            abort,
+            _deadline: deadline,
+        }
     }
+}
+
+/// Calls the app's `poll({ lastEventId, signal })` and reads its answer
+/// `{ events: [{ id?, event?, data }], lastEventId?, end? }`. A throw, a
+/// rejection or an answer of another shape is an error (the next poll backs
+/// off); `data` that is not a string is sent on as its JSON text.
+async fn call_poll_function(
+    f: &js_sys::Function,
+    last_event_id: Option<String>,
+    signal: Option<&web_sys::AbortSignal>,
+) -> Result<PollResponse, ErrorInfo> {
+    let arg = js_sys::Object::new();
+    let set = |k: &str, v: &JsValue| js_sys::Reflect::set(&arg, &k.into(), v);
+    let _ = set(
+        "lastEventId",
+        &last_event_id.map_or(JsValue::NULL, |s| JsValue::from_str(&s)),
+    );
+    let _ = set("signal", signal.map_or(&JsValue::UNDEFINED, |s| s.as_ref()));
+    let failed = |what: &str, e: &JsValue| {
+        ErrorInfo::new(ErrorKind::Network, format!("poll function {what}: {}", error_text(e)))
+    };
+    let value = f.call1(&JsValue::NULL, &arg).map_err(|e| failed("threw", &e))?;
+    let value = JsFuture::from(js_sys::Promise::resolve(&value))
+        .await
+        .map_err(|e| failed("rejected", &e))?;
+    let json = js_sys::JSON::stringify(&value)
+        .ok()
+        .and_then(|s| s.as_string())
+        .unwrap_or_else(|| "null".to_owned());
+    PollResponse::from_answer_json(&json).map_err(|reason| {
+        let mut e = ErrorInfo::new(ErrorKind::Protocol, format!("poll function answer: {reason}"));
+        e.raw = Some(json);
+        e
+    })
 }
 
 impl Drop for PollRequest {
