@@ -11,7 +11,7 @@ use std::rc::Rc;
 use serde_json::{json, Value};
 use tidings::messages::{NotificationMessage, TeamAnswerMessage};
 use tidings::{
-    BackoffOptions, Decoder, ErrorKind, Manager, Message, Options, State, WsMessageType,
+    BackoffOptions, Decoder, ErrorKind, Manager, Message, Options, Protocol, State, WsMessageType,
 };
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -42,7 +42,11 @@ fn quick() -> Options {
 #[wasm_bindgen_test]
 async fn team_answers_typed_create_and_delete() {
     let base = server();
-    let m = Manager::connect(&format!("{base}/api/team-answers/sse/"), quick()).unwrap();
+    let m = Manager::connect(
+        &format!("{base}/api/team-answers/sse/"),
+        quick().decoder(Decoder::TeamAnswers),
+    )
+    .unwrap();
     let (creates, _s1) = collect(&m, "create");
     let (deletes, _s2) = collect(&m, "delete");
     let (all, _s3) = collect(&m, "*");
@@ -97,7 +101,7 @@ async fn notifications_typed_with_token() {
     let token = dev_token(base, &user, &[], None).await;
     let m = Manager::connect(
         &format!("{base}/api/notifications/stream"),
-        quick().token(token),
+        quick().token(token).decoder(Decoder::Notifications),
     )
     .unwrap();
     assert_eq!(m.decoder(), Decoder::Notifications);
@@ -144,7 +148,11 @@ async fn video_progress_to_end() {
     )
     .await;
     let job_id = job["job_id"].as_str().unwrap().to_owned();
-    let m = Manager::connect(&format!("{base}/api/video-progress/{job_id}"), quick()).unwrap();
+    let m = Manager::connect(
+        &format!("{base}/api/video-progress/{job_id}"),
+        quick().decoder(Decoder::VideoProgress),
+    )
+    .unwrap();
     let (progress, _a) = collect(&m, "progress");
     let (completed, _b) = collect(&m, "completed");
     let (ends, _c) = collect(&m, "end");
@@ -174,7 +182,7 @@ async fn channel_messages_typed_and_unknown_types() {
     let token = dev_token(base, &unique("c"), &["project.*"], None).await;
     let m = Manager::connect(
         &format!("{base}/api/v1/events/{ch}"),
-        quick().token(token.clone()),
+        quick().token(token.clone()).decoder(Decoder::Channel),
     )
     .unwrap();
     let (tasks, _a) = collect(&m, "task");
@@ -263,7 +271,7 @@ async fn reconnect_resumes_missed_events_exactly_once() {
     let base = server();
     let m = Manager::connect(
         &format!("{base}/api/team-answers/sse/?t={}", unique("")),
-        quick(),
+        quick().decoder(Decoder::TeamAnswers),
     )
     .unwrap();
     let (creates, _a) = collect(&m, "create");
@@ -409,7 +417,9 @@ async fn falls_back_to_polling_when_sse_keeps_failing() {
                 .max_attempts(2),
         )
         .poll_interval_ms(200)
-        .decoder(Decoder::TeamAnswers);
+        .decoder(Decoder::TeamAnswers)
+        // Its SSE attempts never get the hello: the app says the server speaks Tidings.
+        .protocol(Protocol::Tidings);
     let m = Manager::connect(&url, opts).unwrap();
     let (creates, _a) = collect(&m, "create");
     let (st, _b) = states(&m);
@@ -468,6 +478,8 @@ async fn polling_then_back_to_sse() {
     // Make SSE fail twice in a row (attempt 1, then over the limit) → polling.
     // (Shared across tabs, the connection opens once this tab holds the lock.)
     wait_for("leadership", 2000, || m.tab_role() == "leader").await;
+    // Polling is the fallback of a server that announced the Tidings protocol.
+    wait_for("hello", 5000, || m.state() == State::Open && m.speaks_tidings()).await;
     m.debug_fail_sse();
     wait_for("retry", 2000, || m.state() == State::Reconnecting).await;
     wait_for("reconnect attempt", 2000, || {

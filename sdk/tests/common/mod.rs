@@ -43,6 +43,58 @@ pub(crate) fn small_log_server() -> &'static str {
     )
 }
 
+/// A backend that is not tidings-server (tests/backends): its URL and the URL
+/// of the supervisor that restarts it on the same port.
+pub(crate) struct Backend {
+    /// The backend.
+    pub(crate) url: &'static str,
+    /// Its supervisor: `POST /restart`, `/down`, `/up`.
+    pub(crate) control: &'static str,
+}
+
+impl Backend {
+    /// Asks the supervisor to `restart` (SIGKILL, start again), take it `down` or bring it `up`.
+    pub(crate) async fn control(&self, action: &str) {
+        let (status, v) = request("POST", &format!("{}/{action}", self.control), None, None).await;
+        assert_eq!(status, 200, "{action}: {v}");
+    }
+}
+
+/// The plain backend: ids 1, 2, 3… per process.
+pub(crate) fn plain_backend() -> Backend {
+    Backend {
+        url: configured("TIDINGS_TEST_PLAIN", option_env!("TIDINGS_TEST_PLAIN")),
+        control: configured("TIDINGS_TEST_PLAIN_CONTROL", option_env!("TIDINGS_TEST_PLAIN_CONTROL")),
+    }
+}
+
+/// The plain backend with UUID ids, resuming with `?lastEventID=`.
+pub(crate) fn uuid_backend() -> Backend {
+    Backend {
+        url: configured("TIDINGS_TEST_UUID", option_env!("TIDINGS_TEST_UUID")),
+        control: configured("TIDINGS_TEST_UUID_CONTROL", option_env!("TIDINGS_TEST_UUID_CONTROL")),
+    }
+}
+
+/// The LLM-style backend: `POST /chat` streams a finite answer.
+pub(crate) fn llm_backend() -> Backend {
+    Backend {
+        url: configured("TIDINGS_TEST_LLM", option_env!("TIDINGS_TEST_LLM")),
+        control: configured("TIDINGS_TEST_LLM_CONTROL", option_env!("TIDINGS_TEST_LLM_CONTROL")),
+    }
+}
+
+/// The seed-003 stack (FastAPI + sse-starlette + broadcaster).
+pub(crate) fn seed_003_backend() -> Backend {
+    Backend {
+        url: configured("TIDINGS_TEST_SEED003", option_env!("TIDINGS_TEST_SEED003")),
+        control: configured(
+            "TIDINGS_TEST_SEED003_CONTROL",
+            option_env!("TIDINGS_TEST_SEED003_CONTROL"),
+        ),
+    }
+}
+
 /// A name no other test (or run) uses.
 pub(crate) fn unique(prefix: &str) -> String {
     format!("{prefix}{}", (js_sys::Math::random() * 1e12) as u64)
