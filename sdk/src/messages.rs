@@ -711,11 +711,16 @@ impl PollResponse {
                 Some(Value::String(s)) => s.clone(),
                 Some(other) => other.to_string(),
             };
-            let id = text(e.get("id").unwrap_or(&Value::Null), &format!("events[{i}].id"))?;
+            let id = text(
+                e.get("id").unwrap_or(&Value::Null),
+                &format!("events[{i}].id"),
+            )?;
             let event = match e.get("event") {
                 None | Some(Value::Null) => message_name(),
                 Some(Value::String(s)) if !s.is_empty() => s.clone(),
-                Some(other) => return Err(format!("events[{i}].event must be a name, not {other}")),
+                Some(other) => {
+                    return Err(format!("events[{i}].event must be a name, not {other}"))
+                }
             };
             out.push(PollEvent { id, event, data });
         }

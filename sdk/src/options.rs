@@ -101,7 +101,10 @@ impl Body {
 /// type. An `Err` is a `decode` error for `onError` listeners, and the stream
 /// goes on. Compared by identity.
 #[derive(Clone)]
-pub struct DecodeFn(Rc<dyn Fn(&str, &str) -> Result<Custom, String>>);
+pub struct DecodeFn(Rc<DecodeCall>);
+
+/// What a [`DecodeFn`] runs: `(data, event name)` to the value or the reason.
+type DecodeCall = dyn Fn(&str, &str) -> Result<Custom, String>;
 
 impl DecodeFn {
     /// A closure returning the app's type, or why the data is not one.

@@ -479,7 +479,10 @@ async fn polling_then_back_to_sse() {
     // (Shared across tabs, the connection opens once this tab holds the lock.)
     wait_for("leadership", 2000, || m.tab_role() == "leader").await;
     // Polling is the fallback of a server that announced the Tidings protocol.
-    wait_for("hello", 5000, || m.state() == State::Open && m.speaks_tidings()).await;
+    wait_for("hello", 5000, || {
+        m.state() == State::Open && m.speaks_tidings()
+    })
+    .await;
     m.debug_fail_sse();
     wait_for("retry", 2000, || m.state() == State::Reconnecting).await;
     wait_for("reconnect attempt", 2000, || {

@@ -44,7 +44,12 @@ fn ids(log: &Log<Event>) -> Vec<String> {
 }
 
 async fn publish(b: &Backend, n: &str) -> String {
-    let v = post(&format!("{}/publish", b.url), json!({"data": {"n": n}}), None).await;
+    let v = post(
+        &format!("{}/publish", b.url),
+        json!({"data": {"n": n}}),
+        None,
+    )
+    .await;
     v["id"].as_str().unwrap().to_owned()
 }
 
@@ -92,12 +97,20 @@ async fn a_plain_server_whose_ids_restart_at_1_loses_nothing_across_its_restart(
     }
     wait_for("b1..b3", 5000, || events.borrow().len() == 6).await;
     sleep(300).await;
-    assert_eq!(ns(&events), ["a1", "a2", "a3", "b1", "b2", "b3"], "each once, in order");
+    assert_eq!(
+        ns(&events),
+        ["a1", "a2", "a3", "b1", "b2", "b3"],
+        "each once, in order"
+    );
     let ids = ids(&events);
     let first: u64 = ids[0].parse().unwrap();
     let before: Vec<String> = (first..first + 3).map(|i| i.to_string()).collect();
     assert_eq!(ids[..3], before[..], "ids as the server sent them");
-    assert_eq!(ids[3..], ["1", "2", "3"], "the restarted process counts from 1 again");
+    assert_eq!(
+        ids[3..],
+        ["1", "2", "3"],
+        "the restarted process counts from 1 again"
+    );
     assert_eq!(m.duplicates(), 0, "nothing taken for a duplicate");
     assert!(!m.speaks_tidings(), "the server never announced Tidings");
     let last = events.borrow().last().unwrap().last_event_id.clone();
@@ -115,9 +128,9 @@ async fn uuid_ids_resume_with_the_mercure_parameter_and_survive_a_restart() {
     let b = uuid_backend();
     let m = Manager::connect(
         &format!("{}/events?t={}", b.url, unique("")),
-        quick().resume_param("lastEventID").backoff(
-            BackoffOptions::default().initial_ms(1000).max_ms(1000),
-        ),
+        quick()
+            .resume_param("lastEventID")
+            .backoff(BackoffOptions::default().initial_ms(1000).max_ms(1000)),
     )
     .unwrap();
     let (events, _e) = collect(&m, "message");
@@ -141,7 +154,11 @@ async fn uuid_ids_resume_with_the_mercure_parameter_and_survive_a_restart() {
     wait_for("u4", 5000, || events.borrow().len() == 4).await;
     sleep(300).await;
     assert_eq!(ns(&events), ["u1", "u2", "u3", "u4"]);
-    assert_eq!(ids(&events), [u1, u2, u3, u4.clone()], "UUIDs are positions");
+    assert_eq!(
+        ids(&events),
+        [u1, u2, u3, u4.clone()],
+        "UUIDs are positions"
+    );
     assert_eq!(m.last_event_id(), Some(u4));
     assert_eq!(m.duplicates(), 0);
     m.close();
@@ -185,7 +202,10 @@ async fn a_polling_url_answering_an_endless_stream_is_an_error_not_a_hang() {
     })
     .await;
     let took = js_sys::Date::now() - t0;
-    assert!(took < 4000.0, "refused in {took} ms, long before the 8 s poll timeout");
+    assert!(
+        took < 4000.0,
+        "refused in {took} ms, long before the 8 s poll timeout"
+    );
     // SSE comes back by the probe; events flow again.
     wait_for("open again", 8000, || m.state() == State::Open).await;
     streams(&b, 1).await;
@@ -193,7 +213,10 @@ async fn a_polling_url_answering_an_endless_stream_is_an_error_not_a_hang() {
     wait_for("after", 5000, || events.borrow().len() == 2).await;
     sleep(300).await;
     assert_eq!(ns(&events), ["before", "after"]);
-    assert!(st.borrow().windows(2).any(|w| w == [State::Polling, State::Open]));
+    assert!(st
+        .borrow()
+        .windows(2)
+        .any(|w| w == [State::Polling, State::Open]));
     m.close();
 }
 
@@ -203,7 +226,10 @@ fn chunks(log: &Log<Event>) -> Vec<(u64, String)> {
         .iter()
         .map(|e| {
             let v: Value = serde_json::from_str(&e.raw).unwrap();
-            (v["i"].as_u64().unwrap(), v["text"].as_str().unwrap().to_owned())
+            (
+                v["i"].as_u64().unwrap(),
+                v["text"].as_str().unwrap().to_owned(),
+            )
         })
         .collect()
 }
@@ -239,13 +265,20 @@ async fn a_post_answer_streams_once_across_a_restart_then_closes_for_good() {
     );
     let (_, stats) = request("GET", &format!("{}/stats", b.url), None, None).await;
     assert_eq!(
-        (stats["posts"].as_u64(), stats["resumed"].as_u64(), stats["finished"].as_u64()),
+        (
+            stats["posts"].as_u64(),
+            stats["resumed"].as_u64(),
+            stats["finished"].as_u64()
+        ),
         (Some(1), Some(1), Some(1)),
         "one resumed POST after the restart: {stats}"
     );
     sleep(1000).await;
     let (_, again) = request("GET", &format!("{}/stats", b.url), None, None).await;
-    assert_eq!(again["posts"], stats["posts"], "a normal end is not reconnected");
+    assert_eq!(
+        again["posts"], stats["posts"],
+        "a normal end is not reconnected"
+    );
     assert_eq!(m.state(), State::Closed);
     m.close();
 }
@@ -259,7 +292,12 @@ async fn a_refused_post_is_fatal_not_retried() {
         // 400: a bad request stays bad.
         ("/chat", json!({}), ErrorKind::Http, 400),
         // 200 but JSON: not an event stream.
-        ("/chat?format=json", json!({"prompt": "x"}), ErrorKind::Protocol, 200),
+        (
+            "/chat?format=json",
+            json!({"prompt": "x"}),
+            ErrorKind::Protocol,
+            200,
+        ),
     ] {
         let m = Manager::connect(
             &format!("{}{path}", b.url),
@@ -277,7 +315,11 @@ async fn a_refused_post_is_fatal_not_retried() {
         m.close();
     }
     let (_, after) = request("GET", &format!("{}/stats", b.url), None, None).await;
-    assert_eq!(posts(&after) - posts(&before), 2, "no retries: {before} → {after}");
+    assert_eq!(
+        posts(&after) - posts(&before),
+        2,
+        "no retries: {before} → {after}"
+    );
 }
 
 #[wasm_bindgen_test]
@@ -315,7 +357,10 @@ async fn the_seed_003_stack_delivers_every_message_once_across_its_restart() {
         })
         .collect();
     assert_eq!(got, [1, 2, 3, 4, 5, 6]);
-    assert!(!st.borrow().contains(&State::Polling), "an unknown server is never polled");
+    assert!(
+        !st.borrow().contains(&State::Polling),
+        "an unknown server is never polled"
+    );
     assert_eq!(m.decoder(), Decoder::Auto);
     m.close();
 }
@@ -355,7 +400,10 @@ async fn another_user_in_the_same_tab_starts_from_its_own_position() {
     trigger(base, &bob, "b0").await;
     wait_for("bob's", 5000, || bn.borrow().len() == 1).await;
     sleep(200).await;
-    assert!(resets.borrow().is_empty(), "no reset from a foreign position");
+    assert!(
+        resets.borrow().is_empty(),
+        "no reset from a foreign position"
+    );
     assert_eq!(bn.borrow().len(), 1);
     b.close();
 }
@@ -382,9 +430,24 @@ async fn an_app_decoder_gives_its_own_type_and_a_failure_is_a_decode_error() {
     let (tasks, _t) = collect(&m, "task");
     let (errs, _e) = errors(&m);
     wait_for("open", 5000, || m.state() == State::Open).await;
-    post(&url, json!({"type": "task", "object": {"n": 1}}), Some(&token)).await;
-    post(&url, json!({"type": "task", "object": {"n": "x"}}), Some(&token)).await;
-    post(&url, json!({"type": "task", "object": {"n": 2}}), Some(&token)).await;
+    post(
+        &url,
+        json!({"type": "task", "object": {"n": 1}}),
+        Some(&token),
+    )
+    .await;
+    post(
+        &url,
+        json!({"type": "task", "object": {"n": "x"}}),
+        Some(&token),
+    )
+    .await;
+    post(
+        &url,
+        json!({"type": "task", "object": {"n": 2}}),
+        Some(&token),
+    )
+    .await;
     wait_for("two tasks", 5000, || tasks.borrow().len() == 2).await;
     let got: Vec<u32> = tasks
         .borrow()
@@ -419,7 +482,12 @@ async fn an_app_decoder_gives_its_own_type_and_a_failure_is_a_decode_error() {
     let (all, _a) = collect(&m, "message");
     let (errs, _e) = errors(&m);
     wait_for("open", 5000, || m.state() == State::Open).await;
-    post(&url, json!({"type": "task", "object": "secret"}), Some(&token)).await;
+    post(
+        &url,
+        json!({"type": "task", "object": "secret"}),
+        Some(&token),
+    )
+    .await;
     post(&url, json!({"type": "task", "object": "ok"}), Some(&token)).await;
     wait_for("one", 5000, || !all.borrow().is_empty()).await;
     sleep(200).await;
@@ -430,6 +498,9 @@ async fn an_app_decoder_gives_its_own_type_and_a_failure_is_a_decode_error() {
         .map(|e| *e.message.custom::<usize>().unwrap())
         .collect();
     assert_eq!(lens.len(), 1);
-    assert!(errs.borrow().iter().any(|e| e.kind == ErrorKind::Decode && e.message.contains("refused")));
+    assert!(errs
+        .borrow()
+        .iter()
+        .any(|e| e.kind == ErrorKind::Decode && e.message.contains("refused")));
     m.close();
 }

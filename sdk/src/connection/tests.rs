@@ -803,7 +803,7 @@ fn a_tidings_server_is_polled_after_the_attempts_and_a_plain_one_after_it_is_not
     h.hello();
     h.drain();
     into_polling(&mut h);
-    assert!(matches!(h.conn.poll_action(), None));
+    assert!(h.conn.poll_action().is_none());
     // Back on SSE, the server no longer greets: it is not Tidings any more.
     h.conn.handle_wake(h.now);
     h.conn.handle_sse_open(h.now);

@@ -313,18 +313,37 @@ fn poll_function_answers_are_read_or_refused_with_the_reason() {
     .unwrap();
     assert_eq!(r.events.len(), 2);
     assert_eq!(
-        (r.events[0].id.as_deref(), r.events[0].event.as_str(), r.events[0].data.as_str()),
+        (
+            r.events[0].id.as_deref(),
+            r.events[0].event.as_str(),
+            r.events[0].data.as_str()
+        ),
         (Some("7"), "unread_count", r#"{"count":2}"#)
     );
-    assert_eq!((r.events[1].id.as_deref(), r.events[1].event.as_str()), (None, "message"));
+    assert_eq!(
+        (r.events[1].id.as_deref(), r.events[1].event.as_str()),
+        (None, "message")
+    );
     assert_eq!((r.last_event_id.as_deref(), r.end), (Some("c9"), true));
-    assert_eq!(PollResponse::from_answer_json(r#"{"events":[]}"#).unwrap().events.len(), 0);
+    assert_eq!(
+        PollResponse::from_answer_json(r#"{"events":[]}"#)
+            .unwrap()
+            .events
+            .len(),
+        0
+    );
     for (bad, why) in [
         ("null", "`events` must be an array"),
         (r#"{"events":{}}"#, "`events` must be an array"),
         (r#"{"events":[{"id":"1"}]}"#, "events[0] has no `data`"),
-        (r#"{"events":[{"data":"a","event":3}]}"#, "events[0].event must be a name"),
-        (r#"{"events":[],"lastEventId":{}}"#, "lastEventId must be a string"),
+        (
+            r#"{"events":[{"data":"a","event":3}]}"#,
+            "events[0].event must be a name",
+        ),
+        (
+            r#"{"events":[],"lastEventId":{}}"#,
+            "lastEventId must be a string",
+        ),
     ] {
         let e = PollResponse::from_answer_json(bad).unwrap_err();
         assert!(e.contains(why), "{bad}: {e}");

@@ -687,3 +687,57 @@ fn churn_never_two_leaders_never_twice() {
         w.connections_opened
     );
 }
+
+#[test]
+fn a_follower_of_a_plain_server_drops_nothing_and_never_catches_up() {
+    let mut f = TabCore::new(2, false);
+    f.start(&["message".to_owned()], Some("41"));
+    f.handle_relay(Relay::Sync {
+        tab: 1,
+        state: State::Open,
+        last_id: Some("44".into()),
+        tidings: false,
+    });
+    assert_eq!(
+        outputs(&mut f),
+        (vec![], vec![], 0),
+        "opaque ids: no catch-up"
+    );
+    assert_eq!(
+        f.last_event_id(),
+        Some("44"),
+        "the leader's position is ours"
+    );
+    // The server restarted its ids: 1, 2 after 44 are new events.
+    f.handle_relay(relayed(1));
+    f.handle_relay(relayed(2));
+    f.handle_relay(Relay::Event {
+        id: None,
+        event: "end".into(),
+        data: "{}".into(),
+    });
+    f.handle_relay(relayed(3));
+    assert_eq!(
+        outputs(&mut f).0,
+        ["1", "2", "", "3"],
+        "`end` (no id) is an ordinary event"
+    );
+    assert_eq!(f.duplicates(), 0);
+}
+
+#[test]
+fn the_leaders_word_on_the_protocol_reaches_followers() {
+    let mut f = TabCore::new(2, false);
+    f.start(&["message".to_owned()], None);
+    f.handle_relay(Relay::Protocol { tidings: true });
+    let delivered: Vec<TabOutput> = std::iter::from_fn(|| f.poll()).collect();
+    assert!(delivered.contains(&TabOutput::Deliver(Output::Protocol(true))));
+    f.handle_relay(relayed(5));
+    f.handle_relay(relayed(5));
+    assert_eq!(outputs(&mut f).0, ["5"]);
+    assert_eq!(
+        f.duplicates(),
+        1,
+        "a Tidings duplicate is dropped and counted"
+    );
+}

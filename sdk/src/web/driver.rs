@@ -458,7 +458,8 @@ impl Inner {
             }
             Action::Poll { last_event_id } => {
                 st.poll_generation += 1;
-                let timeout = u32::try_from(self.options.poll_timeout_ms.max(1)).unwrap_or(u32::MAX);
+                let timeout =
+                    u32::try_from(self.options.poll_timeout_ms.max(1)).unwrap_or(u32::MAX);
                 st.poll = Some(PollRequest::start(
                     self.handle(st.poll_generation),
                     &self.url,

@@ -35,7 +35,11 @@ pub(crate) fn build_request(
     signal: Option<&web_sys::AbortSignal>,
 ) -> Result<web_sys::Request, String> {
     let (accept, method, body) = match purpose {
-        Purpose::Stream => ("text/event-stream", options.method.as_str(), options.body.as_ref()),
+        Purpose::Stream => (
+            "text/event-stream",
+            options.method.as_str(),
+            options.body.as_ref(),
+        ),
         Purpose::Poll => ("application/json", "GET", None),
     };
     let init = web_sys::RequestInit::new();

@@ -244,12 +244,13 @@ pub fn connect(
     } else {
         // `Infinity` (as in `maxAttempts: Infinity`) has no JSON form: it
         // becomes u32::MAX, "never give up". The closure lives for this call.
-        let replacer = Closure::<dyn Fn(JsValue, JsValue) -> JsValue>::new(|_k, v: JsValue| {
-            match v.as_f64() {
-                Some(n) if n == f64::INFINITY => JsValue::from(f64::from(u32::MAX)),
-                _ => v,
-            }
-        });
+        let replacer =
+            Closure::<dyn Fn(JsValue, JsValue) -> JsValue>::new(|_k, v: JsValue| {
+                match v.as_f64() {
+                    Some(n) if n == f64::INFINITY => JsValue::from(f64::from(u32::MAX)),
+                    _ => v,
+                }
+            });
         let json = js_sys::JSON::stringify_with_replacer(&options, replacer.as_ref())
             .ok()
             .and_then(|s| s.as_string())
@@ -311,7 +312,11 @@ fn read_hooks(js: &JsValue, o: &mut Options) -> Result<(), JsError> {
     if let Some(f) = function("decode")? {
         o.decode = Some(DecodeFn::raw(move |data, event| {
             let value = f
-                .call2(&JsValue::NULL, &JsValue::from_str(data), &JsValue::from_str(event))
+                .call2(
+                    &JsValue::NULL,
+                    &JsValue::from_str(data),
+                    &JsValue::from_str(event),
+                )
                 .map_err(|e| format!("decode threw: {}", error_text(&e)))?;
             let ty = js_sys::Reflect::get(&value, &"type".into())
                 .ok()

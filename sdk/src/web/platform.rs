@@ -19,7 +19,10 @@ extern "C" {
 
 /// Fetches `request` with the `fetch` option when set, else the global `fetch`.
 /// A custom `fetch` that throws gives a rejected promise, as the real one would.
-pub(crate) fn fetch(options: &crate::options::Options, request: &web_sys::Request) -> js_sys::Promise {
+pub(crate) fn fetch(
+    options: &crate::options::Options,
+    request: &web_sys::Request,
+) -> js_sys::Promise {
     match &options.js.fetch {
         Some(f) => match f.call1(&JsValue::NULL, request) {
             Ok(v) => js_sys::Promise::resolve(&v),

@@ -24,7 +24,10 @@ fn storage() -> Option<web_sys::Storage> {
 /// The storage key of the stream with this identity: a hash, so no token
 /// is written to storage.
 pub(crate) fn key_for(identity: &str) -> String {
-    format!("{PREFIX}{:032x}", crate::tabs::fnv1a_128(identity.as_bytes()))
+    format!(
+        "{PREFIX}{:032x}",
+        crate::tabs::fnv1a_128(identity.as_bytes())
+    )
 }
 
 /// The stored resume position under `key` ([`key_for`]).

@@ -103,7 +103,9 @@ async fn read_stream(
         .unwrap_or_default();
     if let Some(on_open) = &options.js.on_open {
         let accepted = match on_open.call1(&wasm_bindgen::JsValue::NULL, &resp) {
-            Ok(v) => JsFuture::from(js_sys::Promise::resolve(&v)).await.map(|_| ()),
+            Ok(v) => JsFuture::from(js_sys::Promise::resolve(&v))
+                .await
+                .map(|_| ()),
             Err(e) => Err(e),
         };
         if let Err(e) = accepted {

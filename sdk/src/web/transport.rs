@@ -248,7 +248,9 @@ impl PollRequest {
                     match token::resolve(&options).await {
                         Err(e) => Err(ErrorInfo::new(ErrorKind::Auth, e)),
                         // The position is in the URL (`lastEventId=`), not a header.
-                        Ok(t) => http::fetch_poll(&url, &options, t.as_deref(), signal.as_ref()).await,
+                        Ok(t) => {
+                            http::fetch_poll(&url, &options, t.as_deref(), signal.as_ref()).await
+                        }
                     }
                 }
             };
@@ -288,9 +290,14 @@ async fn call_poll_function(
     );
     let _ = set("signal", signal.map_or(&JsValue::UNDEFINED, |s| s.as_ref()));
     let failed = |what: &str, e: &JsValue| {
-        ErrorInfo::new(ErrorKind::Network, format!("poll function {what}: {}", error_text(e)))
+        ErrorInfo::new(
+            ErrorKind::Network,
+            format!("poll function {what}: {}", error_text(e)),
+        )
     };
-    let value = f.call1(&JsValue::NULL, &arg).map_err(|e| failed("threw", &e))?;
+    let value = f
+        .call1(&JsValue::NULL, &arg)
+        .map_err(|e| failed("threw", &e))?;
     let value = JsFuture::from(js_sys::Promise::resolve(&value))
         .await
         .map_err(|e| failed("rejected", &e))?;
@@ -299,7 +306,10 @@ async fn call_poll_function(
         .and_then(|s| s.as_string())
         .unwrap_or_else(|| "null".to_owned());
     PollResponse::from_answer_json(&json).map_err(|reason| {
-        let mut e = ErrorInfo::new(ErrorKind::Protocol, format!("poll function answer: {reason}"));
+        let mut e = ErrorInfo::new(
+            ErrorKind::Protocol,
+            format!("poll function answer: {reason}"),
+        );
         e.raw = Some(json);
         e
     })

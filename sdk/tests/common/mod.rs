@@ -64,7 +64,10 @@ impl Backend {
 pub(crate) fn plain_backend() -> Backend {
     Backend {
         url: configured("TIDINGS_TEST_PLAIN", option_env!("TIDINGS_TEST_PLAIN")),
-        control: configured("TIDINGS_TEST_PLAIN_CONTROL", option_env!("TIDINGS_TEST_PLAIN_CONTROL")),
+        control: configured(
+            "TIDINGS_TEST_PLAIN_CONTROL",
+            option_env!("TIDINGS_TEST_PLAIN_CONTROL"),
+        ),
     }
 }
 
@@ -72,7 +75,10 @@ pub(crate) fn plain_backend() -> Backend {
 pub(crate) fn uuid_backend() -> Backend {
     Backend {
         url: configured("TIDINGS_TEST_UUID", option_env!("TIDINGS_TEST_UUID")),
-        control: configured("TIDINGS_TEST_UUID_CONTROL", option_env!("TIDINGS_TEST_UUID_CONTROL")),
+        control: configured(
+            "TIDINGS_TEST_UUID_CONTROL",
+            option_env!("TIDINGS_TEST_UUID_CONTROL"),
+        ),
     }
 }
 
@@ -80,7 +86,10 @@ pub(crate) fn uuid_backend() -> Backend {
 pub(crate) fn llm_backend() -> Backend {
     Backend {
         url: configured("TIDINGS_TEST_LLM", option_env!("TIDINGS_TEST_LLM")),
-        control: configured("TIDINGS_TEST_LLM_CONTROL", option_env!("TIDINGS_TEST_LLM_CONTROL")),
+        control: configured(
+            "TIDINGS_TEST_LLM_CONTROL",
+            option_env!("TIDINGS_TEST_LLM_CONTROL"),
+        ),
     }
 }
 
