@@ -20,6 +20,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 
 use gloo_events::EventListener;
+use gloo_timers::callback::Timeout;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
@@ -101,9 +102,9 @@ pub(crate) struct Tabs {
     core: RefCell<Option<TabCore>>,
     link: RefCell<Option<TabLink>>,
     /// The catch-up request in flight (a follower fetching what it missed)
-    /// and its number; aborted when replaced or dropped, its answer dropped
-    /// when it is not the latest.
-    catch_up: RefCell<Option<web_sys::AbortController>>,
+    /// and its deadline (`pollTimeoutMs`); aborted when replaced, dropped or
+    /// late, its answer dropped when it is not the latest.
+    catch_up: RefCell<Option<(web_sys::AbortController, Timeout)>>,
     catch_ups: Cell<u64>,
     name: String,
     /// `pagehide` / `pageshow` (and `visibilitychange`), installed with the first join.
@@ -289,13 +290,28 @@ impl Tabs {
         options: &Options,
         after: &str,
     ) {
-        let abort = web_sys::AbortController::new().ok();
-        let signal = abort.as_ref().map(web_sys::AbortController::signal);
-        if let Some(old) = self.catch_up.replace(abort) {
-            old.abort();
-        }
         let number = self.catch_ups.get() + 1;
         self.catch_ups.set(number);
+        let Ok(abort) = web_sys::AbortController::new() else {
+            if let Some(sink) = sink.upgrade() {
+                let result = Err("no AbortController".to_owned());
+                sink.tab_input(TabInput::CatchUp { number, result });
+            }
+            return;
+        };
+        let signal = Some(abort.signal());
+        let ms = u32::try_from(options.poll_timeout_ms.max(1)).unwrap_or(u32::MAX);
+        let (late, aborter) = (sink.clone(), abort.clone());
+        let deadline = Timeout::new(ms, move || {
+            aborter.abort();
+            if let Some(sink) = late.upgrade() {
+                let result = Err(format!("catch-up timed out after {ms} ms"));
+                sink.tab_input(TabInput::CatchUp { number, result });
+            }
+        });
+        if let Some((old, _)) = self.catch_up.replace(Some((abort, deadline))) {
+            old.abort();
+        }
         let url = crate::url::poll_url(url, Some(after));
         let options = options.clone();
         wasm_bindgen_futures::spawn_local(async move {
@@ -392,7 +408,7 @@ impl Tabs {
 
 impl Drop for Tabs {
     fn drop(&mut self) {
-        if let Some(a) = self.catch_up.get_mut().take() {
+        if let Some((a, _)) = self.catch_up.get_mut().take() {
             a.abort();
         }
     }
