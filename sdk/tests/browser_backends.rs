@@ -504,3 +504,144 @@ async fn an_app_decoder_gives_its_own_type_and_a_failure_is_a_decode_error() {
         .any(|e| e.kind == ErrorKind::Decode && e.message.contains("refused")));
     m.close();
 }
+
+/// Sets `key` on a JS object.
+fn set(o: &js_sys::Object, key: &str, v: &wasm_bindgen::JsValue) {
+    js_sys::Reflect::set(o, &key.into(), v).unwrap();
+}
+
+/// Calls `manager.<method>(arg)` on a JS manager.
+fn call(
+    m: &wasm_bindgen::JsValue,
+    method: &str,
+    arg: &wasm_bindgen::JsValue,
+) -> wasm_bindgen::JsValue {
+    use wasm_bindgen::JsCast;
+    let f: js_sys::Function = js_sys::Reflect::get(m, &method.into())
+        .unwrap()
+        .unchecked_into();
+    f.call1(m, arg).unwrap()
+}
+
+#[wasm_bindgen_test]
+async fn a_js_poll_function_serves_a_plain_server_while_it_is_down() {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use wasm_bindgen::prelude::*;
+    let b = plain_backend();
+    // The app's REST endpoint, as a poll function: it answers pages after a cursor.
+    let asked: Rc<RefCell<Vec<Option<String>>>> = Rc::default();
+    let a = asked.clone();
+    let poll = Closure::<dyn Fn(JsValue) -> JsValue>::new(move |req: JsValue| {
+        let last = js_sys::Reflect::get(&req, &"lastEventId".into())
+            .unwrap()
+            .as_string();
+        let signal = js_sys::Reflect::get(&req, &"signal".into()).unwrap();
+        assert!(signal.is_object(), "an AbortSignal");
+        a.borrow_mut().push(last.clone());
+        let page = match last.as_deref() {
+            Some("p1") => {
+                json!({"events": [{"id": "p2", "event": "item", "data": {"n": "polled-2"}}], "lastEventId": "p2"})
+            }
+            Some("p2") => json!({"events": [], "lastEventId": "p2"}),
+            _ => {
+                json!({"events": [{"id": "p1", "event": "item", "data": {"n": "polled-1"}}], "lastEventId": "p1"})
+            }
+        };
+        js_sys::Promise::resolve(&js_sys::JSON::parse(&page.to_string()).unwrap()).into()
+    });
+    // The app's own decoder: a JS function.
+    let decode =
+        Closure::<dyn Fn(JsValue, JsValue) -> JsValue>::new(|data: JsValue, event: JsValue| {
+            let v: Value = serde_json::from_str(&data.as_string().unwrap()).unwrap();
+            let out = json!({"n": v["n"], "event": event.as_string(), "decodedBy": "app"});
+            js_sys::JSON::parse(&out.to_string()).unwrap()
+        });
+    let options = js_sys::Object::new();
+    let backoff = js_sys::Object::new();
+    set(&backoff, "initialMs", &50.into());
+    set(&backoff, "maxMs", &100.into());
+    set(&backoff, "maxAttempts", &1.into());
+    set(&options, "backoff", &backoff);
+    set(&options, "pollIntervalMs", &100.into());
+    set(&options, "retrySseEveryMs", &60_000.into());
+    set(&options, "shareAcrossTabs", &false.into());
+    set(&options, "persistLastEventId", &false.into());
+    set(&options, "poll", poll.as_ref());
+    set(&options, "decode", decode.as_ref());
+    let url = format!("{}/events?js={}", b.url, unique(""));
+    let m = tidings::js::connect(&url, Some(options.into())).unwrap();
+    let got: Rc<RefCell<Vec<(String, Option<String>)>>> = Rc::default();
+    let g = got.clone();
+    let listener = Closure::<dyn Fn(JsValue, JsValue)>::new(move |msg: JsValue, info: JsValue| {
+        let by = js_sys::Reflect::get(&msg, &"decodedBy".into())
+            .unwrap()
+            .as_string();
+        assert_eq!(by.as_deref(), Some("app"), "the app's decoder made it");
+        let n = js_sys::Reflect::get(&msg, &"n".into())
+            .unwrap()
+            .as_string()
+            .unwrap();
+        let last = js_sys::Reflect::get(&info, &"lastEventId".into())
+            .unwrap()
+            .as_string();
+        g.borrow_mut().push((n, last));
+    });
+    for name in ["message", "item"] {
+        let f = js_sys::Function::from(JsValue::from(listener.as_ref().clone()));
+        let on: js_sys::Function =
+            wasm_bindgen::JsCast::unchecked_into(js_sys::Reflect::get(&m, &"on".into()).unwrap());
+        on.call2(&m, &name.into(), &f).unwrap();
+    }
+    let state = || {
+        js_sys::Reflect::get(&m, &"state".into())
+            .unwrap()
+            .as_string()
+            .unwrap()
+    };
+    wait_for("open", 5000, || state() == "open").await;
+    streams(&b, 1).await;
+    publish(&b, "live-1").await;
+    wait_for("live-1", 5000, || got.borrow().len() == 1).await;
+    // Down: SSE fails twice, then the poll function is the stream.
+    b.control("down").await;
+    wait_for("polled", 5000, || got.borrow().len() == 3).await;
+    assert_eq!(state(), "polling");
+    b.control("up").await;
+    sleep(300).await;
+    let got = got.borrow().clone();
+    assert_eq!(
+        got,
+        [
+            ("live-1".into(), got[0].1.clone()),
+            ("polled-1".into(), Some("p1".into())),
+            ("polled-2".into(), Some("p2".into())),
+        ],
+        "each once, in order; info.lastEventId follows the poll's positions"
+    );
+    let asked = asked.borrow();
+    assert_eq!(
+        asked[0], got[0].1,
+        "the first poll starts from the SSE position"
+    );
+    assert!(
+        asked[1..].starts_with(&[Some("p1".into()), Some("p2".into())]),
+        "{asked:?}"
+    );
+    call(&m, "close", &JsValue::UNDEFINED);
+    drop((poll, decode, listener));
+}
+
+#[wasm_bindgen_test]
+fn max_attempts_infinity_is_accepted_from_js() {
+    let options = js_sys::Object::new();
+    let backoff = js_sys::Object::new();
+    set(&backoff, "maxAttempts", &f64::INFINITY.into());
+    set(&options, "backoff", &backoff);
+    let m = tidings::js::connect(
+        &format!("http://127.0.0.1:9/inf-{}", unique("")),
+        Some(options.into()),
+    );
+    assert!(m.is_ok(), "maxAttempts: Infinity must not throw");
+    call(&m.unwrap(), "close", &wasm_bindgen::JsValue::UNDEFINED);
+}
