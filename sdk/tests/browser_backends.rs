@@ -571,7 +571,7 @@ async fn a_js_poll_function_serves_a_plain_server_while_it_is_down() {
     set(&options, "decode", decode.as_ref());
     let url = format!("{}/events?js={}", b.url, unique(""));
     let m = tidings::js::connect(&url, Some(options.into())).unwrap();
-    let got: Rc<RefCell<Vec<(String, Option<String>)>>> = Rc::default();
+    let got: Log<(String, Option<String>)> = Rc::default();
     let g = got.clone();
     let listener = Closure::<dyn Fn(JsValue, JsValue)>::new(move |msg: JsValue, info: JsValue| {
         let by = js_sys::Reflect::get(&msg, &"decodedBy".into())
@@ -588,7 +588,7 @@ async fn a_js_poll_function_serves_a_plain_server_while_it_is_down() {
         g.borrow_mut().push((n, last));
     });
     for name in ["message", "item"] {
-        let f = js_sys::Function::from(JsValue::from(listener.as_ref().clone()));
+        let f = js_sys::Function::from(listener.as_ref().clone());
         let on: js_sys::Function =
             wasm_bindgen::JsCast::unchecked_into(js_sys::Reflect::get(&m, &"on".into()).unwrap());
         on.call2(&m, &name.into(), &f).unwrap();
