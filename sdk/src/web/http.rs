@@ -104,12 +104,7 @@ pub(crate) async fn fetch_poll(
     let status = resp.status();
     // Checked before reading the body: an endless event stream (a server that
     // ignores `poll=1`) would never finish, and an HTML page is no answer.
-    let content_type = resp
-        .headers()
-        .get("content-type")
-        .ok()
-        .flatten()
-        .unwrap_or_default();
+    let content_type = content_type(&resp);
     if (200..300).contains(&status) && status != 204 && !is_json(&content_type) {
         if let Some(b) = resp.body() {
             let _ = b.cancel();
@@ -148,6 +143,15 @@ pub(crate) async fn fetch_poll(
         e.raw = Some(body);
         e
     })
+}
+
+/// A response's `Content-Type` (empty when it has none).
+pub(crate) fn content_type(resp: &web_sys::Response) -> String {
+    resp.headers()
+        .get("content-type")
+        .ok()
+        .flatten()
+        .unwrap_or_default()
 }
 
 /// Whether a content type is JSON (`application/json`, `…+json`, any parameters).

@@ -21,7 +21,7 @@
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
-use super::http::{build_request, Purpose};
+use super::http::{build_request, content_type, Purpose};
 use super::input::{Handle, Input};
 use super::platform::{self, error_text};
 use crate::connection::{ErrorInfo, ErrorKind};
@@ -95,12 +95,7 @@ async fn read_stream(
         Err(e) => return Some(format!("fetch failed: {}", error_text(&e))),
     };
     let status = resp.status();
-    let content_type = resp
-        .headers()
-        .get("content-type")
-        .ok()
-        .flatten()
-        .unwrap_or_default();
+    let content_type = content_type(&resp);
     if let Some(on_open) = &options.js.on_open {
         let accepted = match on_open.call1(&wasm_bindgen::JsValue::NULL, &resp) {
             Ok(v) => JsFuture::from(js_sys::Promise::resolve(&v))
