@@ -301,7 +301,8 @@ pub struct ConnectOptions {
     pub body: Option<Body>,
     /// The stream is finite: when the server ends the response normally the
     /// manager is `closed` and does not reconnect (a broken response still
-    /// reconnects; `fetch` transport). Default `false`.
+    /// reconnects). Implies the `fetch` transport, the only one that tells the
+    /// two apart. Default `false`.
     #[cfg_attr(target_arch = "wasm32", tsify(optional))]
     pub finite: bool,
     /// JS callbacks of the browser shell.
@@ -442,7 +443,7 @@ impl ConnectOptions {
         self.body = Some(body);
         self
     }
-    /// Sets `finite`.
+    /// Sets `finite` (implies the `fetch` transport).
     pub fn finite(mut self, yes: bool) -> Self {
         self.finite = yes;
         self
@@ -522,9 +523,10 @@ impl ConnectOptions {
     }
 
     /// The transport in use: `transport`, or `fetch` when the request needs it
-    /// (a method other than `GET`, a body, `fetch` or `onOpen`).
+    /// (a method other than `GET`, a body, `fetch` or `onOpen`) or when the
+    /// stream is `finite` (only `fetch` tells a normal end from a broken one).
     pub(crate) fn transport_in_use(&self) -> Transport {
-        if self.is_plain_get() {
+        if self.is_plain_get() && !self.finite {
             self.transport
         } else {
             Transport::Fetch

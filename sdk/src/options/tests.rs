@@ -119,6 +119,12 @@ fn any_backend_options_parse_with_defaults() {
         Some("application/json")
     );
     assert!(o.config().finite);
+    assert_eq!(
+        Options::default().finite(true).transport_in_use(),
+        Transport::Fetch,
+        "only fetch tells a normal end from a broken one"
+    );
+    assert_eq!(Options::default().transport_in_use(), Transport::EventSource);
     let o = ConnectOptions::from_json(r#"{"poll":"tidings","body":"raw"}"#).unwrap();
     assert_eq!(o.poll, Poll::Tidings);
     assert_eq!(o.body, Some(Body::Text("raw".into())));
