@@ -149,11 +149,18 @@ export interface Manager<E = AnyEvents> {
   readonly state: ConnectionState;
   /** The id of the last event received (the resume position), or null. */
   readonly lastEventId: string | null;
+  /**
+   * Events dropped as duplicates so far. Only a server that speaks Tidings has
+   * ids that can repeat; every drop is counted here, none is silent.
+   */
+  readonly duplicates: number;
+  /** Whether the stream speaks the Tidings protocol (the server announced it, or `protocol: 'tidings'`). */
+  readonly speaksTidings: boolean;
   /** `'leader'`, `'follower'`, `'idle'` (no listeners, or not loaded yet) or `'solo'`. */
   readonly tabRole: TabRole;
   /** The absolute stream URL. */
   readonly url: string;
-  /** The decoder in use; null while the wasm loads when it is chosen from the URL. */
+  /** The decoder in use: `options.decoder`, else `'auto'` (never guessed from the URL). */
   readonly decoder: Decoder | null;
   /** Closes for good, drops every listener, removes the manager from the registry. */
   close(): void;

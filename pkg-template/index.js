@@ -53,7 +53,7 @@ export function connect(url, options) {
   } catch {
     throw new Error(`tidings: invalid URL ${JSON.stringify(String(url))}`);
   }
-  const key = `${href}\n${options?.token ?? ''}`;
+  const key = identityKey(href, options);
   let m = waiting.get(key);
   if (!m) {
     m = new Manager(href, options);
@@ -61,6 +61,16 @@ export function connect(url, options) {
     init().catch(() => {}); // reported to the manager's onError as kind 'load'
   }
   return m;
+}
+
+// What makes two managers different streams, as the wasm registry decides:
+// the URL, the token, the headers, the method and the body.
+function identityKey(href, options) {
+  const headers = Object.entries(options?.headers ?? {})
+    .map(([k, v]) => [k.toLowerCase(), String(v)])
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const body = options?.body === undefined ? null : options.body;
+  return JSON.stringify([href, options?.token ?? '', headers, (options?.method ?? 'GET').toUpperCase(), body]);
 }
 
 function managerOf(handle) {
@@ -172,9 +182,11 @@ class Manager {
   }
 
   get lastEventId() { return this.#wasm?.lastEventId ?? null; }
+  get duplicates() { return this.#wasm?.duplicates ?? 0; }
+  get speaksTidings() { return this.#wasm?.speaksTidings ?? this.#options?.protocol === 'tidings'; }
   get tabRole() { return this.#wasm?.tabRole ?? 'idle'; }
   get url() { return this.#wasm?.url ?? this.#url; }
-  get decoder() { return this.#wasm?.decoder ?? this.#options?.decoder ?? null; }
+  get decoder() { return this.#wasm?.decoder ?? this.#options?.decoder ?? 'auto'; }
 
   close() {
     if (this.#closed) return;

@@ -89,7 +89,7 @@ test('init() preloads: a connect after it is the wasm manager at once and throws
     return { state: m.state, decoder: m.decoder, thrown, supported: mod.isSupported(), sharing: mod.isTabSharingSupported() };
   });
   assert.equal(r.state, 'closed');
-  assert.equal(r.decoder, 'team-answers');
+  assert.equal(r.decoder, 'auto', 'never guessed from the URL');
   assert.match(r.thrown ?? '', /tidings: invalid options/);
   assert.equal(r.supported, true);
   assert.equal(r.sharing, true);

@@ -23,3 +23,6 @@ declare const token: string;
 declare const projectId: number;
 declare const answer: import('tidings').TeamAnswer;
 declare const m: import('tidings').Manager;
+declare function append(text: string): void;
+declare const prompt: string;
+declare const Item: { parse(value: unknown): { id: string; n: number } };
