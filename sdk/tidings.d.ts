@@ -15,9 +15,26 @@ export function connect(url: string, options?: ConnectOptions): Manager;
 
 
 
-/** Seed 003's name for `WsMessage`. */
+/** One event a `poll` function returns; `data` that is not a string stands for its JSON text. */
+export interface PolledEvent { id?: string | number; event?: string; data: unknown }
+/** What a `poll` function resolves to. `lastEventId` becomes the position; `end: true` closes the stream. */
+export interface PollAnswer { events: PolledEvent[]; lastEventId?: string | null; end?: boolean }
+/** A `poll` function: any backend's endpoint as the polling fallback. Called with the position and a signal aborted on timeout or when SSE is back. */
+export type PollFunction = (request: { lastEventId: string | null; signal: AbortSignal }) => Promise<PollAnswer> | PollAnswer;
+export interface ConnectOptions {
+    /** The app's own decoder: `(data, event) => T` (e.g. a zod schema's `parse`). A throw is a `decode` error; the stream goes on. */
+    decode?: (data: string, event: string) => unknown;
+    /** Used instead of the global `fetch` for the stream (`fetch` transport) and polling requests. */
+    fetch?: (request: Request) => Promise<Response>;
+    /** Called with the stream's response before it is read; throwing or rejecting refuses it for good (state `closed`, no retry). */
+    onOpen?: (response: Response) => unknown | Promise<unknown>;
+}
+
+
+
+/** The project channels' own name for `WsMessage`. */
 export type WSMessage = WsMessage;
-/** Seed 003's WSMessageTypeEnum; other strings pass through unchanged. */
+/** The project channels' message types (`WSMessageTypeEnum`); other strings pass through unchanged. */
 export type WSMessageType = "task" | "data" | "file" | "entity" | "scene" | "render_progress" | "render_result" | (string & {});
 
 
@@ -37,10 +54,16 @@ export interface ConnectOptions {
  * A decoded event payload. Serialises to exactly the payload\'s JSON shape
  * (untagged); JS listeners receive that shape as `message`.
  */
-export type Message = TeamAnswerMessage | NotificationMessage | VideoProgress | WsMessage | Heartbeat | ResetNotice | EndNotice | unknown | string;
+export type Message = TeamAnswerMessage | NotificationMessage | VideoProgress | WsMessage | Heartbeat | ResetNotice | EndNotice | unknown | string | unknown;
 
 /**
- * Backoff settings. Defaults follow the seeds: 1 s doubling to 30 s, 5 attempts.
+ * Backoff settings. Defaults: 1 s doubling to 30 s, 5 attempts (what the
+ * hand-written clients it replaces used).
+ *
+ * ```
+ * let quick = tidings::BackoffOptions::default().initial_ms(200).max_ms(1000);
+ * assert_eq!((quick.initial_ms, quick.max_ms, quick.max_attempts), (200, 1000, 5));
+ * ```
  */
 export interface BackoffOptions {
     /**
@@ -66,6 +89,21 @@ export interface BackoffOptions {
  * Options of `connect(url, options)`. Every field is optional; the defaults
  * are given per field. Managers are shared per (absolute URL, token): the
  * options of the first `connect` win.
+ *
+ * Rust code starts from the defaults and sets what it needs with the builder
+ * methods (named like the fields):
+ *
+ * ```
+ * use tidings::{ConnectOptions, Transport};
+ *
+ * let options = ConnectOptions::default()
+ *     .token(\"eyJhbGciOi...\")
+ *     .transport(Transport::Fetch)
+ *     .header(\"X-Trace\", \"on\")
+ *     .heartbeat_timeout_ms(20_000);
+ * assert_eq!(options.transport, Transport::Fetch);
+ * assert_eq!(options.poll_interval_ms, 3000); // untouched: the default
+ * ```
  */
 export interface ConnectOptions {
     /**
@@ -99,11 +137,49 @@ export interface ConnectOptions {
      */
     withCredentials?: boolean;
     /**
-     * How `data` is decoded. Default: chosen from the URL path
-     * (`team-answers`, `notifications`, `video-progress`, `channel`), else `auto`
-     * (JSON when it parses, else the raw string).
+     * How `data` is decoded: `auto` (default: JSON when it parses, else the
+     * raw string), `json`, `text`, or a seed stream\'s typed decoder by name
+     * (`team-answers`, `notifications`, `video-progress`, `channel`). Never
+     * guessed from the URL.
      */
     decoder?: Decoder;
+    /**
+     * Which protocol the server speaks: `auto` (default: Tidings once the
+     * server announces it, plain SSE otherwise), `tidings` or `plain`.
+     */
+    protocol?: Protocol;
+    /**
+     * The polling fallback: `false` (never), `\'tidings\'` (the Tidings form)
+     * or a function (JS). Default: the Tidings form when the server speaks
+     * Tidings, else no polling.
+     */
+    poll?: false | 'tidings' | PollFunction;
+    /**
+     * Timeout of every polling request (and of a `poll` function), in ms. Default `10000`.
+     */
+    pollTimeoutMs?: number;
+    /**
+     * The query parameter that carries the resume position on the
+     * `EventSource` URL. Default `lastEventId` (Mercure uses `lastEventID`).
+     * The `fetch` transport sends the standard `Last-Event-ID` header instead.
+     */
+    resumeParam?: string;
+    /**
+     * The HTTP method of the stream request (`fetch` transport). Default `GET`.
+     */
+    method?: string;
+    /**
+     * The request body of the stream request (`fetch` transport): a string as
+     * is, anything else as JSON. Default: none.
+     */
+    body?: string | unknown;
+    /**
+     * The stream is finite: when the server ends the response normally the
+     * manager is `closed` and does not reconnect (a broken response still
+     * reconnects). Implies the `fetch` transport, the only one that tells the
+     * two apart. Default `false`.
+     */
+    finite?: boolean;
     /**
      * Share one connection per stream URL and token across the tabs of this
      * origin (a leader tab elected with Web Locks relays over
@@ -113,18 +189,22 @@ export interface ConnectOptions {
     shareAcrossTabs?: boolean;
     /**
      * `eventsource` (default: works everywhere, token in the query string) or
-     * `fetch` (headers, statuses, `retry:`; see [`Transport`]).
+     * `fetch` (headers, statuses, `retry:`; see [`Transport`]). A `method`
+     * other than `GET`, a `body`, `fetch` or `onOpen` imply `fetch`.
      */
     transport?: Transport;
     /**
      * Heartbeat watchdog, in ms: when no event or heartbeat arrives for this
      * long, the connection is treated as dead and reopened after the last id.
-     * `0` disables it. Default `45000` (1.5 × the server\'s 30 s heartbeat).
+     * `0` disables it. Default: `45000` (1.5 × the 30 s heartbeat) for servers
+     * that announce the Tidings protocol, whose heartbeats are guaranteed;
+     * off for other servers, which may be silent for hours.
      */
     heartbeatTimeoutMs?: number;
     /**
-     * Keep the last event id per stream URL in `sessionStorage`, so a page
-     * reload resumes where it stopped, losing nothing. Default `true`.
+     * Keep the last event id per stream (URL, token, headers, method, body) in
+     * `sessionStorage`, so a page reload resumes where it stopped, losing
+     * nothing. Default `true`.
      */
     persistLastEventId?: boolean;
     /**
@@ -145,9 +225,14 @@ export interface ConnectOptions {
  */
 export interface EventInfo {
     /**
-     * The SSE id, or null for per-connection events (greeting, heartbeat).
+     * This event\'s own SSE id, or null when it had none (greeting, heartbeat).
      */
     id: string | null;
+    /**
+     * The last event id seen on the stream, this event\'s or an earlier one\'s
+     * (what `MessageEvent.lastEventId` means), or null before any.
+     */
+    lastEventId: string | null;
     /**
      * The type the listener registered for (for `*`: the payload `type` of an
      * unnamed event, else the SSE event name).
@@ -192,6 +277,11 @@ export interface TidingsError {
 export type Decoder = "team-answers" | "notifications" | "video-progress" | "channel" | "json" | "text" | "auto";
 
 /**
+ * Which protocol to assume for a stream.
+ */
+export type Protocol = "auto" | "tidings" | "plain";
+
+/**
  * Which transport carries the stream.
  */
 export type Transport = "eventsource" | "fetch";
@@ -211,7 +301,7 @@ export interface Heartbeat {
 }
 
 /**
- *r" A notification record (seeds 001/004).
+ *r" A notification record.
  */
 export interface Notification {
     /**
@@ -245,12 +335,26 @@ export interface Notification {
 }
 
 /**
- *r" A notifications stream message (seeds 001/004), keyed by SSE event name.
+ *r" A notifications stream message, keyed by SSE event name.
  */
 export type NotificationMessage = Notification | UnreadCount | NotificationDeleted | NotificationsConnected;
 
 /**
- *r" A team answer record (seed 000).
+ *r" A project channel message `WSMessage {type, object}` on `/api/v1/events/{channel}`.
+ */
+export interface WsMessage {
+    /**
+     *r" The message type; unknown types are kept as their string.
+     */
+    type: WSMessageType;
+    /**
+     *r" The payload: an object or a string (`null` when absent).
+     */
+    object?: Record<string, unknown> | string | null;
+}
+
+/**
+ *r" A team answer record.
  */
 export interface TeamAnswer {
     /**
@@ -292,12 +396,12 @@ export interface TeamAnswer {
 }
 
 /**
- *r" A team answers stream message (seed 000), tagged by `type`.
+ *r" A team answers stream message, tagged by `type`.
  */
 export type TeamAnswerMessage = { type: "connected"; message?: string; timestamp?: string } | { type: "create"; data: TeamAnswer; timestamp?: string } | { type: "delete"; data: number[]; timestamp?: string } | { type: "heartbeat"; timestamp?: string } | { type: "error"; message?: string; timestamp?: string };
 
 /**
- *r" A video progress event (seed 002), the data of the named events
+ *r" A video job progress event, the data of the named events
  *r" `progress`, `completed`, `error` and `timeout`.
  */
 export interface VideoProgress {
@@ -353,20 +457,6 @@ export interface VideoProgress {
      *r" RFC 3339 time.
      */
     timestamp?: string;
-}
-
-/**
- *r" Seed 003's `WSMessage {type, object}` on `/api/v1/events/{channel}`.
- */
-export interface WsMessage {
-    /**
-     *r" The message type; unknown types are kept as their string.
-     */
-    type: WSMessageType;
-    /**
-     *r" The payload: an object or a string (`null` when absent).
-     */
-    object?: Record<string, unknown> | string | null;
 }
 
 /**
@@ -487,9 +577,19 @@ export class Manager {
      */
     readonly decoder: Decoder;
     /**
+     * Events dropped as duplicates so far (only ever the repeated numeric ids
+     * of a server that speaks Tidings; every drop is counted here).
+     */
+    readonly duplicates: number;
+    /**
      * The id of the last event received (the resume position), or null.
      */
     readonly lastEventId: string | undefined;
+    /**
+     * Whether the stream speaks the Tidings protocol (the server announced
+     * it, or `protocol: 'tidings'`); any other server is spoken to as plain SSE.
+     */
+    readonly speaksTidings: boolean;
     /**
      * `'connecting' | 'open' | 'reconnecting' | 'polling' | 'closed'`.
      */
@@ -528,6 +628,7 @@ export interface InitOutput {
     readonly isTabSharingSupported: () => number;
     readonly manager_close: (a: number) => void;
     readonly manager_decoder: (a: number) => [number, number];
+    readonly manager_duplicates: (a: number) => number;
     readonly manager_lastEventId: (a: number) => [number, number];
     readonly manager_off: (a: number, b: number) => void;
     readonly manager_offError: (a: number, b: number) => void;
@@ -535,6 +636,7 @@ export interface InitOutput {
     readonly manager_on: (a: number, b: number, c: number, d: any) => any;
     readonly manager_onError: (a: number, b: any) => any;
     readonly manager_onState: (a: number, b: any) => any;
+    readonly manager_speaksTidings: (a: number) => number;
     readonly manager_state: (a: number) => [number, number];
     readonly manager_tabRole: (a: number) => [number, number];
     readonly manager_url: (a: number) => [number, number];

@@ -24,5 +24,5 @@ declare const projectId: number;
 declare const answer: import('tidings').TeamAnswer;
 declare const m: import('tidings').Manager;
 declare function append(text: string): void;
-declare const prompt: string;
+declare const question: string;
 declare const Item: { parse(value: unknown): { id: string; n: number } };

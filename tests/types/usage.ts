@@ -137,7 +137,7 @@ await init();
 await init('/static/tidings_bg.wasm');
 await init({ module_or_path: new URL('https://cdn.example.com/tidings_bg.wasm') });
 initSync(new Uint8Array(0));
-const info: EventInfo = { id: null, type: 'create', event: 'message', raw: '{}' };
+const info: EventInfo = { id: null, lastEventId: null, type: 'create', event: 'message', raw: '{}' };
 console.log(info);
 
 // No public type is `any`, at any depth the check reaches (4 levels: fields,
@@ -165,3 +165,23 @@ type EachContainsAny<T extends unknown[]> = { [I in keyof T]: ContainsAny<T[I]> 
 assertType<Equal<EachContainsAny<Public>, false>>();
 // The check itself bites: a type with `any` inside is found.
 assertType<Equal<ContainsAny<{ a: { b: (x: string) => any } }>, true>>();
+
+// Any backend: protocol, poll (false | 'tidings' | a function), decode, resume, POST streams.
+const anyBackend = connect('/events', {
+  protocol: 'auto',
+  resumeParam: 'lastEventID',
+  pollTimeoutMs: 5000,
+  poll: async ({ lastEventId, signal }) => {
+    void signal;
+    return { events: [{ id: lastEventId ?? 'a', event: 'item', data: { n: 1 } }], lastEventId: 'b', end: false };
+  },
+  decode: (data: string, event: string) => ({ data, event }),
+});
+const dups: number = anyBackend.duplicates;
+const speaks: boolean = anyBackend.speaksTidings;
+console.log(dups, speaks);
+connect('/events', { poll: false });
+connect('/events', { poll: 'tidings', protocol: 'tidings' });
+connect('/chat', { method: 'POST', body: { prompt: 'x' }, finite: true, onOpen: (res: Response) => { void res.status; } });
+// @ts-expect-error poll is false, 'tidings' or a function
+connect('/events', { poll: true });
