@@ -124,7 +124,10 @@ fn any_backend_options_parse_with_defaults() {
         Transport::Fetch,
         "only fetch tells a normal end from a broken one"
     );
-    assert_eq!(Options::default().transport_in_use(), Transport::EventSource);
+    assert_eq!(
+        Options::default().transport_in_use(),
+        Transport::EventSource
+    );
     let o = ConnectOptions::from_json(r#"{"poll":"tidings","body":"raw"}"#).unwrap();
     assert_eq!(o.poll, Poll::Tidings);
     assert_eq!(o.body, Some(Body::Text("raw".into())));
