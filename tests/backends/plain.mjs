@@ -31,6 +31,9 @@ export function plainBackend({ ids = 'counter', 'resume-param': resumeParam = 'l
 
   const subscribe = (req, res, url) => {
     sseHead(res);
+    // A first comment, as Express apps write: some browsers (Firefox) report an
+    // EventSource open only once body bytes arrive.
+    res.write(': connected\n\n');
     const from = resumePosition(req, url, resumeParam);
     const at = from === null ? -1 : log.findIndex((e) => e.id === from);
     for (const e of at < 0 ? [] : log.slice(at + 1)) res.write(frame(e));

@@ -75,7 +75,7 @@ export async function startBackend(kind, { port } = {}) {
       const [cmd, args] = command(String(p));
       const proc = spawn(cmd, args, {
         stdio: ['ignore', 'ignore', 'inherit'],
-        env: { ...process.env, SEED_CORS: '1', TIDINGS_BACKEND_PARENT: String(process.pid) },
+        env: { ...process.env, SEED_CORS: '1', SEED_PING_SECS: '1', TIDINGS_BACKEND_PARENT: String(process.pid) },
       });
       proc.exited = new Promise((r) => proc.on('exit', r));
       let dead = false;

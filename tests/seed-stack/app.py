@@ -37,6 +37,10 @@ from pydantic import BaseModel
 from sse_starlette.sse import EventSourceResponse
 
 BROADCAST_URL = os.environ.get("SEED_BROADCAST_URL", "memory://")
+# sse-starlette's comment ping interval (its default 15 s); the browser tests use
+# 1 s so a quiet stream shows body bytes early (Firefox reports an EventSource
+# open only once they arrive).
+PING_SECS = int(os.environ.get("SEED_PING_SECS", "15"))
 pubsub_client = Broadcast(BROADCAST_URL)
 
 
@@ -91,7 +95,7 @@ async def subscribe(channel: str):
             async for event in subscriber:
                 yield {"data": event.message}
 
-    return EventSourceResponse(event_generator())
+    return EventSourceResponse(event_generator(), ping=PING_SECS)
 
 
 @app.post("/api/v1/events/{channel}", status_code=202)
