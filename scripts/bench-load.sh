@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Load benchmark (issue 6): tidings-server vs the seed 003 stack
+# Load benchmark: tidings-server vs the seed 003 stack
 # (FastAPI + sse-starlette + broadcaster), side by side, on loopback.
 #
 # Usage:

@@ -47,7 +47,7 @@ start() {
 
 TIDINGS_TEST_SERVER=$(start main)
 TIDINGS_TEST_SERVER_LAGGY=$(start laggy --subscriber-queue 1)
-# issue 7: a replay log of 3 events, so an old position gets a `reset` (gap)
+# A replay log of 3 events, so an old position gets a `reset` (gap)
 TIDINGS_TEST_SERVER_SMALL_LOG=$(start small-log --replay-log-size 3)
 export TIDINGS_TEST_SERVER TIDINGS_TEST_SERVER_LAGGY TIDINGS_TEST_SERVER_SMALL_LOG
 

@@ -1,4 +1,4 @@
-// Multi-tab sharing benchmark (issue 4): real headless Chromium, real server.
+// Multi-tab sharing benchmark: real headless Chromium, real server.
 //
 //   cd tests && node bench/tabs.mjs            (after scripts/build-pkg.sh + scripts/build-site.sh
 //                                               and a server build; TIDINGS_SERVER_BIN / TIDINGS_SITE_DIR

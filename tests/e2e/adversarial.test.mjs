@@ -1,4 +1,4 @@
-// Adversarial inputs against the real server (issue 8): each gets a clear
+// Adversarial inputs against the real server: each gets a clear
 // error, a control client keeps receiving throughout, memory returns to baseline.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';

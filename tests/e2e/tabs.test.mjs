@@ -1,4 +1,4 @@
-// Multi-tab sharing (issue 4) in real headless Chromium against the real server:
+// Multi-tab sharing in real headless Chromium against the real server:
 // one SSE connection per stream and user for every tab of a browser context
 // (Web Locks leader + BroadcastChannel relay), failover with nothing lost or
 // doubled, never two leaders under churn, per-tab fallback, opt-out.

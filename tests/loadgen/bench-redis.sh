@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Multi-instance load benchmark (issue 6, Redis half): INSTANCES tidings-server
+# Multi-instance load benchmark: INSTANCES tidings-server
 # processes on one redis-server (loopback, no persistence), N SSE connections
 # spread evenly over them by tidings-loadgen (--also-target), probes published
 # through the first instance only, so every event crosses Redis to reach all N.

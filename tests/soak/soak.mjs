@@ -17,6 +17,7 @@
 // 1 on any violation. Loopback only; bounded by --secs plus a 60 s drain.
 import { mkdtempSync, writeFileSync, cpSync, rmSync, existsSync } from 'node:fs';
 import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer, devToken, repoRoot } from '../lib/server.mjs';
@@ -55,7 +56,10 @@ const redisBin = ['/usr/bin/redis-server', '/usr/local/bin/redis-server'].find((
 const useRedis = !('no-redis' in args) && redisBin !== undefined;
 let redis = null;
 const redisDir = mkdtempSync(join(tmpdir(), 'tidings-soak-redis-'));
-const redisPort = 20000 + Math.floor(rand() * 20000);
+// A free port from the OS, not from the seed: two runs of the same seed may overlap.
+const redisPort = await new Promise((ok, fail) => {
+  const probe = createServer().once('error', fail).listen(0, '127.0.0.1', () => { const { port } = probe.address(); probe.close(() => ok(port)); });
+});
 async function startRedis() {
   const proc = spawn(redisBin, ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes',
     '--appendfsync', 'always', '--dir', redisDir], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -227,7 +231,9 @@ const faults = {
 const faultLog = [];
 const kinds = Object.keys(faults).map((k) => [rand(), k]).sort((a, b) => a[0] - b[0]).map(([, k]) => k);
 const deadline = t0 + secs * 1000;
-while (Date.now() < deadline - 3000) {
+// Runs until the deadline and until every kind has run once: a slow recovery must not
+// leave a kind out (bounded: each fault and its recovery take at most about 40 s).
+while (Date.now() < deadline - 3000 || faultLog.length < kinds.length) {
   await sleep(1000 + rand() * 2000);
   // Every kind once (in a seeded order) before choosing freely, so even a short run covers them all.
   const name = faultLog.length < kinds.length ? kinds[faultLog.length] : pick(kinds);
