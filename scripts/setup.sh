@@ -28,6 +28,12 @@ if [ ${#want[@]} -gt 0 ]; then
 fi
 
 rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+# rustfmt and clippy: the test command's first stage.
+if [ "$mode" != "--demo" ]; then
+  for c in rustfmt clippy; do
+    rustup component list --installed | grep -q "^$c" || rustup component add "$c"
+  done
+fi
 
 # wasm-bindgen-cli must equal the wasm-bindgen crate version in Cargo.lock.
 wb=$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/version = |"/, ""); print; exit}' Cargo.lock)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every test: native (server + SDK core), the SDK in headless Chromium and
+# Runs every test: rustfmt and clippy (native and wasm32), native (server + SDK core), the SDK in headless Chromium and
 # Firefox ESR (wasm-bindgen-test), the package's TypeScript types and React
 # hooks, the Playwright e2e suite (demo page, the React/Vite, Next and webpack
 # examples built from the packed package, CSP, multi-tab), and tab sharing,
@@ -11,6 +11,13 @@ bash scripts/setup.sh
 # One target dir for every stage (native tests, the wasm tests' server, the package).
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
 target=$CARGO_TARGET_DIR
+
+echo "== formatting and lints (rustfmt, clippy native and wasm32)"
+t=$SECONDS
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+cargo clippy -p tidings --target wasm32-unknown-unknown --all-targets --quiet -- -D warnings
+echo "   (fmt + clippy: $((SECONDS - t)) s)"
 
 echo "== native tests (cargo test --workspace)"
 cargo test --workspace --quiet 2>&1
