@@ -16,7 +16,9 @@ use tower_http::trace::TraceLayer;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::extract::BodyLimit;
-use crate::routes::{channels, dev_auth, dev_faults, notifications, stats, team_answers, video};
+use crate::routes::{
+    channels, dev_auth, dev_faults, mux, notifications, stats, team_answers, video,
+};
 use crate::state::AppState;
 
 fn cors(config: &Config) -> Option<CorsLayer> {
@@ -85,6 +87,7 @@ pub fn app(state: AppState) -> Router {
         .merge(notifications::router())
         .merge(video::router())
         .merge(channels::router())
+        .merge(mux::router())
         .merge(stats::router());
     if config.dev {
         api = api.merge(dev_auth::router()).merge(dev_faults::router());

@@ -50,6 +50,9 @@ pub struct ConnectionGuard {
     owner: Connections,
     stream: String,
     user: Option<String>,
+    /// False for a stream carried by a multiplexed connection: it counts per stream and
+    /// per user, while the one physical connection counts in `total`.
+    physical: bool,
 }
 
 impl ConnectionGuard {
@@ -57,12 +60,39 @@ impl ConnectionGuard {
     pub fn stream(&self) -> &str {
         &self.stream
     }
+
+    /// Turns the guard of a stream into that of one stream of a multiplexed connection:
+    /// it still counts per stream and against the user's limit, but no longer in `total`
+    /// (the multiplexed connection's own guard counts there, once).
+    pub fn into_member(mut self) -> ConnectionGuard {
+        if self.physical {
+            self.physical = false;
+            let mut c = self.owner.lock();
+            c.total = c.total.saturating_sub(1);
+        }
+        self
+    }
+}
+
+/// Held by a multiplexed connection: one in `total`, however many streams it carries.
+#[derive(Debug)]
+pub struct MuxGuard {
+    owner: Connections,
+}
+
+impl Drop for MuxGuard {
+    fn drop(&mut self) {
+        let mut c = self.owner.lock();
+        c.total = c.total.saturating_sub(1);
+    }
 }
 
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
         let mut c = self.owner.lock();
-        c.total = c.total.saturating_sub(1);
+        if self.physical {
+            c.total = c.total.saturating_sub(1);
+        }
         dec(&mut c.by_stream, &self.stream);
         if let Some(u) = &self.user {
             dec(&mut c.by_user, u);
@@ -99,7 +129,17 @@ impl Connections {
             owner: self.clone(),
             stream: stream.to_owned(),
             user: user.map(str::to_owned),
+            physical: true,
         })
+    }
+
+    /// Counts one multiplexed connection in `total` (its streams count through their own
+    /// member guards, see [`ConnectionGuard::into_member`]).
+    pub fn open_mux(&self) -> MuxGuard {
+        self.lock().total += 1;
+        MuxGuard {
+            owner: self.clone(),
+        }
     }
 
     /// Current counts.
@@ -131,5 +171,24 @@ mod tests {
         drop(a);
         assert_eq!(c.snapshot().by_user["alice"], 1);
         assert!(c.open("channel/x", Some("alice"), 2).is_some());
+    }
+
+    #[test]
+    fn a_multiplexed_connection_counts_once_and_its_streams_each() {
+        let c = Connections::default();
+        let mux = c.open_mux();
+        let a = c.open("channel/a", Some("bob"), 8).unwrap().into_member();
+        let b = c.open("channel/b", Some("bob"), 8).unwrap().into_member();
+        let s = c.snapshot();
+        assert_eq!(
+            (s.total, s.by_user["bob"], s.by_stream["channel/a"]),
+            (1, 2, 1)
+        );
+        drop(a);
+        drop(mux);
+        let s = c.snapshot();
+        assert_eq!((s.total, s.by_user["bob"]), (0, 1));
+        drop(b);
+        assert_eq!(c.snapshot().total, 0);
     }
 }

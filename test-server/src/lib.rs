@@ -20,6 +20,7 @@ pub mod faults;
 pub mod front;
 pub mod hub;
 pub mod metrics;
+pub mod mux;
 pub mod routes;
 pub mod server;
 pub mod sse;

@@ -14,7 +14,7 @@ use tokio::net::TcpStream;
 const WAIT: Duration = Duration::from_secs(10);
 
 /// The protocol hello every response sends after `retry:` (docs/PROTOCOL.md).
-const HELLO: &str = "event: tidings\ndata: {\"protocol\":\"tidings\",\"version\":1,\"capabilities\":[\"numeric-ids\",\"replay\",\"reset\",\"end\",\"poll\"]}\n\n";
+const HELLO: &str = "event: tidings\ndata: {\"protocol\":\"tidings\",\"version\":1,\"capabilities\":[\"numeric-ids\",\"replay\",\"reset\",\"end\",\"poll\",\"mux\"],\"mux\":\"/api/mux\"}\n\n";
 
 async fn connect(s: &TestServer) -> TcpStream {
     TcpStream::connect(s.url.trim_start_matches("http://"))

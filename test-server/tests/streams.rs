@@ -9,7 +9,7 @@ use common::{start, TestServer, T};
 use serde_json::{json, Value};
 
 /// The protocol hello every response sends after `retry:` (docs/PROTOCOL.md).
-const HELLO: &str = "event: tidings\ndata: {\"protocol\":\"tidings\",\"version\":1,\"capabilities\":[\"numeric-ids\",\"replay\",\"reset\",\"end\",\"poll\"]}\n\n";
+const HELLO: &str = "event: tidings\ndata: {\"protocol\":\"tidings\",\"version\":1,\"capabilities\":[\"numeric-ids\",\"replay\",\"reset\",\"end\",\"poll\",\"mux\"],\"mux\":\"/api/mux\"}\n\n";
 
 async fn publish(s: &TestServer, token: &str, channel: &str, n: u64) {
     let r = s

@@ -3,6 +3,7 @@
 pub mod channels;
 pub mod dev_auth;
 pub mod dev_faults;
+pub mod mux;
 pub mod notifications;
 pub mod stats;
 pub mod team_answers;

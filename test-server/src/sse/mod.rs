@@ -18,7 +18,8 @@ use futures_util::future::Either;
 use futures_util::StreamExt;
 
 pub use stream::{
-    greet, live_frame, prelude, sse_stream, Heartbeat, Prelude, SseParts, TerminalFn,
+    end_frame_of, greet, live_frame, prelude, sse_stream, stream_prelude, Heartbeat, Prelude,
+    SseParts, TerminalFn,
 };
 
 /// The parts of an SSE response, for whoever serves it first (see the module docs).

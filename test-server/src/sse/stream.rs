@@ -11,7 +11,10 @@ use futures_util::Stream;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-use super::frame::{frame, write_event, write_frame, HELLO_FRAME, RETRY_FRAME};
+use super::frame::{
+    frame, retag, write_event, write_event_of, write_frame, write_frame_of, HELLO_FRAME,
+    RETRY_FRAME,
+};
 use crate::bus::Subscription;
 use crate::connections::ConnectionGuard;
 use crate::event::Event;
@@ -108,15 +111,32 @@ pub fn prelude(parts: &mut SseParts) -> Prelude {
     let mut out = Vec::with_capacity(256);
     out.extend_from_slice(RETRY_FRAME);
     out.extend_from_slice(HELLO_FRAME);
+    let (last_id, done) = stream_prelude(&mut out, parts, None);
+    Prelude {
+        bytes: Bytes::from(out),
+        last_id,
+        done,
+    }
+}
+
+/// Appends one stream's part of a prelude (greeting, reset or replay, `end` if over),
+/// tagged with its stream on a multiplexed connection; returns the id a live event must
+/// exceed and whether the stream is already over.
+pub fn stream_prelude(out: &mut Vec<u8>, parts: &mut SseParts, tag: Option<&str>) -> (u64, bool) {
+    let mut greeting = Vec::with_capacity(parts.greeting.len() + 16);
     if parts.mark_head && parts.subscription.reset.is_none() && !parts.greeting.is_empty() {
         // An `id:` line may open a frame: it joins the greeting's first frame.
-        out.extend_from_slice(format!("id: {}\n", parts.subscription.head).as_bytes());
+        greeting.extend_from_slice(format!("id: {}\n", parts.subscription.head).as_bytes());
     }
-    out.extend_from_slice(&std::mem::take(&mut parts.greeting));
+    greeting.extend_from_slice(&std::mem::take(&mut parts.greeting));
+    match tag {
+        Some(tag) => out.extend_from_slice(&retag(&greeting, tag)),
+        None => out.extend_from_slice(&greeting),
+    }
     let mut last_id = parts.subscription.head;
     let mut done = false;
     if let Some(reset) = parts.subscription.reset.take() {
-        write_event(&mut out, &reset.to_event());
+        write_event_of(out, tag, &reset.to_event());
         last_id = reset.head;
     }
     let replay = std::mem::take(&mut parts.subscription.replay);
@@ -124,25 +144,34 @@ pub fn prelude(parts: &mut SseParts) -> Prelude {
         last_id = first.id.saturating_sub(1);
     }
     for e in &replay {
-        write_event(&mut out, e);
+        write_event_of(out, tag, e);
         last_id = e.id;
         if let Some(reason) = parts.terminal.and_then(|t| t(e)) {
-            out.extend_from_slice(&end_frame(reason));
+            out.extend_from_slice(&end_frame_of(tag, reason));
             done = true;
             break;
         }
     }
     if !done {
         if let Some(reason) = parts.ended {
-            out.extend_from_slice(&end_frame(reason));
+            out.extend_from_slice(&end_frame_of(tag, reason));
             done = true;
         }
     }
-    Prelude {
-        bytes: Bytes::from(out),
-        last_id,
-        done,
-    }
+    (last_id, done)
+}
+
+/// The `end` frame of a finite stream, tagged on a multiplexed connection.
+pub fn end_frame_of(tag: Option<&str>, reason: &str) -> Bytes {
+    let mut out = Vec::with_capacity(64);
+    write_frame_of(
+        &mut out,
+        tag,
+        None,
+        Some("end"),
+        &serde_json::json!({"reason": reason}).to_string(),
+    );
+    Bytes::from(out)
 }
 
 /// The frame of one live event, and whether it ends the stream (then followed by `end`).

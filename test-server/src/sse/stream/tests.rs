@@ -28,7 +28,7 @@ fn text(b: &Bytes) -> String {
 }
 
 /// What every response starts with: `retry:` and the protocol hello.
-const START: &str = "retry: 1000\n\nevent: tidings\ndata: {\"protocol\":\"tidings\",\"version\":1,\"capabilities\":[\"numeric-ids\",\"replay\",\"reset\",\"end\",\"poll\"]}\n\n";
+const START: &str = "retry: 1000\n\nevent: tidings\ndata: {\"protocol\":\"tidings\",\"version\":1,\"capabilities\":[\"numeric-ids\",\"replay\",\"reset\",\"end\",\"poll\",\"mux\"],\"mux\":\"/api/mux\"}\n\n";
 
 #[test]
 fn prelude_exact_bytes_hello_before_the_greeting_and_its_head_id() {

@@ -1,0 +1,315 @@
+//! Multiplexed streams (`GET /api/mux`) over real HTTP: every seed stream on one
+//! connection, per-stream errors, resume of every position at once, per-stream reset,
+//! finite streams ending alone, the polling form and the connection counts.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::{start, Ev, Sse, TestServer, T};
+use serde_json::{json, Value};
+
+async fn publish(s: &TestServer, token: &str, channel: &str, n: u64) -> u64 {
+    let r: Value = s
+        .post(&format!("/api/v1/events/{channel}"))
+        .bearer_auth(token)
+        .json(&json!({"type": "task", "object": {"n": n}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    r["id"].as_str().unwrap().parse().unwrap()
+}
+
+async fn mux(s: &TestServer, query: &str, last_event_id: Option<&str>, bearer: &str) -> Sse {
+    let mut req = s
+        .get(&format!("/api/mux?{query}"))
+        .header("accept", "text/event-stream")
+        .bearer_auth(bearer);
+    if let Some(id) = last_event_id {
+        req = req.header("last-event-id", id);
+    }
+    let res = req.send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "text/event-stream");
+    Sse::new(res.bytes_stream())
+}
+
+/// Splits a multiplexed event name into its stream and the stream's own event name.
+fn split(e: &Ev) -> (&str, &str) {
+    e.event.split_once(' ').unwrap_or(("", e.event.as_str()))
+}
+
+/// Reads tagged events until `want` returns true for the collected map (by stream), or
+/// the time is up.
+async fn collect(
+    sse: &mut Sse,
+    mut want: impl FnMut(&HashMap<String, Vec<Ev>>) -> bool,
+) -> HashMap<String, Vec<Ev>> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut by: HashMap<String, Vec<Ev>> = HashMap::new();
+    while !want(&by) {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let Some(e) = sse.next(left).await else { break };
+        let (stream, _) = split(&e);
+        by.entry(stream.to_owned()).or_default().push(e.clone());
+    }
+    by
+}
+
+fn ids(evs: &[Ev]) -> Vec<u64> {
+    evs.iter()
+        .filter_map(|e| e.id.as_deref())
+        .filter_map(|i| i.parse().ok())
+        .collect()
+}
+
+#[tokio::test]
+async fn every_seed_stream_on_one_connection_with_a_forbidden_one_refused_alone() {
+    let s = start(&["--video-step-ms", "40"]).await;
+    let t = s.token("ann", &["proj.*"]).await;
+    let job: Value = s
+        .post("/api/chat/create-video")
+        .json(&json!({"prompt": "p", "steps": 2}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let video = format!("/api/video-progress/{}", job["job_id"].as_str().unwrap());
+    let streams = format!(
+        "/api/team-answers/sse/,/api/notifications/stream,/api/v1/events/proj.1,/api/v1/events/secret,{video},/api/nope"
+    );
+    let mut sse = mux(&s, &format!("streams={streams}"), None, &t).await;
+    let hello: Value = {
+        let first = sse.next(T).await.unwrap();
+        assert_eq!(split(&first).0, "/api/team-answers/sse/", "{first:?}");
+        sse.hello.clone().unwrap().json()
+    };
+    assert!(hello["capabilities"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("mux")));
+    assert_eq!(hello["mux"], "/api/mux");
+
+    let answer = json!({"video_name": "v.mp4", "frame_index": 1, "url": "http://e/f.jpg", "qa": "Q/A", "query_index": 1, "round": "r"});
+    assert_eq!(
+        s.post("/api/team-answers/")
+            .json(&answer)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+    let r = s
+        .post("/api/notifications/trigger/")
+        .json(&json!({"user_id": "ann", "title": "t", "message": "m", "type": "info"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let channel_id = publish(&s, &t, "proj.1", 1).await;
+
+    let by = collect(&mut sse, |by| {
+        let has = |k: &str, n: &str| by.get(k).is_some_and(|v| v.iter().any(|e| split(e).1 == n));
+        has("/api/team-answers/sse/", "message")
+            && by
+                .get("/api/team-answers/sse/")
+                .is_some_and(|v| v.iter().any(|e| e.data.contains("\"create\"")))
+            && has("/api/notifications/stream", "new_notification")
+            && by.get("/api/v1/events/proj.1").is_some_and(|v| {
+                v.iter()
+                    .any(|e| e.id.as_deref() == Some(&channel_id.to_string()))
+            })
+            && has(&video, "end")
+            && has("", "mux-error")
+    })
+    .await;
+    let errors: Vec<Value> = by[""]
+        .iter()
+        .filter(|e| e.event == "mux-error")
+        .map(Ev::json)
+        .collect();
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert_eq!(errors[0]["stream"], "/api/v1/events/secret");
+    assert_eq!(errors[0]["status"], 403);
+    assert!(errors[0]["error"].as_str().unwrap().contains("secret"));
+    assert_eq!(errors[1]["stream"], "/api/nope");
+    assert_eq!(errors[1]["status"], 404);
+    // The notifications greeting and snapshot are tagged too.
+    let n: Vec<&str> = by["/api/notifications/stream"]
+        .iter()
+        .map(|e| split(e).1)
+        .collect();
+    assert_eq!(&n[..3], ["connected", "unread_count", "new_notification"]);
+    // The finite stream replayed from the start, ended alone with a tagged `end`.
+    let v: Vec<&str> = by[&video].iter().map(|e| split(e).1).collect();
+    assert_eq!(v.last(), Some(&"end"));
+    assert!(v.contains(&"completed"), "{v:?}");
+
+    // One physical connection; each stream counted per stream and for the user.
+    let st = s.stats().await;
+    assert_eq!(st["connections"]["total"], 1, "{st}");
+    assert_eq!(st["connections"]["by_stream"]["channel/proj.1"], 1);
+    assert_eq!(st["connections"]["by_stream"]["notifications/ann"], 1);
+    assert_eq!(st["connections"]["by_user"]["ann"], 2);
+
+    // The others keep streaming after the video stream ended.
+    let next = publish(&s, &t, "proj.1", 2).await;
+    let e = sse.next_non_heartbeat(T).await.unwrap();
+    assert_eq!(
+        (split(&e), e.id_num()),
+        (("/api/v1/events/proj.1", "message"), next)
+    );
+    drop(sse);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn resume_covers_every_position_at_once_with_a_reset_per_stream() {
+    let s = start(&[]).await;
+    let t = s.token("bo", &["proj.*"]).await;
+    for n in 0..3 {
+        publish(&s, &t, "proj.a", n).await; // ids 1..3
+        publish(&s, &t, "proj.b", n).await;
+    }
+    let set = "streams=/api/v1/events/proj.a,/api/v1/events/proj.b,/api/v1/events/proj.c";
+    // Header: a after 1, b after 2, c garbage (reset for c only).
+    let mut sse = mux(&s, set, Some("1,2,zz"), &t).await;
+    let by = collect(&mut sse, |by| {
+        by.get("/api/v1/events/proj.a")
+            .is_some_and(|v| v.len() >= 2)
+            && by
+                .get("/api/v1/events/proj.b")
+                .is_some_and(|v| !v.is_empty())
+            && by
+                .get("/api/v1/events/proj.c")
+                .is_some_and(|v| v.len() >= 2)
+    })
+    .await;
+    assert_eq!(ids(&by["/api/v1/events/proj.a"]), [2, 3]);
+    assert_eq!(ids(&by["/api/v1/events/proj.b"]), [3]);
+    let c = &by["/api/v1/events/proj.c"][1];
+    assert_eq!(split(&by["/api/v1/events/proj.c"][0]).1, "connected");
+    assert_eq!(split(c).1, "reset");
+    assert_eq!(c.json()["reason"], "invalid_id");
+    drop(sse);
+
+    // Query: the same through ?lastEventId=, the header absent; a stream with no position
+    // is live from now, and its greeting carries its head.
+    let mut sse = s
+        .get(&format!("/api/mux?{set}&lastEventId=2,"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sse.status(), 200);
+    let mut sse =
+        Sse::new(std::mem::replace(&mut sse, s.get("/").send().await.unwrap()).bytes_stream());
+    let by = collect(&mut sse, |by| {
+        by.get("/api/v1/events/proj.a")
+            .is_some_and(|v| v.len() >= 2)
+            && by
+                .get("/api/v1/events/proj.b")
+                .is_some_and(|v| !v.is_empty())
+    })
+    .await;
+    let a = &by["/api/v1/events/proj.a"];
+    assert_eq!(
+        split(&a[0]).1,
+        "connected",
+        "a resumed connection still greets"
+    );
+    assert_eq!(ids(&a[1..]), [3]);
+    let b = &by["/api/v1/events/proj.b"][0];
+    assert_eq!((split(b).1, b.id.as_deref()), ("connected", Some("3")));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn per_user_limits_apply_per_stream() {
+    let s = start(&["--max-connections-per-user", "2"]).await;
+    let t = s.token("cy", &["*"]).await;
+    let mut sse = mux(
+        &s,
+        "streams=/api/v1/events/a,/api/v1/events/b,/api/v1/events/c",
+        None,
+        &t,
+    )
+    .await;
+    let by = collect(&mut sse, |by| {
+        by.get("")
+            .is_some_and(|v| v.iter().any(|e| e.event == "mux-error"))
+    })
+    .await;
+    let err = by[""]
+        .iter()
+        .find(|e| e.event == "mux-error")
+        .unwrap()
+        .json();
+    assert_eq!(
+        (err["stream"].as_str(), err["status"].as_u64()),
+        (Some("/api/v1/events/c"), Some(429))
+    );
+    assert_eq!(s.stats().await["connections"]["by_user"]["cy"], 2);
+    drop(sse);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn the_polling_form_answers_for_the_set() {
+    let s = start(&[]).await;
+    let t = s.token("di", &["proj.*"]).await;
+    publish(&s, &t, "proj.a", 0).await;
+    publish(&s, &t, "proj.a", 1).await;
+    let set = "streams=/api/v1/events/proj.a,/api/v1/events/proj.b,/api/v1/events/nope";
+    let body = s
+        .poll(&format!("/api/mux?{set}&poll=1&lastEventId=0,0"), Some(&t))
+        .await;
+    let streams = body["streams"].as_array().unwrap();
+    assert_eq!(streams[0]["stream"], "/api/v1/events/proj.a");
+    assert_eq!(streams[0]["events"].as_array().unwrap().len(), 2);
+    assert_eq!(streams[1]["events"].as_array().unwrap().len(), 0);
+    assert_eq!(streams[2]["status"], 403);
+    assert_eq!(body["last_event_id"], "2,0,");
+
+    // A long poll of the set returns as soon as one of its streams has an event.
+    let started = std::time::Instant::now();
+    let waiting = {
+        let url = format!("/api/mux?{set}&poll=1&wait=10&lastEventId=2,0");
+        let req = s.get(&url).bearer_auth(&t);
+        tokio::spawn(async move { req.send().await.unwrap().json::<Value>().await.unwrap() })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    publish(&s, &t, "proj.b", 0).await;
+    let body = waiting.await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(body["streams"][1]["events"][0]["id"], "1");
+    assert_eq!(body["last_event_id"], "2,1,");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn bad_sets_get_422_and_bad_tokens_401() {
+    let s = start(&[]).await;
+    for q in ["", "streams=nope", "streams=/a,/a"] {
+        let r = s.get(&format!("/api/mux?{q}")).send().await.unwrap();
+        assert_eq!(r.status(), 422, "{q}");
+        let j: Value = r.json().await.unwrap();
+        assert!(j["error"].as_str().unwrap().starts_with("streams:"));
+    }
+    let r = s
+        .get("/api/mux?streams=/api/team-answers/sse/")
+        .bearer_auth("x.y.z")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    s.stop().await;
+}
