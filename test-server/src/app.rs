@@ -16,6 +16,7 @@ use tower_http::trace::TraceLayer;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::extract::BodyLimit;
+use crate::idempotency;
 use crate::routes::{
     channels, dev_auth, dev_faults, mux, notifications, stats, team_answers, video,
 };
@@ -28,7 +29,9 @@ fn cors(config: &Config) -> Option<CorsLayer> {
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
             HeaderName::from_static("last-event-id"),
+            HeaderName::from_static(idempotency::HEADER),
         ])
+        .expose_headers([HeaderName::from_static(idempotency::REPLAYED_HEADER)])
         .allow_credentials(true);
     if config.dev {
         return Some(
@@ -107,6 +110,11 @@ pub fn app(state: AppState) -> Router {
         ),
         None => api.fallback(|req: Request| async move { not_found(req).await.into_response() }),
     };
+    // Inside the body limit and CORS, outside every route: every write takes a key.
+    api = api.layer(middleware::from_fn_with_state(
+        state.clone(),
+        idempotency::layer,
+    ));
     let compression = CompressionLayer::new()
         .compress_when(SizeAbove::new(256).and(NotForContentType::new("text/event-stream")));
     let mut router = api

@@ -69,6 +69,9 @@ pub struct Config {
     /// instances through Redis Streams. Without it the in-process bus is used.
     #[arg(long, env = "TIDINGS_REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
+    /// How long an `Idempotency-Key`'s answer is remembered, in seconds (default 24 h).
+    #[arg(long, env = "TIDINGS_IDEMPOTENCY_TTL_SECS", default_value = "86400", value_parser = parse_secs)]
+    pub idempotency_ttl_secs: f64,
     /// Serve this directory at `/` after the API routes (demo page, npm package).
     #[arg(long, env = "TIDINGS_STATIC_DIR")]
     pub static_dir: Option<PathBuf>,
@@ -111,6 +114,11 @@ impl Config {
     /// How long a write may make no progress before the connection is closed.
     pub fn write_stall(&self) -> Duration {
         Duration::from_secs_f64(self.write_stall_secs)
+    }
+
+    /// How long an idempotent answer is remembered.
+    pub fn idempotency_ttl(&self) -> Duration {
+        Duration::from_secs_f64(self.idempotency_ttl_secs)
     }
 
     /// Video job timeout.

@@ -34,6 +34,9 @@ pub enum ApiError {
     /// Past the per-user connection limit (429).
     #[error("{0}")]
     TooManyConnections(String),
+    /// A request with the same `Idempotency-Key` is still running (409).
+    #[error("{0}")]
+    Conflict(String),
     /// Storage failure (500); details are logged, not sent.
     #[error("storage error")]
     Store(#[from] StoreError),
@@ -53,6 +56,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooManyConnections(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Bus(BusError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Store(_) | ApiError::Bus(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

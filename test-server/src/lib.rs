@@ -19,6 +19,7 @@ pub mod extract;
 pub mod faults;
 pub mod front;
 pub mod hub;
+pub mod idempotency;
 pub mod metrics;
 pub mod mux;
 pub mod routes;

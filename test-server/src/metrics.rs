@@ -28,6 +28,10 @@ pub struct Metrics {
     pub streams_detached: AtomicU64,
     /// Stream connections closed because the peer took no bytes for `--write-stall-secs`.
     pub writes_stalled: AtomicU64,
+    /// Write requests answered with a remembered answer (`Idempotency-Key` retries).
+    pub idempotent_replays: AtomicU64,
+    /// `Idempotency-Key`s reused with a different body (422).
+    pub idempotency_mismatches: AtomicU64,
 }
 
 impl Metrics {
@@ -86,6 +90,16 @@ impl Metrics {
             "tidings_writes_stalled_total",
             "Stream connections closed because the peer stopped reading.",
             &self.writes_stalled,
+        );
+        counter(
+            "tidings_idempotent_replays_total",
+            "Write requests answered with the remembered answer of their Idempotency-Key.",
+            &self.idempotent_replays,
+        );
+        counter(
+            "tidings_idempotency_mismatches_total",
+            "Idempotency-Keys reused with a different body (422).",
+            &self.idempotency_mismatches,
         );
         let _ = writeln!(out, "# HELP tidings_open_connections Open SSE connections.\n# TYPE tidings_open_connections gauge");
         let _ = writeln!(out, "tidings_open_connections {}", snap.total);

@@ -14,6 +14,7 @@ use crate::db::{Db, StoreError};
 use crate::error::ApiError;
 use crate::faults::DevFaults;
 use crate::hub::{Hub, HubConfig};
+use crate::idempotency::{store::RedisStore, store::SqliteStore, IdempotencyStore};
 use crate::metrics::Metrics;
 
 /// Why the server could not start.
@@ -60,6 +61,8 @@ pub struct Inner {
     pub dev_faults: DevFaults,
     /// Where streams live once their response has started (see [`crate::hub`]).
     pub hub: Hub,
+    /// Remembered answers of write requests with an `Idempotency-Key`.
+    pub idempotency: IdempotencyStore,
 }
 
 impl std::fmt::Debug for dyn Bus {
@@ -101,6 +104,10 @@ impl AppState {
                 Arc::clone(&metrics),
             )?),
         };
+        let idempotency = match &config.redis_url {
+            Some(url) => IdempotencyStore::Redis(Arc::new(RedisStore::new(url)?)),
+            None => IdempotencyStore::Sqlite(SqliteStore::open(&db)?),
+        };
         let hub_config = HubConfig {
             heartbeat_every: config.heartbeat(),
             write_stall: config.write_stall(),
@@ -118,6 +125,7 @@ impl AppState {
             started: Instant::now(),
             dev_faults: DevFaults::default(),
             hub,
+            idempotency,
         })))
     }
 }

@@ -538,3 +538,56 @@ async fn a_bad_redis_url_refuses_to_start() {
         .to_string();
     assert!(err.contains("--redis-url"), "{err}");
 }
+
+#[tokio::test]
+async fn an_idempotency_key_holds_across_instances_and_concurrent_retries() {
+    let redis = Redis::start().await;
+    let (a, b) = (instance(&redis).await, instance(&redis).await);
+    wait_health(&a, true).await;
+    wait_health(&b, true).await;
+    let token = a.token("alice", &["room"]).await;
+    let keyed = |s: &TestServer, key: &str, n: u64| {
+        s.post(STREAM)
+            .bearer_auth(&token)
+            .header("idempotency-key", key)
+            .json(&json!({"type": "data", "object": {"n": n}}))
+    };
+    let answer = |r: reqwest::Response| async move {
+        let replayed = r.headers().get("idempotent-replayed").is_some();
+        (r.status().as_u16(), r.text().await.unwrap(), replayed)
+    };
+    // The first answer on A is the answer on B.
+    let first = answer(keyed(&a, "k1", 1).send().await.unwrap()).await;
+    assert_eq!((first.0, first.2), (200, false), "{first:?}");
+    let on_b = answer(keyed(&b, "k1", 1).send().await.unwrap()).await;
+    assert_eq!((on_b.0, &on_b.1, on_b.2), (200, &first.1, true));
+    // A different body under that key: 422 on either instance.
+    let other = answer(keyed(&b, "k1", 2).send().await.unwrap()).await;
+    assert_eq!(other.0, 422, "{other:?}");
+    // Concurrent retries spread over both instances: one publish, one answer.
+    let tries = (0..10).map(|i| {
+        let s = if i % 2 == 0 { &a } else { &b };
+        let req = keyed(s, "k2", 3);
+        async move { answer(req.send().await.unwrap()).await }
+    });
+    let answers = futures_util::future::join_all(tries).await;
+    assert!(
+        answers.iter().all(|x| x.0 == 200 && x.1 == answers[0].1),
+        "{answers:?}"
+    );
+    assert_eq!(answers.iter().filter(|x| !x.2).count(), 1, "{answers:?}");
+    // Exactly two events in the log: k1 and k2 once each.
+    let v = a
+        .poll(&format!("{STREAM}?poll=1&lastEventId=0"), Some(&token))
+        .await;
+    let events = v["events"].as_array().unwrap();
+    assert_eq!(events.len(), 2, "{v}");
+    // A fresh instance (another SQLite file) on the same Redis still knows the key.
+    a.stop().await;
+    let c = instance(&redis).await;
+    wait_health(&c, true).await;
+    let on_c = answer(keyed(&c, "k1", 1).send().await.unwrap()).await;
+    assert_eq!((on_c.0, &on_c.1, on_c.2), (200, &first.1, true));
+    b.stop().await;
+    c.stop().await;
+}

@@ -36,6 +36,7 @@ pub async fn stats(State(state): State<AppState>) -> Json<serde_json::Value> {
         "poll_requests": m.poll_requests.load(Ordering::Relaxed),
         "streams_detached": m.streams_detached.load(Ordering::Relaxed),
         "writes_stalled": m.writes_stalled.load(Ordering::Relaxed),
+        "idempotency": {"replays": m.idempotent_replays.load(Ordering::Relaxed), "mismatches": m.idempotency_mismatches.load(Ordering::Relaxed)},
         "uptime_secs": state.started.elapsed().as_secs(),
     }))
 }
