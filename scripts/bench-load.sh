@@ -84,7 +84,7 @@ for stack in $STACKS; do
       data="$(mktemp -d "$OUT/tidings-data.XXXXXX")"
       log="$OUT/tidings-server-$N.log"
       "$bin/tidings-server" --dev --addr 127.0.0.1:0 --data-dir "$data" \
-        --max-connections-per-user $((N + 100)) --heartbeat-secs 30 >"$log" 2>&1 &
+        --max-connections-per-user $((N + 100)) --max-streams $((N + 100)) --heartbeat-secs 30 >"$log" 2>&1 &
       server_pid=$!
       disown "$server_pid" # no job-control chatter when it is killed
       url="$(wait_for_line "$log" 'http://127\.0\.0\.1:[0-9]+' 30)"

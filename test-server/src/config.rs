@@ -62,6 +62,21 @@ pub struct Config {
     /// Open SSE connections allowed per authenticated user (429 beyond).
     #[arg(long, env = "TIDINGS_MAX_CONNECTIONS_PER_USER", default_value = "32")]
     pub max_connections_per_user: usize,
+    /// Open SSE streams without a token allowed per client address (429 beyond).
+    #[arg(long, env = "TIDINGS_MAX_STREAMS_PER_ADDRESS", default_value = "128")]
+    pub max_streams_per_address: usize,
+    /// Open client connections (default and ceiling: the open-files limit less 64).
+    /// Past it a new connection is answered 503 and closed.
+    #[arg(long, env = "TIDINGS_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Open SSE streams in the process (default: `--max-connections` less 1024, kept for
+    /// REST calls; 503 beyond).
+    #[arg(long, env = "TIDINGS_MAX_STREAMS")]
+    pub max_streams: Option<usize>,
+    /// Take the client address from this header (e.g. `x-forwarded-for`, its last entry)
+    /// for the per-address limit. Only behind a proxy that sets it: clients can forge it.
+    #[arg(long, env = "TIDINGS_TRUST_PROXY_HEADER")]
+    pub trust_proxy_header: Option<axum::http::HeaderName>,
     /// Largest accepted request body in bytes (413 beyond).
     #[arg(long, env = "TIDINGS_MAX_BODY_BYTES", default_value = "65536")]
     pub max_body_bytes: usize,

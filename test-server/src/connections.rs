@@ -1,6 +1,9 @@
-//! Registry of open SSE connections: stats per stream and per user, and the per-user limit.
+//! Registry of open SSE connections: stats per stream and per user, and the limits a new
+//! stream must pass (per user, per client address for streams without a token, and the
+//! process-wide cap that keeps file descriptors for everything else).
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::Serialize;
@@ -16,6 +19,29 @@ struct Counts {
     total: usize,
     by_stream: HashMap<String, usize>,
     by_user: HashMap<String, usize>,
+    by_address: HashMap<IpAddr, usize>,
+}
+
+/// The limits a new stream must pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Open streams per authenticated user.
+    pub per_user: usize,
+    /// Open streams without a token per client address.
+    pub per_address: usize,
+    /// Open streams in the process.
+    pub max_streams: usize,
+}
+
+/// Why a stream was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The user has this many open (429).
+    User(usize),
+    /// The client address has this many open without a token (429).
+    Address(usize),
+    /// The process has this many open (503).
+    Global(usize),
 }
 
 /// A point-in-time copy of the counts, as `/api/stats` shows it.
@@ -50,6 +76,8 @@ pub struct ConnectionGuard {
     owner: Connections,
     stream: String,
     user: Option<String>,
+    /// The client address it counts under (streams without a token only).
+    address: Option<IpAddr>,
     /// False for a stream carried by a multiplexed connection: it counts per stream and
     /// per user, while the one physical connection counts in `total`.
     physical: bool,
@@ -97,10 +125,13 @@ impl Drop for ConnectionGuard {
         if let Some(u) = &self.user {
             dec(&mut c.by_user, u);
         }
+        if let Some(a) = &self.address {
+            dec(&mut c.by_address, a);
+        }
     }
 }
 
-fn dec(map: &mut HashMap<String, usize>, key: &str) {
+fn dec<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, key: &K) {
     if let Some(n) = map.get_mut(key) {
         *n = n.saturating_sub(1);
         if *n == 0 {
@@ -114,32 +145,60 @@ impl Connections {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Registers a connection, or returns `None` when `user` already has `limit` open.
-    pub fn open(&self, stream: &str, user: Option<&str>, limit: usize) -> Option<ConnectionGuard> {
+    /// Registers a stream of `user` (or, without a token, of the client `address`), or
+    /// says which limit it is past.
+    pub fn open(
+        &self,
+        stream: &str,
+        user: Option<&str>,
+        address: Option<IpAddr>,
+        limits: &Limits,
+    ) -> Result<ConnectionGuard, Refused> {
         let mut c = self.lock();
+        if c.total >= limits.max_streams {
+            return Err(Refused::Global(limits.max_streams));
+        }
+        let address = if user.is_some() { None } else { address };
         if let Some(u) = user {
-            if c.by_user.get(u).copied().unwrap_or(0) >= limit {
-                return None;
+            if c.by_user.get(u).copied().unwrap_or(0) >= limits.per_user {
+                return Err(Refused::User(limits.per_user));
             }
             *c.by_user.entry(u.to_owned()).or_insert(0) += 1;
         }
+        if let Some(a) = address {
+            if c.by_address.get(&a).copied().unwrap_or(0) >= limits.per_address {
+                return Err(Refused::Address(limits.per_address));
+            }
+            *c.by_address.entry(a).or_insert(0) += 1;
+        }
         c.total += 1;
         *c.by_stream.entry(stream.to_owned()).or_insert(0) += 1;
-        Some(ConnectionGuard {
+        Ok(ConnectionGuard {
             owner: self.clone(),
             stream: stream.to_owned(),
             user: user.map(str::to_owned),
+            address,
             physical: true,
         })
     }
 
+    /// Open streams (connections) in the process.
+    pub fn total(&self) -> usize {
+        self.lock().total
+    }
+
     /// Counts one multiplexed connection in `total` (its streams count through their own
     /// member guards, see [`ConnectionGuard::into_member`]).
-    pub fn open_mux(&self) -> MuxGuard {
-        self.lock().total += 1;
-        MuxGuard {
-            owner: self.clone(),
+    /// Refused past the process-wide cap.
+    pub fn open_mux(&self, limits: &Limits) -> Result<MuxGuard, Refused> {
+        let mut c = self.lock();
+        if c.total >= limits.max_streams {
+            return Err(Refused::Global(limits.max_streams));
         }
+        c.total += 1;
+        Ok(MuxGuard {
+            owner: self.clone(),
+        })
     }
 
     /// Current counts.
@@ -157,28 +216,78 @@ impl Connections {
 mod tests {
     use super::*;
 
+    const L: Limits = Limits {
+        per_user: 2,
+        per_address: 2,
+        max_streams: 100,
+    };
+
+    fn ip(last: u8) -> Option<IpAddr> {
+        Some(IpAddr::from([10, 0, 0, last]))
+    }
+
     #[test]
     fn counts_and_limits() {
         let c = Connections::default();
-        let a = c.open("notifications/alice", Some("alice"), 2).unwrap();
-        let _b = c.open("notifications/alice", Some("alice"), 2).unwrap();
-        assert!(c.open("channel/x", Some("alice"), 2).is_none());
-        let _t = c.open("team-answers", None, 2).unwrap();
+        let a = c
+            .open("notifications/alice", Some("alice"), ip(1), &L)
+            .unwrap();
+        let _b = c
+            .open("notifications/alice", Some("alice"), ip(1), &L)
+            .unwrap();
+        assert_eq!(
+            c.open("channel/x", Some("alice"), ip(1), &L).unwrap_err(),
+            Refused::User(2)
+        );
+        let _t = c.open("team-answers", None, ip(1), &L).unwrap();
         let s = c.snapshot();
         assert_eq!(s.total, 3);
         assert_eq!(s.by_user["alice"], 2);
         assert_eq!(s.by_kind()["notifications"], 2);
         drop(a);
         assert_eq!(c.snapshot().by_user["alice"], 1);
-        assert!(c.open("channel/x", Some("alice"), 2).is_some());
+        assert!(c.open("channel/x", Some("alice"), ip(1), &L).is_ok());
+    }
+
+    #[test]
+    fn streams_without_a_token_count_per_address_and_all_against_the_cap() {
+        let c = Connections::default();
+        let a = c.open("team-answers", None, ip(1), &L).unwrap();
+        let _b = c.open("team-answers", None, ip(1), &L).unwrap();
+        assert_eq!(
+            c.open("team-answers", None, ip(1), &L).unwrap_err(),
+            Refused::Address(2)
+        );
+        // Another address, a user from the same address, and no known address pass.
+        let _c = c.open("team-answers", None, ip(2), &L).unwrap();
+        let _u = c.open("channel/x", Some("carol"), ip(1), &L).unwrap();
+        let _n = c.open("team-answers", None, None, &L).unwrap();
+        drop(a);
+        let _d = c.open("team-answers", None, ip(1), &L).unwrap();
+        let small = Limits {
+            max_streams: 5,
+            ..L
+        };
+        assert_eq!(
+            c.open("team-answers", None, ip(3), &small).unwrap_err(),
+            Refused::Global(5)
+        );
+        assert_eq!(c.open_mux(&small).unwrap_err(), Refused::Global(5));
     }
 
     #[test]
     fn a_multiplexed_connection_counts_once_and_its_streams_each() {
         let c = Connections::default();
-        let mux = c.open_mux();
-        let a = c.open("channel/a", Some("bob"), 8).unwrap().into_member();
-        let b = c.open("channel/b", Some("bob"), 8).unwrap().into_member();
+        let l = Limits { per_user: 8, ..L };
+        let mux = c.open_mux(&l).unwrap();
+        let a = c
+            .open("channel/a", Some("bob"), None, &l)
+            .unwrap()
+            .into_member();
+        let b = c
+            .open("channel/b", Some("bob"), None, &l)
+            .unwrap()
+            .into_member();
         let s = c.snapshot();
         assert_eq!(
             (s.total, s.by_user["bob"], s.by_stream["channel/a"]),

@@ -34,6 +34,9 @@ pub enum ApiError {
     /// Past the per-user connection limit (429).
     #[error("{0}")]
     TooManyConnections(String),
+    /// Past the process-wide stream cap (503 with `Retry-After`).
+    #[error("{0}")]
+    Overloaded(String),
     /// A request with the same `Idempotency-Key` is still running (409).
     #[error("{0}")]
     Conflict(String),
@@ -57,6 +60,7 @@ impl ApiError {
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooManyConnections(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Bus(BusError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Store(_) | ApiError::Bus(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -70,6 +74,21 @@ impl IntoResponse for ApiError {
             tracing::error!(error = ?self, "request failed");
         }
         let mut res = (status, Json(json!({ "error": self.to_string() }))).into_response();
+        if matches!(
+            self,
+            ApiError::TooManyConnections(_) | ApiError::Overloaded(_)
+        ) {
+            // Refused streams: say when to come back, and free the socket at once.
+            let h = res.headers_mut();
+            h.insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(crate::limits::RETRY_AFTER_SECS),
+            );
+            h.insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+        }
         if status == StatusCode::UNAUTHORIZED {
             res.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,

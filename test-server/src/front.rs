@@ -15,6 +15,7 @@ mod first_response;
 mod head;
 mod rewind;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,12 +31,13 @@ use tokio::net::TcpStream;
 use tower::ServiceExt;
 
 use crate::hub::Incoming;
+use crate::limits::{client_addr, ClientAddr, SocketSlot};
 use crate::sse::wire::{chunk, response_head, LAST_CHUNK};
 use crate::sse::{prelude, Detachable};
 use crate::stall::StallGuard;
 use crate::state::AppState;
 
-use first_response::FirstResponse;
+use first_response::{ClientOf, FirstResponse};
 use rewind::Rewind;
 
 /// Longest request head we read ourselves; longer heads go to hyper, which answers 431.
@@ -56,7 +58,16 @@ pub struct Front {
 
 /// Serves one accepted connection to the end; `graceful` lets shutdown wait for it while
 /// hyper serves it.
-pub async fn serve(front: Arc<Front>, mut stream: TcpStream, graceful: Watcher) {
+///
+/// `slot` counts the socket against `--max-connections` until it is served to the end or
+/// becomes a stream (streams count in [`crate::connections`]).
+pub async fn serve(
+    front: Arc<Front>,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    slot: SocketSlot,
+    graceful: Watcher,
+) {
     let mut buf = Vec::with_capacity(1024);
     let read = tokio::select! {
         _ = front.state.shutdown.cancelled() => return,
@@ -67,7 +78,10 @@ pub async fn serve(front: Arc<Front>, mut stream: TcpStream, graceful: Watcher) 
         return;
     }
     let mut first = None;
-    if let Some(request) = head::stream_request(&buf) {
+    let trusted = front.state.config.trust_proxy_header.as_ref();
+    if let Some(mut request) = head::stream_request(&buf) {
+        let client = client_addr(trusted, request.headers(), peer);
+        request.extensions_mut().insert(ClientAddr(client));
         let Ok(response) = front.router.clone().oneshot(request).await;
         match detach(&front, stream, response).await {
             Ok(()) => return,
@@ -77,7 +91,20 @@ pub async fn serve(front: Arc<Front>, mut stream: TcpStream, graceful: Watcher) 
             }
         }
     }
-    hyper(&front, stream, buf, first, graceful).await;
+    hyper(&front, stream, peer, buf, first, graceful).await;
+    drop(slot);
+}
+
+/// What a connection past `--max-connections` is told before it is closed.
+const REFUSED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 5\r\nconnection: close\r\ncontent-length: 62\r\n\r\n{\"error\":\"the server is at its connection limit; retry later\"}";
+
+/// Answers a connection past the socket cap with a 503 and closes it, without waiting:
+/// what the client already sent is read (so the close is a clean FIN), the answer fits
+/// an empty send buffer, and the socket is gone when this returns.
+pub fn refuse(stream: TcpStream) {
+    let mut sink = [0u8; 4096];
+    let _ = stream.try_read(&mut sink);
+    let _ = stream.try_write(REFUSED);
 }
 
 /// Reads until the end of the request head; `Ok(false)` on EOF or a head over the limit.
@@ -144,6 +171,7 @@ async fn detach(
 async fn hyper(
     front: &Front,
     stream: TcpStream,
+    peer: SocketAddr,
     read: Vec<u8>,
     first: Option<Response<Body>>,
     graceful: Watcher,
@@ -152,7 +180,11 @@ async fn hyper(
         Rewind::new(read, stream),
         front.state.config.write_stall(),
     ));
-    let service = TowerToHyperService::new(FirstResponse::new(front.router.clone(), first));
+    let client = ClientOf {
+        trusted: front.state.config.trust_proxy_header.clone(),
+        peer,
+    };
+    let service = TowerToHyperService::new(FirstResponse::new(front.router.clone(), first, client));
     let conn = graceful.watch(front.http.serve_connection(io, service));
     if let Err(e) = conn.await {
         tracing::debug!(error = %e, "connection ended with an error");

@@ -20,6 +20,7 @@ pub mod faults;
 pub mod front;
 pub mod hub;
 pub mod idempotency;
+pub mod limits;
 pub mod metrics;
 pub mod mux;
 pub mod routes;

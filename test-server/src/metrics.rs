@@ -21,6 +21,12 @@ pub struct Metrics {
     pub connections_opened: AtomicU64,
     /// SSE connections refused by the per-user limit.
     pub connections_refused: AtomicU64,
+    /// SSE streams without a token refused by the per-address limit.
+    pub streams_refused_per_address: AtomicU64,
+    /// SSE streams refused by the process-wide stream cap.
+    pub streams_refused_global: AtomicU64,
+    /// Connections answered 503 and closed at accept (socket cap reached).
+    pub sockets_refused: AtomicU64,
     /// Polling-form requests served.
     pub poll_requests: AtomicU64,
     /// SSE responses handed to the hub (a connection's first request) rather than served
@@ -75,6 +81,21 @@ impl Metrics {
             "tidings_connections_refused_total",
             "SSE connections refused by the per-user limit.",
             &self.connections_refused,
+        );
+        counter(
+            "tidings_streams_refused_per_address_total",
+            "SSE streams without a token refused by the per-address limit.",
+            &self.streams_refused_per_address,
+        );
+        counter(
+            "tidings_streams_refused_global_total",
+            "SSE streams refused by the process-wide stream cap.",
+            &self.streams_refused_global,
+        );
+        counter(
+            "tidings_sockets_refused_total",
+            "Connections answered 503 at accept because the socket cap was reached.",
+            &self.sockets_refused,
         );
         counter(
             "tidings_poll_requests_total",

@@ -15,7 +15,7 @@ use std::time::Duration;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use bytes::Bytes;
 use serde::Deserialize;
 
@@ -23,6 +23,7 @@ use crate::auth::Claims;
 use crate::error::{ApiError, ApiResult};
 use crate::event::Position;
 use crate::extract::query;
+use crate::limits::ClientAddr;
 use crate::routes::{channels, notifications, team_answers, video};
 use crate::sse::frame::{write_frame, HELLO_FRAME, RETRY_FRAME};
 use crate::sse::{stream_prelude, Detachable, SseParts};
@@ -209,6 +210,7 @@ pub async fn mux(
     State(state): State<AppState>,
     uri: Uri,
     headers: HeaderMap,
+    client: Option<Extension<ClientAddr>>,
     claims: Option<Claims>,
 ) -> ApiResult<Response> {
     let req = MuxRequest::parse(&uri, &headers)?;
@@ -216,7 +218,10 @@ pub async fn mux(
         let body = poll::poll(&state, &req, claims.as_ref()).await;
         return Ok(Json(body).into_response());
     }
-    let guard = state.conns.open_mux();
+    let guard = state
+        .conns
+        .open_mux(&state.limits)
+        .map_err(|r| crate::streaming::refusal(&state, r))?;
     let mut out = Vec::with_capacity(1024);
     out.extend_from_slice(RETRY_FRAME);
     out.extend_from_slice(HELLO_FRAME);
@@ -226,6 +231,7 @@ pub async fn mux(
             position: position.clone(),
             poll: false,
             wait: Duration::ZERO,
+            client: client.map(|Extension(ClientAddr(ip))| ip),
         };
         let answer = open_member(&state, tag, sreq, claims.as_ref()).await;
         match outcome(answer).await {

@@ -1,6 +1,7 @@
 //! Binding, serving and graceful shutdown.
 
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -75,7 +76,7 @@ impl Server {
             http,
         });
         loop {
-            let (stream, _peer) = tokio::select! {
+            let (stream, peer) = tokio::select! {
                 biased;
                 _ = token.cancelled() => break,
                 accepted = self.listener.accept() => match accepted {
@@ -88,8 +89,26 @@ impl Server {
                     }
                 },
             };
+            let state = &front.state;
+            let Some(slot) = state
+                .sockets
+                .take(state.conns.total(), state.caps.max_connections)
+            else {
+                state
+                    .metrics
+                    .sockets_refused
+                    .fetch_add(1, Ordering::Relaxed);
+                front::refuse(stream);
+                continue;
+            };
             let _ = stream.set_nodelay(true);
-            tokio::spawn(front::serve(Arc::clone(&front), stream, graceful.watcher()));
+            tokio::spawn(front::serve(
+                Arc::clone(&front),
+                stream,
+                peer,
+                slot,
+                graceful.watcher(),
+            ));
         }
         drop(self.listener);
         drop(front);

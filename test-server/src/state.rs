@@ -9,12 +9,13 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::Auth;
 use crate::bus::{Bus, BusError, MemoryBus, RedisBus};
 use crate::config::{Config, ConfigError};
-use crate::connections::Connections;
+use crate::connections::{Connections, Limits};
 use crate::db::{Db, StoreError};
 use crate::error::ApiError;
 use crate::faults::DevFaults;
 use crate::hub::{Hub, HubConfig};
 use crate::idempotency::{store::RedisStore, store::SqliteStore, IdempotencyStore};
+use crate::limits::{Caps, Sockets};
 use crate::metrics::Metrics;
 
 /// Why the server could not start.
@@ -63,6 +64,12 @@ pub struct Inner {
     pub hub: Hub,
     /// Remembered answers of write requests with an `Idempotency-Key`.
     pub idempotency: IdempotencyStore,
+    /// Connection caps, from the flags and the open-files limit.
+    pub caps: Caps,
+    /// The limits every new stream must pass.
+    pub limits: Limits,
+    /// Open client sockets not serving a stream.
+    pub sockets: Sockets,
 }
 
 impl std::fmt::Debug for dyn Bus {
@@ -108,6 +115,12 @@ impl AppState {
             Some(url) => IdempotencyStore::Redis(Arc::new(RedisStore::new(url)?)),
             None => IdempotencyStore::Sqlite(SqliteStore::open(&db)?),
         };
+        let caps = Caps::new(&config, crate::limits::file_limit());
+        let limits = Limits {
+            per_user: config.max_connections_per_user,
+            per_address: config.max_streams_per_address,
+            max_streams: caps.max_streams,
+        };
         let hub_config = HubConfig {
             heartbeat_every: config.heartbeat(),
             write_stall: config.write_stall(),
@@ -126,6 +139,9 @@ impl AppState {
             dev_faults: DevFaults::default(),
             hub,
             idempotency,
+            caps,
+            limits,
+            sockets: Sockets::default(),
         })))
     }
 }

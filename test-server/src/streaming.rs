@@ -1,6 +1,7 @@
 //! What every stream endpoint shares: reading the position, the per-user limit,
 //! subscribing, and answering either as SSE or in the polling form.
 
+use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -12,10 +13,11 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::bus::Subscription;
-use crate::connections::ConnectionGuard;
+use crate::connections::{ConnectionGuard, Refused};
 use crate::error::{ApiError, ApiResult};
 use crate::event::{Event, Position};
 use crate::extract::query;
+use crate::limits::ClientAddr;
 use crate::sse::{sse_response, Heartbeat, SseParts, TerminalFn};
 use crate::state::AppState;
 
@@ -31,6 +33,9 @@ pub struct StreamRequest {
     pub poll: bool,
     /// `?wait=S` for long polls.
     pub wait: Duration,
+    /// The client's address, for the per-address limit on streams without a token (none
+    /// when the request did not come through the accept loop).
+    pub client: Option<IpAddr>,
 }
 
 /// The query parameters a stream endpoint reads.
@@ -63,10 +68,15 @@ impl<S: Send + Sync> FromRequestParts<S> for StreamRequest {
                 }
             },
         };
+        let client = parts
+            .extensions
+            .get::<ClientAddr>()
+            .map(|ClientAddr(ip)| *ip);
         Ok(StreamRequest {
             position,
             poll,
             wait,
+            client,
         })
     }
 }
@@ -96,25 +106,47 @@ pub struct Opened {
     guard: Option<ConnectionGuard>,
 }
 
-/// Takes a connection slot (429 past the per-user limit) and subscribes.
+/// Counts a refusal and words it: 429 past a per-user or per-address limit, 503 past the
+/// process-wide cap (both with `Retry-After`, and the connection is closed).
+pub fn refusal(state: &AppState, refused: Refused) -> ApiError {
+    let m = &state.metrics;
+    match refused {
+        Refused::User(limit) => {
+            m.connections_refused.fetch_add(1, Ordering::Relaxed);
+            ApiError::TooManyConnections(format!(
+                "too many open connections for this user (limit {limit})"
+            ))
+        }
+        Refused::Address(limit) => {
+            m.streams_refused_per_address
+                .fetch_add(1, Ordering::Relaxed);
+            ApiError::TooManyConnections(format!(
+                "too many open streams without a token from this address (limit {limit})"
+            ))
+        }
+        Refused::Global(limit) => {
+            m.streams_refused_global.fetch_add(1, Ordering::Relaxed);
+            ApiError::Overloaded(format!(
+                "the server is at its stream limit ({limit}); retry later"
+            ))
+        }
+    }
+}
+
+/// Takes a connection slot (429 past a per-user or per-address limit, 503 past the
+/// process-wide cap) and subscribes.
 /// Finite streams read from the start when the client gives no position.
 pub async fn open(state: &AppState, req: &StreamRequest, spec: &StreamSpec) -> ApiResult<Opened> {
     let guard = if req.poll {
         state.metrics.poll_requests.fetch_add(1, Ordering::Relaxed);
         None
     } else {
-        let limit = state.config.max_connections_per_user;
-        match state.conns.open(&spec.key, spec.user.as_deref(), limit) {
-            Some(g) => Some(g),
-            None => {
-                state
-                    .metrics
-                    .connections_refused
-                    .fetch_add(1, Ordering::Relaxed);
-                return Err(ApiError::TooManyConnections(format!(
-                    "too many open connections for this user (limit {limit})"
-                )));
-            }
+        match state
+            .conns
+            .open(&spec.key, spec.user.as_deref(), req.client, &state.limits)
+        {
+            Ok(g) => Some(g),
+            Err(refused) => return Err(refusal(state, refused)),
         }
     };
     let position = match (&req.position, spec.terminal.is_some()) {

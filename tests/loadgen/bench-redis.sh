@@ -58,7 +58,7 @@ for i in $(seq 1 "$INSTANCES"); do
   port=$(free_port)
   data=$(mktemp -d)
   TOKIO_WORKER_THREADS="$SERVER_THREADS" "$bin/tidings-server" --dev --addr "127.0.0.1:$port" --data-dir "$data" --heartbeat-secs 30 \
-    --max-connections-per-user $((N + 100)) --redis-url "redis://127.0.0.1:$rport" >"$OUT/server-$i.log" 2>&1 &
+    --max-connections-per-user $((N + 100)) --max-streams $((N + 100)) --redis-url "redis://127.0.0.1:$rport" >"$OUT/server-$i.log" 2>&1 &
   pids+=($!)
   server_pids+=($!)
   for _ in $(seq 100); do

@@ -36,6 +36,7 @@ async fn poll_one(
         position: position.clone(),
         poll: true,
         wait,
+        client: None,
     };
     match outcome(open_member(state, tag, req, claims).await).await {
         Outcome::Polled(mut v) => {

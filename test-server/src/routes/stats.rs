@@ -33,6 +33,13 @@ pub async fn stats(State(state): State<AppState>) -> Json<serde_json::Value> {
         "resets_sent": m.resets_sent.load(Ordering::Relaxed),
         "connections_opened": m.connections_opened.load(Ordering::Relaxed),
         "connections_refused": m.connections_refused.load(Ordering::Relaxed),
+        "refused": {
+            "per_user": m.connections_refused.load(Ordering::Relaxed),
+            "per_address": m.streams_refused_per_address.load(Ordering::Relaxed),
+            "streams_cap": m.streams_refused_global.load(Ordering::Relaxed),
+            "sockets_cap": m.sockets_refused.load(Ordering::Relaxed),
+        },
+        "caps": {"file_limit": state.caps.file_limit, "max_connections": state.caps.max_connections, "max_streams": state.caps.max_streams, "open_sockets": state.sockets.open()},
         "poll_requests": m.poll_requests.load(Ordering::Relaxed),
         "streams_detached": m.streams_detached.load(Ordering::Relaxed),
         "writes_stalled": m.writes_stalled.load(Ordering::Relaxed),
