@@ -45,6 +45,19 @@ pub enum Decoder {
 }
 
 impl Decoder {
+    /// The decoder's name, as in the `decoder` option (`team-answers`, `auto`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decoder::TeamAnswers => "team-answers",
+            Decoder::Notifications => "notifications",
+            Decoder::VideoProgress => "video-progress",
+            Decoder::Channel => "channel",
+            Decoder::Json => "json",
+            Decoder::Text => "text",
+            Decoder::Auto => "auto",
+        }
+    }
+
     /// The SSE event names of this decoder's stream, plus the protocol's
     /// `tidings` (the hello), `reset`, `end` and `heartbeat` (an `EventSource` must listen for each
     /// name it wants besides `message`).

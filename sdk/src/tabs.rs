@@ -54,7 +54,7 @@ use crate::position::Position;
 
 /// Version of the relay format; part of every lock/channel name so tabs
 /// running different SDK versions never share.
-pub(crate) const RELAY_VERSION: u32 = 2;
+pub(crate) const RELAY_VERSION: u32 = 3;
 
 /// The Web Lock and `BroadcastChannel` name for a stream: the absolute URL
 /// and a 128-bit FNV-1a hash of the credentials (the token and any extra
@@ -78,9 +78,18 @@ pub(crate) fn share_name(
         for (k, v) in headers {
             creds.push_str(&format!("\n{}:{v}", k.to_ascii_lowercase()));
         }
-        format!("{:032x}", fnv1a_128(creds.as_bytes()))
+        hex128(fnv1a_128(creds.as_bytes()))
     };
     format!("tidings/{RELAY_VERSION} {who} {absolute_url}")
+}
+
+/// `n` as 32 lowercase hex digits (`format!("{n:032x}")` without the
+/// formatting machinery in the wasm).
+pub(crate) fn hex128(n: u128) -> String {
+    (0..32)
+        .rev()
+        .map(|i| char::from_digit(((n >> (i * 4)) & 0xf) as u32, 16).unwrap_or('0'))
+        .collect()
 }
 
 /// FNV-1a, 128-bit variant (also names the stored position of a stream).
@@ -92,7 +101,8 @@ pub(crate) fn fnv1a_128(bytes: &[u8]) -> u128 {
         .fold(OFFSET, |h, b| (h ^ u128::from(*b)).wrapping_mul(PRIME))
 }
 
-/// One message on the channel. Encoded as JSON text ([`Relay::encode`]).
+/// One message on the channel. Encoded as JSON text ([`Relay::encode`]);
+/// posted in batches ([`Relay::encode_batch`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "t", rename_all = "snake_case")]
 pub(crate) enum Relay {
@@ -193,8 +203,32 @@ impl Relay {
         serde_json::to_string(self).unwrap_or_else(|_| r#"{"t":"invalid"}"#.to_owned())
     }
 
-    /// Reads a message posted on the channel.
+    /// Reads one message ([`Relay::encode`]); the channel carries batches
+    /// ([`Relay::decode_batch`]).
+    #[cfg(test)]
     pub(crate) fn decode(text: &str) -> Result<Relay, RelayError> {
+        serde_json::from_str(text).map_err(|e| RelayError::Malformed(e.to_string()))
+    }
+
+    /// One channel post carrying several messages ([`Relay::encode`]d), in
+    /// order: a JSON array. A tab posts what one task produced as one batch,
+    /// so a burst of events costs one `postMessage`, not one per event.
+    pub(crate) fn encode_batch(encoded: &[String]) -> String {
+        let mut out = String::with_capacity(2 + encoded.iter().map(|e| e.len() + 1).sum::<usize>());
+        out.push('[');
+        for (i, e) in encoded.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(e);
+        }
+        out.push(']');
+        out
+    }
+
+    /// Reads a channel post ([`Relay::encode_batch`]); one bad message makes
+    /// the whole post malformed (it is reported, never half-delivered).
+    pub(crate) fn decode_batch(text: &str) -> Result<Vec<Relay>, RelayError> {
         serde_json::from_str(text).map_err(|e| RelayError::Malformed(e.to_string()))
     }
 }

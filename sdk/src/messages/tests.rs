@@ -6,6 +6,21 @@ use super::*;
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
 #[test]
+fn decoder_names_are_the_option_values() {
+    for d in [
+        Decoder::TeamAnswers,
+        Decoder::Notifications,
+        Decoder::VideoProgress,
+        Decoder::Channel,
+        Decoder::Json,
+        Decoder::Text,
+        Decoder::Auto,
+    ] {
+        assert_eq!(serde_json::to_value(d).unwrap(), d.as_str());
+    }
+}
+
+#[test]
 fn reset_and_end_are_ordinary_names_for_plain_servers() {
     let plain = decode_event(Decoder::Auto, "reset", r#"{"x":1}"#, false).unwrap();
     assert_eq!(plain, Message::Json(serde_json::json!({"x": 1})));

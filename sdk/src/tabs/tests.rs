@@ -128,7 +128,9 @@ impl World {
                 moved = true;
                 for (j, t) in self.tabs.iter_mut().enumerate() {
                     if j != from {
-                        t.core.handle_relay(Relay::decode(&text).unwrap());
+                        for m in Relay::decode_batch(&text).unwrap() {
+                            t.core.handle_relay(m);
+                        }
                     }
                 }
             }
@@ -191,9 +193,14 @@ impl World {
                 }
             }
         }
+        // What one step posts goes out as one batch, as the shell posts it.
+        let mut batch = Vec::new();
         while let Some(p) = t.core.poll_post() {
             moved = true;
-            self.bus.push_back((i, p.encode()));
+            batch.push(p.encode());
+        }
+        if !batch.is_empty() {
+            self.bus.push_back((i, Relay::encode_batch(&batch)));
         }
         if let Some(last) = opened {
             // The server replays after `last` (live from the head without one).
@@ -373,7 +380,7 @@ fn names_hide_the_token_and_separate_users() {
     );
     assert_eq!(
         share_name("http://h/x", None, &none),
-        "tidings/2 - http://h/x"
+        "tidings/3 - http://h/x"
     );
     assert_eq!(
         share_name("http://h/x", Some(""), &none),
@@ -391,6 +398,9 @@ fn names_hide_the_token_and_separate_users() {
     assert_ne!(ha, share_name("http://h/x", None, &none));
     // FNV-1a 128 reference value of "a".
     assert_eq!(fnv1a_128(b"a"), 0xd228cb696f1a8caf78912b704e4a8964);
+    for n in [0, 1, 0xabc, fnv1a_128(b"a"), u128::MAX] {
+        assert_eq!(hex128(n), format!("{n:032x}"));
+    }
 }
 
 #[test]
@@ -430,9 +440,25 @@ fn relay_encoding_round_trips_and_rejects_garbage() {
             status: Some(500),
         },
     ];
-    for m in msgs {
-        assert_eq!(Relay::decode(&m.encode()).unwrap(), m);
+    for m in &msgs {
+        assert_eq!(&Relay::decode(&m.encode()).unwrap(), m);
     }
+    // A batch keeps every message and their order; one bad message spoils it.
+    let encoded: Vec<String> = msgs.iter().map(Relay::encode).collect();
+    assert_eq!(
+        Relay::decode_batch(&Relay::encode_batch(&encoded)).unwrap(),
+        msgs
+    );
+    assert_eq!(Relay::decode_batch(&Relay::encode_batch(&[])).unwrap(), []);
+    let spoiled = Relay::encode_batch(&[encoded[0].clone(), r#"{"t":"nope"}"#.to_owned()]);
+    assert!(matches!(
+        Relay::decode_batch(&spoiled),
+        Err(RelayError::Malformed(_))
+    ));
+    assert!(
+        Relay::decode_batch(&encoded[0]).is_err(),
+        "a bare message is not a batch"
+    );
     assert!(Relay::decode(r#"{"t":"event"}"#).is_err());
     assert!(Relay::decode(r#"{"t":"nope","tab":1}"#).is_err());
     assert!(Relay::decode("not json").is_err());

@@ -36,6 +36,8 @@ struct St {
     poll: Option<PollRequest>,
     poll_generation: u64,
     timer: Option<Timeout>,
+    /// When `timer` fires.
+    timer_at: Option<std::time::Duration>,
     /// `online` and `visibilitychange`, while the connection runs.
     wake: Vec<EventListener>,
     closed: bool,
@@ -45,8 +47,8 @@ struct St {
 pub(crate) struct Inner {
     /// The registry key (see [`Options::identity`]).
     pub(crate) key: String,
-    /// Where the position is kept in `sessionStorage` (a hash of `key`).
-    storage_key: String,
+    /// The position kept in `sessionStorage` (under a hash of `key`).
+    saved: storage::Saver,
     /// Whether the stream speaks Tidings (decoding follows it).
     tidings: Cell<bool>,
     /// The last event id seen, kept across events without one (WHATWG's
@@ -78,15 +80,15 @@ impl Inner {
     /// A manager for the stream at `url` (absolute), registered as `key`; it
     /// touches no browser API until the first listener.
     pub(crate) fn new(key: String, url: String, options: Options) -> Inner {
-        let storage_key = storage::key_for(&key);
+        let saved = storage::Saver::new(&key);
         let resume = if options.persist_last_event_id {
-            storage::load(&storage_key)
+            saved.load()
         } else {
             None
         };
         Inner {
             key,
-            storage_key,
+            saved,
             tidings: Cell::new(options.protocol == Protocol::Tidings),
             last_seen: RefCell::new(resume.clone()),
             decoder: options.decoder_in_use(),
@@ -97,6 +99,7 @@ impl Inner {
                 poll: None,
                 poll_generation: 0,
                 timer: None,
+                timer_at: None,
                 wake: Vec::new(),
                 closed: false,
             }),
@@ -207,6 +210,7 @@ impl Inner {
             st.wake.clear();
         }
         self.drive();
+        self.saved.flush();
     }
 
     /// Closes for good: every listener goes, the connection closes, the tab
@@ -225,7 +229,12 @@ impl Inner {
         self.drive();
         self.tabs_stop();
         self.listeners.clear_rest();
-        self.st.borrow_mut().timer = None;
+        self.saved.flush();
+        {
+            let mut st = self.st.borrow_mut();
+            st.timer = None;
+            st.timer_at = None;
+        }
         self.js_handle.borrow_mut().take();
     }
 
@@ -285,6 +294,7 @@ impl Inner {
         {
             let mut st = self.st.borrow_mut();
             st.timer = None;
+            st.timer_at = None;
             st.conn.handle_timeout(now());
         }
         self.drive();
@@ -475,17 +485,29 @@ impl Inner {
         }
     }
 
+    /// Arms the timer for the core's next deadline. A timer already armed
+    /// for that deadline or an earlier one stays: every event moves the
+    /// watchdog's deadline on, and a new `setTimeout` per event would cost
+    /// more than the event. Firing early is harmless: the core acts only on
+    /// deadlines that passed, and the timer is armed again.
     fn rearm(self: &Rc<Self>) {
         let mut st = self.st.borrow_mut();
-        st.timer = st.conn.poll_timeout().map(|at| {
-            let delay = at.saturating_sub(now()).as_millis().min(u32::MAX as u128) as u32;
-            let weak = Rc::downgrade(self);
-            Timeout::new(delay, move || {
-                if let Some(inner) = weak.upgrade() {
-                    inner.on_timeout();
-                }
-            })
-        });
+        let Some(at) = st.conn.poll_timeout() else {
+            st.timer = None;
+            st.timer_at = None;
+            return;
+        };
+        if st.timer.is_some() && st.timer_at.is_some_and(|armed| armed <= at) {
+            return;
+        }
+        let delay = at.saturating_sub(now()).as_millis().min(u32::MAX as u128) as u32;
+        let weak = Rc::downgrade(self);
+        st.timer_at = Some(at);
+        st.timer = Some(Timeout::new(delay, move || {
+            if let Some(inner) = weak.upgrade() {
+                inner.on_timeout();
+            }
+        }));
     }
 
     fn emit(&self, output: Output) {
@@ -494,7 +516,7 @@ impl Inner {
             Output::Error(e) => self.listeners.emit_error(&e),
             Output::Event(ev) => {
                 if self.options.persist_last_event_id {
-                    storage::remember(&self.storage_key, ev.id.as_deref());
+                    self.saved.note(ev.id.as_deref());
                 }
                 if let Some(id) = &ev.id {
                     *self.last_seen.borrow_mut() = Some(id.clone()).filter(|s| !s.is_empty());

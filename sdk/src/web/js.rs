@@ -216,10 +216,7 @@ impl JsManager {
     /// The decoder in use.
     #[wasm_bindgen(getter, unchecked_return_type = "Decoder")]
     pub fn decoder(&self) -> String {
-        serde_json::to_value(self.m.decoder())
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default()
+        self.m.decoder().as_str().to_owned()
     }
 
     /// Closes the connection for good, drops every listener and removes the

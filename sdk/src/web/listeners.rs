@@ -197,7 +197,7 @@ impl Listeners {
             message.is_keepalive(&ev.event),
         );
         let id = ev.id.filter(|s| !s.is_empty());
-        let js_message = OnceCell::new();
+        let js = OnceCell::new();
         for t in targets {
             if !self.0.borrow().events.contains(t.id) {
                 continue;
@@ -212,18 +212,107 @@ impl Listeners {
                     message: message.clone(),
                 }),
                 Cb::Js(f) => {
-                    let m = js_message.get_or_init(|| message_to_js(&message, &ev.data));
-                    let info = info_to_js(
-                        id.as_deref(),
-                        last_event_id,
-                        &t.matched,
-                        &ev.event,
-                        &ev.data,
-                    );
-                    report(f.call2(&JsValue::NULL, m, &info));
+                    let js = js.get_or_init(|| {
+                        JsEvent::new(&message, &ev.data, &ev.event, id.as_deref(), last_event_id)
+                    });
+                    report(f.call2(&JsValue::NULL, &js.message, &js.info(&t.matched)));
                 }
             }
         }
+    }
+}
+
+#[wasm_bindgen]
+extern "C" {
+    /// `JSON.parse` of a string already in JS (no second copy out of wasm).
+    #[wasm_bindgen(js_namespace = JSON, js_name = parse, catch)]
+    fn json_parse(text: &JsValue) -> Result<JsValue, JsValue>;
+}
+
+/// The property names of `EventInfo`, made once: every string handed from
+/// wasm to JS is a copy and a UTF-8 decode, the dearest part of an event.
+struct InfoKeys {
+    id: JsValue,
+    last_event_id: JsValue,
+    ty: JsValue,
+    event: JsValue,
+    raw: JsValue,
+}
+
+thread_local! {
+    static KEYS: InfoKeys = InfoKeys {
+        id: JsValue::from_str("id"),
+        last_event_id: JsValue::from_str("lastEventId"),
+        ty: JsValue::from_str("type"),
+        event: JsValue::from_str("event"),
+        raw: JsValue::from_str("raw"),
+    };
+    /// Event names and listener types as JS strings (a stream uses a few).
+    static NAMES: RefCell<Vec<(String, JsValue)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Most names kept in [`NAMES`]; past it names are made per event (correct, slower).
+const MAX_NAMES: usize = 64;
+
+/// `name` as a JS string, made once per name.
+fn js_name(name: &str) -> JsValue {
+    NAMES.with(|names| {
+        let mut names = names.borrow_mut();
+        if let Some((_, v)) = names.iter().find(|(n, _)| n == name) {
+            return v.clone();
+        }
+        let v = JsValue::from_str(name);
+        if names.len() < MAX_NAMES {
+            names.push((name.to_owned(), v.clone()));
+        }
+        v
+    })
+}
+
+/// One event's JS values, made once for all its JS listeners: the payload
+/// and what `EventInfo` holds besides the matched type.
+struct JsEvent {
+    message: JsValue,
+    id: JsValue,
+    last_event_id: JsValue,
+    event: JsValue,
+    raw: JsValue,
+}
+
+impl JsEvent {
+    fn new(
+        m: &Message,
+        raw: &str,
+        event: &str,
+        id: Option<&str>,
+        last_event_id: Option<&str>,
+    ) -> JsEvent {
+        let raw = JsValue::from_str(raw);
+        let id_js = id.map_or(JsValue::NULL, JsValue::from_str);
+        let last_event_id = match last_event_id {
+            Some(l) if Some(l) == id => id_js.clone(),
+            l => l.map_or(JsValue::NULL, JsValue::from_str),
+        };
+        JsEvent {
+            message: message_to_js(m, &raw),
+            id: id_js,
+            last_event_id,
+            event: js_name(event),
+            raw,
+        }
+    }
+
+    /// The second argument of a JS event listener (`EventInfo`).
+    fn info(&self, matched: &str) -> JsValue {
+        let o = js_sys::Object::new();
+        KEYS.with(|k| {
+            let _ = js_sys::Reflect::set(&o, &k.id, &self.id);
+            let _ = js_sys::Reflect::set(&o, &k.last_event_id, &self.last_event_id);
+            let _ = js_sys::Reflect::set(&o, &k.ty, &js_name(matched));
+            let _ = js_sys::Reflect::set(&o, &k.event, &self.event);
+            let _ = js_sys::Reflect::set(&o, &k.raw, &self.raw);
+        });
+        o.into()
     }
 }
 
@@ -249,34 +338,14 @@ fn set(o: &js_sys::Object, k: &str, v: &JsValue) {
 /// stream's type, so the browser's `JSON.parse` of the original text is that
 /// typed object (extra fields the server adds pass through); no re-serialising
 /// in wasm, which keeps the hand-off fast and the binary small.
-fn message_to_js(m: &Message, raw: &str) -> JsValue {
+fn message_to_js(m: &Message, raw: &JsValue) -> JsValue {
     match m {
-        Message::Text(s) => JsValue::from_str(s),
+        // The raw text (the `text` decoder, or `auto` on non-JSON data).
+        Message::Text(_) => raw.clone(),
         // The app's own decoder: what its JS function returned, as is.
         Message::Custom(c) => c.get::<JsValue>().cloned().unwrap_or(JsValue::NULL),
-        _ => js_sys::JSON::parse(raw).unwrap_or(JsValue::NULL),
+        _ => json_parse(raw).unwrap_or(JsValue::NULL),
     }
-}
-
-/// The second argument of a JS event listener (`EventInfo`).
-fn info_to_js(
-    id: Option<&str>,
-    last_event_id: Option<&str>,
-    ty: &str,
-    event: &str,
-    raw: &str,
-) -> JsValue {
-    let o = js_sys::Object::new();
-    set(&o, "id", &id.map_or(JsValue::NULL, JsValue::from_str));
-    set(
-        &o,
-        "lastEventId",
-        &last_event_id.map_or(JsValue::NULL, JsValue::from_str),
-    );
-    set(&o, "type", &JsValue::from_str(ty));
-    set(&o, "event", &JsValue::from_str(event));
-    set(&o, "raw", &JsValue::from_str(raw));
-    o.into()
 }
 
 /// What a JS error listener gets (`TidingsError`).

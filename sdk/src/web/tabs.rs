@@ -5,8 +5,9 @@
 //! page lifecycle events to the manager as [`TabInput`]s.
 //!
 //! Ownership (gloo style): the channel, its `message` listener, the lock
-//! request's `AbortController`, the grant callback `Closure` and the resolver
-//! of the promise that holds the lock all live in one [`TabLink`], owned by the
+//! request's `AbortController`, the grant callback `Closure`, the resolver
+//! of the promise that holds the lock and the timer that posts the queued
+//! relay messages as one batch all live in one [`TabLink`], owned by the
 //! manager while it takes part. Dropping it leaves: resolves the held promise
 //! (releasing the lock), aborts a pending request, closes the channel. A new
 //! link is made for each start, the old one dropped: nothing is forgotten.
@@ -417,6 +418,9 @@ impl Drop for Tabs {
 /// One participation: channel, lock request, held lock. `Drop` leaves.
 struct TabLink {
     channel: web_sys::BroadcastChannel,
+    outbox: Rc<Outbox>,
+    /// The timer that posts the outbox (one per batch).
+    send: RefCell<Option<Timeout>>,
     _on_message: EventListener,
     abort: Option<web_sys::AbortController>,
     /// The `resolve` of the promise returned to the lock callback: the lock is
@@ -438,17 +442,21 @@ impl TabLink {
         let w = sink.clone();
         let on_message = EventListener::new(&channel, "message", move |e| {
             let Some(sink) = w.upgrade() else { return };
-            let input = match e
+            let batch = match e
                 .dyn_ref::<web_sys::MessageEvent>()
                 .and_then(|m| m.data().as_string())
             {
-                None => TabInput::BadRelay(RelayError::NotText, None),
-                Some(text) => match Relay::decode(&text) {
-                    Ok(m) => TabInput::Relay(m),
-                    Err(err) => TabInput::BadRelay(err, Some(text)),
-                },
+                None => Err((RelayError::NotText, None)),
+                Some(text) => Relay::decode_batch(&text).map_err(|err| (err, Some(text))),
             };
-            sink.tab_input(input);
+            match batch {
+                Ok(msgs) => {
+                    for m in msgs {
+                        sink.clone().tab_input(TabInput::Relay(m));
+                    }
+                }
+                Err((err, text)) => sink.tab_input(TabInput::BadRelay(err, text)),
+            }
         });
         let held: Rc<RefCell<Option<js_sys::Function>>> = Rc::default();
         let h = held.clone();
@@ -477,6 +485,12 @@ impl TabLink {
             let _ = catch.call1(&pending, &platform::noop());
         }
         Ok(TabLink {
+            outbox: Rc::new(Outbox {
+                channel: channel.clone(),
+                texts: RefCell::new(Vec::new()),
+                armed: Cell::new(false),
+            }),
+            send: RefCell::new(None),
             channel,
             _on_message: on_message,
             abort,
@@ -485,15 +499,52 @@ impl TabLink {
         })
     }
 
+    /// Queues `msg`; what one task queues is posted as one batch right after
+    /// it (a zero-delay timer), so a burst of events is one `postMessage`.
     fn post(&self, msg: &Relay) -> Result<(), String> {
+        self.outbox.texts.borrow_mut().push(msg.encode());
+        if !self.outbox.armed.replace(true) {
+            let outbox = self.outbox.clone();
+            *self.send.borrow_mut() = Some(Timeout::new(0, move || {
+                if let Err(e) = outbox.send() {
+                    web_sys::console::error_1(
+                        &format!("tidings: tab relay post failed: {e}").into(),
+                    );
+                }
+            }));
+        }
+        Ok(())
+    }
+}
+
+/// The relay messages waiting for the next post.
+struct Outbox {
+    channel: web_sys::BroadcastChannel,
+    texts: RefCell<Vec<String>>,
+    armed: Cell<bool>,
+}
+
+impl Outbox {
+    /// Posts everything queued as one batch.
+    fn send(&self) -> Result<(), String> {
+        self.armed.set(false);
+        let texts = std::mem::take(&mut *self.texts.borrow_mut());
+        if texts.is_empty() {
+            return Ok(());
+        }
         self.channel
-            .post_message(&JsValue::from_str(&msg.encode()))
+            .post_message(&JsValue::from_str(&Relay::encode_batch(&texts)))
             .map_err(|e| format!("{e:?}"))
     }
 }
 
 impl Drop for TabLink {
     fn drop(&mut self) {
+        // What is queued (a `leave` last) goes out before the channel closes.
+        self.send.get_mut().take();
+        if let Err(e) = self.outbox.send() {
+            web_sys::console::error_1(&format!("tidings: tab relay post failed: {e}").into());
+        }
         if let Some(a) = &self.abort {
             a.abort();
         }
