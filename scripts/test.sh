@@ -32,6 +32,7 @@ fi
 
 echo "== npm package and demo site"
 bash scripts/build-site.sh
+bash scripts/check-size.sh
 # The examples install the package as users get it: the tarball of `npm pack`,
 # not a link or a folder (--no-save: package.json and the lockfile stay as they are).
 t=$SECONDS

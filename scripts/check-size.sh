@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The package's size budget, checked by scripts/test.sh right after the package
+# is built: fails when the gzipped (gzip -9) tidings_bg.wasm + tidings.js in
+# pkg/ exceed BUDGET bytes. A size check, not a timing: it never flakes.
+# Growing past the budget is a decision: see what grew with scripts/size.sh
+# (twiggy), then cut it or raise the budget here in the same commit, saying why.
+# Usage: scripts/check-size.sh [PKG_DIR]   (default pkg/)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# Set at the measured 163,127 B plus ~4 % headroom; the aim is 35 KB (README, Benchmarks).
+BUDGET=${TIDINGS_SIZE_BUDGET:-170000}
+dir=${1:-pkg}
+for f in tidings_bg.wasm tidings.js; do
+  [ -f "$dir/$f" ] || { echo "[size] $dir/$f missing: run scripts/build-pkg.sh first" >&2; exit 1; }
+done
+gz() { gzip -9 -c "$1" | wc -c; }
+w=$(gz "$dir/tidings_bg.wasm"); j=$(gz "$dir/tidings.js")
+total=$((w + j))
+if [ "$total" -gt "$BUDGET" ]; then
+  echo "[size] FAIL: wasm $w B + glue $j B = $total B gzipped, over the budget of $BUDGET B (scripts/check-size.sh); scripts/size.sh shows what grew" >&2
+  exit 1
+fi
+echo "[size] ok: wasm $w B + glue $j B = $total B gzipped, budget $BUDGET B"
