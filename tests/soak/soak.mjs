@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import { startServer, devToken, repoRoot } from '../lib/server.mjs';
 import { launchBrowser } from '../lib/browser.mjs';
 import { startProxy } from '../lib/proxy.mjs';
-import { TAB_PAGE, resilientClient, seqOf } from './clients.mjs';
+import { TAB_PAGE, resilientClient } from './clients.mjs';
 
 const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith('--') ? [...acc, [a.slice(2), all[i + 1]]] : acc), []));
 const seed = Number(args.seed ?? process.env.SOAK_SEED ?? Math.floor(Math.random() * 2 ** 31));
@@ -119,44 +119,41 @@ for (let i = 0; i < nodeClients; i++) {
 await sleep(1500);
 
 // ---- publisher: every 100 ms the next number on each stream, exactly once.
-// A failed POST may still have been stored (Redis or the server killed after
-// the write, before the answer), so before publishing a number again the
-// publisher asks the stream's polling form whether it is there already.
-async function post(path, body, token) {
-  const res = await fetch(server.url + path, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify(body), signal: AbortSignal.timeout(3000) });
+// Every POST carries an Idempotency-Key naming its stream and number. A failed POST
+// may still have been stored (Redis or the server killed after the write, before the
+// answer), so the number is sent again with the same key until it is answered: the
+// server answers a stored one with its first answer and publishes nothing twice.
+const runId = `soak-${seed}-${process.pid}-${Date.now()}`;
+const retries = { sent: 0, replayed: 0 };
+async function post(path, body, token, key) {
+  const res = await fetch(server.url + path, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}`, 'idempotency-key': key }, body: JSON.stringify(body), signal: AbortSignal.timeout(3000) });
   if (!res.ok) throw new Error(`${path} ${res.status}`);
+  return res.headers.get('idempotent-replayed') === 'true';
 }
 const publishers = [
   { key: 'channel', stream: 'channel', token: publisher, path: '/api/v1/events/project.soak',
-    body: (n) => ({ type: 'data', object: { seq: n } }), poll: '/api/v1/events/project.soak' },
+    body: (n) => ({ type: 'data', object: { seq: n } }) },
   { key: 'answers', stream: 'answers', token: publisher, path: '/api/team-answers/',
-    body: (n) => ({ video_name: 'soak.mp4', frame_index: n, url: 'http://127.0.0.1/f.jpg', qa: 'soak' }), poll: '/api/team-answers/sse/' },
+    body: (n) => ({ video_name: 'soak.mp4', frame_index: n, url: 'http://127.0.0.1/f.jpg', qa: 'soak' }) },
   ...users.map((u) => ({ key: u, stream: 'notes', token: tokens[u], path: '/api/notifications/trigger/',
-    body: (n) => ({ user_id: u, title: `soak-${n}`, message: 'soak', type: 'info' }), poll: '/api/notifications/stream' })),
+    body: (n) => ({ user_id: u, title: `soak-${n}`, message: 'soak', type: 'info' }) })),
 ];
 const count = (p) => (p.stream === 'notes' ? published.notes[p.key] : published[p.key]);
 const advance = (p) => { if (p.stream === 'notes') published.notes[p.key] += 1; else published[p.key] += 1; };
-async function alreadyStored(p, n) {
-  const res = await fetch(`${server.url}${p.poll}?poll=1&lastEventId=0`, { headers: { authorization: `Bearer ${p.token}` }, signal: AbortSignal.timeout(3000) });
-  if (!res.ok) throw new Error(`checking ${p.poll}: ${res.status}`);
-  return (await res.json()).events.some((e) => { try { return seqOf(p.stream, JSON.parse(e.data)) === n; } catch { return false; } });
-}
-// Resolves a failed POST of number n: counts it if the server stored it after all.
-async function settle(p, n) {
-  const stored = await alreadyStored(p, n);
-  p.uncertain = false;
-  if (stored) { advance(p); log(`${p.key} #${n} had been stored despite the failed POST`); }
-  return stored;
-}
 async function publishNext(p) {
   const n = count(p) + 1;
-  if (p.uncertain && (await settle(p, n))) return;
-  try { await post(p.path, p.body(n), publisher); advance(p); } catch (e) { p.uncertain = true; throw e; }
+  if (p.uncertain) retries.sent += 1;
+  try {
+    const replayed = await post(p.path, p.body(n), publisher, `${runId}-${p.key}-${n}`);
+    if (replayed) { retries.replayed += 1; log(`${p.key} #${n} had been stored despite the failed POST (replayed)`); }
+    p.uncertain = false;
+    advance(p);
+  } catch (e) { p.uncertain = true; throw e; }
 }
 let publishing = true;
 const publisherDone = (async () => {
   while (publishing) {
-    for (const r of await Promise.allSettled(publishers.map(publishNext))) if (r.status === 'rejected' && process.env.SOAK_DEBUG) log(`publish failed (will check, then retry): ${r.reason?.message ?? r.reason}`);
+    for (const r of await Promise.allSettled(publishers.map(publishNext))) if (r.status === 'rejected' && process.env.SOAK_DEBUG) log(`publish failed (will retry with its key): ${r.reason?.message ?? r.reason}`);
     await sleep(100);
   }
 })();
@@ -246,18 +243,17 @@ while (Date.now() < deadline - 3000 || faultLog.length < kinds.length) {
 publishing = false;
 await publisherDone;
 proxy.setMode('pass');
-// A POST that failed as publishing stopped may still have been stored: settle it from the
-// stream's polling form (retrying while the server or Redis comes back), so the count
-// every subscriber is judged against is what the server really holds.
+// A POST that failed as publishing stopped may still have been stored: send it again
+// with its key (retrying while the server or Redis comes back), so the count every
+// subscriber is judged against is what the server really holds.
 for (const p of publishers.filter((x) => x.uncertain)) {
-  const n = count(p) + 1;
   const until = Date.now() + 15_000;
   for (;;) {
     try {
-      await settle(p, n);
+      await publishNext(p);
       break;
     } catch (e) {
-      if (Date.now() > until) throw new Error(`cannot settle ${p.key} #${n}: ${e.message}`);
+      if (Date.now() > until) throw new Error(`cannot publish ${p.key} #${count(p) + 1}: ${e.message}`);
       await sleep(250);
     }
   }
@@ -311,12 +307,12 @@ const sum = (k) => rows.reduce((a, r) => a + r[k], 0);
 const pct = (xs, p) => { const s = [...xs].sort((a, b) => a - b); return s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] : 0; };
 const summary = {
   seed, secs, redis: useRedis, faults: faultLog.length, fault_kinds: faultLog.reduce((a, f) => ({ ...a, [f.name]: (a[f.name] ?? 0) + 1 }), {}),
-  published, subscribers: rows.length, lost: sum('lost'), duplicated: sum('dup'), out_of_order: sum('ooo'), cross_user: crossUser, resets,
+  published, publish_retries: retries.sent, publish_retries_replayed: retries.replayed, subscribers: rows.length, lost: sum('lost'), duplicated: sum('dup'), out_of_order: sum('ooo'), cross_user: crossUser, resets,
   recovery_ms: { p50: pct(recoveries, 50), p99: pct(recoveries, 99), max: Math.max(0, ...recoveries) },
 };
 const bad = rows.filter((r) => r.lost || r.dup || r.ooo);
 for (const r of bad) console.log(`  VIOLATION ${JSON.stringify(r)}`);
-console.log(`soak: seed ${seed}: ${summary.faults} faults ${JSON.stringify(summary.fault_kinds)}; published ${JSON.stringify(published)}; `
+console.log(`soak: seed ${seed}: ${summary.faults} faults ${JSON.stringify(summary.fault_kinds)}; published ${JSON.stringify(published)} (${retries.sent} retries with Idempotency-Key, ${retries.replayed} answered from the first attempt); `
   + `${rows.length} subscriber-streams: lost ${summary.lost}, duplicated ${summary.duplicated}, out of order ${summary.out_of_order}, cross-user ${crossUser}, resets ${resets}; `
   + `recovery p50 ${summary.recovery_ms.p50} ms, p99 ${summary.recovery_ms.p99} ms, max ${summary.recovery_ms.max} ms`);
 console.log(`SOAK_SUMMARY ${JSON.stringify(summary)}`);
