@@ -6,7 +6,7 @@
 //! commands, sent by the `/api/dev/*` handlers.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
 use axum::http::StatusCode;
@@ -28,14 +28,46 @@ struct Control {
     stall_asked: Option<Instant>,
 }
 
-/// Armed faults per stream key.
+type Controls = Arc<Mutex<HashMap<String, watch::Sender<Control>>>>;
+
+/// Armed faults per stream key. A stream's control lives while a wrapped response of it
+/// is open: a drop or stall only ever applies to connections open when it is asked for,
+/// so a control nobody watches means nothing and is removed.
 #[derive(Debug, Default)]
 pub struct DevFaults {
-    controls: Mutex<HashMap<String, watch::Sender<Control>>>,
+    controls: Controls,
     failures: Mutex<HashMap<String, (StatusCode, u32)>>,
 }
 
+/// Held by a wrapped response; removes its stream's control when the last one ends.
+struct Unwatch {
+    controls: Controls,
+    stream: String,
+}
+
+impl Drop for Unwatch {
+    fn drop(&mut self) {
+        unwatch(&self.controls, &self.stream);
+    }
+}
+
+/// Removes `stream`'s control if nobody watches it.
+fn unwatch(controls: &Controls, stream: &str) {
+    let mut map = controls.lock().unwrap_or_else(|p| p.into_inner());
+    if map.get(stream).is_some_and(|tx| tx.receiver_count() == 0) {
+        map.remove(stream);
+    }
+}
+
 impl DevFaults {
+    /// Streams with an open wrapped response (whose control is kept).
+    pub fn watched_streams(&self) -> usize {
+        self.controls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
+    }
+
     fn control(&self, stream: &str) -> watch::Receiver<Control> {
         let mut map = self.controls.lock().unwrap_or_else(|p| p.into_inner());
         map.entry(stream.to_owned())
@@ -44,10 +76,10 @@ impl DevFaults {
     }
 
     fn update(&self, stream: &str, f: impl FnOnce(&mut Control)) {
-        let mut map = self.controls.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(stream.to_owned())
-            .or_insert_with(|| watch::channel(Control::default()).0)
-            .send_modify(f);
+        let map = self.controls.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(tx) = map.get(stream) {
+            tx.send_modify(f);
+        }
     }
 
     /// Ends every wrapped response of `stream` that is open now.
@@ -98,8 +130,14 @@ impl DevFaults {
         let opened = Instant::now();
         let (parts, body) = response.into_parts();
         let body = body.into_data_stream();
-        let wrapped =
-            futures_util::stream::unfold((body, rx), move |(mut body, mut rx)| async move {
+        let unwatch = Unwatch {
+            controls: Arc::clone(&self.controls),
+            stream: stream.to_owned(),
+        };
+        // The guard comes after the receiver, so it is dropped after it and sees it gone.
+        let wrapped = futures_util::stream::unfold(
+            (body, rx, unwatch),
+            move |(mut body, mut rx, unwatch)| async move {
                 loop {
                     let c = *rx.borrow_and_update();
                     if c.drops != start {
@@ -113,11 +151,56 @@ impl DevFaults {
                         },
                         None => tokio::select! {
                             changed = rx.changed() => if changed.is_err() { return None },
-                            next = body.next() => return next.map(|chunk| (chunk, (body, rx))),
+                            next = body.next() => return next.map(|chunk| (chunk, (body, rx, unwatch))),
                         },
                     }
                 }
-            });
+            },
+        );
         Response::from_parts(parts, Body::from_stream(wrapped))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn controls_leave_with_the_last_wrapped_response() {
+        let faults = DevFaults::default();
+        // Faults for streams nobody watches keep nothing.
+        faults.drop_stream("a");
+        faults.stall_stream("b", Instant::now(), Instant::now());
+        assert_eq!(faults.watched_streams(), 0);
+        let open: Vec<_> = (0..50)
+            .map(|i| faults.wrap(&format!("s{}", i % 10), Response::new(Body::from("x"))))
+            .collect();
+        assert_eq!(faults.watched_streams(), 10);
+        drop(open);
+        assert_eq!(
+            faults.watched_streams(),
+            0,
+            "every control left with its responses"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_drop_ends_the_open_wrapped_responses_of_its_stream() {
+        let faults = DevFaults::default();
+        let pending = Body::from_stream(futures_util::stream::pending::<
+            Result<bytes::Bytes, std::io::Error>,
+        >());
+        let res = faults.wrap("s", Response::new(pending));
+        faults.drop_stream("s");
+        let ended = tokio::time::timeout(
+            std::time::Duration::from_secs(2),
+            axum::body::to_bytes(res.into_body(), 1024),
+        )
+        .await;
+        assert!(
+            matches!(ended, Ok(Ok(b)) if b.is_empty()),
+            "the response ended"
+        );
+        assert_eq!(faults.watched_streams(), 0);
     }
 }
