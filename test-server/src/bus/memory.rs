@@ -77,11 +77,23 @@ struct SubscriberGuard {
 
 impl Drop for SubscriberGuard {
     fn drop(&mut self) {
-        if let Some(topic) = self.topic.upgrade() {
-            lock(&topic.state).subscribers.remove(&self.id);
-            if let Some(topics) = self.topics.upgrade() {
-                evict_if_idle(&topics, &self.key, &topic);
-            }
+        // The map is locked before the topic is upgraded: the strong reference this
+        // takes is then the only one besides the map's while the idle check runs, even
+        // when other guards of the topic drop at the same moment (each upgrade would
+        // otherwise make the other's check see the topic in use, and it would stay).
+        let Some(topics) = self.topics.upgrade() else {
+            return;
+        };
+        let mut map = lock(&topics);
+        let Some(topic) = self.topic.upgrade() else {
+            return;
+        };
+        let mut st = lock(&topic.state);
+        st.subscribers.remove(&self.id);
+        let idle = st.subscribers.is_empty() && Arc::strong_count(&topic) == 2;
+        drop(st);
+        if idle && map.get(&self.key).is_some_and(|t| Arc::ptr_eq(t, &topic)) {
+            map.remove(&self.key);
         }
     }
 }
@@ -349,6 +361,44 @@ mod tests {
             "closed after the queued events"
         );
         assert_eq!(b.metrics.subscribers_lagged.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn idle_topics_leave_memory_when_their_last_subscriptions_drop_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = bus(dir.path(), 100, 2);
+        // Two threads spin until both are ready, then drop their subscription of one
+        // stream at the same moment; rounds make the overlap happen.
+        let rounds = 3000;
+        let mut pairs = Vec::with_capacity(rounds);
+        for round in 0..rounds {
+            let key = format!("s{round}");
+            let one = b.subscribe(&key, Position::Live).await.unwrap();
+            let two = b.subscribe(&key, Position::Live).await.unwrap();
+            pairs.push((one, two));
+        }
+        let (firsts, seconds): (Vec<_>, Vec<_>) = pairs.into_iter().unzip();
+        let ready = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let dropper = |subs: Vec<Subscription>, ready: Arc<std::sync::atomic::AtomicUsize>| {
+            std::thread::spawn(move || {
+                for (round, sub) in subs.into_iter().enumerate() {
+                    ready.fetch_add(1, Ordering::SeqCst);
+                    while ready.load(Ordering::SeqCst) < 2 * (round + 1) {
+                        std::hint::spin_loop();
+                    }
+                    drop(sub);
+                }
+            })
+        };
+        let a = dropper(firsts, Arc::clone(&ready));
+        let c = dropper(seconds, Arc::clone(&ready));
+        a.join().unwrap();
+        c.join().unwrap();
+        assert_eq!(
+            b.cached_streams(),
+            0,
+            "idle topics left in memory after {rounds} pairs of subscriptions dropped at once"
+        );
     }
 
     #[tokio::test]
