@@ -37,6 +37,10 @@ pub enum StartError {
     /// Recovering interrupted jobs failed.
     #[error("cannot recover jobs: {0}")]
     Recover(#[from] ApiError),
+    /// Called outside a Tokio runtime (the hub's shard tasks and the Redis reader are
+    /// spawned on the current one).
+    #[error("the server state must be built inside a Tokio runtime")]
+    NoRuntime,
 }
 
 /// Everything handlers share.
@@ -91,7 +95,13 @@ impl Deref for AppState {
 
 impl AppState {
     /// Opens the database and builds the bus (Redis with `--redis-url`, else in-process).
+    ///
+    /// Must be called inside a Tokio runtime (it spawns the hub's tasks there); outside
+    /// one it returns [`StartError::NoRuntime`].
     pub fn new(config: Config, shutdown: CancellationToken) -> Result<Self, StartError> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(StartError::NoRuntime);
+        }
         let secret = config.resolved_secret()?;
         let db = Db::open(&config.db_path())?;
         let metrics = Arc::new(Metrics::default());
@@ -149,5 +159,21 @@ impl AppState {
 impl AsRef<Auth> for AppState {
     fn as_ref(&self) -> &Auth {
         &self.auth
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[test]
+    fn outside_a_runtime_new_is_an_error_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().to_str().unwrap();
+        let config = Config::parse_from(["tidings-server", "--dev", "--data-dir", data]);
+        let built = AppState::new(config, CancellationToken::new());
+        assert!(matches!(built, Err(StartError::NoRuntime)), "{built:?}");
     }
 }
