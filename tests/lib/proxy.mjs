@@ -3,16 +3,20 @@
 import { createServer, connect } from 'node:net';
 
 /**
- * Starts a proxy on 127.0.0.1 (ephemeral port) in front of `target` ("host:port").
+ * Starts a proxy on 127.0.0.1 (ephemeral port) in front of `target` ("host:port"), or of
+ * several targets taken in turn, one per new connection (so a client that reconnects
+ * lands on the next server).
  * @returns {Promise<{url: string, port: number, mode: string, setMode: (mode: 'pass'|'stall'|'trickle'|'refuse') => void,
  *   cut: () => number, open: () => number, close: () => Promise<void>}>}
  */
 export async function startProxy(target) {
-  const [host, port] = target.split(':');
+  const targets = [].concat(target).map((t) => t.split(':'));
+  let turn = 0;
   const pairs = new Set();
   let mode = 'pass';
   const server = createServer((client) => {
     if (mode === 'refuse') { client.destroy(); return; }
+    const [host, port] = targets[turn++ % targets.length];
     const upstream = connect({ host, port: Number(port) });
     const pair = { client, upstream, timers: [] };
     pairs.add(pair);

@@ -2,12 +2,13 @@
 //
 //   node tests/soak/soak.mjs [--seed N] [--secs S] [--tabs-per-user T] [--node-clients C]
 //
-// Drives a real tidings-server (behind a loopback TCP proxy this harness
-// controls, on a real redis-server as its bus), SDK tabs in headless Chromium (two users, several tabs each, so
+// Drives two real tidings-server instances on one real redis-server as their
+// bus (behind a loopback TCP proxy this harness controls, which sends each new
+// stream connection to the next instance, so every reconnect switches instance), SDK tabs in headless Chromium (two users, several tabs each, so
 // tabs share a connection and leaders fail over), and resilient Node SSE
 // clients, while a publisher emits numbered events on three streams (a
 // channel, team answers, each user's notifications). Faults, chosen by a
-// seeded PRNG: server SIGKILL + restart on the same data; Redis SIGKILL +
+// seeded PRNG: SIGKILL of either instance + restart on the same data; Redis SIGKILL +
 // restart; proxy cut / stall /
 // trickle; the SSE endpoint refusing (503) so clients fall back to polling;
 // a leader tab closed and a new tab opened; a tab reloaded. At the end every
@@ -77,7 +78,23 @@ if (useRedis) {
 }
 let server = await startServer({ dataDir, staticDir: site, args: serverArgs });
 const addr = new URL(server.url).host;
-const proxy = await startProxy(addr);
+// With Redis, a second instance on the same Redis (its own SQLite file): the proxy sends
+// each new stream connection to the next instance, so every reconnect switches instance.
+const dataDirB = mkdtempSync(join(tmpdir(), 'tidings-soak-data-b-'));
+let serverB = useRedis ? await startServer({ dataDir: dataDirB, staticDir: site, args: serverArgs }) : null;
+const addrB = serverB ? new URL(serverB.url).host : null;
+const instances = () => [server, serverB].filter(Boolean);
+// Whatever way this process ends (a violation, a thrown error, a signal), the servers and
+// Redis it started end with it.
+function killChildren() {
+  for (const s of instances()) { try { s.proc.kill('SIGKILL'); } catch { /* gone */ } }
+  try { redis?.kill('SIGKILL'); } catch { /* gone */ }
+}
+process.on('exit', killChildren);
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
+process.on('uncaughtException', (e) => { console.error(e); process.exit(1); });
+process.on('unhandledRejection', (e) => { console.error(e); process.exit(1); });
+const proxy = await startProxy(addrB ? [addr, addrB] : addr);
 const users = ['soak-a', 'soak-b'];
 const tokens = Object.fromEntries(await Promise.all(users.map(async (u) => [u, await devToken(server.url, u, ['project.soak'])])));
 const publisher = await devToken(server.url, 'soak-publisher', ['project.soak']);
@@ -188,6 +205,13 @@ async function measureRecovery(fault) {
 // ---- faults
 const faults = {
   async kill() {
+    // Either instance (the first one also takes the publisher's REST calls).
+    if (serverB && rand() < 0.5) {
+      await serverB.kill('SIGKILL');
+      await sleep(300 + rand() * 1500);
+      serverB = await startServer({ dataDir: dataDirB, staticDir: site, addr: addrB, args: serverArgs });
+      return;
+    }
     await server.kill('SIGKILL');
     await sleep(300 + rand() * 1500);
     server = await startServer({ dataDir, staticDir: site, addr, args: serverArgs });
@@ -197,7 +221,7 @@ const faults = {
   async trickle() { proxy.setMode('trickle'); await sleep(2000 + rand() * 2000); proxy.setMode('pass'); },
   async refuse() {
     const stream = pick(['channel/project.soak', 'team-answers']);
-    await fetch(`${server.url}/api/dev/fail`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ stream, status: 503, count: 40 }) });
+    for (const s of instances()) await fetch(`${s.url}/api/dev/fail`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ stream, status: 503, count: 40 }) });
     await sleep(4000 + rand() * 2000);
     // Disarm what is left: a drop makes everyone reconnect and use up the remaining failures quickly.
   },
@@ -306,7 +330,7 @@ const resets = nodes.reduce((a, n) => a + n.resets, 0) + (await Promise.all(tabs
 const sum = (k) => rows.reduce((a, r) => a + r[k], 0);
 const pct = (xs, p) => { const s = [...xs].sort((a, b) => a - b); return s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] : 0; };
 const summary = {
-  seed, secs, redis: useRedis, faults: faultLog.length, fault_kinds: faultLog.reduce((a, f) => ({ ...a, [f.name]: (a[f.name] ?? 0) + 1 }), {}),
+  seed, secs, redis: useRedis, instances: instances().length, faults: faultLog.length, fault_kinds: faultLog.reduce((a, f) => ({ ...a, [f.name]: (a[f.name] ?? 0) + 1 }), {}),
   published, publish_retries: retries.sent, publish_retries_replayed: retries.replayed, subscribers: rows.length, lost: sum('lost'), duplicated: sum('dup'), out_of_order: sum('ooo'), cross_user: crossUser, resets,
   recovery_ms: { p50: pct(recoveries, 50), p99: pct(recoveries, 99), max: Math.max(0, ...recoveries) },
 };
@@ -321,8 +345,10 @@ await Promise.all(nodes.map((n) => n.stop()));
 await browser.close();
 await proxy.close();
 await server.stop();
+if (serverB) await serverB.stop();
 if (redis) redis.kill('SIGKILL');
 rmSync(dataDir, { recursive: true, force: true });
+rmSync(dataDirB, { recursive: true, force: true });
 rmSync(redisDir, { recursive: true, force: true });
 rmSync(site, { recursive: true, force: true });
 process.exit(bad.length || crossUser ? 1 : 0);
