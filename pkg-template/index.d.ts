@@ -112,6 +112,23 @@ export type EventsForDecoder<D> =
   : [D] extends ['text'] ? TextEvents
   : AnyEvents;
 
+/**
+ * The map of a stream with the app's own `decode` function: every event,
+ * `reset` and `end` included, carries what `decode` returns.
+ */
+export interface DecodedEvents<T> {
+  [type: string]: T;
+}
+
+/** The event map `connect` gives: `E` when given, else the `decode` function's (`T`), else the decoder's (`D`). */
+export type EventsFor<E, D, T> = [E] extends [never] ? ([T] extends [never] ? EventsForDecoder<D> : DecodedEvents<T>) : E;
+
+/** `connect`'s options, with `decoder` and `decode` picking the event map. */
+export type TypedOptions<D extends Decoder | undefined, T> = ConnectOptions & {
+  decoder?: D;
+  decode?: (data: string, event: string) => T;
+};
+
 /** What `on` accepts for a map: its names, and `'*'` for every event. */
 export type EventName<E> = (keyof E & string) | '*';
 
@@ -172,14 +189,15 @@ export interface Manager<E = AnyEvents> {
  * options of the first call win. Loads the wasm on first use (listeners
  * added meanwhile are kept). The event map comes from `options.decoder`
  * (`'team-answers'`, `'notifications'`, `'video-progress'`, `'channel'`), or
- * is given: `connect<MyEvents>(url, options)`. Throws on an invalid URL, and
+ * from `options.decode` (every event carries what it returns), or is given:
+ * `connect<MyEvents>(url, options)`. Throws on an invalid URL, and
  * on invalid options once the wasm is loaded (before that, a manager with
  * invalid options ends in state `failed` with a `load` error).
  */
-export function connect<E = never, D extends Decoder | undefined = Decoder | undefined>(
+export function connect<E = never, D extends Decoder | undefined = Decoder | undefined, T = never>(
   url: string,
-  options?: ConnectOptions & { decoder?: D },
-): Manager<[E] extends [never] ? EventsForDecoder<D> : E>;
+  options?: TypedOptions<D, T>,
+): Manager<EventsFor<E, D, T>>;
 
 /**
  * Loads the wasm ahead of the first `connect` (optional: `connect` loads it

@@ -1,5 +1,5 @@
 // Types for `tidings/react`. The hooks are typed like `connect`: the event map
-// comes from `options.decoder`, so `type` and the handler's message are checked.
+// comes from `options.decoder` or `options.decode`, so `type` and the handler's message are checked.
 import type { ReactElement, ReactNode } from 'react';
 import type {
   ConnectionState,
@@ -7,11 +7,12 @@ import type {
   Decoder,
   EventInfo,
   EventName,
-  EventsForDecoder,
+  EventsFor,
   MessageOf,
   ResetNotice,
   SeedDecoder,
   TidingsError,
+  TypedOptions,
   connect,
 } from './index.js';
 
@@ -26,11 +27,11 @@ export interface TidingsStatus {
   error: TidingsError | null;
 }
 
-/** Options of the hooks: `connect`'s, with `decoder` picking the event map. */
-export type HookOptions<D extends Decoder | undefined = Decoder | undefined> = ConnectOptions & { decoder?: D };
+/** Options of the hooks: `connect`'s, with `decoder` or `decode` picking the event map. */
+export type HookOptions<D extends Decoder | undefined = Decoder | undefined, T = never> = TypedOptions<D, T>;
 
 /** Options of `useTidingsEvents`. */
-export type EventsHookOptions<D extends Decoder | undefined = Decoder | undefined> = HookOptions<D> & {
+export type EventsHookOptions<D extends Decoder | undefined = Decoder | undefined, T = never> = HookOptions<D, T> & {
   /** How many messages to keep (newest last). Default 50. */
   limit?: number;
   /** Runs on the server's `reset` (it lost this client's position): refetch state. */
@@ -52,16 +53,17 @@ export function TidingsProvider(props: { connect?: typeof connect; children?: Re
 /**
  * Subscribes `handler` to `type` events of the stream at `url` while mounted;
  * `url = null` unsubscribes. `type` and the message are checked against the
- * event map of `options.decoder`.
+ * event map of `options.decoder`, or typed by what `options.decode` returns.
  */
 export function useTidings<
   D extends Decoder | undefined = Decoder | undefined,
-  K extends EventName<EventsForDecoder<D>> = EventName<EventsForDecoder<D>>,
+  T = never,
+  K extends EventName<EventsFor<never, D, T>> = EventName<EventsFor<never, D, T>>,
 >(
   url: string | null,
   type: K,
-  handler: (message: MessageOf<EventsForDecoder<D>, K>, info: EventInfo) => void,
-  options?: HookOptions<D>,
+  handler: (message: MessageOf<EventsFor<never, D, T>, K>, info: EventInfo) => void,
+  options?: HookOptions<D, T>,
 ): void;
 /**
  * The same with the message type given: `useTidings<MyMessage>(url, type, handler)`
@@ -86,12 +88,13 @@ export function useTidingsState(url: string | null, options?: ConnectOptions): T
  */
 export function useTidingsEvents<
   D extends Decoder | undefined = Decoder | undefined,
-  K extends EventName<EventsForDecoder<D>> = EventName<EventsForDecoder<D>>,
+  T = never,
+  K extends EventName<EventsFor<never, D, T>> = EventName<EventsFor<never, D, T>>,
 >(
   url: string | null,
   type: K,
-  options?: EventsHookOptions<D>,
-): Array<TidingsEvent<MessageOf<EventsForDecoder<D>, K>>>;
+  options?: EventsHookOptions<D, T>,
+): Array<TidingsEvent<MessageOf<EventsFor<never, D, T>, K>>>;
 /** The same with the message type given: `useTidingsEvents<MyMessage>(url, type)`. */
 export function useTidingsEvents<M>(
   url: string | null,

@@ -45,7 +45,19 @@ export function Bell({ token }: { token: string }) {
   return <p>{titles.join(', ')} {ids.length}</p>;
 }
 
-// The message type given explicitly (no decoder): the older generic form still compiles.
+// The app's own decode function types the hook's messages.
+interface Price { symbol: string; cents: number }
+const priceOptions = { decode: (data: string): Price => JSON.parse(data) as Price };
+export function Ticker() {
+  const ticks = useTidingsEvents('/prices', 'tick', priceOptions);
+  const cents: number[] = ticks.map((t) => t.message.cents);
+  useTidings('/prices', 'tick', (p) => console.log(p.symbol), priceOptions);
+  // @ts-expect-error a field the decode function does not return
+  useTidings('/prices', 'tick', (p) => p.price, priceOptions);
+  return <p>{cents.join(' ')}</p>;
+}
+
+// The message type given explicitly (no decoder): the generic form.
 interface Chat { from: string; text: string }
 export function ChatLog() {
   useTidings<Chat>('/chat', 'said', (m) => console.log(m.from, m.text));

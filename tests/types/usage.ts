@@ -8,6 +8,7 @@ import init, {
   isTabSharingSupported,
   type AnyEvents,
   type ConnectionState,
+  type DecodedEvents,
   type EventInfo,
   type Manager,
   type NotificationEvents,
@@ -114,6 +115,22 @@ connect<ChatEvents>('/chat', { tokn: 'x' });
 connect('/chat', { decoder: 'json', tokn: 'x' });
 // @ts-expect-error not a decoder
 connect('/chat', { decoder: 'xml' });
+
+// The app's own decoder (a zod schema's `parse`, say): what it returns types every listener.
+interface Price { symbol: string; cents: number }
+const parsePrice = (data: string): Price => JSON.parse(data) as Price;
+const prices = connect('/prices', { decode: parsePrice });
+assertType<Equal<typeof prices, Manager<DecodedEvents<Price>>>>();
+prices.on('tick', (p) => p.cents.toFixed(0));
+prices.on('*', (p) => p.symbol.toLowerCase());
+const inline = connect('/prices', { decode: (data, event) => ({ event, size: data.length }) });
+inline.on('tick', (m) => m.size + m.event.length);
+// @ts-expect-error a field the decode function does not return
+prices.on('tick', (p) => p.price);
+// @ts-expect-error a listener that expects another type than decode returns
+prices.on('tick', (p: string) => p);
+// @ts-expect-error decode takes (data: string, event: string)
+connect('/prices', { decode: (data: number) => data });
 
 // State, errors and the rest of the manager.
 const off = answers.onState((s: ConnectionState) => {
