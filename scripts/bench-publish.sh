@@ -12,7 +12,9 @@
 #   SOCKETS=4            kept-alive publisher sockets in the rate phases
 #   TP_SECS=5            seconds of the throughput phase (publish back to back)
 #   TP_SOCKETS=32        kept-alive publisher sockets in the throughput phase
-#   SERVERS="tidings nchan"   which servers to run, in that order
+#   SERVERS="tidings tidings-redis nchan"   which servers to run, in that order
+#                        (tidings-redis: --redis-url on a redis-server with
+#                        appendonly yes, appendfsync always)
 #   TIDINGS_BIN=<built>  another tidings-server binary to measure (e.g. an older build)
 #   OUT=target/bench-publish  output and server logs
 #
@@ -29,7 +31,7 @@ SECS="${SECS:-10}"
 SOCKETS="${SOCKETS:-4}"
 TP_SECS="${TP_SECS:-5}"
 TP_SOCKETS="${TP_SOCKETS:-32}"
-SERVERS="${SERVERS:-tidings nchan}"
+SERVERS="${SERVERS:-tidings tidings-redis nchan}"
 OUT="${OUT:-$root/target/bench-publish}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
 mkdir -p "$OUT"
@@ -52,6 +54,7 @@ bin="$CARGO_TARGET_DIR/release"
 tmp="$(mktemp -d)"
 chmod 755 "$tmp"
 pid=""
+redis_pid=""
 stop() {
   if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
     kill "$pid" 2>/dev/null || true
@@ -61,8 +64,16 @@ stop() {
   fi
   pid=""
 }
+stop_redis() {
+  if [[ -n "$redis_pid" ]]; then
+    kill "$redis_pid" 2>/dev/null || true
+    wait "$redis_pid" 2>/dev/null || true
+  fi
+  redis_pid=""
+}
 cleanup() {
   stop
+  stop_redis
   rm -rf "$tmp"
 }
 trap cleanup EXIT INT TERM
@@ -101,6 +112,29 @@ run_tidings() {
   pubbench tidings "http://127.0.0.1:$port" --dev-token-user bench \
     --publish-path /api/v1/events/bench --stream-path /api/v1/events/bench
   stop
+}
+
+# The same with the Redis bus: every acknowledged event is fsynced by Redis
+# (appendfsync always); concurrent publishes share the command connection
+# (redis-rs multiplexes: they are pipelined, and Redis fsyncs once per batch).
+run_tidings_redis() {
+  local port rport
+  command -v redis-server >/dev/null || bash scripts/setup.sh
+  rport="$(free_port)"
+  mkdir -p "$tmp/redis"
+  redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly yes --appendfsync always \
+    --dir "$tmp/redis" >"$OUT/redis.log" 2>&1 &
+  redis_pid=$!
+  wait_port "$rport"
+  port="$(free_port)"
+  "${TIDINGS_BIN:-$bin/tidings-server}" --dev --addr "127.0.0.1:$port" --data-dir "$tmp/tidings-redis" \
+    --redis-url "redis://127.0.0.1:$rport" --subscriber-queue 65536 >"$OUT/tidings-redis.log" 2>&1 &
+  pid=$!
+  wait_port "$port"
+  pubbench tidings-redis "http://127.0.0.1:$port" --dev-token-user bench \
+    --publish-path /api/v1/events/bench --stream-path /api/v1/events/bench
+  stop
+  stop_redis
 }
 
 run_nchan() {
@@ -146,8 +180,9 @@ EOF
 for s in $SERVERS; do
   case "$s" in
     tidings) run_tidings ;;
+    tidings-redis) run_tidings_redis ;;
     nchan) run_nchan ;;
-    *) echo "unknown server $s (tidings, nchan)" >&2; exit 2 ;;
+    *) echo "unknown server $s (tidings, tidings-redis, nchan)" >&2; exit 2 ;;
   esac
 done
 echo "== summary (publish -> delivery on one stream; acknowledged publishes/s)"
