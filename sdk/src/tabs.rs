@@ -331,6 +331,11 @@ impl TabCore {
         self.ended
     }
 
+    /// Leader: whether any follower has joined (and not left).
+    pub(crate) fn has_peers(&self) -> bool {
+        !self.peers.is_empty()
+    }
+
     /// Leader: the event names followers listen for (added to the `EventSource`).
     pub(crate) fn peer_names(&self) -> Vec<String> {
         let all: BTreeSet<&String> = self.peers.values().flatten().collect();

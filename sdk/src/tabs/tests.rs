@@ -561,6 +561,7 @@ fn follower_names_reach_the_leader_and_duplicates_are_dropped() {
     w.join(1, &["custom_event"]);
     assert_eq!(w.tabs[0].listens, vec!["custom_event".to_owned()]);
     assert_eq!(w.tabs[0].core.peer_names(), vec!["custom_event".to_owned()]);
+    assert!(w.tabs[0].core.has_peers());
     w.tabs[1].core.add_name("other");
     w.settle();
     assert_eq!(
@@ -599,6 +600,10 @@ fn follower_names_reach_the_leader_and_duplicates_are_dropped() {
     // A leaving follower's names are forgotten.
     w.leave(1);
     assert!(w.tabs[0].core.peer_names().is_empty());
+    assert!(
+        !w.tabs[0].core.has_peers(),
+        "a leader alone may batch its relays"
+    );
 }
 
 #[test]

@@ -7,7 +7,7 @@
 //! Ownership (gloo style): the channel, its `message` listener, the lock
 //! request's `AbortController`, the grant callback `Closure`, the resolver
 //! of the promise that holds the lock and the timer that posts the queued
-//! relay messages as one batch all live in one [`TabLink`], owned by the
+//! relay messages as one batch (see `TabLink::post`) all live in one [`TabLink`], owned by the
 //! manager while it takes part. Dropping it leaves: resolves the held promise
 //! (releasing the lock), aborts a pending request, closes the channel. A new
 //! link is made for each start, the old one dropped: nothing is forgotten.
@@ -345,9 +345,11 @@ impl Tabs {
     /// Posts what the core asks to post and takes what it asks to do
     /// locally: `(a post failure, outputs)`, or `None` when there is nothing.
     pub(crate) fn exchange(&self) -> Option<(Option<String>, Vec<TabOutput>)> {
-        let (posts, outputs) = {
+        let (posts, outputs, prompt) = {
             let mut core = self.core.borrow_mut();
             let core = core.as_mut()?;
+            // Only a leader that no follower listens to may hold its relays back.
+            let prompt = core.role() != Role::Leader || core.has_peers();
             let mut p = Vec::new();
             while let Some(m) = core.poll_post() {
                 p.push(m);
@@ -356,7 +358,7 @@ impl Tabs {
             while let Some(x) = core.poll() {
                 o.push(x);
             }
-            (p, o)
+            (p, o, prompt)
         };
         if posts.is_empty() && outputs.is_empty() {
             return None;
@@ -364,7 +366,7 @@ impl Tabs {
         let link = self.link.borrow();
         let failed = posts
             .iter()
-            .find_map(|m| link.as_ref().and_then(|l| l.post(m).err()));
+            .find_map(|m| link.as_ref().and_then(|l| l.post(m, prompt).err()));
         Some((failed, outputs))
     }
 
@@ -489,6 +491,7 @@ impl TabLink {
                 channel: channel.clone(),
                 texts: RefCell::new(Vec::new()),
                 armed: Cell::new(false),
+                soon: Cell::new(false),
             }),
             send: RefCell::new(None),
             channel,
@@ -499,35 +502,53 @@ impl TabLink {
         })
     }
 
-    /// Queues `msg`; what one task queues is posted as one batch right after
-    /// it (a zero-delay timer), so a burst of events is one `postMessage`.
-    fn post(&self, msg: &Relay) -> Result<(), String> {
+    /// Queues `msg`. `prompt` (a follower, or a leader that followers
+    /// listen to): posted with what the same task queued, in a microtask
+    /// right after it, so followers wait for nothing. Otherwise (a leader
+    /// alone) relays wait up to [`QUIET_BATCH_MS`] and go out as one batch: a
+    /// stream nobody else listens to costs one `postMessage` per batch, not
+    /// one per event. A tab that joins meanwhile makes the next post prompt,
+    /// which sends what waited first: the order never changes.
+    fn post(&self, msg: &Relay, prompt: bool) -> Result<(), String> {
         self.outbox.texts.borrow_mut().push(msg.encode());
-        if !self.outbox.armed.replace(true) {
+        if prompt {
+            if !self.outbox.soon.replace(true) {
+                let outbox = self.outbox.clone();
+                wasm_bindgen_futures::spawn_local(async move { outbox.send_or_log() });
+            }
+        } else if !self.outbox.armed.replace(true) {
             let outbox = self.outbox.clone();
-            *self.send.borrow_mut() = Some(Timeout::new(0, move || {
-                if let Err(e) = outbox.send() {
-                    web_sys::console::error_1(
-                        &format!("tidings: tab relay post failed: {e}").into(),
-                    );
-                }
-            }));
+            *self.send.borrow_mut() =
+                Some(Timeout::new(QUIET_BATCH_MS, move || outbox.send_or_log()));
         }
         Ok(())
     }
 }
 
+/// How long a leader that no follower listens to holds its relays back.
+const QUIET_BATCH_MS: u32 = 50;
+
 /// The relay messages waiting for the next post.
 struct Outbox {
     channel: web_sys::BroadcastChannel,
     texts: RefCell<Vec<String>>,
+    /// A timer will send.
     armed: Cell<bool>,
+    /// A microtask will send.
+    soon: Cell<bool>,
 }
 
 impl Outbox {
+    fn send_or_log(&self) {
+        if let Err(e) = self.send() {
+            web_sys::console::error_1(&format!("tidings: tab relay post failed: {e}").into());
+        }
+    }
+
     /// Posts everything queued as one batch.
     fn send(&self) -> Result<(), String> {
         self.armed.set(false);
+        self.soon.set(false);
         let texts = std::mem::take(&mut *self.texts.borrow_mut());
         if texts.is_empty() {
             return Ok(());
@@ -542,9 +563,7 @@ impl Drop for TabLink {
     fn drop(&mut self) {
         // What is queued (a `leave` last) goes out before the channel closes.
         self.send.get_mut().take();
-        if let Err(e) = self.outbox.send() {
-            web_sys::console::error_1(&format!("tidings: tab relay post failed: {e}").into());
-        }
+        self.outbox.send_or_log();
         if let Some(a) = &self.abort {
             a.abort();
         }
