@@ -6,12 +6,18 @@
 #   scripts/bench-load.sh                      # N = 1000 connections per stack
 #   N=10000 scripts/bench-load.sh              # 10k
 #   N=19000 STACKS=tidings scripts/bench-load.sh   # 19k, one tidings instance only
+#   N=10000 STACKS="tidings tidings-mux" scripts/bench-load.sh
+#                                              # 10k plain vs 10k multiplexed connections
 #   scripts/bench-load.sh 10000                # N as the first argument also works
 #
 # Environment (defaults):
 #   N=1000            SSE connections per stack (one server process each;
 #                     at most ~19,000: the open-files hard limit is 20,000)
-#   STACKS="tidings seed"   which stacks to run, in that order
+#   STACKS="tidings seed"   which stacks to run, in that order; `tidings-mux`:
+#                     tidings-server with every connection one /api/mux
+#                     request carrying MUX streams (channel `test`, where the
+#                     probes go, and MUX-1 other channels)
+#   MUX=8             streams per multiplexed connection
 #   RATE=10 COUNT=50  probes published per second / in total
 #   RUN_SECS=240      hard cap per run (the generator stops itself; the
 #                     script kills it 60 s later at the latest)
@@ -33,6 +39,7 @@ RATE="${RATE:-10}"
 COUNT="${COUNT:-50}"
 RUN_SECS="${RUN_SECS:-240}"
 OUT="${OUT:-$root/target/bench-load}"
+MUX="${MUX:-8}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target/loadgen}"
 mkdir -p "$OUT"
 
@@ -92,6 +99,22 @@ for stack in $STACKS; do
       cleanup
       rm -rf "$data"
       ;;
+    tidings-mux)
+      data="$(mktemp -d "$OUT/tidings-data.XXXXXX")"
+      log="$OUT/tidings-mux-server-$N.log"
+      # Every stream of a multiplexed connection counts against the user's limit.
+      "$bin/tidings-server" --dev --addr 127.0.0.1:0 --data-dir "$data" \
+        --max-connections-per-user $((N * MUX + 100)) --heartbeat-secs 30 >"$log" 2>&1 &
+      server_pid=$!
+      disown "$server_pid"
+      url="$(wait_for_line "$log" 'http://127\.0\.0\.1:[0-9]+' 30)"
+      streams="/api/v1/events/test"
+      for ((k = 1; k < MUX; k++)); do streams="$streams,/api/v1/events/bench.$k"; done
+      run_loadgen "tidings-mux$MUX" "$url" --dev-token-user bench \
+        --stream-path "/api/mux?streams=$streams" --publish-path /api/v1/events/test
+      cleanup
+      rm -rf "$data"
+      ;;
     seed)
       port="$(free_port)"
       log="$OUT/seed-stack-$N.log"
@@ -106,7 +129,7 @@ for stack in $STACKS; do
       run_loadgen seed-003 "http://127.0.0.1:$port"
       cleanup
       ;;
-    *) echo "unknown stack $stack (tidings|seed)" >&2; exit 2 ;;
+    *) echo "unknown stack $stack (tidings|tidings-mux|seed)" >&2; exit 2 ;;
   esac
   sleep 2 # let TIME_WAIT sockets and memory settle between runs
 done

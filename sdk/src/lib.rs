@@ -44,6 +44,8 @@ mod dispatch;
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 pub mod messages;
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+mod mux;
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 mod options;
 pub mod parser;
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]

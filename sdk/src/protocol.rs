@@ -40,6 +40,9 @@ pub(crate) struct Hello {
     pub(crate) version: u64,
     /// What the server offers; names this SDK does not know are kept and ignored.
     pub(crate) capabilities: Vec<String>,
+    /// With the `mux` capability: the path (or URL) of the endpoint that carries a
+    /// set of streams on one connection.
+    pub(crate) mux: Option<String>,
 }
 
 impl Hello {
@@ -67,9 +70,11 @@ impl Hello {
                     .collect()
             })
             .unwrap_or_default();
+        let mux = v.get("mux").and_then(Value::as_str).map(str::to_owned);
         Some(Hello {
             version,
             capabilities,
+            mux,
         })
     }
 

@@ -187,7 +187,7 @@ pub(crate) async fn outcome(answer: ApiResult<Response>) -> Outcome {
         .await
         .unwrap_or_default();
     let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-    if status.is_success() {
+    if status == axum::http::StatusCode::OK && json.get("events").is_some() {
         return Outcome::Polled(json);
     }
     let message = json
@@ -245,6 +245,15 @@ pub async fn mux(
             Outcome::Polled(_) => error_frame(&mut out, tag, 500, "unexpected polling answer"),
         }
     }
+    // `--dev` faults of any of its streams (cut, stall) act on the whole connection.
+    let keys: Vec<String> = if state.config.dev {
+        members
+            .iter()
+            .filter_map(|m| m.key().map(str::to_owned))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let body = mux_stream(
         Bytes::from(out),
         members,
@@ -260,5 +269,8 @@ pub async fn mux(
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    for key in keys {
+        res = state.dev_faults.wrap(&key, res);
+    }
     Ok(res)
 }

@@ -16,6 +16,8 @@ use wasm_bindgen::prelude::*;
 
 use super::input::{Handle, Input, Sink};
 use super::listeners::{Decoding, ErrorCb, EventCb, Kind, Listeners, StateCb};
+use super::manager::all_managers;
+use super::mux;
 use super::platform::{self, now};
 use super::storage;
 use super::tabs::{TabInput, TabSink, Tabs};
@@ -66,6 +68,9 @@ pub(crate) struct Inner {
     /// the singleton is the same JS object). Cleared by `close()`.
     pub(crate) js_handle: RefCell<Option<JsValue>>,
     tabs: Tabs,
+    /// The page's shared connection became available while this manager's own
+    /// connection had not shown a position yet: it moves over at the first id.
+    switch_pending: Cell<bool>,
 }
 
 fn connection(options: &Options, resume: Option<String>) -> Connection<XorShiftJitter> {
@@ -109,6 +114,7 @@ impl Inner {
             options,
             driving: Cell::new(false),
             js_handle: RefCell::new(None),
+            switch_pending: Cell::new(false),
         }
     }
 
@@ -323,6 +329,8 @@ impl Inner {
     /// Every transport report enters here; one from a replaced transport
     /// (another generation) is dropped.
     fn input(self: &Rc<Self>, generation: u64, input: Input) -> bool {
+        let mut learned = false;
+        let mut had_id = false;
         {
             let mut st = self.st.borrow_mut();
             let current = if input.is_poll() {
@@ -357,7 +365,15 @@ impl Inner {
                     return true;
                 }
                 Input::SseOpen => st.conn.handle_sse_open(now()),
-                Input::SseEvent(ev) => st.conn.handle_sse_event(ev, now()),
+                Input::SseEvent(ev) => {
+                    had_id = ev.id.as_deref().is_some_and(|id| !id.is_empty());
+                    if ev.event == "tidings"
+                        && !st.sse.as_ref().is_some_and(SseTransport::is_shared)
+                    {
+                        learned = mux::learn(&self.url, &ev);
+                    }
+                    st.conn.handle_sse_event(ev, now());
+                }
                 Input::SseError => {
                     // Stop the browser's own retry at once; the core schedules ours.
                     if let Some(sse) = st.sse.as_ref() {
@@ -381,7 +397,61 @@ impl Inner {
             }
         }
         self.drive();
+        if learned {
+            // The origin multiplexes: every manager that may share moves over.
+            for inner in all_managers() {
+                inner.offer_mux();
+            }
+        }
+        if had_id && self.switch_pending.get() {
+            self.switch_to_mux();
+        }
         true
+    }
+
+    /// Moves this manager's own SSE connection onto the page's shared one when
+    /// it may share: at once, or at its first id when it is open without a
+    /// position yet (the greeting's head id, so nothing published meanwhile is
+    /// missed).
+    fn offer_mux(self: &Rc<Self>) {
+        let (own, open, placed) = {
+            let st = self.st.borrow();
+            let own = !st.closed
+                && st
+                    .sse
+                    .as_ref()
+                    .is_some_and(|t| !t.is_shared() && !matches!(t, SseTransport::Opening));
+            (
+                own,
+                st.conn.state() == State::Open,
+                st.conn.last_event_id().is_some(),
+            )
+        };
+        if !own || mux::endpoint_for(&self.url, &self.options).is_none() {
+            return;
+        }
+        if open && !placed {
+            self.switch_pending.set(true);
+        } else {
+            self.switch_to_mux();
+        }
+    }
+
+    fn switch_to_mux(self: &Rc<Self>) {
+        self.switch_pending.set(false);
+        let (generation, last) = {
+            let mut st = self.st.borrow_mut();
+            if st.closed || st.sse.as_ref().is_none_or(SseTransport::is_shared) {
+                return;
+            }
+            st.sse_generation += 1;
+            st.sse = None;
+            (
+                st.sse_generation,
+                st.conn.last_event_id().map(str::to_owned),
+            )
+        };
+        self.open_sse(generation, last.as_deref(), self.options.token.as_deref());
     }
 
     /// Opens the SSE transport of `generation` with `token`.

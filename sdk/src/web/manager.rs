@@ -18,6 +18,11 @@ thread_local! {
     static REGISTRY: RefCell<HashMap<String, Rc<Inner>>> = RefCell::new(HashMap::new());
 }
 
+/// Every manager of the page.
+pub(crate) fn all_managers() -> Vec<Rc<Inner>> {
+    REGISTRY.with(|r| r.borrow().values().cloned().collect())
+}
+
 /// Why `Manager::connect` failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

@@ -9,7 +9,8 @@
 //! | `js` | the JS API (`connect`, class `Manager`) over the Rust API |
 //! | `manager` | the Rust API: [`Manager`] registry, [`Subscription`], [`Error`] |
 //! | `driver` | one manager at run time: every input, the drive loop, actions, delivery |
-//! | `transport` | the SSE transport slot (`EventSource` or `stream`) and the polling request |
+//! | `transport` | the SSE transport slot (`EventSource`, `stream` or a place on `mux`) and the polling request |
+//! | `mux` | one shared connection for the streams of an origin and identity, when the server multiplexes |
 //! | `stream` | the `fetch` streaming transport |
 //! | `input` | what transports report, and the generation-tagged handle they report through |
 //! | `tabs` | sharing across tabs: Web Lock, `BroadcastChannel`, catch-up, page lifecycle |
@@ -31,6 +32,7 @@ mod input;
 pub mod js;
 mod listeners;
 mod manager;
+mod mux;
 mod platform;
 mod storage;
 mod stream;

@@ -17,6 +17,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
 use super::input::{Handle, Input};
+use super::mux::{self, Membership};
 use super::platform::error_text;
 use super::stream::FetchTransport;
 use super::{http, token};
@@ -33,6 +34,9 @@ pub(crate) enum SseTransport {
     Fetch(FetchTransport),
     /// Waiting for `getToken`; the answer comes as [`Input::Token`].
     Opening,
+    /// A place on the page's shared connection (see [`super::mux`]); held
+    /// only to be dropped, which leaves the shared connection's set.
+    Mux(#[allow(dead_code)] Membership),
 }
 
 impl SseTransport {
@@ -64,6 +68,9 @@ impl SseTransport {
         last_event_id: Option<&str>,
         token: Option<&str>,
     ) -> SseTransport {
+        if let Some(endpoint) = mux::endpoint_for(url, options) {
+            return SseTransport::Mux(mux::join(&endpoint, url, options, last_event_id, handle));
+        }
         match options.transport_in_use() {
             Transport::Fetch => SseTransport::Fetch(FetchTransport::open(
                 handle,
@@ -91,12 +98,17 @@ impl SseTransport {
         }
     }
 
+    /// Whether this is a place on the shared connection.
+    pub(crate) fn is_shared(&self) -> bool {
+        matches!(self, SseTransport::Mux(_))
+    }
+
     /// Stops the transport at once (EventSource's own retry, or the fetch).
     pub(crate) fn close(&self) {
         match self {
             SseTransport::EventSource(es) => es.close(),
             SseTransport::Fetch(f) => f.close(),
-            SseTransport::Opening => {}
+            SseTransport::Opening | SseTransport::Mux(_) => {}
         }
     }
 }

@@ -29,6 +29,11 @@ pub struct MuxMember {
 }
 
 impl MuxMember {
+    /// The stream key, when the stream is counted (always, for SSE).
+    pub fn key(&self) -> Option<&str> {
+        self._guard.as_ref().map(ConnectionGuard::stream)
+    }
+
     /// The stream `tag` from its opened parts, its prelude written up to `last_id`.
     pub fn new(tag: String, parts: SseParts, last_id: u64) -> MuxMember {
         MuxMember {

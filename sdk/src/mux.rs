@@ -1,0 +1,174 @@
+//! Several streams on one connection (sans-IO): the set of streams a
+//! multiplexed connection carries, each one's position, the request that
+//! opens it, and where each of its frames goes.
+//!
+//! Wire rules (docs/PROTOCOL.md, "Multiplexed streams"): the request lists
+//! the stream paths in `streams=` and their positions, in the same order, in
+//! `Last-Event-ID: <id>,<id>,…`; every frame of a stream is named
+//! `<path> <event>`; `mux-error` refuses one stream; frames without a path
+//! (the protocol hello, heartbeats) concern every stream.
+
+use serde_json::Value;
+
+use crate::parser::SseEvent;
+
+/// How long a change of the set waits for more changes before reconnecting,
+/// so a burst of `connect` calls costs one reconnect.
+pub(crate) const DEBOUNCE_MS: u32 = 25;
+
+/// One stream of the set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Member {
+    /// The stream's path: its tag on the wire.
+    tag: String,
+    /// Which join this is (a stream that leaves and joins again is a new member).
+    id: u64,
+    /// The last id delivered to it (sent back on the next request).
+    position: Option<String>,
+}
+
+/// Where a frame of the multiplexed connection goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Routed {
+    /// To one member, as its own stream's event.
+    To(u64, SseEvent),
+    /// To every member (the protocol hello, heartbeats).
+    All(SseEvent),
+    /// The server refused that member (it left the set): its own URL's status
+    /// and the error body.
+    Refused {
+        /// The member.
+        member: u64,
+        /// The HTTP status its own URL would have answered.
+        status: u16,
+        /// `{"error": …}`.
+        body: String,
+    },
+    /// A frame of a stream no longer in the set, or a malformed `mux-error`.
+    Dropped,
+}
+
+/// The set of streams on one multiplexed connection, with their positions.
+#[derive(Debug, Default)]
+pub(crate) struct MuxSet {
+    members: Vec<Member>,
+    next_id: u64,
+}
+
+impl MuxSet {
+    /// Adds the stream `tag` at `position` (replacing an earlier member of the
+    /// same stream); returns the member id.
+    pub(crate) fn join(&mut self, tag: &str, position: Option<String>) -> u64 {
+        self.next_id += 1;
+        let id = self.next_id;
+        self.members.retain(|m| m.tag != tag);
+        self.members.push(Member {
+            tag: tag.to_owned(),
+            id,
+            position: position.filter(|p| !p.is_empty()),
+        });
+        id
+    }
+
+    /// Removes member `id`; false when it was not in the set.
+    pub(crate) fn leave(&mut self, id: u64) -> bool {
+        let before = self.members.len();
+        self.members.retain(|m| m.id != id);
+        self.members.len() != before
+    }
+
+    /// The member ids, in request order.
+    pub(crate) fn ids(&self) -> Vec<u64> {
+        self.members.iter().map(|m| m.id).collect()
+    }
+
+    /// Whether no stream is left.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// The member's position.
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+    pub(crate) fn position(&self, id: u64) -> Option<&str> {
+        self.members
+            .iter()
+            .find(|m| m.id == id)
+            .and_then(|m| m.position.as_deref())
+    }
+
+    /// The request for the set: `mux_url` with `streams=` (each path
+    /// percent-encoded), and the `Last-Event-ID` value (`None` when no stream
+    /// has a position).
+    pub(crate) fn request(&self, mux_url: &str) -> (String, Option<String>) {
+        let streams = self
+            .members
+            .iter()
+            .map(|m| crate::url::encode_component(&m.tag))
+            .collect::<Vec<_>>()
+            .join(",");
+        let sep = if mux_url.contains('?') { '&' } else { '?' };
+        let url = format!("{mux_url}{sep}streams={streams}");
+        let positions: Vec<&str> = self
+            .members
+            .iter()
+            .map(|m| m.position.as_deref().unwrap_or(""))
+            .collect();
+        let header = positions
+            .iter()
+            .any(|p| !p.is_empty())
+            .then(|| positions.join(","));
+        (url, header)
+    }
+
+    /// Routes one frame, moving the position of the stream it belongs to.
+    pub(crate) fn route(&mut self, ev: SseEvent) -> Routed {
+        if ev.event == "mux-error" {
+            return self.refused(&ev.data);
+        }
+        let Some((tag, name)) = ev.event.split_once(' ') else {
+            return Routed::All(ev);
+        };
+        let Some(m) = self.members.iter_mut().find(|m| m.tag == tag) else {
+            return Routed::Dropped;
+        };
+        if let Some(id) = ev.id.as_deref().filter(|id| !id.is_empty()) {
+            m.position = Some(id.to_owned());
+        }
+        Routed::To(
+            m.id,
+            SseEvent {
+                event: name.to_owned(),
+                data: ev.data,
+                id: ev.id,
+            },
+        )
+    }
+
+    fn refused(&mut self, data: &str) -> Routed {
+        let Ok(v) = serde_json::from_str::<Value>(data) else {
+            return Routed::Dropped;
+        };
+        let (Some(tag), Some(status)) = (
+            v.get("stream").and_then(Value::as_str),
+            v.get("status")
+                .and_then(Value::as_u64)
+                .and_then(|s| u16::try_from(s).ok()),
+        ) else {
+            return Routed::Dropped;
+        };
+        let Some(i) = self.members.iter().position(|m| m.tag == tag) else {
+            return Routed::Dropped;
+        };
+        let member = self.members.remove(i).id;
+        let error = v.get("error").and_then(Value::as_str).unwrap_or("refused");
+        Routed::Refused {
+            member,
+            status,
+            body: serde_json::json!({ "error": error }).to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests;

@@ -1,0 +1,100 @@
+use super::*;
+
+fn ev(event: &str, data: &str, id: Option<&str>) -> SseEvent {
+    SseEvent::new(event, data, id)
+}
+
+#[test]
+fn the_request_lists_every_stream_with_its_position_in_order() {
+    let mut set = MuxSet::default();
+    set.join("/api/v1/events/a", Some("12".into()));
+    set.join("/api/notifications/stream", None);
+    set.join("/api/v1/events/b:c", Some("7".into()));
+    let (url, header) = set.request("http://h/api/mux");
+    assert_eq!(
+        url,
+        "http://h/api/mux?streams=%2Fapi%2Fv1%2Fevents%2Fa,%2Fapi%2Fnotifications%2Fstream,%2Fapi%2Fv1%2Fevents%2Fb%3Ac"
+    );
+    assert_eq!(header.as_deref(), Some("12,,7"));
+    let mut fresh = MuxSet::default();
+    fresh.join("/s", None);
+    assert_eq!(
+        fresh.request("http://h/m?x=1"),
+        ("http://h/m?x=1&streams=%2Fs".into(), None)
+    );
+}
+
+#[test]
+fn tagged_frames_go_to_their_stream_and_move_its_position() {
+    let mut set = MuxSet::default();
+    let a = set.join("/a", None);
+    let b = set.join("/b", Some("3".into()));
+    assert_eq!(
+        set.route(ev("/a message", "x", Some("5"))),
+        Routed::To(a, ev("message", "x", Some("5")))
+    );
+    assert_eq!(
+        set.route(ev("/b unread_count", "{}", None)),
+        Routed::To(b, ev("unread_count", "{}", None))
+    );
+    assert_eq!(set.position(a), Some("5"));
+    assert_eq!(
+        set.position(b),
+        Some("3"),
+        "a frame without id keeps the position"
+    );
+    assert_eq!(set.request("/m").1.as_deref(), Some("5,3"));
+    // Connection-wide frames concern every stream; unknown streams are dropped.
+    let hello = ev("tidings", "{}", None);
+    assert_eq!(set.route(hello.clone()), Routed::All(hello));
+    assert_eq!(
+        set.route(ev("/gone message", "x", Some("1"))),
+        Routed::Dropped
+    );
+}
+
+#[test]
+fn a_refused_stream_leaves_the_set_with_its_status() {
+    let mut set = MuxSet::default();
+    let a = set.join("/a", None);
+    let b = set.join("/secret", None);
+    let r = set.route(ev(
+        "mux-error",
+        r#"{"stream":"/secret","status":403,"error":"no"}"#,
+        None,
+    ));
+    assert_eq!(
+        r,
+        Routed::Refused {
+            member: b,
+            status: 403,
+            body: r#"{"error":"no"}"#.into()
+        }
+    );
+    assert_eq!(set.ids(), vec![a]);
+    for bad in [
+        "nope",
+        r#"{"stream":"/a"}"#,
+        r#"{"stream":"/zz","status":403}"#,
+    ] {
+        assert_eq!(
+            set.route(ev("mux-error", bad, None)),
+            Routed::Dropped,
+            "{bad}"
+        );
+    }
+    assert_eq!(set.ids(), vec![a]);
+}
+
+#[test]
+fn joining_again_replaces_the_member_and_leave_takes_only_its_own() {
+    let mut set = MuxSet::default();
+    let first = set.join("/a", Some("1".into()));
+    let second = set.join("/a", Some("4".into()));
+    assert_ne!(first, second);
+    assert_eq!(set.ids(), vec![second]);
+    assert!(!set.leave(first), "a stale member leaves nothing");
+    assert_eq!(set.position(second), Some("4"));
+    assert!(set.leave(second));
+    assert!(set.is_empty());
+}

@@ -1,0 +1,323 @@
+//! Sharing one connection among the managers of a page: every stream of the
+//! same origin and identity (token, headers, credentials) that a server
+//! announcing `mux` serves rides on one `fetch` stream to its multiplexing
+//! endpoint. The set, positions and routing are the core's
+//! [`MuxSet`](crate::mux::MuxSet); this module holds the hubs (one per
+//! identity), the one transport each, and the debounce timer.
+//!
+//! A manager joins with its SSE transport's [`Handle`] and gets, through it,
+//! exactly what its own transport would report: `SseOpen`, the hello, its
+//! stream's events (their own names and ids), a refusal of its stream as an
+//! HTTP status, and the end or failure of the shared connection. Joining or
+//! leaving reconnects with every stream's position after [`DEBOUNCE_MS`].
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::{Rc, Weak};
+
+use gloo_timers::callback::Timeout;
+
+use super::input::{Handle, Input, Sink};
+use super::stream::FetchTransport;
+use crate::mux::{MuxSet, Routed, DEBOUNCE_MS};
+use crate::options::Options;
+use crate::parser::SseEvent;
+use crate::protocol::{Hello, Protocol};
+
+thread_local! {
+    /// Origins known to multiplex, with their endpoint's absolute URL.
+    static KNOWN: RefCell<HashMap<String, String>> = RefCell::new(HashMap::new());
+    /// One hub per endpoint and identity.
+    static HUBS: RefCell<HashMap<String, Rc<Hub>>> = RefCell::new(HashMap::new());
+}
+
+fn parse(url: &str) -> Option<web_sys::Url> {
+    web_sys::Url::new(url).ok()
+}
+
+/// Whether a manager with `options` may share: a plain `GET` stream of a
+/// Tidings server, with a fixed identity (no `getToken`, no `fetch` or
+/// `onOpen` hook) and no query string of its own.
+fn eligible(url: &web_sys::Url, options: &Options) -> bool {
+    options.get_token.is_none()
+        && options.method.eq_ignore_ascii_case("GET")
+        && options.body.is_none()
+        && !options.finite
+        && !options.force_polling
+        && options.protocol != Protocol::Plain
+        && options.js.fetch.is_none()
+        && options.js.on_open.is_none()
+        && url.search().is_empty()
+}
+
+/// Remembers that the origin of `stream_url` multiplexes, when `ev` is a
+/// hello announcing it; true when this is news.
+pub(crate) fn learn(stream_url: &str, ev: &SseEvent) -> bool {
+    let Some(hello) = Hello::from_event(ev) else {
+        return false;
+    };
+    let (Some(path), true) = (hello.mux.as_deref(), hello.offers("mux")) else {
+        return false;
+    };
+    let Some(endpoint) = web_sys::Url::new_with_base(path, stream_url).ok() else {
+        return false;
+    };
+    let Some(stream) = parse(stream_url) else {
+        return false;
+    };
+    if endpoint.origin() != stream.origin() {
+        return false;
+    }
+    KNOWN.with(|k| {
+        k.borrow_mut()
+            .insert(stream.origin(), endpoint.href())
+            .is_none()
+    })
+}
+
+/// The endpoint that would carry the stream at `url`, if its origin is known
+/// to multiplex and the manager may share.
+pub(crate) fn endpoint_for(url: &str, options: &Options) -> Option<String> {
+    let u = parse(url)?;
+    if !eligible(&u, options) {
+        return None;
+    }
+    KNOWN.with(|k| k.borrow().get(&u.origin()).cloned())
+}
+
+/// A manager's place in a hub; dropping it leaves the set.
+pub(crate) struct Membership {
+    hub: Weak<Hub>,
+    id: u64,
+}
+
+impl Drop for Membership {
+    fn drop(&mut self) {
+        if let Some(hub) = self.hub.upgrade() {
+            hub.leave(self.id);
+        }
+    }
+}
+
+/// Joins the stream at `url` (on `endpoint`, already checked by
+/// [`endpoint_for`]) at `position`; the hub reports through `handle`.
+pub(crate) fn join(
+    endpoint: &str,
+    url: &str,
+    options: &Options,
+    position: Option<&str>,
+    handle: Handle,
+) -> Membership {
+    let mut key = format!(
+        "{endpoint}\n{}\n{}",
+        options.token.as_deref().unwrap_or(""),
+        options.with_credentials
+    );
+    for (k, v) in &options.headers {
+        key.push_str(&format!("\n{}:{v}", k.to_ascii_lowercase()));
+    }
+    let hub = HUBS.with(|h| {
+        h.borrow_mut()
+            .entry(key.clone())
+            .or_insert_with(|| {
+                Rc::new(Hub {
+                    key,
+                    endpoint: endpoint.to_owned(),
+                    options: options.clone(),
+                    st: RefCell::new(HubSt::default()),
+                })
+            })
+            .clone()
+    });
+    let tag = parse(url).map(|u| u.pathname()).unwrap_or_default();
+    let id = {
+        let mut st = hub.st.borrow_mut();
+        let id = st.set.join(&tag, position.map(str::to_owned));
+        let ids = st.set.ids();
+        st.handles.retain(|(m, _)| ids.contains(m));
+        st.handles.push((id, handle));
+        id
+    };
+    hub.schedule();
+    Membership {
+        hub: Rc::downgrade(&hub),
+        id,
+    }
+}
+
+#[derive(Default)]
+struct HubSt {
+    set: MuxSet,
+    handles: Vec<(u64, Handle)>,
+    transport: Option<FetchTransport>,
+    generation: u64,
+    timer: Option<Timeout>,
+}
+
+/// One shared connection and the managers on it.
+struct Hub {
+    key: String,
+    endpoint: String,
+    options: Options,
+    st: RefCell<HubSt>,
+}
+
+impl Hub {
+    fn leave(self: &Rc<Self>, id: u64) {
+        let left = {
+            let mut st = self.st.borrow_mut();
+            st.handles.retain(|(m, _)| *m != id);
+            st.set.leave(id)
+        };
+        if left {
+            self.schedule();
+        }
+    }
+
+    /// Reconnects with the new set after the debounce (one timer for a burst).
+    fn schedule(self: &Rc<Self>) {
+        let mut st = self.st.borrow_mut();
+        if st.timer.is_some() {
+            return;
+        }
+        let weak = Rc::downgrade(self);
+        st.timer = Some(Timeout::new(DEBOUNCE_MS, move || {
+            if let Some(hub) = weak.upgrade() {
+                hub.reconnect();
+            }
+        }));
+    }
+
+    fn reconnect(self: &Rc<Self>) {
+        let mut st = self.st.borrow_mut();
+        st.timer = None;
+        st.generation += 1;
+        // Replacing the transport aborts the old request; its late reports
+        // carry the old generation and are dropped.
+        st.transport = None;
+        if st.set.is_empty() {
+            drop(st);
+            HUBS.with(|h| {
+                let mut h = h.borrow_mut();
+                if h.get(&self.key).is_some_and(|x| Rc::ptr_eq(x, self)) {
+                    h.remove(&self.key);
+                }
+            });
+            return;
+        }
+        let (url, positions) = st.set.request(&self.endpoint);
+        let sink: Weak<dyn Sink> = Rc::downgrade(self) as Weak<Self>;
+        let handle = Handle::new(sink, st.generation);
+        let token = self.options.token.clone();
+        st.transport = Some(FetchTransport::open(
+            handle,
+            &url,
+            &self.options,
+            token.as_deref(),
+            positions.as_deref(),
+        ));
+    }
+
+    /// Every member's handle (sent to outside the borrow: a member may leave
+    /// or join while handling the report).
+    fn handles(&self) -> Vec<Handle> {
+        self.st
+            .borrow()
+            .handles
+            .iter()
+            .map(|(_, h)| h.clone())
+            .collect()
+    }
+
+    fn handle_of(&self, id: u64) -> Option<Handle> {
+        self.st
+            .borrow()
+            .handles
+            .iter()
+            .find(|(m, _)| *m == id)
+            .map(|(_, h)| h.clone())
+    }
+
+    /// The shared connection is over: every member hears it as its own
+    /// transport's end and leaves (it joins again when it reconnects).
+    fn end_all(&self, input: impl Fn() -> Input) {
+        let handles = {
+            let mut st = self.st.borrow_mut();
+            st.transport = None;
+            st.generation += 1;
+            for id in st.set.ids() {
+                st.set.leave(id);
+            }
+            std::mem::take(&mut st.handles)
+        };
+        for (_, h) in handles {
+            h.send(input());
+        }
+    }
+}
+
+impl Sink for Hub {
+    fn input(self: Rc<Self>, generation: u64, input: Input) -> bool {
+        if generation != self.st.borrow().generation {
+            return false;
+        }
+        match input {
+            Input::SseOpen => {
+                for h in self.handles() {
+                    h.send(Input::SseOpen);
+                }
+            }
+            Input::RetryHint(ms) => {
+                for h in self.handles() {
+                    h.send(Input::RetryHint(ms));
+                }
+            }
+            Input::SseEvent(ev) => {
+                let routed = self.st.borrow_mut().set.route(ev);
+                match routed {
+                    Routed::To(id, ev) => {
+                        if let Some(h) = self.handle_of(id) {
+                            h.send(Input::SseEvent(ev));
+                        }
+                    }
+                    Routed::All(ev) => {
+                        for h in self.handles() {
+                            h.send(Input::SseEvent(ev.clone()));
+                        }
+                    }
+                    Routed::Refused {
+                        member,
+                        status,
+                        body,
+                    } => {
+                        let h = {
+                            let mut st = self.st.borrow_mut();
+                            let h = st.handles.iter().position(|(m, _)| *m == member);
+                            h.map(|i| st.handles.remove(i).1)
+                        };
+                        if let Some(h) = h {
+                            h.send(Input::StreamRejected {
+                                status,
+                                body: Some(body),
+                            });
+                        }
+                    }
+                    Routed::Dropped => {}
+                }
+            }
+            Input::StreamEnded => self.end_all(|| Input::StreamEnded),
+            Input::StreamFailed(reason) => {
+                self.end_all(|| Input::StreamFailed(reason.clone()));
+            }
+            Input::StreamRejected { status, body } => self.end_all(|| Input::StreamRejected {
+                status,
+                body: body.clone(),
+            }),
+            Input::StreamFatal(error) => self.end_all(|| Input::StreamFatal(error.clone())),
+            Input::SseError => self.end_all(|| Input::SseError),
+            Input::SseOpenFailed(m) => self.end_all(|| Input::SseOpenFailed(m.clone())),
+            Input::Token { .. } | Input::Poll(_) => {}
+        }
+        true
+    }
+}
