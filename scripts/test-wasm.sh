@@ -21,16 +21,30 @@ bin=$CARGO_TARGET_DIR/debug/tidings-server
 
 tmp=$(mktemp -d)
 pids=()
+# Stops every server and backend this script started: SIGTERM, up to 5 s to exit,
+# then SIGKILL; waits for each, so none outlives the script on any exit path.
 cleanup() {
+  local p _
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for _ in $(seq 1 50); do
+    local alive=0
+    for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ "$alive" = 0 ] && break
+    sleep 0.1
+  done
+  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
   rm -rf "$tmp"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+# A signal ends the script (running the EXIT trap) instead of resuming it.
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
-# start NAME ARGS... → prints the base URL once the server says it listens.
+# start NAME VAR ARGS... → exports VAR (the base URL) once the server says it listens.
+# It runs in this shell, never in a `$(…)` subshell, so the server's pid reaches `pids`.
 start() {
-  local name=$1; shift
+  local name=$1 var=$2; shift 2
   mkdir -p "$tmp/$name"
   "$bin" --dev --addr 127.0.0.1:0 --data-dir "$tmp/$name" --heartbeat-secs 0.5 --video-step-ms 50 "$@" \
     >"$tmp/$name.log" 2>&1 &
@@ -42,14 +56,13 @@ start() {
     sleep 0.05
   done
   [ -n "$url" ] || { echo "[test-wasm] $name server did not start:" >&2; cat "$tmp/$name.log" >&2; exit 1; }
-  echo "$url"
+  export "$var=$url"
 }
 
-TIDINGS_TEST_SERVER=$(start main)
-TIDINGS_TEST_SERVER_LAGGY=$(start laggy --subscriber-queue 1)
-# A replay log of 3 events, so an old position gets a `reset` (gap)
-TIDINGS_TEST_SERVER_SMALL_LOG=$(start small-log --replay-log-size 3)
-export TIDINGS_TEST_SERVER TIDINGS_TEST_SERVER_LAGGY TIDINGS_TEST_SERVER_SMALL_LOG
+start main TIDINGS_TEST_SERVER
+start laggy TIDINGS_TEST_SERVER_LAGGY --subscriber-queue 1
+# A replay log of 3 events, so an old position gets a `reset` (gap).
+start small-log TIDINGS_TEST_SERVER_SMALL_LOG --replay-log-size 3
 
 # Backends that are not tidings-server (tests/backends/serve.mjs): each runs as a
 # child of a supervisor whose control URL lets a test restart it on the same port.

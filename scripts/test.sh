@@ -7,6 +7,52 @@
 # Installs what is missing first. Loopback only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# Every process this run starts inherits TIDINGS_TEST_RUN (servers, Redis, browsers,
+# drivers, Xvfb, nginx, backends: spawners pass their environment on). When the run
+# ends, however it ends, none of them may be left: the exit check names any that is
+# still running after a 10 s grace, stops it, and fails the run.
+export TIDINGS_TEST_RUN="test-$$-${EPOCHREALTIME/[.,]/}"
+# Prints "PID COMMAND LINE" for every process carrying this run's marker, except this
+# shell and the subshell that runs the scan (bash builtins only: nothing it spawns can
+# show up in its own scan).
+run_processes() {
+  local environ pid kv arg cmd
+  for environ in /proc/[0-9]*/environ; do
+    pid=${environ#/proc/}
+    pid=${pid%/environ}
+    if [ "$pid" = "$$" ] || [ "$pid" = "$BASHPID" ]; then continue; fi
+    {
+      while IFS= read -r -d '' kv; do
+        [ "$kv" = "TIDINGS_TEST_RUN=$TIDINGS_TEST_RUN" ] || continue
+        cmd=""
+        while IFS= read -r -d '' arg; do cmd+="$arg "; done <"/proc/$pid/cmdline"
+        [ -n "$cmd" ] && echo "$pid ${cmd:0:200}"
+        break
+      done <"$environ"
+    } 2>/dev/null || true
+  done
+}
+check_left_processes() {
+  local rc=$? left="" until=$((SECONDS + 10))
+  while :; do
+    left=$(run_processes)
+    [ -z "$left" ] || [ "$SECONDS" -ge "$until" ] && break
+    sleep 0.2
+  done
+  if [ -n "$left" ]; then
+    echo "== FAIL: processes started by this run are still running:" >&2
+    echo "$left" | sed 's/^/   /' >&2
+    while read -r pid _; do kill -KILL "$pid" 2>/dev/null || true; done <<<"$left"
+    exit 1
+  fi
+  echo "== no process started by this run is left"
+  exit "$rc"
+}
+trap check_left_processes EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
 bash scripts/setup.sh
 # One target dir for every stage (native tests, the wasm tests' server, the package).
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}

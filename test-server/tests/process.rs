@@ -61,6 +61,17 @@ fn spawn(dir: &Path, extra: &[&str]) -> Proc {
     }
 }
 
+/// A server that is still running when its test ends (it passed, or an assert failed
+/// before the test stopped it) is killed and reaped, so no test leaves a process behind.
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 fn signal(p: &Proc, sig: &str) {
     let ok = Command::new("kill")
         .args([sig, &p.child.id().to_string()])

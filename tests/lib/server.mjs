@@ -20,6 +20,22 @@ export function siteDir() {
   return process.env.TIDINGS_SITE_DIR ?? join(repoRoot, 'target', 'site');
 }
 
+/** Every server started here that has not exited yet. */
+const live = new Set();
+/** Kills whatever is still running when this process ends, however it ends. */
+function killLive() { for (const proc of live) proc.kill('SIGKILL'); }
+let exitHooked = false;
+function hookExit() {
+  if (exitHooked) return;
+  exitHooked = true;
+  // 'exit' runs on a normal end, process.exit() and an uncaught exception or
+  // rejection; a signal's default action skips it, so signals exit through it.
+  process.on('exit', killLive);
+  for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]]) {
+    process.once(sig, () => process.exit(code));
+  }
+}
+
 /**
  * Starts the server and resolves once it prints its listening line.
  * @param {{args?: string[], dataDir?: string, addr?: string, staticDir?: string}} [opts] staticDir defaults to the demo site
@@ -36,7 +52,10 @@ export async function startServer(opts = {}) {
     ...((opts.staticDir ?? siteDir()) && existsSync(opts.staticDir ?? siteDir()) ? ['--static-dir', opts.staticDir ?? siteDir()] : []),
     ...(opts.args ?? []),
   ];
+  hookExit();
   const proc = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' } });
+  live.add(proc);
+  proc.on('exit', () => live.delete(proc));
   let log = '';
   const url = await new Promise((resolveUrl, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not start within 15 s:\n${log}`)), 15_000);
@@ -50,9 +69,17 @@ export async function startServer(opts = {}) {
     proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`server exited (${code}) before listening:\n${log}`)); });
   });
   const exited = new Promise((r) => proc.on('exit', r));
+  const running = () => proc.exitCode === null && proc.signalCode === null;
+  // A server that has not exited 5 s after the signal gets SIGKILL: it never stays.
   const kill = async (signal = 'SIGTERM') => {
-    if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+    if (running()) proc.kill(signal);
+    let timer;
+    const late = await Promise.race([exited.then(() => false), new Promise((r) => { timer = setTimeout(() => r(true), 5000); })]);
+    clearTimeout(timer);
+    if (late && running()) {
+      proc.kill('SIGKILL');
+      await exited;
+    }
   };
   const stop = async () => {
     await kill('SIGTERM');
