@@ -72,3 +72,8 @@ pub use web::{js, Error, Event, Manager, Subscription};
 
 #[cfg(all(test, target_arch = "wasm32"))]
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
+// Generated inputs through every reader of network and tab input (native only).
+#[cfg(all(test, not(target_arch = "wasm32")))]
+#[allow(clippy::unwrap_used)]
+mod fuzz;

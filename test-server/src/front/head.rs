@@ -46,6 +46,9 @@ pub(super) fn stream_request(buf: &[u8]) -> Option<Request<Body>> {
 }
 
 #[cfg(test)]
+mod fuzz;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
