@@ -204,7 +204,8 @@ export interface ConnectOptions {
     /**
      * Keep the last event id per stream (URL, token, headers, method, body) in
      * `sessionStorage`, so a page reload resumes where it stopped, losing
-     * nothing. Default `true`.
+     * nothing. Default `true`. Ignored with `get_token`: the user is only
+     * known at connect time, so a stored position could be another user\'s.
      */
     persistLastEventId?: boolean;
     /**

@@ -215,6 +215,10 @@ pub(crate) enum Output {
     Protocol(bool),
 }
 
+/// The longest `Retry-After` honoured: a larger one (a misconfigured
+/// server, a far-off date) is cut to this, so a client never goes silent for days.
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
+
 /// The sans-IO connection core. See the module docs.
 #[derive(Debug)]
 pub(crate) struct Connection<J> {
@@ -246,6 +250,8 @@ pub(crate) struct Connection<J> {
     first_id_pending: bool,
     /// Events dropped as duplicates (Tidings servers only).
     duplicates: u64,
+    /// The server's `Retry-After`: no reconnect, probe or poll before then.
+    not_before: Option<Duration>,
     actions: VecDeque<Action>,
     outputs: VecDeque<Output>,
 }
@@ -277,6 +283,7 @@ impl<J: Jitter> Connection<J> {
             awaiting_hello: false,
             first_id_pending: false,
             duplicates: 0,
+            not_before: None,
             actions: VecDeque::new(),
             outputs: VecDeque::new(),
         }
@@ -447,10 +454,32 @@ impl<J: Jitter> Connection<J> {
         }
     }
 
+    /// The server answered `Retry-After` (a 429 or 503 of the stream or the
+    /// polling form; `delay` from `now`, at most [`MAX_RETRY_AFTER`]): no
+    /// reconnect, SSE probe or poll before then, whatever the backoff says.
+    /// Call it before reporting the failure it came with.
+    pub(crate) fn handle_retry_after(&mut self, now: Duration, delay: Duration) {
+        let at = now + delay.min(MAX_RETRY_AFTER);
+        self.not_before = Some(self.not_before.map_or(at, |t| t.max(at)));
+    }
+
+    /// `at`, or the server's `Retry-After` when that is later.
+    fn not_before(&self, at: Duration) -> Duration {
+        self.not_before.map_or(at, |t| t.max(at))
+    }
+
     /// The SSE transport failed or was closed by the server. The shell has
     /// already stopped the browser's own retry; the core decides what is next.
     pub(crate) fn handle_sse_error(&mut self, now: Duration, reason: &str) {
         self.sse_failed(now, ErrorKind::Network, reason, None);
+    }
+
+    /// The SSE transport could not be opened at all (the `EventSource`
+    /// constructor threw, `getToken` failed): `error` is reported once, as
+    /// the failure of this attempt, and the usual backoff follows.
+    pub(crate) fn handle_sse_open_failed(&mut self, now: Duration, error: ErrorInfo) {
+        let reason = error.message.clone();
+        self.sse_failed(now, error.kind, &reason, Some(error));
     }
 
     /// The SSE request got an HTTP answer other than a `200` event stream
@@ -516,7 +545,7 @@ impl<J: Jitter> Connection<J> {
         if self.state == State::Polling {
             // A failed probe: keep polling, probe again later.
             self.probing = false;
-            self.probe_at = Some(now + self.config.retry_sse_every);
+            self.probe_at = Some(self.not_before(now + self.config.retry_sse_every));
             return;
         }
         let stable = self.got_event
@@ -543,7 +572,7 @@ impl<J: Jitter> Connection<J> {
             self.enter_polling(now);
         } else {
             let delay = self.config.backoff.delay(self.attempt, &mut self.jitter);
-            self.reconnect_at = Some(now + delay);
+            self.reconnect_at = Some(self.not_before(now + delay));
             self.set_state(State::Reconnecting);
         }
     }
@@ -611,13 +640,14 @@ impl<J: Jitter> Connection<J> {
             // Back off on repeated failures, between the interval and the backoff max.
             let ceiling = self.config.backoff.ceiling(self.poll_failures);
             let wait = self.config.poll_interval.max(ceiling);
-            self.poll_at = Some(now + wait);
+            self.poll_at = Some(self.not_before(now + wait));
         }
     }
 
     /// The browser came back `online`, or the page became visible: retry now.
     pub(crate) fn handle_wake(&mut self, now: Duration) {
-        if !self.running || self.ended {
+        // The server's `Retry-After` wins over an eager retry.
+        if !self.running || self.ended || self.not_before.is_some_and(|t| t > now) {
             return;
         }
         match self.state {
@@ -729,10 +759,13 @@ impl<J: Jitter> Connection<J> {
         self.probe_at = if self.config.force_polling {
             None
         } else {
-            Some(now + self.config.retry_sse_every)
+            Some(self.not_before(now + self.config.retry_sse_every))
         };
         if !self.poll_in_flight {
-            self.send_poll();
+            match self.not_before.filter(|t| *t > now) {
+                Some(t) => self.poll_at = Some(t),
+                None => self.send_poll(),
+            }
         }
     }
 

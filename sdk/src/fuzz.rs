@@ -10,7 +10,8 @@
 //!   and off), on the input and on every data the parser found;
 //! - the polling-form body decoder and the `poll` function answer reader
 //!   ([`PollResponse`]);
-//! - the tab relay decoder ([`Relay::decode`]), and re-encoding what it reads;
+//! - the tab relay decoders ([`Relay::decode_batch`], what the channel
+//!   carries, and [`Relay::decode`]), and re-encoding what they read;
 //! - the protocol hello reader ([`Hello::from_event`]).
 //!
 //! `cargo test` runs a short version (`TIDINGS_FUZZ_INPUTS`, default 20,000);
@@ -107,6 +108,7 @@ const JSON_SAMPLES: &[&str] = &[
     r#"{"t":"state","state":"polling"}"#,
     r#"{"t":"protocol","tidings":false}"#,
     r#"[]"#,
+    r#"[{"t":"event","id":"7","event":"message","data":"{}"},{"t":"state","state":"open"}]"#,
     r#"null"#,
     r#""text""#,
 ];
@@ -251,6 +253,14 @@ fn one(input: &[u8], rng: &mut Rng, n: u64) {
             Relay::decode(&relay.encode()).ok(),
             Some(relay),
             "relay round trip"
+        );
+    }
+    if let Ok(batch) = Relay::decode_batch(&text) {
+        let encoded: Vec<String> = batch.iter().map(Relay::encode).collect();
+        assert_eq!(
+            Relay::decode_batch(&Relay::encode_batch(&encoded)).ok(),
+            Some(batch),
+            "relay batch round trip"
         );
     }
     let _ = Hello::from_event(&SseEvent::new("tidings", text, None));

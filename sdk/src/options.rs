@@ -329,7 +329,8 @@ pub struct ConnectOptions {
     pub heartbeat_timeout_ms: Option<u64>,
     /// Keep the last event id per stream (URL, token, headers, method, body) in
     /// `sessionStorage`, so a page reload resumes where it stopped, losing
-    /// nothing. Default `true`.
+    /// nothing. Default `true`. Ignored with `get_token`: the user is only
+    /// known at connect time, so a stored position could be another user's.
     #[cfg_attr(target_arch = "wasm32", tsify(optional))]
     pub persist_last_event_id: bool,
     /// Close the connection while the page is hidden and resume (after the

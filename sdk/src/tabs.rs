@@ -672,6 +672,30 @@ impl TabCore {
     }
 }
 
+/// Posts every message in order with `post`, also those after a failed one
+/// (one failure must not cost the other tabs the relays queued after it);
+/// returns the first failure, saying how many failed when more than one did.
+pub(crate) fn post_all(
+    posts: &[Relay],
+    mut post: impl FnMut(&Relay) -> Result<(), String>,
+) -> Option<String> {
+    let mut first = None;
+    let mut failed = 0usize;
+    for m in posts {
+        if let Err(e) = post(m) {
+            failed += 1;
+            first.get_or_insert(e);
+        }
+    }
+    first.map(|e| {
+        if failed > 1 {
+            format!("{e} ({failed} of {} messages failed)", posts.len())
+        } else {
+            e
+        }
+    })
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests;

@@ -31,7 +31,12 @@ fn cors(config: &Config) -> Option<CorsLayer> {
             HeaderName::from_static("last-event-id"),
             HeaderName::from_static(idempotency::HEADER),
         ])
-        .expose_headers([HeaderName::from_static(idempotency::REPLAYED_HEADER)])
+        // A cross-origin `fetch` reads only safelisted headers unless they are
+        // exposed: the SDK backs off by `Retry-After`.
+        .expose_headers([
+            HeaderName::from_static(idempotency::REPLAYED_HEADER),
+            header::RETRY_AFTER,
+        ])
         .allow_credentials(true);
     if config.dev {
         return Some(

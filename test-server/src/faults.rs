@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures_util::StreamExt;
@@ -30,13 +30,17 @@ struct Control {
 
 type Controls = Arc<Mutex<HashMap<String, watch::Sender<Control>>>>;
 
+/// An armed failure: the status, how many requests are left to fail, and the
+/// `Retry-After` to send with each.
+type ArmedFailure = (StatusCode, u32, Option<HeaderValue>);
+
 /// Armed faults per stream key. A stream's control lives while a wrapped response of it
 /// is open: a drop or stall only ever applies to connections open when it is asked for,
 /// so a control nobody watches means nothing and is removed.
 #[derive(Debug, Default)]
 pub struct DevFaults {
     controls: Controls,
-    failures: Mutex<HashMap<String, (StatusCode, u32)>>,
+    failures: Mutex<HashMap<String, ArmedFailure>>,
 }
 
 /// Held by a wrapped response; removes its stream's control when the last one ends.
@@ -95,24 +99,31 @@ impl DevFaults {
         });
     }
 
-    /// The next `count` stream requests of `stream` answer `status` instead.
-    pub fn arm_failure(&self, stream: &str, status: StatusCode, count: u32) {
+    /// The next `count` stream requests of `stream` answer `status` instead
+    /// (with `Retry-After: retry_after` when given).
+    pub fn arm_failure(
+        &self,
+        stream: &str,
+        status: StatusCode,
+        count: u32,
+        retry_after: Option<HeaderValue>,
+    ) {
         self.failures
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(stream.to_owned(), (status, count));
+            .insert(stream.to_owned(), (status, count, retry_after));
     }
 
     /// Consumes one armed failure of `stream`, as the response to send instead of the stream.
     pub fn take_failure(&self, stream: &str) -> Option<Response> {
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let (status, left) = map.get_mut(stream)?;
-        let status = *status;
+        let (status, left, retry_after) = map.get_mut(stream)?;
+        let (status, retry_after) = (*status, retry_after.clone());
         *left -= 1;
         if *left == 0 {
             map.remove(stream);
         }
-        Some(if status == StatusCode::NO_CONTENT {
+        let mut response = if status == StatusCode::NO_CONTENT {
             status.into_response()
         } else {
             (
@@ -120,7 +131,11 @@ impl DevFaults {
                 Json(json!({"error": format!("dev fault: injected HTTP {}", status.as_u16())})),
             )
                 .into_response()
-        })
+        };
+        if let Some(v) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        Some(response)
     }
 
     /// Makes an SSE response obey `drop` and `stall` for `stream`.

@@ -127,6 +127,40 @@ async fn fail_answers_the_next_n_sse_requests_then_streams() {
 }
 
 #[tokio::test]
+async fn fail_sends_retry_after_when_asked_and_cors_exposes_it() {
+    let s = start(&[]).await;
+    let (status, _) = hook(
+        &s,
+        "fail",
+        json!({"stream": "team-answers", "status": 429, "count": 1, "retry_after": "7"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    // A cross-origin page (the SDK's browser tests) may read it: exposed by CORS.
+    let r = s
+        .get("/api/team-answers/sse/")
+        .header("origin", "http://127.0.0.1:9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    assert_eq!(r.headers()["retry-after"], "7");
+    let exposed = r.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(exposed.contains("retry-after"), "{exposed}");
+    let (status, body) = hook(
+        &s,
+        "fail",
+        json!({"stream": "team-answers", "status": 503, "retry_after": "a\nb"}),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    s.stop().await;
+}
+
+#[tokio::test]
 async fn stall_holds_everything_back_without_closing() {
     let s = start(&[]).await;
     let token = s.token("dev", &["*"]).await;

@@ -924,3 +924,104 @@ fn a_poll_function_serves_a_plain_server_and_its_end_closes() {
     assert_eq!(h.conn.state(), State::Closed);
     assert!(h.conn.is_ended());
 }
+
+#[test]
+fn retry_after_delays_the_reconnect_beyond_the_backoff() {
+    let mut h = Harness::new(quiet());
+    h.conn.start(h.now);
+    h.take_actions();
+    // 429 with Retry-After: 7 s, where the backoff says 1 s.
+    h.conn.handle_retry_after(h.now, Duration::from_secs(7));
+    h.conn.handle_sse_rejected(h.now, 429, None);
+    h.drain();
+    assert_eq!(h.errors.len(), 1);
+    assert_eq!(h.conn.poll_timeout(), Some(h.now + ms(7000)));
+    assert_eq!(h.take_actions(), vec![Action::CloseSse]);
+    // `online` does not override the server's word.
+    h.conn.handle_wake(h.now + ms(10));
+    assert!(h.take_actions().is_empty());
+    h.fire();
+    assert_eq!(h.take_actions(), vec![open(None)]);
+    // Shorter than the backoff: the backoff wins (2 s for the second attempt).
+    h.conn.handle_retry_after(h.now, Duration::from_secs(1));
+    h.conn.handle_sse_rejected(h.now, 503, None);
+    h.drain();
+    assert_eq!(h.conn.poll_timeout(), Some(h.now + ms(2000)));
+    // A huge one is capped.
+    h.fire();
+    h.take_actions();
+    h.conn
+        .handle_retry_after(h.now, Duration::from_secs(u64::MAX / 4));
+    h.conn.handle_sse_rejected(h.now, 503, None);
+    h.drain();
+    assert_eq!(h.conn.poll_timeout(), Some(h.now + MAX_RETRY_AFTER));
+}
+
+#[test]
+fn retry_after_holds_back_the_first_poll_and_the_next_one() {
+    let mut h = Harness::new(Config {
+        retry_sse_every: Duration::from_secs(1000),
+        ..tidings()
+    });
+    h.conn.start(h.now);
+    for _ in 0..5 {
+        h.conn.handle_sse_error(h.now, "x");
+        h.fire();
+    }
+    h.take_actions();
+    // The failure that moves to polling came with Retry-After: 20 s.
+    h.conn.handle_retry_after(h.now, Duration::from_secs(20));
+    h.conn.handle_sse_rejected(h.now, 503, None);
+    h.drain();
+    assert_eq!(h.conn.state(), State::Polling);
+    assert!(
+        !h.take_actions()
+            .iter()
+            .any(|a| matches!(a, Action::Poll { .. })),
+        "no poll before the server's Retry-After"
+    );
+    assert_eq!(h.conn.poll_timeout(), Some(h.now + ms(20_000)));
+    h.fire();
+    assert!(h
+        .take_actions()
+        .iter()
+        .any(|a| matches!(a, Action::Poll { .. })));
+    // A polling 429 with Retry-After: 30 s beats the 3 s interval.
+    h.conn.handle_retry_after(h.now, Duration::from_secs(30));
+    let mut err = ErrorInfo::new(ErrorKind::Http, "polling got HTTP 429");
+    err.status = Some(429);
+    h.conn.handle_poll_error(h.now, err);
+    h.drain();
+    assert_eq!(h.conn.poll_timeout(), Some(h.now + ms(30_000)));
+}
+
+#[test]
+fn a_transport_that_cannot_open_reports_one_error_and_backs_off() {
+    let mut h = Harness::new(quiet());
+    h.conn.start(h.now);
+    h.take_actions();
+    h.conn.handle_sse_open_failed(
+        h.now,
+        ErrorInfo::new(
+            ErrorKind::Network,
+            "EventSource constructor failed: SyntaxError",
+        ),
+    );
+    h.drain();
+    assert_eq!(h.errors.len(), 1, "{:?}", h.errors);
+    assert_eq!(h.errors[0].kind, ErrorKind::Network);
+    assert!(h.errors[0]
+        .message
+        .starts_with("EventSource constructor failed"));
+    assert_eq!(h.conn.state(), State::Reconnecting);
+    assert_eq!(h.conn.poll_timeout(), Some(h.now + ms(1000)));
+    // getToken failing: one auth error, the same backoff.
+    h.fire();
+    h.take_actions();
+    h.conn
+        .handle_sse_open_failed(h.now, ErrorInfo::new(ErrorKind::Auth, "no session"));
+    h.drain();
+    assert_eq!(h.errors.len(), 2);
+    assert_eq!(h.errors[1].kind, ErrorKind::Auth);
+    assert_eq!(h.conn.poll_timeout(), Some(h.now + ms(2000)));
+}

@@ -772,3 +772,28 @@ fn the_leaders_word_on_the_protocol_reaches_followers() {
         "a Tidings duplicate is dropped and counted"
     );
 }
+
+#[test]
+fn every_relay_is_posted_after_one_post_fails() {
+    let posts: Vec<Relay> = (1..=4)
+        .map(|n| Relay::Event {
+            id: Some(n.to_string()),
+            event: "message".into(),
+            data: format!("{{\"n\":{n}}}"),
+        })
+        .collect();
+    let mut sent = Vec::new();
+    let failed = post_all(&posts, |m| {
+        if m == &posts[1] {
+            return Err("DataCloneError".into());
+        }
+        sent.push(m.clone());
+        Ok(())
+    });
+    assert_eq!(failed.as_deref(), Some("DataCloneError"));
+    assert_eq!(sent, [posts[0].clone(), posts[2].clone(), posts[3].clone()]);
+    // More than one failure: the first is reported with the count.
+    let failed = post_all(&posts, |_| Err("closed".into()));
+    assert_eq!(failed.as_deref(), Some("closed (4 of 4 messages failed)"));
+    assert_eq!(post_all(&posts, |_| Ok(())), None);
+}

@@ -30,6 +30,14 @@ use crate::options::Options;
 use crate::protocol::Protocol;
 use crate::tabs::TabOutput;
 
+/// How many rounds [`Inner::drive`] (and the tab flush) run before yielding
+/// to the browser. Each round drains the core's queues, and new work only
+/// comes from listeners reacting to what they are given (calling `on`, `off`
+/// or `close`), so only a listener that keeps reacting to its own effects
+/// reaches it. Then the rest runs after a yield (a zero timer), reported on
+/// the console: nothing stays queued, and the page is not frozen.
+const ROUNDS: usize = 10_000;
+
 /// The mutable part of a manager, borrowed only between calls out.
 struct St {
     conn: Connection<XorShiftJitter>,
@@ -51,6 +59,11 @@ pub(crate) struct Inner {
     pub(crate) key: String,
     /// The position kept in `sessionStorage` (under a hash of `key`).
     saved: storage::Saver,
+    /// Whether the position is kept in `sessionStorage`: `persistLastEventId`,
+    /// and the identity is known up front (not with `getToken`, whose user is
+    /// only known at connect time: two users' `getToken` managers of one URL
+    /// have the same key, so neither reads or writes a stored position).
+    persist: bool,
     /// Whether the stream speaks Tidings (decoding follows it).
     tidings: Cell<bool>,
     /// The last event id seen, kept across events without one (WHATWG's
@@ -71,6 +84,9 @@ pub(crate) struct Inner {
     /// The page's shared connection became available while this manager's own
     /// connection had not shown a position yet: it moves over at the first id.
     switch_pending: Cell<bool>,
+    /// The rest of a drive loop (`[0]`) or tab flush (`[1]`) that hit
+    /// [`ROUNDS`], after a yield; a newer one replaces the older.
+    yielded: RefCell<[Option<Timeout>; 2]>,
 }
 
 fn connection(options: &Options, resume: Option<String>) -> Connection<XorShiftJitter> {
@@ -86,14 +102,12 @@ impl Inner {
     /// touches no browser API until the first listener.
     pub(crate) fn new(key: String, url: String, options: Options) -> Inner {
         let saved = storage::Saver::new(&key);
-        let resume = if options.persist_last_event_id {
-            saved.load()
-        } else {
-            None
-        };
+        let persist = options.persist_last_event_id && options.get_token.is_none();
+        let resume = if persist { saved.load() } else { None };
         Inner {
             key,
             saved,
+            persist,
             tidings: Cell::new(options.protocol == Protocol::Tidings),
             last_seen: RefCell::new(resume.clone()),
             decoder: options.decoder_in_use(),
@@ -115,6 +129,7 @@ impl Inner {
             driving: Cell::new(false),
             js_handle: RefCell::new(None),
             switch_pending: Cell::new(false),
+            yielded: RefCell::new([None, None]),
         }
     }
 
@@ -138,8 +153,13 @@ impl Inner {
         id
     }
 
-    /// Adds a state listener and calls it at once with the state shown.
+    /// Adds a state listener and calls it at once with the state shown. A
+    /// closed manager only makes that call and keeps no listener (id 0).
     pub(crate) fn add_state_listener(&self, cb: StateCb) -> ListenerId {
+        if self.st.borrow().closed {
+            super::listeners::call_state(&cb, self.shown_state());
+            return ListenerId(0);
+        }
         self.listeners.add_state(cb, || self.shown_state())
     }
 
@@ -350,18 +370,22 @@ impl Inner {
                     self.open_sse(generation, last_event_id.as_deref(), token.as_deref());
                     return true;
                 }
+                // One error each, from the core's outputs: relayed to the other
+                // tabs like every transport error.
                 Input::Token { token: Err(e), .. } => {
-                    drop(st);
-                    self.emit(Output::Error(ErrorInfo::new(ErrorKind::Auth, e.clone())));
-                    return self.input(generation, Input::StreamFailed(e));
+                    st.conn
+                        .handle_sse_open_failed(now(), ErrorInfo::new(ErrorKind::Auth, e));
                 }
                 Input::SseOpenFailed(message) => {
-                    drop(st);
-                    self.emit(Output::Error(ErrorInfo::new(ErrorKind::Network, message)));
-                    return self.input(generation, Input::SseError);
+                    st.conn
+                        .handle_sse_open_failed(now(), ErrorInfo::new(ErrorKind::Network, message));
                 }
                 Input::RetryHint(ms) => {
                     st.conn.handle_retry_hint(ms);
+                    return true;
+                }
+                Input::RetryAfter { delay, .. } => {
+                    st.conn.handle_retry_after(now(), delay);
                     return true;
                 }
                 Input::SseOpen => st.conn.handle_sse_open(now()),
@@ -482,7 +506,8 @@ impl Inner {
             return;
         }
         // Bounded: each round drains the queues; new work only comes from listeners.
-        for _ in 0..10_000 {
+        let mut settled = false;
+        for _ in 0..ROUNDS {
             let (actions, outputs) = {
                 let mut st = self.st.borrow_mut();
                 let mut a = Vec::new();
@@ -496,6 +521,7 @@ impl Inner {
                 (a, o)
             };
             if actions.is_empty() && outputs.is_empty() {
+                settled = true;
                 break;
             }
             for a in actions {
@@ -509,7 +535,28 @@ impl Inner {
             }
         }
         self.driving.set(false);
+        if !settled {
+            self.continue_later(0, "the connection", Inner::drive);
+        }
         self.rearm();
+    }
+
+    /// A loop hit [`ROUNDS`]: says so on the console and runs `rest` after a
+    /// yield to the browser.
+    fn continue_later(self: &Rc<Self>, slot: usize, what: &str, rest: fn(&Rc<Inner>)) {
+        web_sys::console::error_1(
+            &format!(
+                "tidings: listeners of {} kept {what} busy for {ROUNDS} rounds in a row (a listener reacting to its own effect?); the rest runs after a yield",
+                self.url
+            )
+            .into(),
+        );
+        let weak = Rc::downgrade(self);
+        self.yielded.borrow_mut()[slot] = Some(Timeout::new(0, move || {
+            if let Some(inner) = weak.upgrade() {
+                rest(&inner);
+            }
+        }));
     }
 
     fn perform(self: &Rc<Self>, action: Action) {
@@ -585,7 +632,7 @@ impl Inner {
             Output::State(s) => self.listeners.emit_state(s),
             Output::Error(e) => self.listeners.emit_error(&e),
             Output::Event(ev) => {
-                if self.options.persist_last_event_id {
+                if self.persist {
                     self.saved.note(ev.id.as_deref());
                 }
                 if let Some(id) = &ev.id {
@@ -663,7 +710,7 @@ impl Inner {
     /// Posts what the tab core wants posted, then does its local outputs. No
     /// borrow is held while listeners run (they may call on/off/close).
     fn tabs_flush(self: &Rc<Self>) {
-        for _ in 0..10_000 {
+        for _ in 0..ROUNDS {
             let Some((failed, outputs)) = self.tabs.exchange() else {
                 return;
             };
@@ -688,6 +735,7 @@ impl Inner {
                 }
             }
         }
+        self.continue_later(1, "tab sharing", Inner::tabs_flush);
     }
 
     /// Every tab-sharing input enters here.

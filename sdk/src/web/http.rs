@@ -6,6 +6,8 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
+use std::time::Duration;
+
 use super::platform::{self, error_text};
 use crate::connection::{ErrorInfo, ErrorKind};
 use crate::messages::PollResponse;
@@ -82,13 +84,13 @@ pub(crate) fn build_request(
 
 /// Fetches one polling-form request (`url` carries the position as
 /// `lastEventId=`) with the manager's token and headers, and parses its body.
-/// Errors carry the status and the body.
+/// Errors carry the status, the body and the server's `Retry-After`.
 pub(crate) async fn fetch_poll(
     url: &str,
     options: &Options,
     token: Option<&str>,
     signal: Option<&web_sys::AbortSignal>,
-) -> Result<PollResponse, ErrorInfo> {
+) -> Result<PollResponse, PollFailure> {
     let request = build_request(url, Purpose::Poll, options, token, None, signal)
         .map_err(|e| ErrorInfo::new(ErrorKind::Network, format!("bad polling request: {e}")))?;
     let network = |e: JsValue| {
@@ -116,15 +118,16 @@ pub(crate) async fn fetch_poll(
             ),
         );
         e.status = Some(status);
-        return Err(e);
+        return Err(e.into());
     }
+    let retry_after = retry_after(&resp);
     let body = match resp.text() {
         Ok(p) => JsFuture::from(p)
             .await
             .map_err(network)?
             .as_string()
             .unwrap_or_default(),
-        Err(e) => return Err(network(e)),
+        Err(e) => return Err(network(e).into()),
     };
     if !(200..300).contains(&status) || status == 204 {
         let kind = if status == 401 || status == 403 {
@@ -135,14 +138,57 @@ pub(crate) async fn fetch_poll(
         let mut e = ErrorInfo::new(kind, format!("polling got HTTP {status}"));
         e.status = Some(status);
         e.raw = Some(body);
-        return Err(e);
+        return Err(PollFailure {
+            error: e,
+            retry_after,
+        });
     }
     PollResponse::from_json(&body).map_err(|d| {
         let mut e = ErrorInfo::new(ErrorKind::Protocol, format!("polling response: {d}"));
         e.status = Some(status);
         e.raw = Some(body);
-        e
+        e.into()
     })
+}
+
+/// A failed polling request: the error, and the server's `Retry-After` if it sent one.
+#[derive(Debug)]
+pub(crate) struct PollFailure {
+    /// What went wrong.
+    pub(crate) error: ErrorInfo,
+    /// How long the server asks to be left alone (429 / 503 with `Retry-After`).
+    pub(crate) retry_after: Option<Duration>,
+}
+
+impl From<ErrorInfo> for PollFailure {
+    fn from(error: ErrorInfo) -> Self {
+        PollFailure {
+            error,
+            retry_after: None,
+        }
+    }
+}
+
+/// The `Retry-After` of a 429 or 503 answer as a delay from now: delay-seconds
+/// or an HTTP date (one in the past is 0). `None` for another status, without
+/// the header, or when unreadable (cross-origin, a server must list it in
+/// `Access-Control-Expose-Headers`; an `EventSource` never sees it).
+pub(crate) fn retry_after(resp: &web_sys::Response) -> Option<Duration> {
+    if !matches!(resp.status(), 429 | 503) {
+        return None;
+    }
+    let value = resp.headers().get("retry-after").ok().flatten()?;
+    let value = value.trim();
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        // Too many digits for a u64 is still "a very long time" (the core caps it).
+        return Some(Duration::from_secs(value.parse().unwrap_or(u64::MAX)));
+    }
+    let at = js_sys::Date::parse(value);
+    if at.is_nan() {
+        return None;
+    }
+    let ms = (at - js_sys::Date::now()).max(0.0);
+    Some(Duration::from_millis(ms as u64))
 }
 
 /// A response's `Content-Type` (empty when it has none).

@@ -43,6 +43,14 @@ pub(crate) enum Input {
     },
     /// A `retry:` frame of the `fetch` stream, in ms.
     RetryHint(u64),
+    /// A 429 or 503 answer's `Retry-After` (the delay from now), sent just
+    /// before the failure it came with.
+    RetryAfter {
+        /// How long the server asks to be left alone.
+        delay: std::time::Duration,
+        /// From the polling request (else from the SSE transport).
+        poll: bool,
+    },
     /// The polling request finished.
     Poll(Result<PollResponse, ErrorInfo>),
 }
@@ -50,7 +58,7 @@ pub(crate) enum Input {
 impl Input {
     /// Whether this comes from the polling request (else from the SSE transport).
     pub(crate) fn is_poll(&self) -> bool {
-        matches!(self, Input::Poll(_))
+        matches!(self, Input::Poll(_) | Input::RetryAfter { poll: true, .. })
     }
 }
 

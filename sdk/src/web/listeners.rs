@@ -316,7 +316,8 @@ impl JsEvent {
     }
 }
 
-fn call_state(cb: &StateCb, s: State) {
+/// Calls a state listener once with `s`.
+pub(crate) fn call_state(cb: &StateCb, s: State) {
     match cb {
         Cb::Rust(f) => f(s),
         Cb::Js(f) => report(f.call1(&JsValue::NULL, &JsValue::from_str(s.as_str()))),

@@ -126,12 +126,14 @@ impl Manager {
     }
 
     /// Listens for state changes; `f` runs at once with the current state.
+    /// After [`Manager::close`] that call is all: no listener is kept.
     pub fn on_state(&self, f: impl Fn(State) + 'static) -> Subscription {
         let id = self.inner.add_state_listener(Cb::Rust(Rc::new(f)));
         self.subscription(Kind::State, id)
     }
 
     /// Listens for errors (decode failures carry the raw text and the reason).
+    /// After [`Manager::close`] no listener is kept (as with `on`).
     pub fn on_error(&self, f: impl Fn(&ErrorInfo) + 'static) -> Subscription {
         let id = self.inner.add_error_listener(Cb::Rust(Rc::new(f)));
         self.subscription(Kind::Error, id)

@@ -125,6 +125,9 @@ async fn read_stream(
         return None;
     }
     if status != 200 {
+        if let Some(delay) = super::http::retry_after(&resp) {
+            handle.send(Input::RetryAfter { delay, poll: false });
+        }
         let body = match resp.text() {
             Ok(p) => JsFuture::from(p)
                 .await

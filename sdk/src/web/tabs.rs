@@ -30,7 +30,7 @@ use crate::connection::{Output, State};
 use crate::messages::PollResponse;
 use crate::options::Options;
 use crate::protocol::Protocol;
-use crate::tabs::{share_name, Relay, RelayError, Role, TabCore, TabOutput};
+use crate::tabs::{post_all, share_name, Relay, RelayError, Role, TabCore, TabOutput};
 
 #[wasm_bindgen]
 extern "C" {
@@ -204,10 +204,23 @@ impl Tabs {
         if !self.is_active() {
             return false;
         }
+        self.cancel_catch_up();
         if let Some(core) = self.core.borrow_mut().as_mut() {
             core.stop();
         }
         true
+    }
+
+    /// Aborts the catch-up request in flight, if any, and cancels its
+    /// deadline; its answer (an abort error, or one already under way) then
+    /// carries a stale number and is dropped, so it never reaches the next
+    /// participation's core.
+    fn cancel_catch_up(&self) {
+        self.catch_ups.set(self.catch_ups.get() + 1);
+        if let Some((abort, deadline)) = self.catch_up.borrow_mut().take() {
+            deadline.cancel();
+            abort.abort();
+        }
     }
 
     /// Closes the channel and releases (or stops asking for) the lock.
@@ -320,7 +333,7 @@ impl Tabs {
                 Err(e) => Err(e),
                 Ok(t) => http::fetch_poll(&url, &options, t.as_deref(), signal.as_ref())
                     .await
-                    .map_err(|e| e.message),
+                    .map_err(|e| e.error.message),
             };
             let Some(sink) = sink.upgrade() else { return };
             sink.tab_input(TabInput::CatchUp { number, result });
@@ -364,9 +377,9 @@ impl Tabs {
             return None;
         }
         let link = self.link.borrow();
-        let failed = posts
-            .iter()
-            .find_map(|m| link.as_ref().and_then(|l| l.post(m, prompt).err()));
+        let failed = post_all(&posts, |m| {
+            link.as_ref().map_or(Ok(()), |l| l.post(m, prompt))
+        });
         Some((failed, outputs))
     }
 

@@ -143,7 +143,7 @@ impl EsTransport {
         let es = match web_sys::EventSource::new_with_event_source_init_dict(url, &init) {
             Ok(es) => es,
             Err(e) => {
-                let message = format!("EventSource constructor failed: {e:?}");
+                let message = format!("EventSource constructor failed: {}", error_text(&e));
                 t._deferred_failure = Some(Timeout::new(0, move || {
                     handle.send(Input::SseOpenFailed(message));
                 }));
@@ -260,9 +260,14 @@ impl PollRequest {
                     match token::resolve(&options).await {
                         Err(e) => Err(ErrorInfo::new(ErrorKind::Auth, e)),
                         // The position is in the URL (`lastEventId=`), not a header.
-                        Ok(t) => {
-                            http::fetch_poll(&url, &options, t.as_deref(), signal.as_ref()).await
-                        }
+                        Ok(t) => http::fetch_poll(&url, &options, t.as_deref(), signal.as_ref())
+                            .await
+                            .map_err(|f| {
+                                if let Some(delay) = f.retry_after {
+                                    h.send(Input::RetryAfter { delay, poll: true });
+                                }
+                                f.error
+                            }),
                     }
                 }
             };

@@ -3,9 +3,10 @@
 //!
 //! - `POST /api/dev/drop {"stream"}`: closes every open SSE connection of that
 //!   stream now; clients resume from the replay log.
-//! - `POST /api/dev/fail {"stream", "status", "count"}`: the next `count` SSE
-//!   requests for that stream answer `status` (204 with an empty body, others
-//!   with a JSON error) instead of streaming. Polling requests are not affected.
+//! - `POST /api/dev/fail {"stream", "status", "count", "retry_after"?}`: the next
+//!   `count` SSE requests for that stream answer `status` (204 with an empty body,
+//!   others with a JSON error, and a `Retry-After: <retry_after>` header when
+//!   given) instead of streaming. Polling requests are not affected.
 //! - `POST /api/dev/stall {"stream", "secs"}`: open connections of that stream
 //!   send nothing (no events, no heartbeats) for `secs` seconds without
 //!   closing; what was held back is sent afterwards. Connections opened
@@ -63,6 +64,9 @@ pub struct FailRequest {
     /// How many of the next SSE requests fail, 1–1000 (default 1).
     #[serde(default = "one")]
     pub count: u32,
+    /// A `Retry-After` value to send with each (delay-seconds or an HTTP date).
+    #[serde(default)]
+    pub retry_after: Option<String>,
 }
 
 fn one() -> u32 {
@@ -127,9 +131,21 @@ pub async fn fail_stream(
             "count: must be between 1 and {MAX_FAIL_COUNT}"
         )));
     }
+    let retry_after = body
+        .retry_after
+        .as_deref()
+        .map(|v| {
+            axum::http::HeaderValue::from_str(v)
+                .ok()
+                .filter(|_| (1..=64).contains(&v.len()))
+                .ok_or_else(|| {
+                    ApiError::Invalid("retry_after: must be 1-64 visible characters".into())
+                })
+        })
+        .transpose()?;
     state
         .dev_faults
-        .arm_failure(&body.stream, status, body.count);
+        .arm_failure(&body.stream, status, body.count, retry_after);
     Ok(Json(
         json!({"stream": body.stream, "status": body.status, "count": body.count, "connections": open_connections(&state, &body.stream)}),
     ))
