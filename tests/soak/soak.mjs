@@ -57,14 +57,6 @@ const redisBin = ['/usr/bin/redis-server', '/usr/local/bin/redis-server'].find((
 const useRedis = !('no-redis' in args) && redisBin !== undefined;
 let redis = null;
 const redisDir = mkdtempSync(join(tmpdir(), 'tidings-soak-redis-'));
-// Every exit path (the verdict, a thrown error, SIGINT/SIGTERM) stops Redis and removes
-// the temporary dirs; tests/lib/server.mjs stops the server and Playwright the browser
-// the same way.
-process.on('exit', () => {
-  if (redis && redis.exitCode === null && redis.signalCode === null) redis.kill('SIGKILL');
-  for (const dir of [dataDir, redisDir, site]) rmSync(dir, { recursive: true, force: true });
-});
-for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]]) process.once(sig, () => process.exit(code));
 // A free port from the OS, not from the seed: two runs of the same seed may overlap.
 const redisPort = await new Promise((ok, fail) => {
   const probe = createServer().once('error', fail).listen(0, '127.0.0.1', () => { const { port } = probe.address(); probe.close(() => ok(port)); });
