@@ -272,6 +272,12 @@ impl Sink for Hub {
                     h.send(Input::RetryHint(ms));
                 }
             }
+            // The shared connection was refused with `Retry-After`: every member waits.
+            Input::RetryAfter { delay, poll } => {
+                for h in self.handles() {
+                    h.send(Input::RetryAfter { delay, poll });
+                }
+            }
             Input::SseEvent(ev) => {
                 let routed = self.st.borrow_mut().set.route(ev);
                 match routed {
