@@ -44,6 +44,13 @@ CREATE TABLE IF NOT EXISTS stream_events (
     data   TEXT NOT NULL,
     PRIMARY KEY (stream, id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS idempotent_publishes (
+    scope      TEXT NOT NULL,
+    n          INTEGER NOT NULL,
+    id         INTEGER NOT NULL,
+    expires_ms INTEGER NOT NULL,
+    PRIMARY KEY (scope, n)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS team_answers (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
     video_name  TEXT NOT NULL,

@@ -16,6 +16,7 @@ pub mod store;
 mod tests;
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -44,6 +45,42 @@ pub const LEASE: Duration = Duration::from_secs(10);
 const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 /// How often a retry that found the key claimed looks again.
 const WAIT_STEP: Duration = Duration::from_millis(20);
+
+/// The keyed request a task is running, for the bus (see [`next_publish`]).
+#[derive(Debug)]
+struct Publishing {
+    scope: String,
+    keep_ms: u64,
+    count: std::sync::atomic::AtomicU32,
+}
+
+tokio::task_local! {
+    static PUBLISHING: Arc<Publishing>;
+}
+
+/// Which publish of which keyed request is being made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyedPublish {
+    /// The request's scope (caller, route and key, hashed).
+    pub scope: String,
+    /// 1 for its first publish, 2 for the second, …
+    pub n: u32,
+    /// How long the bus keeps the mark of this publish, in ms.
+    pub keep_ms: u64,
+}
+
+/// Called by a bus as it publishes: `Some` inside a request with an `Idempotency-Key`,
+/// so the bus can store the event together with a mark of it, and a re-run of the
+/// request (after a process died before recording its answer) publishes nothing again.
+pub fn next_publish() -> Option<KeyedPublish> {
+    PUBLISHING
+        .try_with(|p| KeyedPublish {
+            scope: p.scope.clone(),
+            n: p.count.fetch_add(1, Ordering::Relaxed) + 1,
+            keep_ms: p.keep_ms,
+        })
+        .ok()
+}
 
 /// Whether an answer with this status is remembered (see the module docs).
 pub fn remembered(status: StatusCode) -> bool {
@@ -170,8 +207,13 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     let req = Request::from_parts(parts, Body::from(bytes));
     // Its own task: a client that hangs up does not stop the write half-way, and the
     // answer is still recorded for its retry.
+    let publishing = Arc::new(Publishing {
+        scope: scope.clone(),
+        keep_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
+        count: std::sync::atomic::AtomicU32::new(0),
+    });
     let run = tokio::spawn(async move {
-        let res = next.run(req).await;
+        let res = PUBLISHING.scope(publishing, next.run(req)).await;
         let streaming = res
             .headers()
             .get(header::CONTENT_TYPE)

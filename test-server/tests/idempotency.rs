@@ -263,3 +263,47 @@ async fn failures_that_say_nothing_about_the_request_are_not_remembered() {
     assert_eq!((again.0, again.2), (422, true));
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_publish_whose_answer_was_lost_in_a_crash_is_not_stored_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = common::start_in(dir.path(), &[]).await;
+    let alice = s.token("alice", &["room"]).await;
+    let keyed = |s: &TestServer| {
+        s.post(CHANNEL)
+            .bearer_auth(&alice)
+            .header("idempotency-key", "crash")
+            .json(&json!({"type": "data", "object": {"n": 1}}))
+    };
+    let first = send(keyed(&s)).await;
+    // A trigger publishes twice (the notification, then the unread count).
+    let trigger = || {
+        s.post("/api/notifications/trigger/")
+            .header("idempotency-key", "crash-trigger")
+            .json(&json!({"user_id": "alice", "title": "t", "message": "m"}))
+    };
+    assert_eq!(send(trigger()).await.0, 201);
+    s.stop().await;
+    // As when the process is killed after storing the events and before recording the
+    // answers: the records are gone, so the retries run again.
+    let db = rusqlite::Connection::open(dir.path().join("tidings.db")).unwrap();
+    assert_eq!(db.execute("DELETE FROM idempotency", []).unwrap(), 2);
+    drop(db);
+    let s = common::start_in(dir.path(), &[]).await;
+    let again = send(keyed(&s)).await;
+    assert!(!again.2, "it ran again");
+    assert_eq!(
+        (again.0, &again.1),
+        (first.0, &first.1),
+        "with the same event id"
+    );
+    assert_eq!(history(&s, CHANNEL, Some(&alice)).await.len(), 1);
+    assert_eq!(
+        history(&s, "/api/notifications/stream", Some(&alice))
+            .await
+            .len(),
+        2,
+        "the trigger's two events, once"
+    );
+    s.stop().await;
+}

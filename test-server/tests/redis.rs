@@ -591,3 +591,55 @@ async fn an_idempotency_key_holds_across_instances_and_concurrent_retries() {
     b.stop().await;
     c.stop().await;
 }
+
+/// Sends one inline command to Redis and returns the raw reply.
+async fn redis_inline(port: u16, cmd: &str) -> String {
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    s.write_all(format!("{cmd}\r\n").as_bytes()).await.unwrap();
+    let mut buf = [0u8; 256];
+    let n = tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+#[tokio::test]
+async fn a_keyed_publish_whose_answer_was_lost_is_not_stored_again() {
+    let redis = Redis::start().await;
+    let (a, b) = (instance(&redis).await, instance(&redis).await);
+    wait_health(&a, true).await;
+    wait_health(&b, true).await;
+    let token = a.token("alice", &["room"]).await;
+    let keyed = |s: &TestServer| {
+        s.post(STREAM)
+            .bearer_auth(&token)
+            .header("idempotency-key", "lost")
+            .json(&json!({"type": "data", "object": {"n": 1}}))
+    };
+    let first: Value = keyed(&a).send().await.unwrap().json().await.unwrap();
+    // The event is stored but the answer's record is gone, as when the process is killed
+    // between the two: the retry runs the request again.
+    let scope =
+        tidings_server::idempotency::hash(&[b"user:alice", b"POST", STREAM.as_bytes(), b"lost"]);
+    let deleted = redis_inline(redis.port, &format!("DEL tidings:idem:{scope}")).await;
+    assert_eq!(
+        deleted, ":1\r\n",
+        "the record was where the server keeps it"
+    );
+    let r = keyed(&b).send().await.unwrap();
+    assert!(
+        r.headers().get("idempotent-replayed").is_none(),
+        "it ran again"
+    );
+    let again: Value = r.json().await.unwrap();
+    assert_eq!(again, first, "the same event id");
+    let v = a
+        .poll(&format!("{STREAM}?poll=1&lastEventId=0"), Some(&token))
+        .await;
+    assert_eq!(v["events"].as_array().unwrap().len(), 1, "{v}");
+    a.stop().await;
+    b.stop().await;
+}

@@ -13,12 +13,13 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 use tokio::sync::{mpsc, oneshot};
 
 use super::log_store;
 use crate::db::{Db, StoreError};
 use crate::event::Event;
+use crate::idempotency::KeyedPublish;
 use crate::metrics::Metrics;
 
 /// Most appends stored in one transaction (a larger backlog takes several).
@@ -45,6 +46,9 @@ struct Append {
     stream: String,
     event: Option<String>,
     data: String,
+    /// Set for a publish of a request with an `Idempotency-Key`: stored with a mark, and
+    /// not stored again when the mark is there (a re-run of the request).
+    mark: Option<KeyedPublish>,
     reply: oneshot::Sender<Result<Arc<Event>, StoreError>>,
 }
 
@@ -89,12 +93,14 @@ impl GroupCommit {
         stream: String,
         event: Option<String>,
         data: String,
+        mark: Option<KeyedPublish>,
     ) -> Result<Arc<Event>, StoreError> {
         let (reply, answer) = oneshot::channel();
         let append = Append {
             stream,
             event,
             data,
+            mark,
             reply,
         };
         self.queue
@@ -172,13 +178,15 @@ impl Writer {
                 self.metrics
                     .event_groups_committed
                     .fetch_add(1, Ordering::Relaxed);
-                for (a, id) in group.drain(..).zip(ids) {
+                for (a, (id, stored)) in group.drain(..).zip(ids) {
                     let event = Arc::new(Event {
                         id,
                         event: a.event,
                         data: a.data,
                     });
-                    self.deliver.deliver(&a.stream, &event);
+                    if stored {
+                        self.deliver.deliver(&a.stream, &event);
+                    }
                     let _ = a.reply.send(Ok(event));
                 }
             }
@@ -198,20 +206,43 @@ impl Writer {
 }
 
 /// One transaction: gives each event the next id of its stream (from the stored head),
-/// inserts it, then moves each stream's head and trims its log once. Returns the ids.
-fn store(conn: &mut Connection, keep: u64, group: &[Append]) -> rusqlite::Result<Vec<u64>> {
+/// inserts it, then moves each stream's head and trims its log once. Returns the ids,
+/// each with `false` when a marked event was stored before (nothing stored again).
+fn store(conn: &mut Connection, keep: u64, group: &[Append]) -> rusqlite::Result<Vec<(u64, bool)>> {
     let tx = conn.transaction()?;
     let mut heads: HashMap<&str, u64> = HashMap::new();
     let mut ids = Vec::with_capacity(group.len());
     for a in group {
+        if let Some(m) = &a.mark {
+            let before: Option<u64> = tx
+                .query_row(
+                    "SELECT id FROM idempotent_publishes WHERE scope = ?1 AND n = ?2 AND expires_ms > ?3",
+                    rusqlite::params![m.scope, m.n, chrono::Utc::now().timestamp_millis()],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(id) = before {
+                ids.push((id, false));
+                continue;
+            }
+        }
         let head = match heads.get(a.stream.as_str()) {
             Some(&h) => h,
             None => log_store::head(&tx, &a.stream)?,
         };
         let id = head + 1;
         log_store::insert(&tx, &a.stream, id, a.event.as_deref(), &a.data)?;
+        if let Some(m) = &a.mark {
+            let expires = chrono::Utc::now()
+                .timestamp_millis()
+                .saturating_add(i64::try_from(m.keep_ms).unwrap_or(i64::MAX));
+            tx.execute(
+                "INSERT OR REPLACE INTO idempotent_publishes (scope, n, id, expires_ms) VALUES (?1, ?2, ?3, ?4)",
+                rusqlite::params![m.scope, m.n, id, expires],
+            )?;
+        }
         heads.insert(&a.stream, id);
-        ids.push(id);
+        ids.push((id, true));
     }
     for (stream, head) in &heads {
         log_store::set_head(&tx, stream, *head, keep)?;

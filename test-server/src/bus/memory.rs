@@ -278,9 +278,11 @@ impl Bus for MemoryBus {
         event: Option<&str>,
         data: String,
     ) -> BoxFuture<'_, Result<Arc<Event>, BusError>> {
+        // Read here, in the publishing request's task: its Idempotency-Key, if any.
+        let mark = crate::idempotency::next_publish();
         let stored = self
             .writer
-            .append(stream.to_owned(), event.map(str::to_owned), data);
+            .append(stream.to_owned(), event.map(str::to_owned), data, mark);
         async move { Ok(stored.await?) }.boxed()
     }
 

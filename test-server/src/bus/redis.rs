@@ -75,6 +75,7 @@ struct Shared {
     /// The Redis dataset's epoch this instance last saw.
     epoch: Mutex<Option<String>>,
     script: ::redis::Script,
+    keyed_script: ::redis::Script,
     next_subscriber: AtomicU64,
     stop: CancellationToken,
 }
@@ -166,6 +167,7 @@ impl RedisBus {
             first_attempt: tokio::sync::watch::Sender::new(false),
             epoch: Mutex::new(None),
             script: ::redis::Script::new(wire::PUBLISH_SCRIPT),
+            keyed_script: ::redis::Script::new(wire::KEYED_PUBLISH_SCRIPT),
             next_subscriber: AtomicU64::new(1),
             stop: shutdown.child_token(),
         });
@@ -232,14 +234,27 @@ impl Shared {
         data: String,
     ) -> Result<Arc<Event>, BusError> {
         let mut conn = self.cmd_conn().await?;
-        let id: u64 = self
-            .script
-            .key(wire::log_key(&self.prefix, &stream))
+        // A publish of a request with an Idempotency-Key is stored with a marker, in one
+        // script, so a re-run of the request (its answer lost with a killed process)
+        // finds the event instead of storing it again.
+        let keyed = crate::idempotency::next_publish();
+        let script = if keyed.is_some() {
+            &self.keyed_script
+        } else {
+            &self.script
+        };
+        let mut call = script.prepare_invoke();
+        call.key(wire::log_key(&self.prefix, &stream))
             .key(wire::counter_key(&self.prefix, &stream))
             .arg(self.log_size)
             .arg(if event.is_some() { "1" } else { "0" })
             .arg(event.as_deref().unwrap_or(""))
-            .arg(&data)
+            .arg(&data);
+        if let Some(k) = &keyed {
+            call.key(wire::published_key(&self.prefix, &k.scope, k.n))
+                .arg(k.keep_ms);
+        }
+        let id: u64 = call
             .invoke_async(&mut conn)
             .await
             .map_err(|e| self.on_error(e))?;

@@ -134,6 +134,10 @@ impl SqliteStore {
         db.blocking(|c| {
             c.execute_batch(SCHEMA)?;
             c.execute(
+                "DELETE FROM idempotent_publishes WHERE expires_ms <= ?1",
+                [now_ms()],
+            )?;
+            c.execute(
                 "DELETE FROM idempotency WHERE status IS NULL OR expires_ms <= ?1",
                 [now_ms()],
             )
@@ -167,6 +171,10 @@ impl SqliteStore {
                 let tx = c.transaction()?;
                 if purge {
                     tx.execute("DELETE FROM idempotency WHERE expires_ms <= ?1", [now])?;
+                    tx.execute(
+                        "DELETE FROM idempotent_publishes WHERE expires_ms <= ?1",
+                        [now],
+                    )?;
                 }
                 let row = tx
                     .query_row(

@@ -70,7 +70,7 @@ async fn concurrent_appends_get_gapless_increasing_ids_per_stream() {
         .map(|i| {
             let w = writer.clone();
             let stream = if i % 2 == 0 { "a" } else { "b" };
-            tokio::spawn(async move { w.append(stream.into(), None, format!("{i}")).await })
+            tokio::spawn(async move { w.append(stream.into(), None, format!("{i}"), None).await })
         })
         .collect();
     let mut answered = Vec::new();
@@ -105,7 +105,7 @@ async fn appends_that_wait_together_share_one_transaction() {
     let waiting: Vec<_> = (0..50)
         .map(|i| {
             let w = writer.clone();
-            tokio::spawn(async move { w.append("s".into(), None, format!("{i}")).await })
+            tokio::spawn(async move { w.append("s".into(), None, format!("{i}"), None).await })
         })
         .collect();
     until_queued(&writer, 50).await;
@@ -138,7 +138,7 @@ async fn a_failing_append_fails_alone_and_is_never_delivered() {
     .await
     .unwrap();
     writer
-        .append("s".into(), None, "first".into())
+        .append("s".into(), None, "first".into(), None)
         .await
         .unwrap();
     let release = hold_writer(&writer).await;
@@ -146,7 +146,7 @@ async fn a_failing_append_fails_alone_and_is_never_delivered() {
         .into_iter()
         .map(|d| {
             let w = writer.clone();
-            tokio::spawn(async move { w.append("s".into(), None, d.into()).await })
+            tokio::spawn(async move { w.append("s".into(), None, d.into(), None).await })
         })
         .collect();
     until_queued(&writer, 3).await;
@@ -186,7 +186,7 @@ async fn exclusive_work_runs_between_the_appends_around_it() {
     let release = hold_writer(&writer).await;
     let before = tokio::spawn({
         let w = writer.clone();
-        async move { w.append("s".into(), None, "1".into()).await }
+        async move { w.append("s".into(), None, "1".into(), None).await }
     });
     until_queued(&writer, 1).await;
     let read = tokio::spawn({
@@ -196,7 +196,7 @@ async fn exclusive_work_runs_between_the_appends_around_it() {
     until_queued(&writer, 2).await;
     let after = tokio::spawn({
         let w = writer.clone();
-        async move { w.append("s".into(), None, "2".into()).await }
+        async move { w.append("s".into(), None, "2".into(), None).await }
     });
     until_queued(&writer, 3).await;
     drop(release);
@@ -215,7 +215,7 @@ async fn the_log_is_trimmed_to_keep_events() {
     let (db, writer, _recorder) = start(dir.path(), 5);
     for i in 0..12 {
         writer
-            .append("s".into(), None, i.to_string())
+            .append("s".into(), None, i.to_string(), None)
             .await
             .unwrap();
     }

@@ -25,6 +25,30 @@ pub(super) fn epoch_key(prefix: &str) -> String {
     format!("{prefix}:epoch")
 }
 
+/// Key marking that the `n`th publish of the keyed request `scope` stored an event (its
+/// value is the id), so a re-run of that request after its answer was lost publishes
+/// nothing again.
+pub(super) fn published_key(prefix: &str, scope: &str, n: u32) -> String {
+    format!("{prefix}:idem-ev:{scope}:{n}")
+}
+
+/// [`PUBLISH_SCRIPT`] for a publish made by a request with an `Idempotency-Key`:
+/// `KEYS[3]` its [`published_key`], `ARGV[5]` how long to keep it (ms). When the key is
+/// there, returns its id and stores nothing; else stores the event and the key together.
+pub(super) const KEYED_PUBLISH_SCRIPT: &str = r"
+local prev = redis.call('GET', KEYS[3])
+if prev then return tonumber(prev) end
+local id = redis.call('INCR', KEYS[2])
+local sid = string.format('%d-0', id)
+if ARGV[2] == '1' then
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], sid, 'd', ARGV[4], 'e', ARGV[3])
+else
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], sid, 'd', ARGV[4])
+end
+redis.call('SET', KEYS[3], id, 'PX', ARGV[5])
+return id
+";
+
 /// `KEYS[1]` log, `KEYS[2]` counter; `ARGV[1]` MAXLEN, `ARGV[2]` "1" if named, `ARGV[3]`
 /// name, `ARGV[4]` data. Allocates the next id and appends the entry atomically, so ids are
 /// global per stream and the log never holds a gap. Returns the id.
