@@ -28,7 +28,7 @@ use crate::routes::{channels, notifications, team_answers, video};
 use crate::sse::frame::{write_frame, HELLO_FRAME, RETRY_FRAME};
 use crate::sse::{stream_prelude, Detachable, SseParts};
 use crate::state::AppState;
-use crate::streaming::{StreamRequest, MAX_WAIT_SECS};
+use crate::streaming::{poll_and_wait, StreamRequest};
 
 pub use body::{mux_stream, MuxMember};
 
@@ -106,18 +106,7 @@ impl MuxRequest {
             .enumerate()
             .map(|(i, p)| ((*p).to_owned(), Position::parse(positions.get(i).copied())))
             .collect();
-        let poll = matches!(q.poll.as_deref(), Some("1" | "true"));
-        let wait = match q.wait {
-            None => Duration::ZERO,
-            Some(w) => match w.parse::<f64>() {
-                Ok(s) if (0.0..=MAX_WAIT_SECS).contains(&s) => Duration::from_secs_f64(s),
-                _ => {
-                    return Err(ApiError::Invalid(format!(
-                        "wait: must be a number of seconds from 0 to {MAX_WAIT_SECS}"
-                    )))
-                }
-            },
-        };
+        let (poll, wait) = poll_and_wait(q.poll.as_deref(), q.wait.as_deref())?;
         Ok(MuxRequest {
             streams,
             poll,

@@ -24,6 +24,24 @@ use crate::state::AppState;
 /// Longest `wait=` a long poll may ask for, in seconds.
 pub const MAX_WAIT_SECS: f64 = 25.0;
 
+/// `?poll=` and `?wait=` of a stream request: whether to answer in the polling
+/// form, and how long a long poll may wait (0 to [`MAX_WAIT_SECS`] seconds).
+pub fn poll_and_wait(poll: Option<&str>, wait: Option<&str>) -> ApiResult<(bool, Duration)> {
+    let poll = matches!(poll, Some("1" | "true"));
+    let wait = match wait {
+        None => Duration::ZERO,
+        Some(w) => match w.parse::<f64>() {
+            Ok(s) if (0.0..=MAX_WAIT_SECS).contains(&s) => Duration::from_secs_f64(s),
+            _ => {
+                return Err(ApiError::Invalid(format!(
+                    "wait: must be a number of seconds from 0 to {MAX_WAIT_SECS}"
+                )))
+            }
+        },
+    };
+    Ok((poll, wait))
+}
+
 /// The stream-related parts of a request.
 #[derive(Debug, Clone)]
 pub struct StreamRequest {
@@ -56,18 +74,7 @@ impl<S: Send + Sync> FromRequestParts<S> for StreamRequest {
             Some(v) => Position::from_header(v),
             None => Position::parse(q.last_event_id.as_deref()),
         };
-        let poll = matches!(q.poll.as_deref(), Some("1" | "true"));
-        let wait = match q.wait {
-            None => Duration::ZERO,
-            Some(w) => match w.parse::<f64>() {
-                Ok(s) if (0.0..=MAX_WAIT_SECS).contains(&s) => Duration::from_secs_f64(s),
-                _ => {
-                    return Err(ApiError::Invalid(format!(
-                        "wait: must be a number of seconds from 0 to {MAX_WAIT_SECS}"
-                    )))
-                }
-            },
-        };
+        let (poll, wait) = poll_and_wait(q.poll.as_deref(), q.wait.as_deref())?;
         let client = parts
             .extensions
             .get::<ClientAddr>()
