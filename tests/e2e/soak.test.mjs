@@ -22,7 +22,7 @@ test('fault soak: nothing lost, nothing twice, nobody let in', { timeout: 240_00
   console.log(`# soak seed ${s.seed} (redis: ${s.redis}, instances: ${s.instances}): ${s.faults} faults ${JSON.stringify(s.fault_kinds)}, ${s.publish_retries} publish retries with Idempotency-Key (${s.publish_retries_replayed} replayed), recovery p50 ${s.recovery_ms.p50} ms p99 ${s.recovery_ms.p99} ms`);
   // Every fault kind at least once: server kill, Redis kill (when redis-server is installed), cut, stall, trickle, refuse, leader, reload.
   assert.equal(Object.keys(s.fault_kinds).length, s.redis ? 8 : 7, `fault kinds: ${JSON.stringify(s.fault_kinds)}`);
-  assert.deepEqual({ lost: s.lost, duplicated: s.duplicated, out_of_order: s.out_of_order, cross_user: s.cross_user, resets: s.resets },
-    { lost: 0, duplicated: 0, out_of_order: 0, cross_user: 0, resets: 0 }, out.slice(-3000));
+  assert.deepEqual({ lost: s.lost, duplicated: s.duplicated, out_of_order: s.out_of_order, cross_user: s.cross_user, user_switch_violations: s.user_switch_violations, resets: s.resets },
+    { lost: 0, duplicated: 0, out_of_order: 0, cross_user: 0, user_switch_violations: 0, resets: 0 }, out.slice(-3000));
   assert.equal(code, 0);
 });

@@ -40,6 +40,38 @@ window.__soak.ready = true;
 </script>`;
 
 /**
+ * A tab whose user changes mid-run, in the same tab (same sessionStorage): it
+ * follows the first user's notifications, then `window.__switch(options)` closes
+ * that manager and connects the same URL as the second user. Records per phase
+ * the numbers and the `user_id` of every notification, and every `reset`.
+ */
+export const SWITCH_PAGE = `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><title>soak user switch</title>
+<script type="module">
+import init, { connect } from '/pkg/tidings.js';
+const seqOf = ${seqOf.toString()};
+const cfg = JSON.parse(decodeURIComponent(location.hash.slice(1)));
+window.__soak = { phases: [], resets: 0 };
+await init();
+let current = null;
+function follow(options) {
+  const phase = { got: [], users: [] };
+  window.__soak.phases.push(phase);
+  const m = connect(cfg.url, options);
+  m.on('new_notification', (msg) => {
+    const seq = seqOf('notes', msg);
+    if (seq === null) return;
+    phase.got.push(seq);
+    phase.users.push(msg.user_id);
+  });
+  m.on('reset', () => { window.__soak.resets += 1; });
+  return m;
+}
+current = follow(cfg.first);
+window.__switch = (options) => { current.close(); current = follow(options); };
+window.__soak.ready = true;
+</script>`;
+
+/**
  * A Node SSE client that never gives up: reconnects with Last-Event-ID after
  * any error, and after `watchdogMs` without bytes (a stalled connection).
  */

@@ -24,7 +24,7 @@ import { join } from 'node:path';
 import { startServer, devToken, repoRoot } from '../lib/server.mjs';
 import { launchBrowser } from '../lib/browser.mjs';
 import { startProxy } from '../lib/proxy.mjs';
-import { TAB_PAGE, resilientClient } from './clients.mjs';
+import { SWITCH_PAGE, TAB_PAGE, resilientClient } from './clients.mjs';
 
 const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith('--') ? [...acc, [a.slice(2), all[i + 1]]] : acc), []));
 const seed = Number(args.seed ?? process.env.SOAK_SEED ?? Math.floor(Math.random() * 2 ** 31));
@@ -46,6 +46,7 @@ console.log(`soak: seed ${seed}, ${secs} s, ${tabsPerUser} tabs per user × 2 us
 const site = mkdtempSync(join(tmpdir(), 'tidings-soak-site-'));
 cpSync(join(repoRoot, 'pkg'), join(site, 'pkg'), { recursive: true });
 writeFileSync(join(site, 'soak.html'), TAB_PAGE);
+writeFileSync(join(site, 'switch.html'), SWITCH_PAGE);
 
 const dataDir = mkdtempSync(join(tmpdir(), 'tidings-soak-data-'));
 const serverArgs = ['--heartbeat-secs', '1', '--replay-log-size', '5000', '--write-stall-secs', '5'];
@@ -127,6 +128,16 @@ async function openTab(user) {
   return tab;
 }
 for (const u of users) for (let i = 0; i < tabsPerUser; i++) await openTab(u);
+// One tab whose user changes mid-run (soak-a signs out, soak-b signs in, same tab):
+// soak-b must never resume from soak-a's position, never see soak-a's notifications
+// and get no reset (judged per phase below).
+const switcher = { page: await browser.newPage(), switchedAt: null };
+{
+  const cfg = { url: streamsFor('soak-a')[2].url, first: sdkOptions('soak-a') };
+  await switcher.page.goto(`${server.url}/switch.html#${encodeURIComponent(JSON.stringify(cfg))}`);
+  await switcher.page.waitForFunction(() => window.__soak?.ready, null, { timeout: 20_000 });
+  switcher.openedAt = published.notes['soak-a'];
+}
 const nodes = [];
 for (let i = 0; i < nodeClients; i++) {
   const c = resilientClient(`node-${i}`, `${proxy.url}/api/v1/events/project.soak`, 'channel', { headers: { authorization: `Bearer ${publisher}` } });
@@ -187,6 +198,9 @@ async function caughtUp(target) {
     const got = await t.page.evaluate(() => window.__soak?.got ?? {}).catch(() => ({}));
     if ((got.channel?.at(-1) ?? 0) < target.channel || (got.answers?.at(-1) ?? 0) < target.answers || (got.notes?.at(-1) ?? 0) < target.notes[t.user]) return false;
   }
+  const phases = await switcher.page.evaluate(() => window.__soak.phases).catch(() => []);
+  const watching = switcher.switchedAt === null ? 'soak-a' : 'soak-b';
+  if ((phases.at(-1)?.got.at(-1) ?? 0) < target.notes[watching]) return false;
   return true;
 }
 const recoveries = [];
@@ -263,6 +277,11 @@ while (Date.now() < deadline - 3000 || faultLog.length < kinds.length) {
   try { await faults[name](); } catch (e) { log(`fault ${name} raised: ${e.message}`); }
   faultLog.push({ name, at: started - t0, took: Date.now() - started });
   await measureRecovery(name);
+  if (switcher.switchedAt === null && Date.now() > t0 + secs * 500) {
+    switcher.switchedAt = published.notes['soak-b'];
+    log(`user switch: soak-a → soak-b in one tab at soak-b #${switcher.switchedAt}`);
+    await switcher.page.evaluate((options) => window.__switch(options), sdkOptions('soak-b'));
+  }
 }
 publishing = false;
 await publisherDone;
@@ -315,6 +334,24 @@ for (const t of tabs) {
   // Nobody let in: a tab of user A never shows B's notification numbers beyond B's own sequence.
 }
 for (const n of nodes) rows.push(judge(n.name, 'publisher', 'channel', n.got.channel, 0, published.channel));
+// The switching tab: soak-a's phase from its first number to its last, soak-b's from its
+// first number (it starts live, with no stored position of its own) to the end. It must
+// start within 5 s of publishing (50 numbers) after the switch: a position taken over
+// from soak-a would show as a late start, a reset, or losses.
+const phases = await switcher.page.evaluate(() => window.__soak.phases);
+let switchViolations = 0;
+if (switcher.switchedAt === null || phases.length !== 2) switchViolations += 1;
+for (const [i, user] of ['soak-a', 'soak-b'].entries()) {
+  const seqs = phases[i]?.got ?? [];
+  const from = i === 0 ? (switcher.openedAt === 0 ? 0 : Math.max(0, (seqs[0] ?? 1) - 1)) : Math.max(0, (seqs[0] ?? 1) - 1);
+  const to = i === 0 ? (seqs.at(-1) ?? from) : published.notes['soak-b'];
+  rows.push(judge(`switch-${user}`, user, 'notes', seqs, from, to));
+  if ((phases[i]?.users ?? []).some((u) => u !== user)) switchViolations += 1;
+}
+if (phases[1] && ((phases[1].got[0] ?? Infinity) > switcher.switchedAt + 50)) {
+  log(`!! the switched tab started late: first soak-b #${phases[1].got[0]}, switched at #${switcher.switchedAt}`);
+  switchViolations += 1;
+}
 // Cross-user: each user's notification stream only ever carries that user's triggers. The
 // numbers alone cannot tell, so ask the server for each user's list and compare counts.
 let crossUser = 0;
@@ -326,18 +363,19 @@ for (const u of users) {
     if (notes > published.notes[u]) crossUser += 1;
   }
 }
-const resets = nodes.reduce((a, n) => a + n.resets, 0) + (await Promise.all(tabs.filter((t) => !t.closed).map((t) => t.page.evaluate(() => window.__soak.resets)))).reduce((a, b) => a + b, 0);
+const resets = nodes.reduce((a, n) => a + n.resets, 0) + (await Promise.all(tabs.filter((t) => !t.closed).map((t) => t.page.evaluate(() => window.__soak.resets)))).reduce((a, b) => a + b, 0)
+  + (await switcher.page.evaluate(() => window.__soak.resets));
 const sum = (k) => rows.reduce((a, r) => a + r[k], 0);
 const pct = (xs, p) => { const s = [...xs].sort((a, b) => a - b); return s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] : 0; };
 const summary = {
   seed, secs, redis: useRedis, instances: instances().length, faults: faultLog.length, fault_kinds: faultLog.reduce((a, f) => ({ ...a, [f.name]: (a[f.name] ?? 0) + 1 }), {}),
-  published, publish_retries: retries.sent, publish_retries_replayed: retries.replayed, subscribers: rows.length, lost: sum('lost'), duplicated: sum('dup'), out_of_order: sum('ooo'), cross_user: crossUser, resets,
+  published, publish_retries: retries.sent, publish_retries_replayed: retries.replayed, subscribers: rows.length, lost: sum('lost'), duplicated: sum('dup'), out_of_order: sum('ooo'), cross_user: crossUser, user_switch_violations: switchViolations, resets,
   recovery_ms: { p50: pct(recoveries, 50), p99: pct(recoveries, 99), max: Math.max(0, ...recoveries) },
 };
 const bad = rows.filter((r) => r.lost || r.dup || r.ooo);
 for (const r of bad) console.log(`  VIOLATION ${JSON.stringify(r)}`);
 console.log(`soak: seed ${seed}: ${summary.faults} faults ${JSON.stringify(summary.fault_kinds)}; published ${JSON.stringify(published)} (${retries.sent} retries with Idempotency-Key, ${retries.replayed} answered from the first attempt); `
-  + `${rows.length} subscriber-streams: lost ${summary.lost}, duplicated ${summary.duplicated}, out of order ${summary.out_of_order}, cross-user ${crossUser}, resets ${resets}; `
+  + `${rows.length} subscriber-streams: lost ${summary.lost}, duplicated ${summary.duplicated}, out of order ${summary.out_of_order}, cross-user ${crossUser}, user-switch violations ${switchViolations}, resets ${resets}; `
   + `recovery p50 ${summary.recovery_ms.p50} ms, p99 ${summary.recovery_ms.p99} ms, max ${summary.recovery_ms.max} ms`);
 console.log(`SOAK_SUMMARY ${JSON.stringify(summary)}`);
 
@@ -351,4 +389,4 @@ rmSync(dataDir, { recursive: true, force: true });
 rmSync(dataDirB, { recursive: true, force: true });
 rmSync(redisDir, { recursive: true, force: true });
 rmSync(site, { recursive: true, force: true });
-process.exit(bad.length || crossUser ? 1 : 0);
+process.exit(bad.length || crossUser || switchViolations ? 1 : 0);
