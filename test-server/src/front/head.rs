@@ -6,9 +6,10 @@ use axum::http::{HeaderName, HeaderValue, Method, Request, Version};
 /// Most header lines parsed; a request with more goes to hyper.
 const MAX_HEADERS: usize = 64;
 
-/// True once `buf` holds a whole request head.
+/// True once `buf` holds a whole request head: an empty line, whichever line ends
+/// (`\r\n` or a bare `\n`, mixed, as httparse and hyper accept them).
 pub(super) fn complete(buf: &[u8]) -> bool {
-    buf.windows(4).any(|w| w == b"\r\n\r\n") || buf.windows(2).any(|w| w == b"\n\n")
+    buf.windows(2).any(|w| w == b"\n\n") || buf.windows(3).any(|w| w == b"\n\r\n")
 }
 
 /// The request, if `buf` starts with an HTTP/1.1 `GET` that accepts `text/event-stream`
@@ -77,5 +78,10 @@ mod tests {
         assert!(!complete(
             b"GET /x HTTP/1.1\r\nAccept: text/event-stream\r\n"
         ));
+        // Mixed line ends (found by the fuzzer): the head is whole, as httparse says.
+        let mixed = b"GET /x HTTP/1.1\r\nAccept:text/event-stream\n\r\n";
+        assert!(complete(mixed));
+        assert!(stream_request(mixed).is_some());
+        assert!(complete(b"GET /x HTTP/1.1\r\nHost: a\r\n\n"));
     }
 }
