@@ -116,10 +116,13 @@ pub fn app(state: AppState) -> Router {
         None => api.fallback(|req: Request| async move { not_found(req).await.into_response() }),
     };
     // Inside the body limit and CORS, outside every route: every write takes a key.
-    api = api.layer(middleware::from_fn_with_state(
-        state.clone(),
-        idempotency::layer,
-    ));
+    let guard = idempotency::Guard {
+        store: state.idempotency.clone(),
+        auth: state.auth.clone(),
+        config: state.config.clone(),
+        metrics: state.metrics.clone(),
+    };
+    api = api.layer(middleware::from_fn_with_state(guard, idempotency::layer));
     let compression = CompressionLayer::new()
         .compress_when(SizeAbove::new(256).and(NotForContentType::new("text/event-stream")));
     let mut router = api

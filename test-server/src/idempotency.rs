@@ -26,9 +26,12 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use ring::digest::{digest, SHA256};
 
+use crate::auth::Auth;
+use crate::bus::keyed;
+use crate::config::Config;
 use crate::error::ApiError;
 use crate::extract::query;
-use crate::state::AppState;
+use crate::metrics::Metrics;
 
 pub use store::{Claim, IdempotencyStore, Record};
 
@@ -45,42 +48,6 @@ pub const LEASE: Duration = Duration::from_secs(10);
 const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 /// How often a retry that found the key claimed looks again.
 const WAIT_STEP: Duration = Duration::from_millis(20);
-
-/// The keyed request a task is running, for the bus (see [`next_publish`]).
-#[derive(Debug)]
-struct Publishing {
-    scope: String,
-    keep_ms: u64,
-    count: std::sync::atomic::AtomicU32,
-}
-
-tokio::task_local! {
-    static PUBLISHING: Arc<Publishing>;
-}
-
-/// Which publish of which keyed request is being made.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyedPublish {
-    /// The request's scope (caller, route and key, hashed).
-    pub scope: String,
-    /// 1 for its first publish, 2 for the second, …
-    pub n: u32,
-    /// How long the bus keeps the mark of this publish, in ms.
-    pub keep_ms: u64,
-}
-
-/// Called by a bus as it publishes: `Some` inside a request with an `Idempotency-Key`,
-/// so the bus can store the event together with a mark of it, and a re-run of the
-/// request (after a process died before recording its answer) publishes nothing again.
-pub fn next_publish() -> Option<KeyedPublish> {
-    PUBLISHING
-        .try_with(|p| KeyedPublish {
-            scope: p.scope.clone(),
-            n: p.count.fetch_add(1, Ordering::Relaxed) + 1,
-            keep_ms: p.keep_ms,
-        })
-        .ok()
-}
 
 /// Whether an answer with this status is remembered (see the module docs).
 pub fn remembered(status: StatusCode) -> bool {
@@ -130,7 +97,7 @@ struct TokenQuery {
 
 /// Who is asking: the token's `sub` when the request carries a valid token, else everyone
 /// without one shares the anonymous scope (team answers and video jobs need no token).
-fn caller(state: &AppState, parts: &axum::http::request::Parts) -> String {
+fn caller(state: &Guard, parts: &axum::http::request::Parts) -> String {
     let token = query::<TokenQuery>(&parts.uri).ok().and_then(|q| q.token);
     match state.auth.optional(&parts.headers, token.as_deref()) {
         Ok(Some(claims)) => format!("user:{}", claims.sub),
@@ -138,9 +105,22 @@ fn caller(state: &AppState, parts: &axum::http::request::Parts) -> String {
     }
 }
 
+/// What the middleware needs of the server's state (built by `app()` from `AppState`).
+#[derive(Clone)]
+pub struct Guard {
+    /// Where answers are remembered.
+    pub store: IdempotencyStore,
+    /// Who the caller is (token or anonymous).
+    pub auth: Auth,
+    /// Body limit and how long answers are kept.
+    pub config: Config,
+    /// Replays and mismatches are counted here.
+    pub metrics: Arc<Metrics>,
+}
+
 /// The middleware: see the module docs. Requests without the header, and reads, pass
 /// through untouched.
-pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn layer(State(state): State<Guard>, req: Request, next: Next) -> Response {
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return next.run(req).await;
     }
@@ -164,7 +144,7 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
         key.as_bytes(),
     ]);
     let fingerprint = hash(&[&bytes]);
-    let store = state.idempotency.clone();
+    let store = state.store.clone();
     let deadline = tokio::time::Instant::now() + LEASE + Duration::from_secs(1);
     let owner = loop {
         let claim = match store.claim(&scope, &fingerprint, LEASE).await {
@@ -207,13 +187,10 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     let req = Request::from_parts(parts, Body::from(bytes));
     // Its own task: a client that hangs up does not stop the write half-way, and the
     // answer is still recorded for its retry.
-    let publishing = Arc::new(Publishing {
-        scope: scope.clone(),
-        keep_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
-        count: std::sync::atomic::AtomicU32::new(0),
-    });
+    let keep_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+    let mark = scope.clone();
     let run = tokio::spawn(async move {
-        let res = PUBLISHING.scope(publishing, next.run(req)).await;
+        let res = keyed::scope(mark, keep_ms, next.run(req)).await;
         let streaming = res
             .headers()
             .get(header::CONTENT_TYPE)

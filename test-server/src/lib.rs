@@ -22,7 +22,6 @@ pub mod hub;
 pub mod idempotency;
 pub mod limits;
 pub mod metrics;
-pub mod mux;
 pub mod routes;
 pub mod server;
 pub mod sse;

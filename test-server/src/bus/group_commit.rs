@@ -16,10 +16,10 @@ use std::sync::Arc;
 use rusqlite::{Connection, OptionalExtension};
 use tokio::sync::{mpsc, oneshot};
 
+use super::keyed::KeyedPublish;
 use super::log_store;
 use crate::db::{Db, StoreError};
 use crate::event::Event;
-use crate::idempotency::KeyedPublish;
 use crate::metrics::Metrics;
 
 /// Most appends stored in one transaction (a larger backlog takes several).

@@ -279,7 +279,7 @@ impl Bus for MemoryBus {
         data: String,
     ) -> BoxFuture<'_, Result<Arc<Event>, BusError>> {
         // Read here, in the publishing request's task: its Idempotency-Key, if any.
-        let mark = crate::idempotency::next_publish();
+        let mark = super::keyed::next_publish();
         let stored = self
             .writer
             .append(stream.to_owned(), event.map(str::to_owned), data, mark);

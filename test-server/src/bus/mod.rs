@@ -7,6 +7,7 @@
 //! share ids, replay logs and fan-out through Redis Streams.
 
 mod group_commit;
+pub mod keyed;
 mod log_store;
 mod memory;
 mod redis;

@@ -237,7 +237,7 @@ impl Shared {
         // A publish of a request with an Idempotency-Key is stored with a marker, in one
         // script, so a re-run of the request (its answer lost with a killed process)
         // finds the event instead of storing it again.
-        let keyed = crate::idempotency::next_publish();
+        let keyed = super::keyed::next_publish();
         let script = if keyed.is_some() {
             &self.keyed_script
         } else {
