@@ -16,7 +16,6 @@ use wasm_bindgen::prelude::*;
 
 use super::input::{Handle, Input, Sink};
 use super::listeners::{Decoding, ErrorCb, EventCb, Kind, Listeners, StateCb};
-use super::manager::all_managers;
 use super::mux;
 use super::platform::{self, now};
 use super::storage;
@@ -423,7 +422,7 @@ impl Inner {
         self.drive();
         if learned {
             // The origin multiplexes: every manager that may share moves over.
-            for inner in all_managers() {
+            for inner in registry::all() {
                 inner.offer_mux();
             }
         }
@@ -807,5 +806,45 @@ impl Sink for Inner {
 impl TabSink for Inner {
     fn tab_input(self: Rc<Self>, input: TabInput) {
         self.on_tab_input(input);
+    }
+}
+
+/// The page's managers, one per stream URL and identity: the Rust API finds and
+/// adds them here, and a manager that learns its origin multiplexes offers the
+/// shared connection to every other.
+pub(crate) mod registry {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    use std::rc::Rc;
+
+    use super::Inner;
+
+    thread_local! {
+        static REGISTRY: RefCell<HashMap<String, Rc<Inner>>> = RefCell::new(HashMap::new());
+    }
+
+    /// The manager registered under `key`, or a new one made by `make` (given the key).
+    pub(crate) fn get_or_insert_with(key: String, make: impl FnOnce(String) -> Inner) -> Rc<Inner> {
+        if let Some(inner) = REGISTRY.with(|r| r.borrow().get(&key).cloned()) {
+            return inner;
+        }
+        let inner = Rc::new(make(key.clone()));
+        REGISTRY.with(|r| r.borrow_mut().insert(key, inner.clone()));
+        inner
+    }
+
+    /// Removes `inner` if it is still the manager registered under its key.
+    pub(crate) fn remove(inner: &Rc<Inner>) {
+        REGISTRY.with(|r| {
+            let mut r = r.borrow_mut();
+            if r.get(&inner.key).is_some_and(|i| Rc::ptr_eq(i, inner)) {
+                r.remove(&inner.key);
+            }
+        });
+    }
+
+    /// Every manager of the page.
+    pub(crate) fn all() -> Vec<Rc<Inner>> {
+        REGISTRY.with(|r| r.borrow().values().cloned().collect())
     }
 }

@@ -1,27 +1,16 @@
 //! The Rust API of the browser shell: [`Manager`] (one per stream URL and
 //! token per page, kept in a registry), [`Subscription`] and [`Error`].
 
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::fmt;
 use std::rc::{Rc, Weak};
 
-use super::driver::Inner;
+use super::driver::{registry, Inner};
 use super::listeners::{Cb, Event, Kind};
 use super::platform;
 use crate::connection::{ErrorInfo, State};
 use crate::dispatch::ListenerId;
 use crate::messages::Decoder;
 use crate::options::Options;
-
-thread_local! {
-    static REGISTRY: RefCell<HashMap<String, Rc<Inner>>> = RefCell::new(HashMap::new());
-}
-
-/// Every manager of the page.
-pub(crate) fn all_managers() -> Vec<Rc<Inner>> {
-    REGISTRY.with(|r| r.borrow().values().cloned().collect())
-}
 
 /// Why `Manager::connect` failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,11 +95,7 @@ impl Manager {
     pub fn connect(url: &str, options: Options) -> Result<Manager, Error> {
         let url = absolute_url(url)?;
         let key = options.identity(&url);
-        if let Some(inner) = REGISTRY.with(|r| r.borrow().get(&key).cloned()) {
-            return Ok(Manager { inner });
-        }
-        let inner = Rc::new(Inner::new(key.clone(), url, options));
-        REGISTRY.with(|r| r.borrow_mut().insert(key, inner.clone()));
+        let inner = registry::get_or_insert_with(key, |key| Inner::new(key, url, options));
         Ok(Manager { inner })
     }
 
@@ -174,14 +159,7 @@ impl Manager {
     /// Closes the connection for good, drops every listener and removes the
     /// manager from the registry (a later `connect` makes a new one).
     pub fn close(&self) {
-        REGISTRY.with(|r| {
-            let mut r = r.borrow_mut();
-            if r.get(&self.inner.key)
-                .is_some_and(|i| Rc::ptr_eq(i, &self.inner))
-            {
-                r.remove(&self.inner.key);
-            }
-        });
+        registry::remove(&self.inner);
         self.inner.close();
     }
 

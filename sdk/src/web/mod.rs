@@ -7,8 +7,8 @@
 //! | module | job |
 //! | --- | --- |
 //! | `js` | the JS API (`connect`, class `Manager`) over the Rust API |
-//! | `manager` | the Rust API: [`Manager`] registry, [`Subscription`], [`Error`] |
-//! | `driver` | one manager at run time: every input, the drive loop, actions, delivery |
+//! | `manager` | the Rust API: [`Manager`], [`Subscription`], [`Error`] |
+//! | `driver` | one manager at run time: every input, the drive loop, actions, delivery; the page's registry of managers |
 //! | `transport` | the SSE transport slot (`EventSource`, `stream` or a place on `mux`) and the polling request |
 //! | `mux` | one shared connection for the streams of an origin and identity, when the server multiplexes |
 //! | `stream` | the `fetch` streaming transport |
