@@ -517,6 +517,9 @@ async fn reopened_after(m: &Manager, errs: &Log<tidings::ErrorInfo>, status: u16
 async fn the_fetch_transport_waits_as_long_as_retry_after_says() {
     let base = server();
     let (url, stream, token) = own_channel(base).await;
+    // A query string of its own keeps this stream on its own connection (off
+    // the shared multiplexed one), so the refusals below are its own answers.
+    let url = format!("{url}?own=1");
     // The backoff alone would retry within 100 ms.
     let m = Manager::connect(
         &url,
