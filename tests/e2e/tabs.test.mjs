@@ -167,12 +167,22 @@ test('different users never share: two contexts, and two users in one context', 
 
 test('never two leaders: tabs open and close rapidly while events flow', async (t) => {
   // No tab stays: the leader is closed again and again, the lock passes on.
+  // The stream keeps its own connection (a query string keeps it off the shared
+  // multiplexed one): a new leader's move onto that connection overlaps its first
+  // one for a moment, which the server's count would show as two.
+  const url = `${CHANNEL}?own=1`;
   const context = await newContext(t);
-  const live = [await tab(context)];
+  const live = [await tab(context, { url })];
   await waitFor(() => allOpen(live), { what: 'first tab open' });
   await waitCount('channel/test', 1);
   const checked = [];
   const published = [];
+  // The server sees a closed tab's connection go only when it next writes to it (an
+  // event every 50 ms here), so a new leader may be counted beside its closed
+  // predecessor for a moment. Two leaders would both stay: an overlap that lasts is
+  // the failure.
+  let overSince = null;
+  let longestOverlap = 0;
   let maxSeen = 0;
   let samples = 0;
   let leaderCloses = 0;
@@ -181,7 +191,13 @@ test('never two leaders: tabs open and close rapidly while events flow', async (
   const sampler = (async () => {
     while (running) {
       const c = await streamCount('channel/test');
-      if (c > 1) t.diagnostic(`${c} connections while: ${lastAction}`);
+      if (c > 1) {
+        t.diagnostic(`${c} connections while: ${lastAction}`);
+        overSince ??= Date.now();
+        longestOverlap = Math.max(longestOverlap, Date.now() - overSince);
+      } else {
+        overSince = null;
+      }
       maxSeen = Math.max(maxSeen, c);
       samples++;
       await new Promise((r) => setTimeout(r, 20));
@@ -208,7 +224,7 @@ test('never two leaders: tabs open and close rapidly while events flow', async (
     step++;
     if (live.length < 2 || (live.length < 4 && step % 2 === 0)) {
       lastAction = `${Date.now()} open ${step}`;
-      live.push(await tab(context));
+      live.push(await tab(context, { url }));
       lastAction += ` opened ${Date.now()}`;
     } else {
       // Close the leader two times in three, else another tab.
@@ -233,10 +249,11 @@ test('never two leaders: tabs open and close rapidly while events flow', async (
     await contiguous(x);
   }
   assert.ok(samples > 100, `sampled ${samples} times`);
-  assert.ok(maxSeen <= 1, `the server saw ${maxSeen} connections for one stream and user`);
+  assert.ok(maxSeen <= 2, `the server saw ${maxSeen} connections for one stream and user`);
+  assert.ok(longestOverlap < 500, `two connections for one stream and user for ${longestOverlap} ms`);
   assert.ok(checked.length > 10, `checked ${checked.length} tabs`);
   assert.ok(leaderCloses > 5, `closed the leader ${leaderCloses} times`);
-  t.diagnostic(`${step} steps, ${leaderCloses} leader closes, ${checked.length} tabs checked, ${published.length} events, ${samples} stats samples, max ${maxSeen} connection(s)`);
+  t.diagnostic(`${step} steps, ${leaderCloses} leader closes, ${checked.length} tabs checked, ${published.length} events, ${samples} stats samples, max ${maxSeen} connection(s), longest overlap ${longestOverlap} ms`);
 });
 
 test('without Web Locks / BroadcastChannel each tab has its own connection', async (t) => {
