@@ -7,15 +7,15 @@
 #   - twiggy's top contributors (function by function),
 #   - the code bytes summed per crate / module (names from twiggy's CSV).
 # Usage: scripts/size.sh [TOP]   (TOP functions listed, default 25)
-# Needs twiggy (`cargo install twiggy`; scripts/setup.sh does not install it:
-# only this script uses it).
+# Installs twiggy (`cargo install twiggy`) when it is missing; scripts/setup.sh
+# does not, as only this script uses it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 export PATH="$HOME/.cargo/bin:$PATH"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target/sdk}
 top=${1:-25}
-command -v twiggy >/dev/null || { echo "[size] twiggy missing: cargo install twiggy" >&2; exit 1; }
+command -v twiggy >/dev/null || { echo "[size] cargo install twiggy (a few minutes)" >&2; cargo install twiggy --locked --quiet; }
 
 bash scripts/build-pkg.sh >&2
 raw=$CARGO_TARGET_DIR/wasm32-unknown-unknown/release/tidings.wasm
