@@ -1,25 +1,16 @@
 // The live demo page (examples/vanilla) in real headless Chromium against the real server.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, waitFor, api, devToken } from '../lib/server.mjs';
-import { launchBrowser, collectErrors, screenshot } from '../lib/browser.mjs';
+import { collectErrors, screenshot } from '../lib/browser.mjs';
+import { serverAndBrowser } from '../lib/harness.mjs';
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const env = serverAndBrowser();
 
 async function openDemo(context, user = 'alice') {
   const page = await context.newPage();
   const errors = collectErrors(page);
-  await page.goto(`${server.url}/?user=${user}`);
+  await page.goto(`${env.server.url}/?user=${user}`);
   await page.waitForSelector('#boot[data-state="ready"]', { timeout: 15_000 });
   await page.waitForSelector('#ta-state[data-state="open"]');
   await page.waitForSelector('#nt-state[data-state="open"]');
@@ -29,12 +20,12 @@ async function openDemo(context, user = 'alice') {
 test('a team answer created in one page appears in a second page without reload', async () => {
   // Two tabs of one profile: they share one connection per stream (leader tab +
   // BroadcastChannel), so 6 HTTP/1.1 connections per origin are not used up.
-  const context = await browser.newContext();
+  const context = await env.browser.newContext();
   // The page keeps one token per user in localStorage, as an app keeps its
   // session: connections are shared per URL and token.
   const a = await openDemo(context);
   const b = await openDemo(context);
-  const stats = async () => (await (await fetch(`${server.url}/api/stats`)).json()).connections.by_stream;
+  const stats = async () => (await (await fetch(`${env.server.url}/api/stats`)).json()).connections.by_stream;
   await waitFor(async () => {
     const s = await stats();
     return s['team-answers'] === 1 && s['notifications/alice'] === 1 && s['channel/project.1'] === 1;
@@ -54,7 +45,7 @@ test('a team answer created in one page appears in a second page without reload'
 });
 
 test('triggering a notification raises the unread count; mark all read clears it', async () => {
-  const context = await browser.newContext();
+  const context = await env.browser.newContext();
   const { page, errors } = await openDemo(context, 'carol');
   const before = Number(await page.textContent('#nt-unread'));
   await page.click('#nt-trigger');
@@ -67,7 +58,7 @@ test('triggering a notification raises the unread count; mark all read clears it
 });
 
 test('a video job drives the progress bar to 100 %', async () => {
-  const context = await browser.newContext();
+  const context = await env.browser.newContext();
   const { page, errors } = await openDemo(context);
   await page.click('#vp-start');
   await waitFor(async () => (await page.textContent('#vp-percent')) === '100', { timeoutMs: 15_000, what: 'progress 100 %' });
@@ -91,7 +82,7 @@ test('a video job drives the progress bar to 100 %', async () => {
 });
 
 test('cut connection: the stream drops, reconnects and resumes after its last id with no event lost', async () => {
-  const context = await browser.newContext();
+  const context = await env.browser.newContext();
   const { page, errors } = await openDemo(context, 'dora');
   await page.waitForSelector('#ch-state[data-state="open"]');
   await page.waitForSelector('#ch-role[data-role="leader"]');
@@ -100,11 +91,11 @@ test('cut connection: the stream drops, reconnects and resumes after its last id
   await page.click('#ta-add');
   await page.click('#nt-trigger');
   await page.click('#vp-start');
-  const token = await devToken(server.url, 'publisher', ['project.*']);
+  const token = await devToken(env.server.url, 'publisher', ['project.*']);
   const published = [];
   const publishing = (async () => {
     for (let n = 0; n < 30; n++) {
-      const r = await api(server.url, 'POST', '/api/v1/events/project.1', { body: { type: 'render_progress', object: { progress: n } }, token });
+      const r = await api(env.server.url, 'POST', '/api/v1/events/project.1', { body: { type: 'render_progress', object: { progress: n } }, token });
       published.push(String(r.id));
       await new Promise((r) => setTimeout(r, 60));
     }
@@ -136,20 +127,20 @@ test('cut connection: the stream drops, reconnects and resumes after its last id
 });
 
 test('stopping the server shows reconnecting; restarting it reopens and delivers what was missed', async () => {
-  const context = await browser.newContext();
+  const context = await env.browser.newContext();
   const { page } = await openDemo(context);
-  const addr = new URL(server.url).host;
-  const dataDir = server.dataDir;
-  await server.kill('SIGTERM');
+  const addr = new URL(env.server.url).host;
+  const dataDir = env.server.dataDir;
+  await env.server.kill('SIGTERM');
   await page.waitForSelector('#ta-state:not([data-state="open"])', { timeout: 10_000 });
   const shown = await page.getAttribute('#ta-state', 'data-state');
   assert.ok(['reconnecting', 'connecting', 'polling'].includes(shown), `state while down: ${shown}`);
   await screenshot(page, 'demo-server-down');
-  const old = server;
-  server = await startServer({ addr, dataDir });
-  server.stop = async () => { await server.kill(); await old.stop(); };
+  const old = env.server;
+  env.server = await startServer({ addr, dataDir });
+  env.server.stop = async () => { await env.server.kill(); await old.stop(); };
   // Created while the page is still reconnecting: must arrive through the replay log.
-  const res = await fetch(`${server.url}/api/team-answers/`, {
+  const res = await fetch(`${env.server.url}/api/team-answers/`, {
     method: 'POST', headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ video_name: 'v.mp4', frame_index: 1, url: 'http://127.0.0.1/f.jpg', qa: 'made while reconnecting' }),
   });

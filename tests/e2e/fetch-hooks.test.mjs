@@ -2,29 +2,19 @@
 // an injected `fetch` carries every stream request, `onOpen` sees the response
 // before it is read, and an `onOpen` that throws or rejects refuses the stream
 // for good (state `closed`, one `http` error, no retry).
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, api, devToken, waitFor } from '../lib/server.mjs';
-import { launchBrowser, collectErrors } from '../lib/browser.mjs';
+import { api, devToken, waitFor } from '../lib/server.mjs';
+import { collectErrors } from '../lib/browser.mjs';
+import { serverAndBrowser, contextFor } from '../lib/harness.mjs';
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const env = serverAndBrowser();
 
 /** A page of the server's origin with the package imported as `window.mod`, closed with the test. */
 async function packagePage(t) {
-  const context = await browser.newContext();
-  t.after(() => context.close());
+  const context = await contextFor(env.browser, t);
   const page = await context.newPage();
-  await page.goto(`${server.url}/pkg/package.json`);
+  await page.goto(`${env.server.url}/pkg/package.json`);
   await page.evaluate(async () => { window.mod = await import('/pkg/index.js'); });
   return page;
 }
@@ -32,7 +22,7 @@ async function packagePage(t) {
 test('an injected fetch carries the stream and onOpen sees the response before events flow', async (t) => {
   const page = await packagePage(t);
   const errors = collectErrors(page);
-  const token = await devToken(server.url, 'hooks', ['hooks']);
+  const token = await devToken(env.server.url, 'hooks', ['hooks']);
   await page.evaluate((token) => {
     window.fetched = [];
     window.opened = [];
@@ -49,7 +39,7 @@ test('an injected fetch carries the stream and onOpen sees the response before e
   }, token);
   await waitFor(() => page.evaluate(() => window.m.state === 'open'), { what: 'open through the injected fetch' });
   const ids = [];
-  for (let n = 1; n <= 3; n++) ids.push(String((await api(server.url, 'POST', '/api/v1/events/hooks', { body: { type: 'task', object: { n } }, token })).id));
+  for (let n = 1; n <= 3; n++) ids.push(String((await api(env.server.url, 'POST', '/api/v1/events/hooks', { body: { type: 'task', object: { n } }, token })).id));
   await waitFor(() => page.evaluate(() => window.got.length === 3), { what: 'three tasks' });
   const seen = await page.evaluate(() => ({ fetched: window.fetched, opened: window.opened, got: window.got }));
   assert.deepEqual(seen.got, ids.map((id, i) => ({ id, n: i + 1 })));
@@ -66,7 +56,7 @@ test('an injected fetch carries the stream and onOpen sees the response before e
 for (const how of ['throws', 'rejects']) {
   test(`an onOpen that ${how} refuses the stream for good: closed, one http error, no retry`, async (t) => {
     const page = await packagePage(t);
-    const token = await devToken(server.url, 'hooks', ['refused']);
+    const token = await devToken(env.server.url, 'hooks', ['refused']);
     await page.evaluate(({ token, how }) => {
       window.fetched = 0;
       window.errors = [];
@@ -86,7 +76,7 @@ for (const how of ['throws', 'rejects']) {
       m.on('*', (msg) => window.got.push(msg));
     }, { token, how });
     await waitFor(() => page.evaluate(() => window.m.state === 'closed' && window.errors.length > 0), { what: 'closed after the refusal' });
-    await api(server.url, 'POST', '/api/v1/events/refused', { body: { type: 'task', object: { n: 1 } }, token });
+    await api(env.server.url, 'POST', '/api/v1/events/refused', { body: { type: 'task', object: { n: 1 } }, token });
     // Long enough for the shortest backoff to have retried several times.
     await new Promise((r) => setTimeout(r, 1500));
     const seen = await page.evaluate(() => ({ fetched: window.fetched, errors: window.errors, states: window.states, got: window.got, state: window.m.state }));

@@ -1,28 +1,17 @@
 // The package entry with no init step, in headless Chromium against the real
 // server: connect() loads the wasm on first use and keeps the listeners added
 // meanwhile; a wasm that cannot be loaded gives state `failed` and a `load` error.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, api, devToken, waitFor } from '../lib/server.mjs';
-import { launchBrowser, collectErrors } from '../lib/browser.mjs';
+import { api, devToken, waitFor } from '../lib/server.mjs';
+import { collectErrors } from '../lib/browser.mjs';
+import { serverAndBrowser, contextFor } from '../lib/harness.mjs';
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const env = serverAndBrowser();
 
 /** A page of the server's origin (a static file, so nothing else on it loads the SDK), closed with the test. */
 async function blankPage(t) {
-  const context = await browser.newContext();
-  t.after(() => context.close());
-  await context.route('**/favicon.ico', (route) => route.fulfill({ status: 204, body: '' }));
+  const context = await contextFor(env.browser, t);
   const page = await context.newPage();
   const wasmRequests = [];
   page.on('request', (r) => { if (r.url().endsWith('.wasm')) wasmRequests.push(r.url()); });
@@ -32,8 +21,8 @@ async function blankPage(t) {
 test('connect() with no init(): importing loads nothing, the first connect loads the wasm, early listeners get events', async (t) => {
   const { page, wasmRequests } = await blankPage(t);
   const errors = collectErrors(page);
-  await page.goto(`${server.url}/pkg/package.json`);
-  const token = await devToken(server.url, 'loader', ['load']);
+  await page.goto(`${env.server.url}/pkg/package.json`);
+  const token = await devToken(env.server.url, 'loader', ['load']);
   await page.evaluate(async () => { window.mod = await import('/pkg/index.js'); });
   await new Promise((r) => setTimeout(r, 200));
   assert.deepEqual(wasmRequests, [], 'importing the package fetches no wasm');
@@ -53,7 +42,7 @@ test('connect() with no init(): importing loads nothing, the first connect loads
   assert.equal(wasmRequests.length, 1, `one wasm request: ${wasmRequests}`);
   const ids = [];
   for (let n = 1; n <= 3; n++) {
-    const r = await api(server.url, 'POST', '/api/v1/events/load', { body: { type: 'tick', object: { n } }, token });
+    const r = await api(env.server.url, 'POST', '/api/v1/events/load', { body: { type: 'tick', object: { n } }, token });
     ids.push(String(r.id));
   }
   await waitFor(() => page.evaluate(() => window.got.length === 3), { what: 'three ticks' });
@@ -73,13 +62,13 @@ test('connect() with no init(): importing loads nothing, the first connect loads
   // init() still works after the fact, for code that preloads.
   assert.equal(await page.evaluate(async () => (await window.mod.default()) === undefined), true);
   await page.evaluate(() => window.m.close());
-  await waitFor(async () => (await api(server.url, 'GET', '/api/stats')).connections.total === 0, { what: 'closed' });
+  await waitFor(async () => (await api(env.server.url, 'GET', '/api/stats')).connections.total === 0, { what: 'closed' });
   assert.deepEqual(errors, []);
 });
 
 test('init() preloads: a connect after it is the wasm manager at once and throws on invalid options', async (t) => {
   const { page } = await blankPage(t);
-  await page.goto(`${server.url}/pkg/package.json`);
+  await page.goto(`${env.server.url}/pkg/package.json`);
   const r = await page.evaluate(async () => {
     const mod = await import('/pkg/index.js');
     await mod.default();
@@ -99,7 +88,7 @@ test('a wasm that cannot be loaded (404): state failed and an onError of kind lo
   const { context, page } = await blankPage(t);
   let refused = 0;
   await context.route('**/tidings_bg.wasm', (route) => { refused += 1; return route.fulfill({ status: 404, contentType: 'text/plain', body: 'not here' }); });
-  await page.goto(`${server.url}/pkg/package.json`);
+  await page.goto(`${env.server.url}/pkg/package.json`);
   const r = await page.evaluate(async () => {
     const mod = await import('/pkg/index.js');
     const m = mod.connect('/api/team-answers/sse/', { decoder: 'team-answers' });

@@ -2,30 +2,21 @@
 // server: a page with 8 channel managers and the 3 other seed streams holds
 // one connection; every stream gets every event; a REST call answers at once;
 // a second tab (a tab-sharing follower) gets all of it too.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, api, devToken, waitFor } from '../lib/server.mjs';
-import { launchBrowser, collectErrors } from '../lib/browser.mjs';
+import { api, devToken, waitFor } from '../lib/server.mjs';
+import { collectErrors } from '../lib/browser.mjs';
+import { serverAndBrowser, contextFor } from '../lib/harness.mjs';
 
-let server;
-let browser;
+const env = serverAndBrowser();
 
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
-
-const stats = async () => (await api(server.url, 'GET', '/api/stats')).connections;
+const stats = async () => (await api(env.server.url, 'GET', '/api/stats')).connections;
 
 /** A page of the server's origin with one manager per URL, recording every event with an id per URL. */
 async function page(context, urls, token) {
   const p = await context.newPage();
   const errors = collectErrors(p);
-  await p.goto(`${server.url}/pkg/package.json`);
+  await p.goto(`${env.server.url}/pkg/package.json`);
   await p.evaluate(async ({ urls, token }) => {
     const mod = await import('/pkg/tidings.js');
     await mod.default();
@@ -47,13 +38,11 @@ const roles = (t) => t.page.evaluate(() => Object.values(window.ms).map((m) => m
 
 test('8 channels and 3 seed streams on one connection; a follower tab gets all of it; REST answers at once', async (t) => {
   const user = `mux${Date.now()}`;
-  const token = await devToken(server.url, user, ['dash.*']);
-  const job = await api(server.url, 'POST', '/api/chat/create-video', { body: { prompt: 'p', steps: 3, step_ms: 1500 } });
+  const token = await devToken(env.server.url, user, ['dash.*']);
+  const job = await api(env.server.url, 'POST', '/api/chat/create-video', { body: { prompt: 'p', steps: 3, step_ms: 1500 } });
   const channels = Array.from({ length: 8 }, (_, i) => `/api/v1/events/dash.${i}`);
   const urls = [...channels, '/api/team-answers/sse/', '/api/notifications/stream', job.progress_url];
-  const context = await browser.newContext();
-  t.after(() => context.close());
-  await context.route('**/favicon.ico', (route) => route.fulfill({ status: 204, body: '' }));
+  const context = await contextFor(env.browser, t);
   const leader = await page(context, urls, token);
   await waitFor(async () => (await states(leader)).slice(0, 10).every((s) => s === 'open'), { what: 'every stream open in the first tab' });
   const follower = await page(context, urls, token);
@@ -74,11 +63,11 @@ test('8 channels and 3 seed streams on one connection; a follower tab gets all o
 
   const want = {};
   for (const [i, c] of channels.entries()) {
-    const r = await api(server.url, 'POST', c, { body: { type: 'task', object: { n: i } }, token });
+    const r = await api(env.server.url, 'POST', c, { body: { type: 'task', object: { n: i } }, token });
     want[c] = [String(r.id)];
   }
-  const answer = await api(server.url, 'POST', '/api/team-answers/', { body: { video_name: 'v.mp4', frame_index: 1, url: 'http://x/f.jpg', qa: 'Q' } });
-  await api(server.url, 'POST', '/api/notifications/trigger/', { body: { user_id: user, title: 't', message: 'm', type: 'info' } });
+  const answer = await api(env.server.url, 'POST', '/api/team-answers/', { body: { video_name: 'v.mp4', frame_index: 1, url: 'http://x/f.jpg', qa: 'Q' } });
+  await api(env.server.url, 'POST', '/api/notifications/trigger/', { body: { user_id: user, title: 't', message: 'm', type: 'info' } });
   // The follower joined while the video job ran: it starts at the leader's
   // position (live), so it gets the job's later events, ending with the same one.
   let finalVideo;

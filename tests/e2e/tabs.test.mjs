@@ -4,28 +4,18 @@
 // doubled, never two leaders under churn, per-tab fallback, opt-out.
 // Pages are a static file of the server's origin (/pkg/package.json) that
 // imports the built package, so nothing else on the page opens connections.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, api, devToken, waitFor } from '../lib/server.mjs';
-import { launchBrowser, collectErrors } from '../lib/browser.mjs';
+import { api, devToken, waitFor } from '../lib/server.mjs';
+import { collectErrors } from '../lib/browser.mjs';
+import { serverAndBrowser, contextFor } from '../lib/harness.mjs';
 
 const CHANNEL = '/api/v1/events/test';
-let server;
-let browser;
 let pubToken;
-
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-  pubToken = await devToken(server.url, 'publisher', ['test']);
-});
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const env = serverAndBrowser();
 
 async function stats() {
-  return (await api(server.url, 'GET', '/api/stats')).connections;
+  return (await api(env.server.url, 'GET', '/api/stats')).connections;
 }
 async function streamCount(key) {
   return (await stats()).by_stream[key] ?? 0;
@@ -36,17 +26,11 @@ async function waitCount(key, n) {
   await waitFor(async () => (seen = await streamCount(key)) === n, { what: `${n} connection(s) for ${key}`, timeoutMs: 10_000 })
     .catch((e) => { throw new Error(`${e.message}; saw ${seen}`); });
 }
-/** A browser context closed when the test ends, passed or not (so no connection outlives its test). */
-async function newContext(t) {
-  const context = await browser.newContext();
-  // The pages are a JSON file: keep the browser's favicon probe off the server (no 404 in the console).
-  await context.route('**/favicon.ico', (route) => route.fulfill({ status: 204, body: '' }));
-  t.after(() => context.close());
-  return context;
-}
+const newContext = (t) => contextFor(env.browser, t);
 /** Publishes one `tick` on channel `test`; returns its id (a string). */
 async function publish(n, type = 'tick') {
-  const r = await api(server.url, 'POST', CHANNEL, { body: { type, object: { n } }, token: pubToken });
+  pubToken ??= await devToken(env.server.url, 'publisher', ['test']);
+  const r = await api(env.server.url, 'POST', CHANNEL, { body: { type, object: { n } }, token: pubToken });
   return String(r.id);
 }
 
@@ -57,7 +41,7 @@ async function publish(n, type = 'tick') {
 async function tab(context, { url = CHANNEL, token, types = ['tick'], share, extra = {} } = {}) {
   const page = await context.newPage();
   const errors = collectErrors(page);
-  await page.goto(`${server.url}/pkg/package.json`);
+  await page.goto(`${env.server.url}/pkg/package.json`);
   await page.evaluate(async ({ url, token, types, share, extra }) => {
     const mod = await import('/pkg/tidings.js');
     await mod.default();
@@ -131,8 +115,8 @@ test('closing the leader mid-stream: every other tab gets every event once, in o
 });
 
 test('different users never share: two contexts, and two users in one context', async (t) => {
-  const alice = await devToken(server.url, 'alice');
-  const bob = await devToken(server.url, 'bob');
+  const alice = await devToken(env.server.url, 'alice');
+  const bob = await devToken(env.server.url, 'bob');
   const url = '/api/notifications/stream';
   const types = ['new_notification'];
   const c1 = await newContext(t);
@@ -149,8 +133,8 @@ test('different users never share: two contexts, and two users in one context', 
     const s = await stats();
     return s.by_stream['notifications/alice'] === 2 && s.by_stream['notifications/bob'] === 2;
   }, { what: 'one connection per user and context' });
-  await api(server.url, 'POST', '/api/notifications/trigger/', { body: { user_id: 'alice', title: 'for alice', message: 'm', type: 'info' } });
-  await api(server.url, 'POST', '/api/notifications/trigger/', { body: { user_id: 'bob', title: 'for bob', message: 'm', type: 'info' } });
+  await api(env.server.url, 'POST', '/api/notifications/trigger/', { body: { user_id: 'alice', title: 'for alice', message: 'm', type: 'info' } });
+  await api(env.server.url, 'POST', '/api/notifications/trigger/', { body: { user_id: 'bob', title: 'for bob', message: 'm', type: 'info' } });
   const titles = (t) => t.page.evaluate(() => window.got.length);
   for (const t of all) await waitFor(async () => (await titles(t)) >= 1, { what: 'each tab got its own event' });
   await new Promise((r) => setTimeout(r, 300)); // room for any cross-delivery to show
