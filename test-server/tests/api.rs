@@ -835,14 +835,7 @@ async fn stats_metrics_cors_and_dev_token_cookie() {
     let st = s.stats().await;
     assert_eq!(st["connections"]["total"], 1);
     assert_eq!(st["connections"]["by_stream"]["team-answers"], 1);
-    let m = s
-        .get("/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = s.metrics().await;
     assert!(m.contains("tidings_open_connections 1"), "{m}");
     assert!(m.contains("tidings_open_connections_by_kind{kind=\"team-answers\"} 1"));
     assert!(m.contains("tidings_events_published_total 0"));

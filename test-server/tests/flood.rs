@@ -162,14 +162,7 @@ async fn one_address_flooding_streams_is_refused_while_others_keep_working() {
     let stats = s.stats().await;
     assert_eq!(stats["refused"]["per_address"], 140, "{stats}");
     assert_eq!(stats["connections"]["total"], 11, "{stats}");
-    let metrics = s
-        .get("/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.metrics().await;
     assert!(
         metrics.contains("tidings_streams_refused_per_address_total 140"),
         "{metrics}"

@@ -345,14 +345,7 @@ async fn redis_outage_is_reported_publishes_refused_streams_kept_then_recovered(
         assert_eq!(h["kind"], "redis");
         assert!(h["last_error"].as_str().unwrap().len() > 3, "{h}");
         assert!(h["errors"].as_u64().unwrap() >= 1);
-        let m = s
-            .get("/metrics")
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let m = s.metrics().await;
         assert!(m.contains("tidings_bus_healthy{kind=\"redis\"} 0"), "{m}");
         assert!(!m.contains("tidings_bus_errors_total 0\n"), "{m}");
     }

@@ -368,14 +368,7 @@ async fn slow_subscriber_is_closed_not_buffered_and_resumes_from_the_log() {
         "the stalled subscriber was closed"
     );
     // nothing is held for it anymore: no bus subscriber, no queued events
-    let m = s
-        .get("/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = s.metrics().await;
     assert!(m.contains("tidings_subscribers_lagged_total 1"));
     // the client reads what was in flight, sees the close, then resumes from its last id
     let got = slow.drain(Duration::from_secs(20)).await;

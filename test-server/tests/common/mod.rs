@@ -104,6 +104,17 @@ impl TestServer {
             .unwrap()
     }
 
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        self.get("/metrics")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// Opens an SSE stream (asserts 200 + text/event-stream).
     pub async fn sse(&self, path: &str, last_event_id: Option<&str>, bearer: Option<&str>) -> Sse {
         let mut req = self.get(path).header("accept", "text/event-stream");
