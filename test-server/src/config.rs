@@ -90,6 +90,12 @@ pub struct Config {
     /// Serve this directory at `/` after the API routes (demo page, npm package).
     #[arg(long, env = "TIDINGS_STATIC_DIR")]
     pub static_dir: Option<PathBuf>,
+    /// PEM certificate chain: serve TLS with HTTP/2 and HTTP/1.1 (ALPN); needs `--tls-key`.
+    #[arg(long, env = "TIDINGS_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of `--tls-cert`.
+    #[arg(long, env = "TIDINGS_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// A configuration the server refuses to start with.

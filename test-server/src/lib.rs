@@ -30,6 +30,7 @@ pub mod state;
 pub mod store;
 pub mod streaming;
 pub mod time;
+pub mod tls;
 pub mod video;
 
 pub use app::app;

@@ -32,7 +32,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    println!("tidings-server listening on http://{addr}");
+    println!("tidings-server listening on {}://{addr}", server.scheme());
     if dev {
         tracing::warn!(
             "--dev: dev-token endpoint and localhost CORS are enabled; do not expose this server"

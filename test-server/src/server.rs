@@ -16,6 +16,7 @@ use crate::app::app;
 use crate::config::Config;
 use crate::front::{self, Front};
 use crate::state::{AppState, StartError};
+use crate::tls::{self, Tls};
 use crate::video;
 
 /// A bound server, ready to run.
@@ -23,11 +24,14 @@ use crate::video;
 pub struct Server {
     listener: TcpListener,
     state: AppState,
+    /// With `--tls-cert` and `--tls-key`: every connection is TLS, served by [`tls`].
+    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
 }
 
 impl Server {
     /// Validates the configuration, opens the database, recovers interrupted jobs and binds.
     pub async fn bind(config: Config) -> Result<Server, StartError> {
+        let tls = tls::from_flags(config.tls_cert.as_deref(), config.tls_key.as_deref())?;
         let state = AppState::new(config, CancellationToken::new())?;
         let recovered = video::recover(&state).await?;
         if recovered > 0 {
@@ -37,7 +41,20 @@ impl Server {
             );
         }
         let listener = TcpListener::bind(state.config.addr).await?;
-        Ok(Server { listener, state })
+        Ok(Server {
+            listener,
+            state,
+            tls,
+        })
+    }
+
+    /// `https` with `--tls-cert`, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
     }
 
     /// The real bound address (useful with port 0).
@@ -62,7 +79,8 @@ impl Server {
     /// (HTTP/1 + HTTP/2 auto-detection) costs ~40 KiB per idle connection, and even a bare
     /// hyper HTTP/1 connection ~15 KiB, too much for ~19k idle SSE clients per process.
     /// [`front::serve`] sends fresh streams to the hub and everything else to hyper.
-    /// Browsers speak HTTP/1.1 to plain-http origins.
+    /// Browsers speak HTTP/1.1 to plain-http origins. With TLS, [`tls::serve`] serves
+    /// each connection (HTTP/2 or HTTP/1.1) with hyper instead.
     pub async fn run(self) -> std::io::Result<()> {
         let token = self.state.shutdown.clone();
         let graceful = GracefulShutdown::new();
@@ -74,6 +92,17 @@ impl Server {
             router: app(self.state.clone()),
             state: self.state,
             http,
+        });
+        let tls = self.tls.map(|config| {
+            let state = &front.state;
+            let serving = tls::Serving {
+                router: front.router.clone(),
+                http: front.http.clone(),
+                trusted: state.config.trust_proxy_header.clone(),
+                write_stall: state.config.write_stall(),
+                shutdown: token.clone(),
+            };
+            Arc::new(Tls::new(config, serving))
         });
         loop {
             let (stream, peer) = tokio::select! {
@@ -98,10 +127,23 @@ impl Server {
                     .metrics
                     .sockets_refused
                     .fetch_add(1, Ordering::Relaxed);
-                front::refuse(stream);
+                match &tls {
+                    None => front::refuse(stream),
+                    Some(tls) => tls::refuse(tls, stream),
+                }
                 continue;
             };
             let _ = stream.set_nodelay(true);
+            if let Some(tls) = &tls {
+                tokio::spawn(tls::serve(
+                    Arc::clone(tls),
+                    stream,
+                    peer,
+                    slot,
+                    graceful.watcher(),
+                ));
+                continue;
+            }
             tokio::spawn(front::serve(
                 Arc::clone(&front),
                 stream,
@@ -112,6 +154,7 @@ impl Server {
         }
         drop(self.listener);
         drop(front);
+        drop(tls);
         if tokio::time::timeout(Duration::from_secs(5), graceful.shutdown())
             .await
             .is_err()

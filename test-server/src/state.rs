@@ -37,6 +37,9 @@ pub enum StartError {
     /// Recovering interrupted jobs failed.
     #[error("cannot recover jobs: {0}")]
     Recover(#[from] ApiError),
+    /// `--tls-cert` / `--tls-key` cannot be served.
+    #[error("cannot set up TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
     /// Called outside a Tokio runtime (the hub's shard tasks and the Redis reader are
     /// spawned on the current one).
     #[error("the server state must be built inside a Tokio runtime")]
