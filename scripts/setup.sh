@@ -16,6 +16,8 @@ if [ "$mode" != "--demo" ]; then
   command -v chromium >/dev/null || want+=(chromium)
   command -v chromedriver >/dev/null || want+=(chromium-driver)
   command -v redis-server >/dev/null || want+=(redis-server)
+  # The TLS tests make a self-signed certificate with the openssl CLI.
+  command -v openssl >/dev/null || want+=(openssl)
   # The other engines (tests/engines/): Firefox ESR, WebKit's WebDriver + MiniBrowser, and a virtual display for it.
   command -v firefox-esr >/dev/null || want+=(firefox-esr)
   command -v WebKitWebDriver >/dev/null || want+=(webkit2gtk-driver)

@@ -61,7 +61,7 @@ export async function startServer(opts = {}) {
     const timer = setTimeout(() => reject(new Error(`server did not start within 15 s:\n${log}`)), 15_000);
     const onData = (chunk) => {
       log += chunk;
-      const m = /listening on (http:\/\/[\d.:]+)/.exec(log);
+      const m = /listening on (https?:\/\/[\d.:]+)/.exec(log);
       if (m) { clearTimeout(timer); resolveUrl(m[1]); }
     };
     proc.stdout.on('data', onData);

@@ -45,7 +45,7 @@ pub async fn start_in(dir: &Path, extra: &[&str]) -> TestServer {
     args.extend(extra);
     let config = Config::try_parse_from(args).unwrap();
     let server = Server::bind(config).await.unwrap();
-    let url = format!("http://{}", server.local_addr().unwrap());
+    let url = format!("{}://{}", server.scheme(), server.local_addr().unwrap());
     let state = server.state();
     let shutdown = server.shutdown_token();
     let handle = tokio::spawn(server.run());
@@ -166,7 +166,8 @@ impl Ev {
     }
 }
 
-type ByteStream = std::pin::Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type ByteStream = std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, BoxError>> + Send>>;
 
 /// A small WHATWG-style SSE reader over a real response body.
 pub struct Sse {
@@ -179,9 +180,13 @@ pub struct Sse {
 }
 
 impl Sse {
-    pub fn new(s: impl Stream<Item = reqwest::Result<Bytes>> + Send + 'static) -> Self {
+    /// Reads `s`: a reqwest body's `bytes_stream()`, or any other client's body chunks.
+    pub fn new<E>(s: impl Stream<Item = Result<Bytes, E>> + Send + 'static) -> Self
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
         Sse {
-            body: Box::pin(s),
+            body: Box::pin(s.map(|r| r.map_err(|e| Box::new(e) as BoxError))),
             buf: Vec::new(),
             raw: Vec::new(),
             closed: false,
