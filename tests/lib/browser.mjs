@@ -11,13 +11,13 @@ export const CHROMIUM_ARGS = [
 ];
 
 /**
- * Launches headless Chromium. Playwright gives every launch a fresh temporary
+ * Launches headless Chromium (with `extraArgs` after the usual flags). Playwright gives every launch a fresh temporary
  * profile (the fresh --user-data-dir), removed when the browser closes.
  */
-export async function launchBrowser() {
+export async function launchBrowser(extraArgs = []) {
   return chromium.launch({
     executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    args: CHROMIUM_ARGS,
+    args: [...CHROMIUM_ARGS, ...extraArgs],
   });
 }
 
