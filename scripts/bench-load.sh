@@ -102,9 +102,12 @@ for stack in $STACKS; do
     tidings-mux)
       data="$(mktemp -d "$OUT/tidings-data.XXXXXX")"
       log="$OUT/tidings-mux-server-$N.log"
-      # Every stream of a multiplexed connection counts against the user's limit.
+      # Every stream of a multiplexed connection counts against the user's limit; the
+      # connection counts once against --max-streams (it is one socket), as in the
+      # plain run.
       "$bin/tidings-server" --dev --addr 127.0.0.1:0 --data-dir "$data" \
-        --max-connections-per-user $((N * MUX + 100)) --heartbeat-secs 30 >"$log" 2>&1 &
+        --max-connections-per-user $((N * MUX + 100)) --max-streams $((N + 100)) \
+        --heartbeat-secs 30 >"$log" 2>&1 &
       server_pid=$!
       disown "$server_pid"
       url="$(wait_for_line "$log" 'http://127\.0\.0\.1:[0-9]+' 30)"

@@ -154,8 +154,32 @@ impl Connections {
         address: Option<IpAddr>,
         limits: &Limits,
     ) -> Result<ConnectionGuard, Refused> {
+        self.register(stream, user, address, limits, true)
+    }
+
+    /// Registers one stream of a multiplexed connection: per stream, against the user's
+    /// (or address's) limit, but not in `total` nor against `--max-streams`, which the
+    /// connection passed once ([`Connections::open_mux`]): it is one socket.
+    pub fn open_member(
+        &self,
+        stream: &str,
+        user: Option<&str>,
+        address: Option<IpAddr>,
+        limits: &Limits,
+    ) -> Result<ConnectionGuard, Refused> {
+        self.register(stream, user, address, limits, false)
+    }
+
+    fn register(
+        &self,
+        stream: &str,
+        user: Option<&str>,
+        address: Option<IpAddr>,
+        limits: &Limits,
+        physical: bool,
+    ) -> Result<ConnectionGuard, Refused> {
         let mut c = self.lock();
-        if c.total >= limits.max_streams {
+        if physical && c.total >= limits.max_streams {
             return Err(Refused::Global(limits.max_streams));
         }
         let address = if user.is_some() { None } else { address };
@@ -171,14 +195,16 @@ impl Connections {
             }
             *c.by_address.entry(a).or_insert(0) += 1;
         }
-        c.total += 1;
+        if physical {
+            c.total += 1;
+        }
         *c.by_stream.entry(stream.to_owned()).or_insert(0) += 1;
         Ok(ConnectionGuard {
             owner: self.clone(),
             stream: stream.to_owned(),
             user: user.map(str::to_owned),
             address,
-            physical: true,
+            physical,
         })
     }
 
@@ -284,10 +310,7 @@ mod tests {
             .open("channel/a", Some("bob"), None, &l)
             .unwrap()
             .into_member();
-        let b = c
-            .open("channel/b", Some("bob"), None, &l)
-            .unwrap()
-            .into_member();
+        let b = c.open_member("channel/b", Some("bob"), None, &l).unwrap();
         let s = c.snapshot();
         assert_eq!(
             (s.total, s.by_user["bob"], s.by_stream["channel/a"]),
@@ -299,5 +322,24 @@ mod tests {
         assert_eq!((s.total, s.by_user["bob"]), (0, 1));
         drop(b);
         assert_eq!(c.snapshot().total, 0);
+    }
+
+    #[test]
+    fn the_streams_of_a_multiplexed_connection_at_the_cap_still_open() {
+        let c = Connections::default();
+        let l = Limits {
+            max_streams: 1,
+            per_user: 8,
+            ..L
+        };
+        let _mux = c.open_mux(&l).unwrap();
+        assert!(c.open_member("channel/a", Some("bob"), None, &l).is_ok());
+        assert!(c.open_member("team-answers", None, ip(1), &l).is_ok());
+        assert_eq!(c.open_mux(&l).unwrap_err(), Refused::Global(1));
+        assert_eq!(
+            c.open("channel/a", Some("bob"), None, &l).unwrap_err(),
+            Refused::Global(1)
+        );
+        assert_eq!(c.snapshot().total, 1);
     }
 }

@@ -22,6 +22,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::Response;
 use axum::Router;
+use bytes::Bytes;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::Watcher;
@@ -33,7 +34,7 @@ use tower::ServiceExt;
 use crate::hub::Incoming;
 use crate::limits::{client_addr, ClientAddr, SocketSlot};
 use crate::sse::wire::{chunk, response_head, LAST_CHUNK};
-use crate::sse::{prelude, Detachable};
+use crate::sse::{prelude, Detachable, MuxDetachable};
 use crate::stall::StallGuard;
 use crate::state::AppState;
 
@@ -131,13 +132,32 @@ async fn detach(
     response: Response<Body>,
 ) -> Result<(), (TcpStream, Response<Body>)> {
     let (mut parts, body) = response.into_parts();
-    let Some(mut sse) = parts
+    let one = parts
         .extensions
         .remove::<Detachable>()
-        .and_then(|d| d.take())
-    else {
-        return Err((stream, Response::from_parts(parts, body)));
-    };
+        .and_then(|d| d.take());
+    let mux = parts
+        .extensions
+        .remove::<MuxDetachable>()
+        .and_then(|d| d.take());
+    let (bytes, done, make): (Bytes, bool, Box<dyn FnOnce(TcpStream) -> Incoming + Send>) =
+        match (one, mux) {
+            (Some(mut sse), _) => {
+                let pre = prelude(&mut sse);
+                let last_id = pre.last_id;
+                (
+                    pre.bytes,
+                    pre.done,
+                    Box::new(move |io| Incoming::new(io, sse, last_id)),
+                )
+            }
+            (None, Some(mux)) => (
+                mux.prelude.clone(),
+                mux.members.is_empty(),
+                Box::new(move |io| Incoming::mux(io, mux)),
+            ),
+            (None, None) => return Err((stream, Response::from_parts(parts, body))),
+        };
     drop(body);
     front
         .state
@@ -145,10 +165,9 @@ async fn detach(
         .streams_detached
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let write_stall = front.state.config.write_stall();
-    let pre = prelude(&mut sse);
     let mut out = response_head(&parts);
-    out.extend_from_slice(&chunk(&pre.bytes));
-    if pre.done {
+    out.extend_from_slice(&chunk(&bytes));
+    if done {
         out.extend_from_slice(LAST_CHUNK);
     }
     let write = stream.write_all(&out);
@@ -157,11 +176,8 @@ async fn detach(
     } else {
         matches!(tokio::time::timeout(write_stall, write).await, Ok(Ok(())))
     };
-    if written && !pre.done {
-        front
-            .state
-            .hub
-            .attach(Incoming::new(stream, sse, pre.last_id));
+    if written && !done {
+        front.state.hub.attach(make(stream));
     }
     Ok(())
 }

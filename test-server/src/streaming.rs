@@ -54,6 +54,9 @@ pub struct StreamRequest {
     /// The client's address, for the per-address limit on streams without a token (none
     /// when the request did not come through the accept loop).
     pub client: Option<IpAddr>,
+    /// One stream of a multiplexed connection: it counts per stream and against the user's
+    /// (or address's) limit, while the connection counts once against the process caps.
+    pub member: bool,
 }
 
 /// The query parameters a stream endpoint reads.
@@ -84,6 +87,7 @@ impl<S: Send + Sync> FromRequestParts<S> for StreamRequest {
             poll,
             wait,
             client,
+            member: false,
         })
     }
 }
@@ -148,10 +152,15 @@ pub async fn open(state: &AppState, req: &StreamRequest, spec: &StreamSpec) -> A
         state.metrics.poll_requests.fetch_add(1, Ordering::Relaxed);
         None
     } else {
-        match state
-            .conns
-            .open(&spec.key, spec.user.as_deref(), req.client, &state.limits)
-        {
+        let (user, client) = (spec.user.as_deref(), req.client);
+        let opened = if req.member {
+            state
+                .conns
+                .open_member(&spec.key, user, client, &state.limits)
+        } else {
+            state.conns.open(&spec.key, user, client, &state.limits)
+        };
+        match opened {
             Ok(g) => Some(g),
             Err(refused) => return Err(refusal(state, refused)),
         }

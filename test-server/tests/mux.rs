@@ -313,3 +313,276 @@ async fn bad_sets_get_422_and_bad_tokens_401() {
     assert_eq!(r.status(), 401);
     s.stop().await;
 }
+
+/// Waits until `/api/stats` satisfies `ok` (10 s at most).
+async fn wait_stats(s: &TestServer, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let stats = s.stats().await;
+        if ok(&stats) {
+            return stats;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: {}",
+            stats["connections"]
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The ids of the stream's own events (`message`), greeting and heartbeats aside.
+fn message_ids(by: &HashMap<String, Vec<Ev>>, stream: &str) -> Vec<u64> {
+    let events: Vec<Ev> = by
+        .get(stream)
+        .map(|v| {
+            v.iter()
+                .filter(|e| split(e).1 == "message")
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    ids(&events)
+}
+
+#[tokio::test]
+async fn hub_connections_in_several_groups_get_every_event_of_every_stream() {
+    const BURST: u64 = 40;
+    let s = start(&["--max-connections-per-user", "200"]).await;
+    let t = s.token("ev", &["hub.*"]).await;
+    let channels: Vec<String> = (0..4).map(|c| format!("/api/v1/events/hub.{c}")).collect();
+    // Every non-empty subset of the four channels, one multiplexed connection each, and a
+    // plain connection per channel in the same groups' streams.
+    let mut conns = Vec::new();
+    for mask in 1u32..16 {
+        let set: Vec<String> = (0..4)
+            .filter(|c| mask & (1 << c) != 0)
+            .map(|c| channels[c].clone())
+            .collect();
+        let sse = mux(&s, &format!("streams={}", set.join(",")), None, &t).await;
+        conns.push((set, sse));
+    }
+    let mut plain = Vec::new();
+    for c in 0..4 {
+        plain.push(
+            s.sse(&format!("/api/v1/events/hub.{c}"), None, Some(&t))
+                .await,
+        );
+    }
+    let stats = wait_stats(&s, "every connection counted once", |v| {
+        v["connections"]["total"] == 19
+    })
+    .await;
+    assert_eq!(stats["streams_detached"], 19, "all served by the hub");
+    assert_eq!(
+        stats["connections"]["by_stream"]["channel/hub.0"], 9,
+        "8 multiplexed members and 1 plain connection"
+    );
+    assert_eq!(
+        stats["connections"]["by_user"]["ev"],
+        8 * 4 + 4,
+        "every member counts for its user"
+    );
+
+    // A burst on every channel at once; one connection (all four streams) leaves in the
+    // middle of it.
+    let publishers: Vec<_> = (0..4)
+        .map(|c| {
+            let (url, t) = (s.url.clone(), t.clone());
+            tokio::spawn(async move {
+                let client = common::client();
+                for n in 0..BURST {
+                    let r = client
+                        .post(format!("{url}/api/v1/events/hub.{c}"))
+                        .bearer_auth(&t)
+                        .json(&json!({"type": "task", "object": {"n": n}}))
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(r.status(), 200);
+                }
+            })
+        })
+        .collect();
+    let (_, mut leaving) = conns.remove(14); // mask 15: every channel
+    let early = collect(&mut leaving, |by| message_ids(by, &channels[0]).len() >= 5).await;
+    assert!(message_ids(&early, &channels[0]).len() >= 5);
+    drop(leaving);
+    for p in publishers {
+        p.await.unwrap();
+    }
+
+    let want: Vec<u64> = (1..=BURST).collect();
+    for (set, sse) in &mut conns {
+        let by = collect(sse, |by| {
+            set.iter()
+                .all(|st| message_ids(by, st).len() >= BURST as usize)
+        })
+        .await;
+        for st in set.iter() {
+            assert_eq!(message_ids(&by, st), want, "{st} on the set {set:?}");
+        }
+        assert!(
+            by.keys().all(|k| k.is_empty() || set.contains(k)),
+            "only its own streams: {:?}",
+            by.keys()
+        );
+    }
+    for (c, sse) in plain.iter_mut().enumerate() {
+        let got = sse.drain(Duration::from_millis(300)).await;
+        let got: Vec<u64> = got
+            .iter()
+            .filter(|e| e.event.is_empty() || e.event == "message")
+            .filter_map(|e| e.id.as_deref()?.parse().ok())
+            .collect();
+        assert_eq!(got, want, "plain connection of hub.{c}");
+    }
+    wait_stats(&s, "the leaver is uncounted", |v| {
+        v["connections"]["total"] == 18 && v["connections"]["by_stream"]["channel/hub.0"] == 8
+    })
+    .await;
+    drop(conns);
+    drop(plain);
+    wait_stats(&s, "every stream uncounted", |v| {
+        v["connections"]["total"] == 0
+            && v["connections"]["by_stream"]
+                .as_object()
+                .is_some_and(|m| m.is_empty())
+    })
+    .await;
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn hub_served_sets_resume_every_position_by_header_and_query() {
+    let s = start(&[]).await;
+    let t = s.token("fa", &["res.*"]).await;
+    for n in 0..3 {
+        publish(&s, &t, "res.a", n).await; // ids 1..3
+        publish(&s, &t, "res.b", n).await;
+    }
+    let set = "streams=/api/v1/events/res.a,/api/v1/events/res.b,/api/v1/events/res.c";
+    for (query, header) in [("", Some("1,3,9")), ("&lastEventId=1,3,9", None)] {
+        let mut sse = mux(&s, &format!("{set}{query}"), header, &t).await;
+        publish(&s, &t, "res.b", 9).await;
+        let by = collect(&mut sse, |by| {
+            message_ids(by, "/api/v1/events/res.a").len() >= 2
+                && !message_ids(by, "/api/v1/events/res.b").is_empty()
+                && by
+                    .get("/api/v1/events/res.c")
+                    .is_some_and(|v| v.iter().any(|e| split(e).1 == "reset"))
+        })
+        .await;
+        assert_eq!(message_ids(&by, "/api/v1/events/res.a"), [2, 3], "{query}");
+        let b = message_ids(&by, "/api/v1/events/res.b");
+        assert_eq!(b.first(), Some(&4), "{query}: b after 3, live");
+        let reset = by["/api/v1/events/res.c"]
+            .iter()
+            .find(|e| split(e).1 == "reset")
+            .unwrap();
+        assert_eq!(reset.json()["reason"], "ahead", "{query}");
+        drop(sse);
+    }
+    assert_eq!(s.stats().await["streams_detached"], 2);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_refused_member_carries_its_retry_after_and_the_others_stream() {
+    let s = start(&["--dev", "--max-connections-per-user", "2"]).await;
+    let t = s.token("gu", &["ra.*"]).await;
+    let r = s
+        .post("/api/dev/fail")
+        .json(&json!({"stream": "channel/ra.b", "status": 503, "retry_after": "7"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let set =
+        "streams=/api/v1/events/ra.a,/api/v1/events/ra.b,/api/v1/events/ra.c,/api/v1/events/ra.d";
+    let mut sse = mux(&s, set, None, &t).await;
+    publish(&s, &t, "ra.a", 1).await;
+    let by = collect(&mut sse, |by| {
+        by.get("").is_some_and(|v| v.len() >= 2)
+            && !message_ids(by, "/api/v1/events/ra.a").is_empty()
+    })
+    .await;
+    let errors: Vec<Value> = by[""]
+        .iter()
+        .filter(|e| e.event == "mux-error")
+        .map(Ev::json)
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            json!({"stream": "/api/v1/events/ra.b", "status": 503, "error": "dev fault: injected HTTP 503", "retry_after": "7"}),
+            json!({"stream": "/api/v1/events/ra.d", "status": 429, "error": "too many open connections for this user (limit 2)", "retry_after": "5"}),
+        ]
+    );
+    assert_eq!(message_ids(&by, "/api/v1/events/ra.a"), [1]);
+    drop(sse);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_finite_member_ends_alone_on_the_hub_and_the_last_one_ends_the_response() {
+    let s = start(&["--video-step-ms", "30"]).await;
+    let t = s.token("ha", &["fin.*"]).await;
+    let job: Value = s
+        .post("/api/chat/create-video")
+        .json(&json!({"prompt": "p", "steps": 3}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let video = format!("/api/video-progress/{}", job["job_id"].as_str().unwrap());
+    let mut sse = mux(
+        &s,
+        &format!("streams={video},/api/v1/events/fin.a"),
+        None,
+        &t,
+    )
+    .await;
+    let by = collect(&mut sse, |by| {
+        by.get(video.as_str())
+            .is_some_and(|v| v.iter().any(|e| split(e).1 == "end"))
+    })
+    .await;
+    let names: Vec<&str> = by[video.as_str()].iter().map(|e| split(e).1).collect();
+    assert_eq!(names.last(), Some(&"end"), "{names:?}");
+    assert!(names.contains(&"completed"), "{names:?}");
+    wait_stats(&s, "the video stream uncounted", |v| {
+        v["connections"]["by_kind"]["video"] == 0 && v["connections"]["total"] == 1
+    })
+    .await;
+    publish(&s, &t, "fin.a", 1).await;
+    let by = collect(&mut sse, |by| {
+        !message_ids(by, "/api/v1/events/fin.a").is_empty()
+    })
+    .await;
+    assert_eq!(message_ids(&by, "/api/v1/events/fin.a"), [1]);
+    drop(sse);
+
+    // A set of finite streams only: the response ends after the last one's `end`.
+    let job: Value = s
+        .post("/api/chat/create-video")
+        .json(&json!({"prompt": "q", "steps": 1}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let video = format!("/api/video-progress/{}", job["job_id"].as_str().unwrap());
+    let mut sse = mux(&s, &format!("streams={video}"), None, &t).await;
+    let rest = sse.drain(Duration::from_secs(5)).await;
+    assert_eq!(rest.last().map(|e| split(e).1), Some("end"), "{rest:?}");
+    assert!(
+        sse.next(Duration::from_millis(200)).await.is_none(),
+        "ended"
+    );
+    assert_eq!(s.stats().await["streams_detached"], 2);
+    s.stop().await;
+}

@@ -13,10 +13,11 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::bus::Subscription;
-use crate::connections::ConnectionGuard;
+use crate::connections::{ConnectionGuard, MuxGuard};
 use crate::event::Event;
+use crate::sse::frame::write_event_of;
 use crate::sse::wire::{chunk, LAST_CHUNK};
-use crate::sse::{live_frame, Heartbeat, SseParts, TerminalFn};
+use crate::sse::{end_frame_of, live_frame, Heartbeat, MuxMember, MuxParts, SseParts, TerminalFn};
 
 /// Most chunks handed to one vectored write.
 const SLICES_PER_WRITE: usize = 32;
@@ -35,24 +36,66 @@ pub(crate) enum Closed {
 /// to every subscriber of a stream, so one encoding serves them all).
 #[derive(Debug, Default)]
 pub(crate) struct EncodeCache {
-    recent: VecDeque<(Arc<Event>, Bytes, bool)>,
+    recent: VecDeque<Encoded>,
+}
+
+/// One cached encoding: the event, the tag it was encoded with, its chunk, and whether it
+/// ends its stream.
+#[derive(Debug)]
+struct Encoded {
+    event: Arc<Event>,
+    tag: Option<Arc<str>>,
+    chunk: Bytes,
+    ends: bool,
 }
 
 impl EncodeCache {
     const SIZE: usize = 32;
 
-    /// The chunk for `e` and whether it ends its stream.
-    pub(crate) fn get(&mut self, e: &Arc<Event>, terminal: Option<TerminalFn>) -> (Bytes, bool) {
-        if let Some((_, b, done)) = self.recent.iter().find(|(k, _, _)| Arc::ptr_eq(k, e)) {
-            return (b.clone(), *done);
+    /// The chunk for `e` (tagged with its stream on a multiplexed connection) and whether
+    /// it ends its stream.
+    pub(crate) fn get(
+        &mut self,
+        e: &Arc<Event>,
+        terminal: Option<TerminalFn>,
+        tag: Option<&Arc<str>>,
+    ) -> (Bytes, bool) {
+        if let Some(hit) = self
+            .recent
+            .iter()
+            .find(|c| Arc::ptr_eq(&c.event, e) && c.tag.as_deref() == tag.map(|t| &**t))
+        {
+            return (hit.chunk.clone(), hit.ends);
         }
-        let (frame, done) = live_frame(e, terminal);
+        let (frame, ends) = match tag {
+            None => live_frame(e, terminal),
+            Some(tag) => tagged_frame(e, terminal, tag),
+        };
         let b = chunk(&frame);
         if self.recent.len() == Self::SIZE {
             self.recent.pop_front();
         }
-        self.recent.push_back((Arc::clone(e), b.clone(), done));
-        (b, done)
+        self.recent.push_back(Encoded {
+            event: Arc::clone(e),
+            tag: tag.cloned(),
+            chunk: b.clone(),
+            ends,
+        });
+        (b, ends)
+    }
+}
+
+/// The frame of one live event of a multiplexed connection's stream `tag`, and whether
+/// it ends the stream (then followed by the stream's `end`).
+fn tagged_frame(e: &Event, terminal: Option<TerminalFn>, tag: &str) -> (Vec<u8>, bool) {
+    let mut out = Vec::with_capacity(e.data.len() + tag.len() + 40);
+    write_event_of(&mut out, Some(tag), e);
+    match terminal.and_then(|t| t(e)) {
+        Some(reason) => {
+            out.extend_from_slice(&end_frame_of(Some(tag), reason));
+            (out, true)
+        }
+        None => (out, false),
     }
 }
 
@@ -65,9 +108,14 @@ pub(crate) struct Delivery {
 }
 
 impl EncodeCache {
-    /// The delivery for `e`.
-    pub(crate) fn delivery(&mut self, e: &Arc<Event>, terminal: Option<TerminalFn>) -> Delivery {
-        let (chunk, ends) = self.get(e, terminal);
+    /// The delivery for `e` (tagged with `tag` on a multiplexed connection).
+    pub(crate) fn delivery(
+        &mut self,
+        e: &Arc<Event>,
+        terminal: Option<TerminalFn>,
+        tag: Option<&Arc<str>>,
+    ) -> Delivery {
+        let (chunk, ends) = self.get(e, terminal, tag);
         Delivery {
             id: e.id,
             chunk,
@@ -77,12 +125,26 @@ impl EncodeCache {
 }
 
 /// How a stream ends and falls behind, for a connection catching up with its group.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Rules {
     pub(crate) terminal: Option<TerminalFn>,
     pub(crate) lag_notice: Option<fn() -> Bytes>,
     /// Chunks that may wait for the peer before it counts as fallen behind.
     pub(crate) limit: usize,
+    /// The stream's tag on a multiplexed connection.
+    pub(crate) tag: Option<Arc<str>>,
+}
+
+/// Where catching up with a group left a connection's stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CaughtUp {
+    /// At the group's position: it joins the group.
+    Yes,
+    /// The stream ended on the way (a finite stream's last event).
+    Ended,
+    /// Its queue ran dry first (never expected: the bus fills both queues in one pass), so
+    /// the caller ends the response and the client resumes.
+    Behind,
 }
 
 /// Bytes accepted for a peer that were not yet written, and since when.
@@ -92,14 +154,31 @@ struct Pending {
     since: Instant,
 }
 
-/// A connection on its way into the hub: the connection, plus its own subscription, which
-/// it reads only to catch up with its stream's group (then drops).
+/// A connection on its way into the hub: the connection, plus the stream(s) it joins.
 #[derive(Debug)]
 pub struct Incoming {
     pub(crate) conn: Conn,
+    pub(crate) joins: Joins,
+}
+
+/// The streams an incoming connection joins, each with its own subscription, which it
+/// reads only to catch up with the stream's group (then drops).
+#[derive(Debug)]
+pub(crate) enum Joins {
+    /// A connection of one stream, at `last_id`.
+    One(Join),
+    /// A multiplexed connection: one membership per stream, the connection's frames of each
+    /// tagged with the stream.
+    Mux(Vec<MuxMember>),
+}
+
+/// The one stream of a plain connection.
+#[derive(Debug)]
+pub(crate) struct Join {
     pub(crate) subscription: Subscription,
     pub(crate) terminal: Option<TerminalFn>,
     pub(crate) lag_notice: Option<fn() -> Bytes>,
+    pub(crate) last_id: u64,
 }
 
 impl Incoming {
@@ -107,22 +186,36 @@ impl Incoming {
     /// prelude left the stream.
     pub fn new(io: TcpStream, parts: SseParts, last_id: u64) -> Self {
         Incoming {
-            conn: Conn {
-                io,
-                guard: parts.guard,
-                heartbeat: parts.heartbeat,
+            conn: Conn::new(io, parts.guard, parts.heartbeat, None),
+            joins: Joins::One(Join {
+                subscription: parts.subscription,
+                terminal: parts.terminal,
+                lag_notice: parts.lag_notice,
                 last_id,
-                opened: Instant::now(),
-                pending: None,
-                stalled_until: None,
-                ending: false,
-                lagged: false,
-            },
-            subscription: parts.subscription,
-            terminal: parts.terminal,
-            lag_notice: parts.lag_notice,
+            }),
         }
     }
+
+    /// A multiplexed connection whose response head and prelude were written: it joins the
+    /// group of each of its streams, counted once in the total by its guard.
+    pub fn mux(io: TcpStream, parts: MuxParts) -> Self {
+        let mux = Box::new(MuxState {
+            _guard: parts.guard,
+            members: Vec::with_capacity(parts.members.len()),
+        });
+        Incoming {
+            conn: Conn::new(io, None, Heartbeat::Named, Some(mux)),
+            joins: Joins::Mux(parts.members),
+        }
+    }
+}
+
+/// What a multiplexed connection holds beyond a plain one: its place in the total, and
+/// per stream the group it belongs to with the stream's count (per stream and user).
+#[derive(Debug)]
+pub(crate) struct MuxState {
+    _guard: MuxGuard,
+    members: Vec<(usize, Option<ConnectionGuard>)>,
 }
 
 /// A connection in the hub.
@@ -131,7 +224,8 @@ pub(crate) struct Conn {
     io: TcpStream,
     guard: Option<ConnectionGuard>,
     heartbeat: Heartbeat,
-    last_id: u64,
+    /// A multiplexed connection's streams (`None` for a connection of one stream).
+    mux: Option<Box<MuxState>>,
     opened: Instant,
     pending: Option<Box<Pending>>,
     stalled_until: Option<Instant>,
@@ -140,6 +234,73 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
+    fn new(
+        io: TcpStream,
+        guard: Option<ConnectionGuard>,
+        heartbeat: Heartbeat,
+        mux: Option<Box<MuxState>>,
+    ) -> Conn {
+        Conn {
+            io,
+            guard,
+            heartbeat,
+            mux,
+            opened: Instant::now(),
+            pending: None,
+            stalled_until: None,
+            ending: false,
+            lagged: false,
+        }
+    }
+
+    /// True for a multiplexed connection.
+    pub(crate) fn is_mux(&self) -> bool {
+        self.mux.is_some()
+    }
+
+    /// The groups a multiplexed connection belongs to (none for a plain one).
+    pub(crate) fn mux_groups(&self) -> impl Iterator<Item = usize> + '_ {
+        self.mux
+            .iter()
+            .flat_map(|m| m.members.iter().map(|(g, _)| *g))
+    }
+
+    /// True if the connection carries `stream` (its own, or one of a multiplexed set).
+    pub(crate) fn carries(&self, stream: &str) -> bool {
+        self.stream() == Some(stream)
+            || self.mux.as_ref().is_some_and(|m| {
+                m.members
+                    .iter()
+                    .any(|(_, g)| g.as_ref().map(ConnectionGuard::stream) == Some(stream))
+            })
+    }
+
+    /// Records that a multiplexed connection is a member of group `gid`, its stream counted
+    /// by `guard`.
+    pub(crate) fn joined(&mut self, gid: usize, guard: Option<ConnectionGuard>) {
+        if let Some(m) = self.mux.as_mut() {
+            m.members.push((gid, guard));
+        }
+    }
+
+    /// A multiplexed connection's stream in group `gid` is over (ended, or its group is
+    /// gone): its count is dropped; once no stream is left the response ends.
+    pub(crate) fn leave(&mut self, cx: &mut Context<'_>, gid: usize) -> Result<(), Closed> {
+        let Some(m) = self.mux.as_mut() else {
+            return Ok(());
+        };
+        m.members.retain(|(g, _)| *g != gid);
+        if !m.members.is_empty() || self.ending {
+            return Ok(());
+        }
+        self.ending = true;
+        self.send(cx, vec![Bytes::from_static(LAST_CHUNK)])?;
+        if self.pending.is_none() {
+            return Err(Closed::Ended);
+        }
+        Ok(())
+    }
+
     /// True if the stream ended because the connection fell behind.
     pub(crate) fn lagged(&self) -> bool {
         self.lagged
@@ -153,11 +314,6 @@ impl Conn {
     /// True once the stream is ending (only its last bytes are left to write).
     pub(crate) fn is_ending(&self) -> bool {
         self.ending
-    }
-
-    /// The last id sent (or skipped because the prelude covered it).
-    pub(crate) fn last_id(&self) -> u64 {
-        self.last_id
     }
 
     /// `--dev` stall: send nothing until `until`, if the connection was open at `asked`.
@@ -204,34 +360,42 @@ impl Conn {
         Ok(())
     }
 
-    /// Sends the events it has not seen yet. More than `limit` chunks waiting for the peer
-    /// means it fell behind: it gets the `lag_notice` (if the seed has one) and its stream
-    /// ends, to resume from its last id.
+    /// Sends the events after `last_id` (the connection's position in that stream, moved
+    /// on). More than `limit` chunks waiting for the peer means it fell behind: it gets the
+    /// `lag_notice` (if the seed has one; none on a multiplexed connection) and the
+    /// response ends, to resume from its last id (every position, if multiplexed).
+    /// `Ok(true)`: the stream ended (for a multiplexed connection, only that stream: the
+    /// caller then [`leave`](Conn::leave)s its group).
     pub(crate) fn deliver(
         &mut self,
         cx: &mut Context<'_>,
         events: &[Delivery],
+        last_id: &mut u64,
         limit: usize,
         lag_notice: Option<fn() -> Bytes>,
-    ) -> Result<(), Closed> {
+    ) -> Result<bool, Closed> {
         if self.ending {
-            return Ok(());
+            return Ok(false);
         }
         let mut out = Vec::new();
+        let mut ended = false;
         for d in events {
-            if d.id <= self.last_id {
+            if d.id <= *last_id {
                 continue;
             }
-            self.last_id = d.id;
+            *last_id = d.id;
             out.push(d.chunk.clone());
             if d.ends {
-                out.push(Bytes::from_static(LAST_CHUNK));
-                self.ending = true;
+                ended = true;
+                if self.mux.is_none() {
+                    out.push(Bytes::from_static(LAST_CHUNK));
+                    self.ending = true;
+                }
                 break;
             }
         }
         if out.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         self.send(cx, out)?;
         if !self.ending
@@ -245,7 +409,7 @@ impl Conn {
         if self.ending && self.pending.is_none() {
             return Err(Closed::Ended);
         }
-        Ok(())
+        Ok(ended)
     }
 
     /// Ends the stream of a connection that fell behind, after what is queued: the notice
@@ -258,6 +422,8 @@ impl Conn {
         if self.ending {
             return Ok(());
         }
+        // The seeds' notices are untagged: a multiplexed connection just ends.
+        let notice = if self.mux.is_some() { None } else { notice };
         self.ending = true;
         self.lagged = true;
         let mut out = Vec::with_capacity(2);
@@ -272,30 +438,33 @@ impl Conn {
         Ok(())
     }
 
-    /// Brings a connection that is behind its group (at `target`) up to it from its own
-    /// subscription. `Ok(true)`: caught up; `Ok(false)`: its queue ran dry first (never
-    /// expected: the bus fills both queues in one pass), so the caller ends the stream.
+    /// Brings a connection's stream that is behind its group (at `target`) up to it from
+    /// its own subscription, moving `last_id` on.
     pub(crate) fn catch_up(
         &mut self,
         cx: &mut Context<'_>,
         own: &mut Subscription,
+        last_id: &mut u64,
         target: u64,
-        rules: Rules,
+        rules: &Rules,
         cache: &mut EncodeCache,
-    ) -> Result<bool, Closed> {
-        while self.last_id < target && !self.ending {
+    ) -> Result<CaughtUp, Closed> {
+        while *last_id < target && !self.ending {
             match own.live.try_recv() {
                 Ok(e) => {
-                    let d = cache.delivery(&e, rules.terminal);
-                    self.deliver(cx, std::slice::from_ref(&d), rules.limit, rules.lag_notice)?;
+                    let d = cache.delivery(&e, rules.terminal, rules.tag.as_ref());
+                    let one = std::slice::from_ref(&d);
+                    if self.deliver(cx, one, last_id, rules.limit, rules.lag_notice)? {
+                        return Ok(CaughtUp::Ended);
+                    }
                 }
-                Err(tokio::sync::mpsc::error::TryRecvError::Empty) => return Ok(false),
+                Err(tokio::sync::mpsc::error::TryRecvError::Empty) => return Ok(CaughtUp::Behind),
                 Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => {
                     self.end(cx, rules.lag_notice)?;
                 }
             }
         }
-        Ok(true)
+        Ok(CaughtUp::Yes)
     }
 
     /// Sends one heartbeat unless the connection is busy or held back.
@@ -475,10 +644,16 @@ mod tests {
             data: "{}".into(),
         });
         let term: TerminalFn = |e| (e.name() == "completed").then_some("completed");
-        let (a, done) = cache.get(&e, Some(term));
+        let (a, done) = cache.get(&e, Some(term), None);
         assert!(done);
         assert_eq!(&a[..], b"4a\r\nevent: completed\nid: 3\ndata: {}\n\nevent: end\ndata: {\"reason\":\"completed\"}\n\n\r\n");
-        let (b, _) = cache.get(&e, Some(term));
+        let (b, _) = cache.get(&e, Some(term), None);
         assert_eq!(a.as_ptr(), b.as_ptr(), "shared, not re-encoded");
+        let tag: Arc<str> = Arc::from("/api/video-progress/j");
+        let (t, done) = cache.get(&e, Some(term), Some(&tag));
+        assert!(done);
+        assert_eq!(&t[..], b"76\r\nevent: /api/video-progress/j completed\nid: 3\ndata: {}\n\nevent: /api/video-progress/j end\ndata: {\"reason\":\"completed\"}\n\n\r\n");
+        let (again, _) = cache.get(&e, Some(term), Some(&tag));
+        assert_eq!(t.as_ptr(), again.as_ptr(), "one encoding per tag");
     }
 }

@@ -18,8 +18,12 @@ const EVENTS_PER_TURN: usize = 64;
 /// See the module docs.
 #[derive(Debug)]
 pub(crate) struct Group {
-    /// The stream key (empty for a connection that is not counted, which gets its own).
+    /// Where the shard finds the group: the stream key (empty for a connection that is
+    /// not counted, which gets its own), with the tag for multiplexed connections.
     pub(crate) stream: String,
+    /// The stream's tag on multiplexed connections (their frames are encoded with it; plain
+    /// connections of the stream have a group of their own).
+    pub(crate) tag: Option<Arc<str>>,
     subscription: Subscription,
     /// Which events end the stream.
     pub(crate) terminal: Option<TerminalFn>,
@@ -28,12 +32,20 @@ pub(crate) struct Group {
     /// The last id handed to the members.
     pub(crate) last_id: u64,
     /// The member connections (possibly stale: checked against the slab on use).
-    pub(crate) members: Vec<Ticket>,
+    pub(crate) members: Vec<Member>,
     /// Members still open.
     pub(crate) live: usize,
     pub(crate) wake: Arc<ConnWaker>,
     pub(crate) waker: Waker,
     pub(crate) generation: u64,
+}
+
+/// A connection's membership in a group: where to find it, and its position in the
+/// stream (the last id it was sent, or skipped because its prelude covered it).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Member {
+    pub(crate) ticket: Ticket,
+    pub(crate) last_id: u64,
 }
 
 /// What one turn took from the queue.
@@ -49,8 +61,10 @@ pub(crate) struct Taken {
 
 impl Group {
     /// A group reading `subscription`, already at `last_id`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         stream: String,
+        tag: Option<Arc<str>>,
         subscription: Subscription,
         terminal: Option<TerminalFn>,
         lag_notice: Option<fn() -> Bytes>,
@@ -61,6 +75,7 @@ impl Group {
         let waker = Waker::from(Arc::clone(&wake));
         Group {
             stream,
+            tag,
             subscription,
             terminal,
             lag_notice,
@@ -82,7 +97,7 @@ impl Group {
             match self.subscription.live.poll_recv(&mut cx) {
                 Poll::Ready(Some(e)) if e.id <= self.last_id => {}
                 Poll::Ready(Some(e)) => {
-                    let d = cache.delivery(&e, self.terminal);
+                    let d = cache.delivery(&e, self.terminal, self.tag.as_ref());
                     self.last_id = d.id;
                     taken.ends = d.ends;
                     taken.events.push(d);

@@ -14,11 +14,13 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-use super::conn::{Beats, Closed, Conn, EncodeCache, Incoming, Rules};
-use super::group::Group;
+use super::conn::{Beats, CaughtUp, Closed, Conn, EncodeCache, Incoming, Joins, Rules};
+use super::group::{Group, Member};
 use super::ready::{ConnWaker, ReadyQueue, Ticket};
 use super::{Command, HubConfig};
+use crate::bus::Subscription;
 use crate::metrics::Metrics;
+use crate::sse::MuxMember;
 
 struct Entry {
     conn: Conn,
@@ -26,6 +28,16 @@ struct Entry {
     waker: Waker,
     generation: u64,
     group: Option<usize>,
+}
+
+/// Where joining a group left a connection's stream.
+enum Joined {
+    /// A member of this group.
+    Member(usize),
+    /// The stream ended while catching up.
+    Ended,
+    /// It could not line up with the group.
+    Behind,
 }
 
 /// The state a shard task owns.
@@ -129,41 +141,37 @@ impl Shard {
         }
     }
 
-    /// Takes a connection in: it joins its stream's group (catching up from its own
-    /// subscription if the group is ahead), or founds the group with that subscription.
+    /// Takes a connection in: it joins its stream's group (or, multiplexed, the group of
+    /// each of its streams).
     fn attach(&mut self, incoming: Incoming) {
-        let Incoming {
-            mut conn,
-            subscription: mut own,
-            terminal,
-            lag_notice,
-        } = incoming;
+        let Incoming { mut conn, joins } = incoming;
         let generation = self.next_generation();
         let key = self.conns.vacant_key();
         let wake = ConnWaker::new((key, generation), Arc::clone(&self.conn_queue));
         let waker = Waker::from(Arc::clone(&wake));
-        let stream = conn.stream().map(str::to_owned);
-        let existing = stream.as_ref().and_then(|s| self.by_stream.get(s).copied());
         let mut cx = Context::from_waker(&waker);
-        let group = match existing {
-            Some(gid) => {
-                let target = self.groups[gid].last_id;
-                let limit = self.config.queue;
+        let ticket = (key, generation);
+        let group = match joins {
+            Joins::One(join) => {
+                let stream = conn.stream().unwrap_or_default().to_owned();
                 let rules = Rules {
-                    terminal,
-                    lag_notice,
-                    limit,
+                    terminal: join.terminal,
+                    lag_notice: join.lag_notice,
+                    limit: self.config.queue,
+                    tag: None,
                 };
-                let caught = conn.catch_up(&mut cx, &mut own, target, rules, &mut self.cache);
-                if conn.lagged() {
-                    self.metrics
-                        .subscribers_lagged
-                        .fetch_add(1, Ordering::Relaxed);
-                }
-                match caught {
-                    Ok(true) if !conn.is_ending() => Some(gid),
-                    Ok(true) => None,
-                    Ok(false) => {
+                match self.join(
+                    &mut conn,
+                    &mut cx,
+                    ticket,
+                    stream,
+                    rules,
+                    join.subscription,
+                    join.last_id,
+                ) {
+                    Ok(Joined::Member(gid)) => Some(gid),
+                    Ok(Joined::Ended) => None,
+                    Ok(Joined::Behind) => {
                         // Cannot line up with the group: end cleanly, the client resumes.
                         conn.finish();
                         return;
@@ -171,33 +179,56 @@ impl Shard {
                     Err(_) => return,
                 }
             }
-            None => {
-                let group_generation = self.next_generation();
-                let entry = self.groups.vacant_entry();
-                let gid = entry.key();
-                let gwake = ConnWaker::new((gid, group_generation), Arc::clone(&self.group_queue));
-                let name = stream.clone().unwrap_or_default();
-                entry.insert(Group::new(
-                    name,
-                    own,
-                    terminal,
-                    lag_notice,
-                    conn.last_id(),
-                    gwake,
-                    group_generation,
-                ));
-                if let Some(s) = stream {
-                    self.by_stream.insert(s, gid);
+            Joins::Mux(members) => {
+                let mut joined = Vec::with_capacity(members.len());
+                for m in members {
+                    let MuxMember {
+                        tag,
+                        subscription,
+                        terminal,
+                        last_id,
+                        guard,
+                    } = m;
+                    let stream = guard.as_ref().map(|g| g.stream()).unwrap_or_default();
+                    let place = format!("{stream}\t{tag}");
+                    let rules = Rules {
+                        terminal,
+                        lag_notice: None,
+                        limit: self.config.queue,
+                        tag: Some(tag),
+                    };
+                    match self.join(
+                        &mut conn,
+                        &mut cx,
+                        ticket,
+                        place,
+                        rules,
+                        subscription,
+                        last_id,
+                    ) {
+                        Ok(Joined::Member(gid)) => {
+                            conn.joined(gid, guard);
+                            joined.push(gid);
+                        }
+                        Ok(Joined::Ended) => {}
+                        Ok(Joined::Behind) => {
+                            self.unjoin(&joined, key);
+                            conn.finish();
+                            return;
+                        }
+                        Err(_) => {
+                            self.unjoin(&joined, key);
+                            return;
+                        }
+                    }
                 }
-                self.group_queue_wake(gid);
-                Some(gid)
+                if joined.is_empty() && conn.leave(&mut cx, usize::MAX).is_err() {
+                    // Every stream ended while catching up, and the last chunk is out.
+                    return;
+                }
+                None
             }
         };
-        if let Some(gid) = group {
-            let g = &mut self.groups[gid];
-            g.members.push((key, generation));
-            g.live += 1;
-        }
         self.conns.insert(Entry {
             conn,
             wake,
@@ -206,6 +237,80 @@ impl Shard {
             group,
         });
         self.drive(key, generation);
+    }
+
+    /// One stream of a connection joins the group at `place`, catching up from its own
+    /// subscription if the group is ahead, or founds the group with that subscription.
+    #[allow(clippy::too_many_arguments)]
+    fn join(
+        &mut self,
+        conn: &mut Conn,
+        cx: &mut Context<'_>,
+        ticket: Ticket,
+        place: String,
+        rules: Rules,
+        mut own: Subscription,
+        mut last_id: u64,
+    ) -> Result<Joined, Closed> {
+        let existing = (!place.is_empty())
+            .then(|| self.by_stream.get(&place).copied())
+            .flatten();
+        let gid = match existing {
+            Some(gid) => {
+                let target = self.groups[gid].last_id;
+                let caught =
+                    conn.catch_up(cx, &mut own, &mut last_id, target, &rules, &mut self.cache);
+                if conn.lagged() {
+                    self.metrics
+                        .subscribers_lagged
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                match caught? {
+                    CaughtUp::Yes if !conn.is_ending() => gid,
+                    CaughtUp::Yes | CaughtUp::Ended => return Ok(Joined::Ended),
+                    CaughtUp::Behind => return Ok(Joined::Behind),
+                }
+            }
+            None => {
+                let group_generation = self.next_generation();
+                let entry = self.groups.vacant_entry();
+                let gid = entry.key();
+                let gwake = ConnWaker::new((gid, group_generation), Arc::clone(&self.group_queue));
+                entry.insert(Group::new(
+                    place.clone(),
+                    rules.tag,
+                    own,
+                    rules.terminal,
+                    rules.lag_notice,
+                    last_id,
+                    gwake,
+                    group_generation,
+                ));
+                if !place.is_empty() {
+                    self.by_stream.insert(place, gid);
+                }
+                self.group_queue_wake(gid);
+                gid
+            }
+        };
+        let g = &mut self.groups[gid];
+        g.members.push(Member { ticket, last_id });
+        g.live += 1;
+        Ok(Joined::Member(gid))
+    }
+
+    /// Takes back the memberships of a connection that did not make it into the slab.
+    fn unjoin(&mut self, groups: &[usize], key: usize) {
+        for &gid in groups {
+            if let Some(g) = self.groups.get_mut(gid) {
+                g.members.retain(|m| m.ticket.0 != key);
+                g.live = g.live.saturating_sub(1);
+                if g.live == 0 {
+                    let generation = g.generation;
+                    self.remove_group(gid, generation);
+                }
+            }
+        }
     }
 
     /// Queues a group for a turn (a new group may already have events waiting).
@@ -218,7 +323,7 @@ impl Shard {
     fn keys_of(&self, stream: &str) -> Vec<usize> {
         self.conns
             .iter()
-            .filter(|(_, e)| e.conn.stream() == Some(stream))
+            .filter(|(_, e)| e.conn.carries(stream))
             .map(|(k, _)| k)
             .collect()
     }
@@ -263,7 +368,8 @@ impl Shard {
         }
         let (limit, notice) = (config.queue, group.lag_notice);
         let mut gone = Vec::new();
-        group.members.retain(|&(key, member_generation)| {
+        group.members.retain_mut(|member| {
+            let (key, member_generation) = member.ticket;
             let Some(e) = conns
                 .get_mut(key)
                 .filter(|e| e.generation == member_generation)
@@ -272,9 +378,18 @@ impl Shard {
             };
             let mut cx = Context::from_waker(&e.waker);
             let was_behind = e.conn.lagged();
-            let mut result = e.conn.deliver(&mut cx, &taken.events, limit, notice);
+            let delivered =
+                e.conn
+                    .deliver(&mut cx, &taken.events, &mut member.last_id, limit, notice);
+            let mut result = delivered.map(|_| ());
             if result.is_ok() && taken.closed {
                 result = e.conn.end(&mut cx, notice);
+            }
+            let mut stays = true;
+            if result.is_ok() && e.conn.is_mux() && (taken.closed || delivered == Ok(true)) {
+                // One stream of a multiplexed connection is over; the others go on.
+                result = e.conn.leave(&mut cx, gid);
+                stays = false;
             }
             if e.conn.lagged() && !was_behind {
                 metrics.subscribers_lagged.fetch_add(1, Ordering::Relaxed);
@@ -283,7 +398,7 @@ impl Shard {
                 gone.push(key);
                 return false;
             }
-            true
+            stays
         });
         for key in gone {
             self.remove(key);
@@ -296,7 +411,7 @@ impl Shard {
     /// Removes a connection (and its group, if it was the last member); returns it.
     fn remove(&mut self, key: usize) -> Option<Conn> {
         let entry = self.conns.try_remove(key)?;
-        if let Some(gid) = entry.group {
+        for gid in entry.group.into_iter().chain(entry.conn.mux_groups()) {
             if let Some(g) = self.groups.get_mut(gid) {
                 g.live = g.live.saturating_sub(1);
                 if g.live == 0 {
@@ -318,17 +433,28 @@ impl Shard {
             return;
         }
         let group = self.groups.remove(gid);
+        let mut gone = Vec::new();
         if self.by_stream.get(&group.stream) == Some(&gid) {
             self.by_stream.remove(&group.stream);
         }
-        for (key, member_generation) in group.members {
+        for Member { ticket, .. } in group.members {
+            let (key, member_generation) = ticket;
             if let Some(e) = self
                 .conns
                 .get_mut(key)
                 .filter(|e| e.generation == member_generation)
             {
-                e.group = None;
+                if e.group == Some(gid) {
+                    e.group = None;
+                }
+                let mut cx = Context::from_waker(&e.waker);
+                if e.conn.leave(&mut cx, gid).is_err() {
+                    gone.push(key);
+                }
             }
+        }
+        for key in gone {
+            self.remove(key);
         }
     }
 

@@ -18,6 +18,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
 use bytes::Bytes;
+use futures_util::future::Either;
+use futures_util::StreamExt;
 use serde::Deserialize;
 
 use super::{channels, notifications, team_answers, video};
@@ -27,11 +29,11 @@ use crate::event::Position;
 use crate::extract::query;
 use crate::limits::ClientAddr;
 use crate::sse::frame::{write_frame, HELLO_FRAME, RETRY_FRAME};
-use crate::sse::{stream_prelude, Detachable, SseParts};
+use crate::sse::{stream_prelude, Detachable, MuxDetachable, MuxMember, MuxParts, SseParts};
 use crate::state::AppState;
 use crate::streaming::{poll_and_wait, StreamRequest};
 
-pub use body::{mux_stream, MuxMember};
+pub use body::mux_stream;
 
 /// The multiplexed stream endpoint, `GET /api/mux`.
 pub fn router() -> Router<AppState> {
@@ -160,15 +162,54 @@ pub(crate) enum Outcome {
     Stream(Box<SseParts>),
     /// The JSON body of its polling form.
     Polled(serde_json::Value),
-    /// Refused: the status and message its own URL would have answered.
-    Refused(u16, String),
+    /// Refused: what its own URL would have answered.
+    Refused(Refusal),
+}
+
+/// A stream of the set that could not be opened: the status, message and `Retry-After`
+/// its own URL would have answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The HTTP status (401, 403, 404, 422, 429, 503, or a `--dev` fault's).
+    pub status: u16,
+    /// The error message.
+    pub error: String,
+    /// The `Retry-After` value, as the header would carry it (delay-seconds or an HTTP
+    /// date), when the answer had one.
+    pub retry_after: Option<String>,
+}
+
+impl Refusal {
+    /// A refusal for an answer this endpoint cannot carry (500).
+    pub fn internal(error: &str) -> Refusal {
+        Refusal {
+            status: 500,
+            error: error.to_owned(),
+            retry_after: None,
+        }
+    }
+
+    /// `{"stream", "status", "error"[, "retry_after"]}`: the `mux-error` data, and the
+    /// polling form's entry for the stream.
+    pub fn json(&self, tag: &str) -> serde_json::Value {
+        let mut v = serde_json::json!({"stream": tag, "status": self.status, "error": self.error});
+        if let (Some(o), Some(r)) = (v.as_object_mut(), &self.retry_after) {
+            o.insert("retry_after".into(), serde_json::Value::from(r.as_str()));
+        }
+        v
+    }
+
+    /// Appends the `mux-error` frame for the stream `tag`.
+    pub fn write(&self, out: &mut Vec<u8>, tag: &str) {
+        write_frame(out, None, Some("mux-error"), &self.json(tag).to_string());
+    }
 }
 
 /// Reads a stream endpoint's answer.
 pub(crate) async fn outcome(answer: ApiResult<Response>) -> Outcome {
     let response = match answer {
         Ok(r) => r,
-        Err(e) => return Outcome::Refused(e.status().as_u16(), e.to_string()),
+        Err(e) => e.into_response(),
     };
     if let Some(parts) = response
         .extensions()
@@ -178,6 +219,11 @@ pub(crate) async fn outcome(answer: ApiResult<Response>) -> Outcome {
         return Outcome::Stream(Box::new(parts));
     }
     let status = response.status();
+    let retry_after = response
+        .headers()
+        .get(header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let body = axum::body::to_bytes(response.into_body(), 1 << 20)
         .await
         .unwrap_or_default();
@@ -185,18 +231,16 @@ pub(crate) async fn outcome(answer: ApiResult<Response>) -> Outcome {
     if status == axum::http::StatusCode::OK && json.get("events").is_some() {
         return Outcome::Polled(json);
     }
-    let message = json
+    let error = json
         .get("error")
         .and_then(|e| e.as_str())
         .map(str::to_owned)
         .unwrap_or_else(|| status.canonical_reason().unwrap_or("refused").to_owned());
-    Outcome::Refused(status.as_u16(), message)
-}
-
-/// The `mux-error` frame: the stream `tag` could not be opened.
-pub fn error_frame(out: &mut Vec<u8>, tag: &str, status: u16, message: &str) {
-    let data = serde_json::json!({"stream": tag, "status": status, "error": message});
-    write_frame(out, None, Some("mux-error"), &data.to_string());
+    Outcome::Refused(Refusal {
+        status: status.as_u16(),
+        error,
+        retry_after,
+    })
 }
 
 /// `GET /api/mux?streams=<path>,<path>…`: every listed stream on one SSE response (or, with
@@ -227,17 +271,20 @@ pub async fn mux(
             poll: false,
             wait: Duration::ZERO,
             client: client.map(|Extension(ClientAddr(ip))| ip),
+            member: true,
         };
         let answer = open_member(&state, tag, sreq, claims.as_ref()).await;
         match outcome(answer).await {
             Outcome::Stream(mut parts) => {
                 let (last_id, done) = stream_prelude(&mut out, &mut parts, Some(tag));
                 if !done {
-                    members.push(MuxMember::new(tag.clone(), *parts, last_id));
+                    members.push(MuxMember::new(tag, *parts, last_id));
                 }
             }
-            Outcome::Refused(status, message) => error_frame(&mut out, tag, status, &message),
-            Outcome::Polled(_) => error_frame(&mut out, tag, 500, "unexpected polling answer"),
+            Outcome::Refused(refusal) => refusal.write(&mut out, tag),
+            Outcome::Polled(_) => {
+                Refusal::internal("unexpected polling answer").write(&mut out, tag)
+            }
         }
     }
     // `--dev` faults of any of its streams (cut, stall) act on the whole connection.
@@ -249,20 +296,29 @@ pub async fn mux(
     } else {
         Vec::new()
     };
-    let body = mux_stream(
-        Bytes::from(out),
+    let slot = MuxDetachable::new(MuxParts {
+        prelude: Bytes::from(out),
         members,
-        state.config.heartbeat(),
-        state.shutdown.clone(),
         guard,
-    );
+    });
+    // Served by the hub when this is the connection's first request (it takes the
+    // parts from the extension), by hyper through this body otherwise.
+    let lazy = slot.clone();
+    let (every, shutdown) = (state.config.heartbeat(), state.shutdown.clone());
+    let body =
+        futures_util::stream::once(async move { lazy.take() }).flat_map(move |parts| match parts {
+            Some(parts) => Either::Left(mux_stream(parts, every, shutdown.clone())),
+            None => Either::Right(futures_util::stream::empty()),
+        });
     let mut res = Response::new(axum::body::Body::from_stream(body));
+    res.extensions_mut().insert(slot);
     let h = res.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/event-stream"),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     for key in keys {
         res = state.dev_faults.wrap(&key, res);

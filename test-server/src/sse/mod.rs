@@ -6,6 +6,7 @@
 //! Whoever takes the parts first serves the stream; the other side finds nothing.
 
 pub mod frame;
+pub mod mux;
 pub mod stream;
 pub mod wire;
 
@@ -17,6 +18,7 @@ use axum::response::Response;
 use futures_util::future::Either;
 use futures_util::StreamExt;
 
+pub use mux::{MuxDetachable, MuxMember, MuxParts};
 pub use stream::{
     end_frame_of, greet, live_frame, prelude, sse_stream, stream_prelude, Heartbeat, Prelude,
     SseParts, TerminalFn,

@@ -10,41 +10,12 @@ use futures_util::Stream;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-use crate::bus::Subscription;
-use crate::connections::{ConnectionGuard, MuxGuard};
+use crate::connections::MuxGuard;
 use crate::sse::frame::write_event_of;
-use crate::sse::{end_frame_of, Heartbeat, SseParts, TerminalFn};
+use crate::sse::{end_frame_of, Heartbeat, MuxMember, MuxParts};
 
 /// Most events written in one chunk.
 const EVENTS_PER_CHUNK: usize = 64;
-
-/// One stream carried by a multiplexed connection.
-#[derive(Debug)]
-pub struct MuxMember {
-    tag: String,
-    subscription: Subscription,
-    terminal: Option<TerminalFn>,
-    last_id: u64,
-    _guard: Option<ConnectionGuard>,
-}
-
-impl MuxMember {
-    /// The stream key, when the stream is counted (always, for SSE).
-    pub fn key(&self) -> Option<&str> {
-        self._guard.as_ref().map(ConnectionGuard::stream)
-    }
-
-    /// The stream `tag` from its opened parts, its prelude written up to `last_id`.
-    pub fn new(tag: String, parts: SseParts, last_id: u64) -> MuxMember {
-        MuxMember {
-            tag,
-            subscription: parts.subscription,
-            terminal: parts.terminal,
-            last_id,
-            _guard: parts.guard.map(ConnectionGuard::into_member),
-        }
-    }
-}
 
 struct State {
     prelude: Option<Bytes>,
@@ -112,15 +83,19 @@ fn turn(
     }
 }
 
-/// The response body: `prelude`, then the live events of `members` until every finite
-/// one has ended, the connection falls behind, or the server shuts down.
+/// The response body when hyper serves it: the prelude, then the live events of the
+/// members until every finite one has ended, the connection falls behind, or the server
+/// shuts down.
 pub fn mux_stream(
-    prelude: Bytes,
-    members: Vec<MuxMember>,
+    parts: MuxParts,
     heartbeat_every: Duration,
     shutdown: CancellationToken,
-    guard: MuxGuard,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
+    let MuxParts {
+        prelude,
+        members,
+        guard,
+    } = parts;
     let every = heartbeat_every.max(Duration::from_millis(10));
     let mut ticker = tokio::time::interval_at(Instant::now() + every, every);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);

@@ -6,7 +6,7 @@ use futures_util::future::{join_all, select_all, FutureExt};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{open_member, outcome, MuxRequest, Outcome};
+use super::{open_member, outcome, MuxRequest, Outcome, Refusal};
 use crate::auth::Claims;
 use crate::event::Position;
 use crate::state::AppState;
@@ -37,6 +37,7 @@ async fn poll_one(
         poll: true,
         wait,
         client: None,
+        member: false,
     };
     match outcome(open_member(state, tag, req, claims).await).await {
         Outcome::Polled(mut v) => {
@@ -45,12 +46,8 @@ async fn poll_one(
             }
             v
         }
-        Outcome::Refused(status, error) => {
-            serde_json::json!({"stream": tag, "status": status, "error": error})
-        }
-        Outcome::Stream(_) => {
-            serde_json::json!({"stream": tag, "status": 500, "error": "unexpected stream answer"})
-        }
+        Outcome::Refused(refusal) => refusal.json(tag),
+        Outcome::Stream(_) => Refusal::internal("unexpected stream answer").json(tag),
     }
 }
 
