@@ -43,6 +43,9 @@ pub(crate) enum Routed {
         status: u16,
         /// `{"error": …}`.
         body: String,
+        /// The `Retry-After` its own URL would have sent (429, 503), as the
+        /// header's value.
+        retry_after: Option<String>,
     },
     /// A frame of a stream no longer in the set, or a malformed `mux-error`.
     Dropped,
@@ -161,10 +164,15 @@ impl MuxSet {
         };
         let member = self.members.remove(i).id;
         let error = v.get("error").and_then(Value::as_str).unwrap_or("refused");
+        let retry_after = v
+            .get("retry_after")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         Routed::Refused {
             member,
             status,
             body: serde_json::json!({ "error": error }).to_string(),
+            retry_after,
         }
     }
 }

@@ -557,3 +557,49 @@ async fn the_fetch_transport_waits_as_long_as_retry_after_says() {
     assert!(took >= 2500.0, "Retry-After as a date honoured: {took} ms");
     m.close();
 }
+
+#[wasm_bindgen_test]
+async fn a_stream_refused_on_the_shared_connection_waits_its_own_retry_after() {
+    let base = server();
+    let a = unique("project.rb");
+    let b = unique("project.rb");
+    let token = dev_token(base, &unique("rb"), &[a.as_str(), b.as_str()], Some(3600)).await;
+    let opts = || {
+        Options::default()
+            .share_across_tabs(false)
+            .persist_last_event_id(false)
+            .transport(Transport::Fetch)
+            .token(token.clone())
+            .backoff(BackoffOptions::default().initial_ms(50).max_ms(100))
+    };
+    let first = Manager::connect(&format!("{base}/api/v1/events/{a}"), opts()).unwrap();
+    let (first_errs, _fe) = errors(&first);
+    let (_first_events, _fs) = collect(&first, "message");
+    wait_for("the first stream open", 10_000, || {
+        first.state() == State::Open
+    })
+    .await;
+    // Its next request is a member of the shared connection: the server refuses that
+    // stream alone, with its own Retry-After.
+    refuse(base, &format!("channel/{b}"), 503, "2").await;
+    let second = Manager::connect(&format!("{base}/api/v1/events/{b}"), opts()).unwrap();
+    let (errs, _e) = errors(&second);
+    let (_events, _sub) = collect(&second, "message");
+    let took = reopened_after(&second, &errs, 503).await;
+    assert!(
+        took >= 1900.0,
+        "the stream's Retry-After: 2 honoured, reopened after {took} ms"
+    );
+    assert!(took < 4000.0, "and not much later: {took} ms");
+    assert_eq!(
+        first.state(),
+        State::Open,
+        "the other stream kept streaming"
+    );
+    assert!(
+        first_errs.borrow().iter().all(|e| e.status != Some(503)),
+        "the refusal was the refused stream's alone"
+    );
+    first.close();
+    second.close();
+}

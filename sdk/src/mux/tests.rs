@@ -68,10 +68,26 @@ fn a_refused_stream_leaves_the_set_with_its_status() {
         Routed::Refused {
             member: b,
             status: 403,
-            body: r#"{"error":"no"}"#.into()
+            body: r#"{"error":"no"}"#.into(),
+            retry_after: None,
         }
     );
     assert_eq!(set.ids(), vec![a]);
+    let c = set.join("/busy", None);
+    assert_eq!(
+        set.route(ev(
+            "mux-error",
+            r#"{"stream":"/busy","status":503,"error":"full","retry_after":"7"}"#,
+            None,
+        )),
+        Routed::Refused {
+            member: c,
+            status: 503,
+            body: r#"{"error":"full"}"#.into(),
+            retry_after: Some("7".into()),
+        },
+        "the stream's own Retry-After goes with its refusal"
+    );
     for bad in [
         "nope",
         r#"{"stream":"/a"}"#,

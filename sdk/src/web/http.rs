@@ -174,10 +174,16 @@ impl From<ErrorInfo> for PollFailure {
 /// the header, or when unreadable (cross-origin, a server must list it in
 /// `Access-Control-Expose-Headers`; an `EventSource` never sees it).
 pub(crate) fn retry_after(resp: &web_sys::Response) -> Option<Duration> {
-    if !matches!(resp.status(), 429 | 503) {
+    let value = resp.headers().get("retry-after").ok().flatten()?;
+    retry_after_value(resp.status(), &value)
+}
+
+/// A `Retry-After` value that came with `status` (a response's header, or a
+/// multiplexed stream's refusal) as a delay from now; see [`retry_after`].
+pub(crate) fn retry_after_value(status: u16, value: &str) -> Option<Duration> {
+    if !matches!(status, 429 | 503) {
         return None;
     }
-    let value = resp.headers().get("retry-after").ok().flatten()?;
     let value = value.trim();
     if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
         // Too many digits for a u64 is still "a very long time" (the core caps it).

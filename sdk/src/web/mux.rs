@@ -295,6 +295,7 @@ impl Sink for Hub {
                         member,
                         status,
                         body,
+                        retry_after,
                     } => {
                         let h = {
                             let mut st = self.st.borrow_mut();
@@ -302,6 +303,14 @@ impl Sink for Hub {
                             h.map(|i| st.handles.remove(i).1)
                         };
                         if let Some(h) = h {
+                            // The stream's own `Retry-After`, as its own URL's refusal
+                            // would carry it: that stream alone waits.
+                            let delay = retry_after
+                                .as_deref()
+                                .and_then(|v| super::http::retry_after_value(status, v));
+                            if let Some(delay) = delay {
+                                h.send(Input::RetryAfter { delay, poll: false });
+                            }
                             h.send(Input::StreamRejected {
                                 status,
                                 body: Some(body),
