@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::Duration;
 
 use rusqlite::Connection;
@@ -153,6 +153,20 @@ impl Db {
     /// Runs `f` with the connection on the calling thread (which may block).
     pub(crate) fn blocking<T>(&self, f: impl FnOnce(&mut Connection) -> T) -> T {
         with_conn(&self.conn, &self.restart_due, f)
+    }
+
+    /// The connection, when nobody else holds it and no WAL restart is due: for a short
+    /// write on the calling thread that must never wait behind other work (a publish
+    /// committed by its own request's task). `None` means: do it elsewhere.
+    pub(crate) fn try_brief(&self) -> Option<MutexGuard<'_, Connection>> {
+        if self.restart_due.load(Ordering::Relaxed) {
+            return None;
+        }
+        match self.conn.try_lock() {
+            Ok(conn) => Some(conn),
+            Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        }
     }
 
     /// Runs `f` with the connection on a blocking thread.

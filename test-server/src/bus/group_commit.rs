@@ -1,20 +1,27 @@
-//! Group commit of stream events: one writer thread drains a queue of appends and
-//! stores every append that is waiting in one SQLite transaction.
+//! Group commit of stream events: appends wait in one queue, and whoever commits takes
+//! every append waiting and stores them in one SQLite transaction.
 //!
-//! Publishers that arrive while a transaction is being written wait in the queue and
-//! share the next one, so the cost of a commit is paid once per group, not once per
-//! event, and an idle server commits a lone event at once (no timer). After the commit
-//! the writer hands the group's events to [`Deliver`] in id order, then answers each
-//! publisher: nothing reaches a subscriber, and no publish is acknowledged, before its
-//! event is stored. The writer is the only place that assigns ids, so ids stay strictly
-//! increasing per stream in storage, on the wire and in the answers.
+//! When nothing is being committed, the publishing task commits its own event at once,
+//! on its own thread: no hand-over to another thread and back, which on a busy machine
+//! costs more than the commit itself (a write to the WAL, no fsync; see [`crate::db`]).
+//! Publishers that arrive while a transaction is being written wait in the queue, and the
+//! writer thread commits them together when that transaction is done: under load the cost
+//! of a commit is paid once per group, not once per event, and no request's task commits
+//! more than its own group. Work that may take longer (loading a ring, removing a stream,
+//! a due WAL restart) always runs on the writer thread.
+//!
+//! After the commit, the group's events are handed to [`Deliver`] in id order, then each
+//! publisher is answered: nothing reaches a subscriber, and no publish is acknowledged,
+//! before its event is stored. One group is committed at a time, and only by the one who
+//! took it from the queue, so ids stay strictly increasing per stream in storage, on the
+//! wire and in the answers.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use rusqlite::{Connection, OptionalExtension};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use super::keyed::KeyedPublish;
 use super::log_store;
@@ -24,10 +31,8 @@ use crate::metrics::Metrics;
 
 /// Most appends stored in one transaction (a larger backlog takes several).
 const MAX_GROUP: usize = 1024;
-/// Appends waiting for the writer before publishers wait to enqueue.
-const QUEUE: usize = 16 * 1024;
 
-/// Receives each stored event, on the writer thread, in commit and id order.
+/// Receives each stored event, in commit and id order (on the thread that committed it).
 pub(crate) trait Deliver: Send + Sync + 'static {
     /// Hands `event` of `stream` to the stream's subscribers (must not block).
     fn deliver(&self, stream: &str, event: &Arc<Event>);
@@ -52,10 +57,51 @@ struct Append {
     reply: oneshot::Sender<Result<Arc<Event>, StoreError>>,
 }
 
-/// Handle to the writer thread; the thread ends when every handle is dropped.
-#[derive(Debug, Clone)]
+/// What waits to be committed, and who commits.
+#[derive(Default)]
+struct Queue {
+    waiting: VecDeque<Command>,
+    /// Someone (a publishing task or the writer thread) is committing: new commands wait.
+    busy: bool,
+    /// The writer thread is to take the queue (set with `busy`).
+    thread_turn: bool,
+    /// Every handle is gone: the writer thread ends once the queue is empty.
+    stopped: bool,
+}
+
+/// State shared by the handles and the writer thread.
+struct Shared {
+    queue: Mutex<Queue>,
+    /// Signalled when the writer thread gets its turn, or when the handles are gone.
+    turn: Condvar,
+    writer: Writer,
+}
+
+/// Stops the writer thread when the last handle is dropped.
+struct Handles(Arc<Shared>);
+
+impl Drop for Handles {
+    fn drop(&mut self) {
+        lock(&self.0.queue).stopped = true;
+        self.0.turn.notify_one();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Handle to the group commit; the writer thread ends when every handle is dropped.
+#[derive(Clone)]
 pub(crate) struct GroupCommit {
-    queue: mpsc::Sender<Command>,
+    shared: Arc<Shared>,
+    _handles: Arc<Handles>,
+}
+
+impl std::fmt::Debug for GroupCommit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GroupCommit")
+    }
 }
 
 impl GroupCommit {
@@ -67,27 +113,37 @@ impl GroupCommit {
         deliver: Arc<dyn Deliver>,
         metrics: Arc<Metrics>,
     ) -> Result<Self, StoreError> {
-        let (queue, rx) = mpsc::channel(QUEUE);
-        let writer = Writer {
-            db,
-            keep: keep.max(1),
-            deliver,
-            metrics,
-        };
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue::default()),
+            turn: Condvar::new(),
+            writer: Writer {
+                db,
+                keep: keep.max(1),
+                deliver,
+                metrics,
+            },
+        });
         std::thread::Builder::new()
             .name("tidings-log-writer".into())
-            .spawn(move || writer.run(rx))?;
-        Ok(GroupCommit { queue })
+            .spawn({
+                let shared = Arc::clone(&shared);
+                move || shared.run_writer()
+            })?;
+        Ok(GroupCommit {
+            _handles: Arc::new(Handles(Arc::clone(&shared))),
+            shared,
+        })
     }
 
     /// Commands waiting in the queue.
     #[cfg(test)]
     pub(crate) fn queued(&self) -> usize {
-        self.queue.max_capacity() - self.queue.capacity()
+        lock(&self.shared.queue).waiting.len()
     }
 
     /// Stores an event with the next id of `stream`; answers once it is committed and
-    /// handed to [`Deliver`].
+    /// handed to [`Deliver`]. Commits it right here when nothing else is being
+    /// committed (see the module docs).
     pub(crate) async fn append(
         &self,
         stream: String,
@@ -103,10 +159,14 @@ impl GroupCommit {
             mark,
             reply,
         };
-        self.queue
-            .send(Command::Append(append))
-            .await
-            .map_err(|_| StoreError::WriterStopped)?;
+        let lead = {
+            let mut q = lock(&self.shared.queue);
+            q.waiting.push_back(Command::Append(append));
+            !std::mem::replace(&mut q.busy, true)
+        };
+        if lead {
+            self.shared.commit_here();
+        }
         answer.await.map_err(|_| StoreError::WriterStopped)?
     }
 
@@ -121,15 +181,97 @@ impl GroupCommit {
         let job: Exclusive = Box::new(move |conn| {
             let _ = reply.send(f(conn));
         });
-        self.queue
-            .send(Command::Exclusive(job))
-            .await
-            .map_err(|_| StoreError::WriterStopped)?;
+        {
+            let mut q = lock(&self.shared.queue);
+            q.waiting.push_back(Command::Exclusive(job));
+            if !std::mem::replace(&mut q.busy, true) {
+                q.thread_turn = true;
+                self.shared.turn.notify_one();
+            }
+        }
         answer.await.map_err(|_| StoreError::WriterStopped)?
     }
 }
 
-/// The writer thread's state.
+/// Takes the next group from the front of the queue: every append waiting (up to
+/// [`MAX_GROUP`]) before the first exclusive step, or that step alone when it is first.
+fn take(q: &mut Queue, group: &mut Vec<Append>) -> Option<Exclusive> {
+    while group.len() < MAX_GROUP {
+        match q.waiting.pop_front() {
+            Some(Command::Append(a)) => group.push(a),
+            Some(Command::Exclusive(job)) if group.is_empty() => return Some(job),
+            Some(exclusive @ Command::Exclusive(_)) => {
+                q.waiting.push_front(exclusive);
+                break;
+            }
+            None => break,
+        }
+    }
+    None
+}
+
+impl Shared {
+    /// Called by the task that found nobody committing (it set `busy`): commits the
+    /// waiting group on this thread when the connection is free at once, then gives what
+    /// arrived meanwhile to the writer thread.
+    fn commit_here(&self) {
+        let mut group = Vec::new();
+        if let Some(mut conn) = self.writer.db.try_brief() {
+            // The queue held only this task's append when it found nobody committing,
+            // and an exclusive step queued since then waits behind the group.
+            let first = take(&mut lock(&self.queue), &mut group);
+            if !group.is_empty() {
+                self.writer.commit_group(&mut conn, &mut group);
+            }
+            if let Some(job) = first {
+                job(&mut conn);
+            }
+        }
+        let mut q = lock(&self.queue);
+        if q.waiting.is_empty() {
+            q.busy = false;
+        } else {
+            q.thread_turn = true;
+            self.turn.notify_one();
+        }
+    }
+
+    /// The writer thread: whenever it gets its turn, commits group after group until the
+    /// queue is empty; ends when every handle is gone.
+    fn run_writer(&self) {
+        let mut group = Vec::with_capacity(MAX_GROUP);
+        let mut q = lock(&self.queue);
+        loop {
+            while !q.thread_turn && !q.stopped {
+                q = self
+                    .turn
+                    .wait(q)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+            }
+            let job = take(&mut q, &mut group);
+            if group.is_empty() && job.is_none() {
+                q.thread_turn = false;
+                q.busy = false;
+                if q.stopped {
+                    return;
+                }
+                continue;
+            }
+            drop(q);
+            self.writer.db.blocking(|conn| {
+                if !group.is_empty() {
+                    self.writer.commit_group(conn, &mut group);
+                }
+                if let Some(job) = job {
+                    job(conn);
+                }
+            });
+            q = lock(&self.queue);
+        }
+    }
+}
+
+/// What committing needs.
 struct Writer {
     db: Db,
     keep: u64,
@@ -138,37 +280,6 @@ struct Writer {
 }
 
 impl Writer {
-    /// Takes every command waiting (up to [`MAX_GROUP`] appends, or up to an exclusive
-    /// step), commits the appends as one group, runs the exclusive step; until every
-    /// handle is dropped.
-    fn run(self, mut rx: mpsc::Receiver<Command>) {
-        let mut group = Vec::with_capacity(MAX_GROUP);
-        let mut pending: Option<Exclusive> = None;
-        while let Some(first) = rx.blocking_recv() {
-            let mut next = Some(first);
-            while let Some(command) = next.take() {
-                match command {
-                    Command::Append(a) => group.push(a),
-                    Command::Exclusive(job) => {
-                        pending = Some(job);
-                        break;
-                    }
-                }
-                if group.len() < MAX_GROUP {
-                    next = rx.try_recv().ok();
-                }
-            }
-            self.db.blocking(|conn| {
-                if !group.is_empty() {
-                    self.commit_group(conn, &mut group);
-                }
-                if let Some(job) = pending.take() {
-                    job(conn);
-                }
-            });
-        }
-    }
-
     /// Stores the group in one transaction, then delivers each event and answers its
     /// publisher. If the group's transaction fails, each append is retried in a
     /// transaction of its own, so one failing append does not fail the others.
@@ -205,18 +316,21 @@ impl Writer {
     }
 }
 
-/// One transaction: gives each event the next id of its stream (from the stored head),
-/// inserts it, then moves each stream's head and trims its log once. Returns the ids,
-/// each with `false` when a marked event was stored before (nothing stored again).
+/// One transaction: gives each event the next id of its stream (after the newest stored
+/// one), inserts it, then trims each stream's log once. Returns the ids, each with
+/// `false` when a marked event was stored before (nothing stored again).
 fn store(conn: &mut Connection, keep: u64, group: &[Append]) -> rusqlite::Result<Vec<(u64, bool)>> {
     let tx = conn.transaction()?;
-    let mut heads: HashMap<&str, u64> = HashMap::new();
+    // Per stream: the head before the group, and the last id given.
+    let mut heads: HashMap<&str, (u64, u64)> = HashMap::new();
     let mut ids = Vec::with_capacity(group.len());
     for a in group {
         if let Some(m) = &a.mark {
             let before: Option<u64> = tx
-                .query_row(
+                .prepare_cached(
                     "SELECT id FROM idempotent_publishes WHERE scope = ?1 AND n = ?2 AND expires_ms > ?3",
+                )?
+                .query_row(
                     rusqlite::params![m.scope, m.n, chrono::Utc::now().timestamp_millis()],
                     |r| r.get(0),
                 )
@@ -226,9 +340,12 @@ fn store(conn: &mut Connection, keep: u64, group: &[Append]) -> rusqlite::Result
                 continue;
             }
         }
-        let head = match heads.get(a.stream.as_str()) {
+        let (before, head) = match heads.get(a.stream.as_str()) {
             Some(&h) => h,
-            None => log_store::head(&tx, &a.stream)?,
+            None => {
+                let h = log_store::head(&tx, &a.stream)?;
+                (h, h)
+            }
         };
         let id = head + 1;
         log_store::insert(&tx, &a.stream, id, a.event.as_deref(), &a.data)?;
@@ -236,16 +353,16 @@ fn store(conn: &mut Connection, keep: u64, group: &[Append]) -> rusqlite::Result
             let expires = chrono::Utc::now()
                 .timestamp_millis()
                 .saturating_add(i64::try_from(m.keep_ms).unwrap_or(i64::MAX));
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT OR REPLACE INTO idempotent_publishes (scope, n, id, expires_ms) VALUES (?1, ?2, ?3, ?4)",
-                rusqlite::params![m.scope, m.n, id, expires],
-            )?;
+            )?
+            .execute(rusqlite::params![m.scope, m.n, id, expires])?;
         }
-        heads.insert(&a.stream, id);
+        heads.insert(&a.stream, (before, id));
         ids.push((id, true));
     }
-    for (stream, head) in &heads {
-        log_store::set_head(&tx, stream, *head, keep)?;
+    for (stream, (before, head)) in &heads {
+        log_store::trim(&tx, stream, *before, *head, keep)?;
     }
     tx.commit()?;
     Ok(ids)

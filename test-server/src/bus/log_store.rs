@@ -1,18 +1,20 @@
 //! Write-through persistence of each stream's id counter and bounded replay log in SQLite.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 
 use crate::event::Event;
 
-/// A stream's head id (0 for a new stream).
+/// A stream's head id (0 for a new stream): its newest stored event, which trimming
+/// never removes. `stream_heads`, where earlier versions wrote the head with every
+/// commit, still counts as a floor, so their files open with the same heads.
 pub(crate) fn head(conn: &Connection, stream: &str) -> rusqlite::Result<u64> {
     Ok(conn
-        .query_row(
-            "SELECT head FROM stream_heads WHERE stream = ?1",
-            [stream],
-            |r| r.get::<_, i64>(0),
-        )
-        .optional()?
+        .prepare_cached(
+            "SELECT MAX(h) FROM (
+               SELECT MAX(id) AS h FROM stream_events WHERE stream = ?1
+               UNION ALL SELECT head FROM stream_heads WHERE stream = ?1)",
+        )?
+        .query_row([stream], |r| r.get::<_, Option<i64>>(0))?
         .map_or(0, |h| h.max(0) as u64))
 }
 
@@ -54,23 +56,23 @@ pub(crate) fn insert(
     Ok(())
 }
 
-/// Moves a stream's head to `head` and trims its log to the last `keep` events (inside
-/// the caller's transaction, after the events up to `head` were inserted).
-pub(crate) fn set_head(
+/// Trims a stream's log to its last `keep` events, after the commit that moved its head
+/// from `before` to `head` (inside that transaction). The oldest rows go a batch at a
+/// time, once every `keep / 16` events, so most commits write only the page their new
+/// events went to: the log holds at most `keep + keep / 16` events (replays and ring
+/// loads still read only the last `keep`).
+pub(crate) fn trim(
     conn: &Connection,
     stream: &str,
+    before: u64,
     head: u64,
     keep: u64,
 ) -> rusqlite::Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO stream_heads (stream, head) VALUES (?1, ?2)
-         ON CONFLICT(stream) DO UPDATE SET head = excluded.head",
-    )?
-    .execute(params![stream, head as i64])?;
-    let floor = head.saturating_sub(keep) as i64;
-    if floor > 0 {
+    let step = (keep / 16).max(1);
+    let floor = head.saturating_sub(keep);
+    if floor > 0 && floor / step > before.saturating_sub(keep) / step {
         conn.prepare_cached("DELETE FROM stream_events WHERE stream = ?1 AND id <= ?2")?
-            .execute(params![stream, floor])?;
+            .execute(params![stream, floor as i64])?;
     }
     Ok(())
 }

@@ -225,3 +225,60 @@ async fn the_log_is_trimmed_to_keep_events() {
         .unwrap();
     assert_eq!(n, 5);
 }
+
+#[tokio::test]
+async fn the_log_is_trimmed_in_batches_and_keeps_at_least_keep_events() {
+    let dir = tempfile::tempdir().unwrap();
+    // keep 64: the oldest rows go 4 at a time.
+    let (db, writer, _recorder) = start(dir.path(), 64);
+    for i in 1..=300u64 {
+        writer
+            .append("s".into(), None, i.to_string(), None)
+            .await
+            .unwrap();
+        let (rows, oldest): (i64, i64) = db
+            .call(|c| {
+                c.query_row("SELECT COUNT(*), MIN(id) FROM stream_events", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+            })
+            .await
+            .unwrap();
+        let kept = i.min(64) as i64;
+        assert!(
+            rows >= kept && rows < kept + 4,
+            "{rows} rows after {i} events"
+        );
+        assert_eq!(oldest, i as i64 - rows + 1, "the log is the newest rows");
+    }
+    let (head, log) = db.call(|c| log_store::load(c, "s", 64)).await.unwrap();
+    assert_eq!(head, 300);
+    assert_eq!(log.first().map(|e| e.id), Some(237));
+}
+
+#[tokio::test]
+async fn a_head_written_by_an_earlier_version_is_continued() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, writer, _recorder) = start(dir.path(), 100);
+    db.call(|c| {
+        c.execute(
+            "INSERT INTO stream_heads (stream, head) VALUES ('s', 41)",
+            [],
+        )
+    })
+    .await
+    .unwrap();
+    let e = writer
+        .append("s".into(), None, "x".into(), None)
+        .await
+        .unwrap();
+    assert_eq!(e.id, 42);
+    assert_eq!(
+        writer
+            .append("s".into(), None, "y".into(), None)
+            .await
+            .unwrap()
+            .id,
+        43
+    );
+}
