@@ -1,6 +1,8 @@
 //! The router: every route module's [`Router`] merged, with the fallbacks and layers
 //! every response shares.
 
+use std::sync::Arc;
+
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{header, HeaderName, HeaderValue, Method};
 use axum::middleware::{self, Next};
@@ -116,12 +118,12 @@ pub fn app(state: AppState) -> Router {
         None => api.fallback(|req: Request| async move { not_found(req).await.into_response() }),
     };
     // Inside the body limit and CORS, outside every route: every write takes a key.
-    let guard = idempotency::Guard {
+    let guard = Arc::new(idempotency::Guard {
         store: state.idempotency.clone(),
         auth: state.auth.clone(),
         config: state.config.clone(),
         metrics: state.metrics.clone(),
-    };
+    });
     api = api.layer(middleware::from_fn_with_state(guard, idempotency::layer));
     let compression = CompressionLayer::new()
         .compress_when(SizeAbove::new(256).and(NotForContentType::new("text/event-stream")));

@@ -120,7 +120,7 @@ pub struct Guard {
 
 /// The middleware: see the module docs. Requests without the header, and reads, pass
 /// through untouched.
-pub async fn layer(State(state): State<Guard>, req: Request, next: Next) -> Response {
+pub async fn layer(State(state): State<Arc<Guard>>, req: Request, next: Next) -> Response {
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return next.run(req).await;
     }

@@ -5,7 +5,7 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::auth::Claims;
@@ -128,6 +128,14 @@ pub struct WsMessage {
     pub object: serde_json::Value,
 }
 
+/// What a channel event's `data` holds: the message as the seed sends it.
+#[derive(Serialize)]
+struct Stored<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    object: &'a serde_json::Value,
+}
+
 /// `POST /api/v1/events/{channel}` with `{type, object}` → `{id, channel}`; needs a token
 /// whose `channels` claim covers the channel (also for `test`).
 pub async fn publish(
@@ -143,7 +151,12 @@ pub async fn publish(
             "object: must be an object or a string".into(),
         ));
     }
-    let data = json!({"type": msg.kind, "object": msg.object}).to_string();
+    // Written straight from the parsed message: no intermediate JSON object.
+    let data = serde_json::to_string(&Stored {
+        kind: &msg.kind,
+        object: &msg.object,
+    })
+    .map_err(|e| ApiError::Invalid(format!("object: {e}")))?;
     let e = state
         .bus
         .publish(&format!("channel/{channel}"), None, data)
