@@ -119,10 +119,14 @@ impl Server {
                 },
             };
             let state = &front.state;
-            let Some(slot) = state
-                .sockets
-                .take(state.conns.total(), state.caps.max_connections)
-            else {
+            // Hub streams gave their socket slot back, so they count here; a TLS
+            // connection keeps its slot while it carries streams, so its streams do not.
+            let detached = if tls.is_none() {
+                state.conns.total()
+            } else {
+                0
+            };
+            let Some(slot) = state.sockets.take(detached, state.caps.max_connections) else {
                 state
                     .metrics
                     .sockets_refused

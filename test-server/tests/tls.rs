@@ -431,10 +431,24 @@ async fn http1_over_tls_serves_streams_and_rest() {
 #[tokio::test]
 async fn past_the_connection_cap_a_tls_client_gets_503_with_retry_after() {
     let certs = certs();
-    let s = start_tls(&certs, &["--max-connections", "3"]).await;
+    let s = start_tls(&certs, &["--max-connections", "3", "--max-streams", "3"]).await;
+    // Three connections carrying three streams: a TLS connection counts once, however
+    // many streams it carries.
     let mut held = Vec::new();
-    for _ in 0..3 {
-        held.push(connect(&s.url, &certs, &[b"h2"]).await);
+    let mut streams = Vec::new();
+    for open in [2, 1, 0] {
+        let mut c = connect(&s.url, &certs, &[b"h2"]).await;
+        let (status, _) = c.json("GET", "/api/stats", &[], None).await;
+        assert_eq!(
+            status,
+            200,
+            "connection {} is within the cap",
+            held.len() + 1
+        );
+        for _ in 0..open {
+            streams.push(c.sse("/api/team-answers/sse/", &[]).await);
+        }
+        held.push(c);
     }
     for alpn in [&b"h2"[..], &b"http/1.1"[..]] {
         let mut late = connect(&s.url, &certs, &[alpn]).await;
