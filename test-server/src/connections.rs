@@ -81,12 +81,91 @@ pub struct ConnectionGuard {
     /// False for a stream carried by a multiplexed connection: it counts per stream and
     /// per user, while the one physical connection counts in `total`.
     physical: bool,
+    /// Folded into a [`MemberCounts`], which releases its counts instead.
+    folded: bool,
+}
+
+/// What a folded stream counts under, besides its stream key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CountedAs {
+    /// Its user (`by_user`).
+    User,
+    /// Its client address (a stream without a token).
+    Address,
+    /// Neither (no token, no known address).
+    Neither,
+}
+
+/// The counts of the streams of one multiplexed connection, held compactly: the user and
+/// the client address once for the connection, so each stream needs only its key (which
+/// the holder may share with others) and a [`CountedAs`]. The holder releases each
+/// stream with [`MemberCounts::release`]; nothing is released on drop.
+#[derive(Debug)]
+pub struct MemberCounts {
+    owner: Connections,
+    user: Option<Box<str>>,
+    address: Option<IpAddr>,
+}
+
+impl MemberCounts {
+    /// Uncounts one stream folded in by [`ConnectionGuard::fold_into`].
+    pub fn release(&self, stream: &str, counted: CountedAs) {
+        let mut c = self.owner.lock();
+        dec(&mut c.by_stream, stream);
+        match (counted, &self.user, &self.address) {
+            (CountedAs::User, Some(u), _) => dec(&mut c.by_user, &**u),
+            (CountedAs::Address, _, Some(a)) => dec(&mut c.by_address, a),
+            _ => {}
+        }
+    }
 }
 
 impl ConnectionGuard {
     /// The stream key this connection counts under.
     pub fn stream(&self) -> &str {
         &self.stream
+    }
+
+    /// Folds the guard of one stream of a multiplexed connection into the connection's
+    /// `counts`: from now on `counts` releases it. Gives the guard back when it cannot be
+    /// folded (a counted connection of its own, or another user or address than the
+    /// streams folded before).
+    pub fn fold_into(
+        mut self,
+        counts: &mut Option<MemberCounts>,
+    ) -> Result<CountedAs, ConnectionGuard> {
+        if self.physical {
+            return Err(self);
+        }
+        let c = counts.get_or_insert_with(|| MemberCounts {
+            owner: self.owner.clone(),
+            user: None,
+            address: None,
+        });
+        if !Arc::ptr_eq(&c.owner.inner, &self.owner.inner) {
+            return Err(self);
+        }
+        let counted = match (&self.user, self.address) {
+            (Some(u), _) => match &c.user {
+                Some(have) if **have != **u => return Err(self),
+                Some(_) => CountedAs::User,
+                None => {
+                    c.user = Some(u.as_str().into());
+                    CountedAs::User
+                }
+            },
+            (None, Some(a)) => match c.address {
+                Some(have) if have != a => return Err(self),
+                Some(_) => CountedAs::Address,
+                None => {
+                    c.address = Some(a);
+                    CountedAs::Address
+                }
+            },
+            (None, None) => CountedAs::Neither,
+        };
+        self.folded = true;
+        Ok(counted)
     }
 
     /// Turns the guard of a stream into that of one stream of a multiplexed connection:
@@ -117,6 +196,9 @@ impl Drop for MuxGuard {
 
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
+        if self.folded {
+            return;
+        }
         let mut c = self.owner.lock();
         if self.physical {
             c.total = c.total.saturating_sub(1);
@@ -131,7 +213,11 @@ impl Drop for ConnectionGuard {
     }
 }
 
-fn dec<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, key: &K) {
+fn dec<K, Q>(map: &mut HashMap<K, usize>, key: &Q)
+where
+    K: std::hash::Hash + Eq + std::borrow::Borrow<Q>,
+    Q: std::hash::Hash + Eq + ?Sized,
+{
     if let Some(n) = map.get_mut(key) {
         *n = n.saturating_sub(1);
         if *n == 0 {
@@ -205,6 +291,7 @@ impl Connections {
             user: user.map(str::to_owned),
             address,
             physical,
+            folded: false,
         })
     }
 
@@ -322,6 +409,43 @@ mod tests {
         assert_eq!((s.total, s.by_user["bob"]), (0, 1));
         drop(b);
         assert_eq!(c.snapshot().total, 0);
+    }
+
+    #[test]
+    fn folded_member_guards_count_until_released() {
+        let c = Connections::default();
+        let l = Limits { per_user: 8, ..L };
+        let mut counts = None;
+        let a = c.open_member("channel/a", Some("bob"), ip(1), &l).unwrap();
+        let t = c.open_member("team-answers", None, ip(1), &l).unwrap();
+        assert_eq!(a.fold_into(&mut counts).unwrap(), CountedAs::User);
+        assert_eq!(t.fold_into(&mut counts).unwrap(), CountedAs::Address);
+        let other = c.open_member("channel/b", Some("eve"), ip(1), &l).unwrap();
+        let other = other.fold_into(&mut counts).unwrap_err();
+        let own = c.open("channel/c", Some("bob"), ip(1), &l).unwrap();
+        let own = own.fold_into(&mut counts).unwrap_err();
+        let s = c.snapshot();
+        assert_eq!(
+            (s.total, s.by_user["bob"], s.by_stream["team-answers"]),
+            (1, 2, 1)
+        );
+        let counts = counts.unwrap();
+        counts.release("channel/a", CountedAs::User);
+        counts.release("team-answers", CountedAs::Address);
+        drop((other, own));
+        let s = c.snapshot();
+        assert_eq!((s.total, s.by_stream.len(), s.by_user.len()), (0, 0, 0));
+        assert!(c
+            .open(
+                "x",
+                None,
+                ip(1),
+                &Limits {
+                    per_address: 1,
+                    ..l
+                }
+            )
+            .is_ok());
     }
 
     #[test]

@@ -376,3 +376,58 @@ async fn a_hub_connection_that_falls_behind_gets_the_notice_and_resumes() {
     );
     s.stop().await;
 }
+
+#[tokio::test]
+async fn closed_peers_are_uncounted_promptly_on_hyper_and_multiplexed_too() {
+    let s = start(&["--max-connections-per-user", "100"]).await;
+    let t = s.token("k", &["project.*"]).await;
+    // A stream after a POST on the same connection (hyper serves it), and a fresh
+    // multiplexed one (the hub serves it); nothing is published after they close, so
+    // only the peer's close can tell the server.
+    let mut reused = connect(&s).await;
+    let body = json!({"type": "t", "object": {"n": 0}}).to_string();
+    let post = format!(
+        "POST /api/v1/events/project.k HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {t}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    reused.write_all(post.as_bytes()).await.unwrap();
+    let mut seen = String::new();
+    read_until(&mut reused, &mut seen, "\"channel\":\"project.k\"}").await;
+    reused
+        .write_all(sse_get("/api/v1/events/project.k", &t).as_bytes())
+        .await
+        .unwrap();
+    read_until(&mut reused, &mut seen, "event: connected").await;
+    let mut mux = connect(&s).await;
+    mux.write_all(
+        sse_get(
+            "/api/mux?streams=/api/v1/events/project.k,/api/v1/events/project.l",
+            &t,
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut m = String::new();
+    read_until(
+        &mut mux,
+        &mut m,
+        "event: /api/v1/events/project.l connected",
+    )
+    .await;
+    wait_stat(&s, &["connections", "total"], 2).await;
+    assert_eq!(stat(&s, &["connections", "by_user", "k"]).await, 3);
+    for sock in [reused, mux] {
+        let closed = Instant::now();
+        let before = stat(&s, &["connections", "total"]).await;
+        drop(sock);
+        wait_stat(&s, &["connections", "total"], before - 1).await;
+        assert!(
+            closed.elapsed() < Duration::from_millis(500),
+            "noticed in {:?}",
+            closed.elapsed()
+        );
+    }
+    wait_stat(&s, &["connections", "by_user", "k"], 0).await;
+    s.stop().await;
+}

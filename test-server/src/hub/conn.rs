@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::bus::Subscription;
-use crate::connections::{ConnectionGuard, MuxGuard};
+use crate::connections::{ConnectionGuard, CountedAs, MemberCounts, MuxGuard};
 use crate::event::Event;
 use crate::sse::frame::write_event_of;
 use crate::sse::wire::{chunk, LAST_CHUNK};
@@ -201,6 +201,7 @@ impl Incoming {
     pub fn mux(io: TcpStream, parts: MuxParts) -> Self {
         let mux = Box::new(MuxState {
             _guard: parts.guard,
+            counts: None,
             members: Vec::with_capacity(parts.members.len()),
         });
         Incoming {
@@ -211,11 +212,52 @@ impl Incoming {
 }
 
 /// What a multiplexed connection holds beyond a plain one: its place in the total, and
-/// per stream the group it belongs to with the stream's count (per stream and user).
+/// per stream the group it belongs to and how the stream is counted (per stream key,
+/// shared with the group, and per user or address, held once in `counts`).
 #[derive(Debug)]
 pub(crate) struct MuxState {
     _guard: MuxGuard,
-    members: Vec<(usize, Option<ConnectionGuard>)>,
+    counts: Option<MemberCounts>,
+    members: Vec<Membership>,
+}
+
+/// One stream of a multiplexed connection in the hub.
+#[derive(Debug)]
+struct Membership {
+    gid: usize,
+    counted: Counted,
+}
+
+/// How one stream of a multiplexed connection is counted.
+#[derive(Debug)]
+enum Counted {
+    /// Folded into the connection's [`MemberCounts`] under this key.
+    Folded(Arc<str>, CountedAs),
+    /// Its own guard (it could not be folded).
+    Guard(Option<ConnectionGuard>),
+}
+
+impl MuxState {
+    fn release(counts: Option<&MemberCounts>, m: Membership) {
+        if let (Counted::Folded(key, counted), Some(counts)) = (&m.counted, counts) {
+            counts.release(key, *counted);
+        }
+    }
+
+    fn stream(m: &Membership) -> Option<&str> {
+        match &m.counted {
+            Counted::Folded(key, _) => Some(key),
+            Counted::Guard(g) => g.as_ref().map(ConnectionGuard::stream),
+        }
+    }
+}
+
+impl Drop for MuxState {
+    fn drop(&mut self) {
+        for m in std::mem::take(&mut self.members) {
+            MuxState::release(self.counts.as_ref(), m);
+        }
+    }
 }
 
 /// A connection in the hub.
@@ -262,7 +304,7 @@ impl Conn {
     pub(crate) fn mux_groups(&self) -> impl Iterator<Item = usize> + '_ {
         self.mux
             .iter()
-            .flat_map(|m| m.members.iter().map(|(g, _)| *g))
+            .flat_map(|m| m.members.iter().map(|m| m.gid))
     }
 
     /// True if the connection carries `stream` (its own, or one of a multiplexed set).
@@ -271,16 +313,23 @@ impl Conn {
             || self.mux.as_ref().is_some_and(|m| {
                 m.members
                     .iter()
-                    .any(|(_, g)| g.as_ref().map(ConnectionGuard::stream) == Some(stream))
+                    .any(|m| MuxState::stream(m) == Some(stream))
             })
     }
 
-    /// Records that a multiplexed connection is a member of group `gid`, its stream counted
-    /// by `guard`.
-    pub(crate) fn joined(&mut self, gid: usize, guard: Option<ConnectionGuard>) {
-        if let Some(m) = self.mux.as_mut() {
-            m.members.push((gid, guard));
-        }
+    /// Records that a multiplexed connection is a member of group `gid`, its stream
+    /// counted by `guard`, which is folded into the connection's counts under `key` (the
+    /// group's copy of the stream key) when it can be.
+    pub(crate) fn joined(&mut self, gid: usize, key: &Arc<str>, guard: Option<ConnectionGuard>) {
+        let Some(m) = self.mux.as_mut() else {
+            return;
+        };
+        let counted = match guard.map(|g| g.fold_into(&mut m.counts)) {
+            Some(Ok(counted)) => Counted::Folded(Arc::clone(key), counted),
+            Some(Err(g)) => Counted::Guard(Some(g)),
+            None => Counted::Guard(None),
+        };
+        m.members.push(Membership { gid, counted });
     }
 
     /// A multiplexed connection's stream in group `gid` is over (ended, or its group is
@@ -289,7 +338,10 @@ impl Conn {
         let Some(m) = self.mux.as_mut() else {
             return Ok(());
         };
-        m.members.retain(|(g, _)| *g != gid);
+        if let Some(i) = m.members.iter().position(|x| x.gid == gid) {
+            let left = m.members.swap_remove(i);
+            MuxState::release(m.counts.as_ref(), left);
+        }
         if !m.members.is_empty() || self.ending {
             return Ok(());
         }

@@ -21,6 +21,8 @@ pub(crate) struct Group {
     /// Where the shard finds the group: the stream key (empty for a connection that is
     /// not counted, which gets its own), with the tag for multiplexed connections.
     pub(crate) stream: String,
+    /// The stream key, shared with the multiplexed members' counts.
+    pub(crate) key: Arc<str>,
     /// The stream's tag on multiplexed connections (their frames are encoded with it; plain
     /// connections of the stream have a group of their own).
     pub(crate) tag: Option<Arc<str>>,
@@ -73,8 +75,10 @@ impl Group {
         generation: u64,
     ) -> Self {
         let waker = Waker::from(Arc::clone(&wake));
+        let key: Arc<str> = Arc::from(stream.split('\t').next().unwrap_or_default());
         Group {
             stream,
+            key,
             tag,
             subscription,
             terminal,

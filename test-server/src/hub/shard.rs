@@ -207,7 +207,7 @@ impl Shard {
                         last_id,
                     ) {
                         Ok(Joined::Member(gid)) => {
-                            conn.joined(gid, guard);
+                            conn.joined(gid, &self.groups[gid].key, guard);
                             joined.push(gid);
                         }
                         Ok(Joined::Ended) => {}
