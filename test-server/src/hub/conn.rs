@@ -233,8 +233,8 @@ struct Membership {
 enum Counted {
     /// Folded into the connection's [`MemberCounts`] under this key.
     Folded(Arc<str>, CountedAs),
-    /// Its own guard (it could not be folded).
-    Guard(Option<ConnectionGuard>),
+    /// Its own guard (it could not be folded; boxed, so the common case stays small).
+    Guard(Option<Box<ConnectionGuard>>),
 }
 
 impl MuxState {
@@ -247,7 +247,7 @@ impl MuxState {
     fn stream(m: &Membership) -> Option<&str> {
         match &m.counted {
             Counted::Folded(key, _) => Some(key),
-            Counted::Guard(g) => g.as_ref().map(ConnectionGuard::stream),
+            Counted::Guard(g) => g.as_deref().map(ConnectionGuard::stream),
         }
     }
 }
@@ -326,7 +326,7 @@ impl Conn {
         };
         let counted = match guard.map(|g| g.fold_into(&mut m.counts)) {
             Some(Ok(counted)) => Counted::Folded(Arc::clone(key), counted),
-            Some(Err(g)) => Counted::Guard(Some(g)),
+            Some(Err(g)) => Counted::Guard(Some(Box::new(g))),
             None => Counted::Guard(None),
         };
         m.members.push(Membership { gid, counted });
