@@ -35,7 +35,6 @@ async function open(t, urls, options) {
   const context = await contextFor(env.browser, t);
   const page = await context.newPage();
   const errors = collectErrors(page);
-  page.on('request', (r) => { if (r.url().includes('/api/')) console.log('REQ', r.url().replace(/token=[^&]*/, 'token=T')); });
   const nav = await page.goto(`${env.server.url}/pkg/package.json`);
   assert.equal(nav.status(), 200);
   await page.evaluate(async ({ urls, options }) => {
