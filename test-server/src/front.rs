@@ -200,7 +200,12 @@ async fn hyper(
         trusted: front.state.config.trust_proxy_header.clone(),
         peer,
     };
-    let service = TowerToHyperService::new(FirstResponse::new(front.router.clone(), first, client));
+    let service = TowerToHyperService::new(FirstResponse::new(
+        front.router.clone(),
+        first,
+        client,
+        front.state.held_streams.clone(),
+    ));
     let conn = graceful.watch(front.http.serve_connection(io, service));
     if let Err(e) = conn.await {
         tracing::debug!(error = %e, "connection ended with an error");

@@ -99,6 +99,35 @@ impl Sockets {
     }
 }
 
+/// Streams hyper serves on a plain socket that keeps its [`SocketSlot`] (a stream after
+/// another request on a kept-alive connection). They count among the open streams *and*
+/// as a socket; the accept loop takes them off once, so such a connection counts once.
+#[derive(Debug, Clone, Default)]
+pub struct HeldStreams(Arc<AtomicUsize>);
+
+/// One stream counted in [`HeldStreams`]; uncounts it when dropped (with the response body).
+#[derive(Debug)]
+pub struct HeldStream(Arc<AtomicUsize>);
+
+impl Drop for HeldStream {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl HeldStreams {
+    /// Counts one stream until the returned guard drops.
+    pub fn hold(&self) -> HeldStream {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        HeldStream(Arc::clone(&self.0))
+    }
+
+    /// Streams counted now.
+    pub fn count(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 /// The client's address, put in every request's extensions by the accept path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientAddr(pub IpAddr);

@@ -120,9 +120,13 @@ impl Server {
             };
             let state = &front.state;
             // Hub streams gave their socket slot back, so they count here; a TLS
-            // connection keeps its slot while it carries streams, so its streams do not.
+            // connection, or a plain one hyper serves a stream on, keeps its slot while it
+            // carries streams, so those streams do not.
             let detached = if tls.is_none() {
-                state.conns.total()
+                state
+                    .conns
+                    .total()
+                    .saturating_sub(state.held_streams.count())
             } else {
                 0
             };

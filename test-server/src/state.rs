@@ -15,7 +15,7 @@ use crate::error::ApiError;
 use crate::faults::DevFaults;
 use crate::hub::{Hub, HubConfig};
 use crate::idempotency::{store::RedisStore, store::SqliteStore, IdempotencyStore};
-use crate::limits::{Caps, Sockets};
+use crate::limits::{Caps, HeldStreams, Sockets};
 use crate::metrics::Metrics;
 
 /// Why the server could not start.
@@ -77,6 +77,8 @@ pub struct Inner {
     pub limits: Limits,
     /// Open client sockets not serving a stream.
     pub sockets: Sockets,
+    /// Streams on sockets that are already counted in `sockets`.
+    pub held_streams: HeldStreams,
 }
 
 impl std::fmt::Debug for dyn Bus {
@@ -155,6 +157,7 @@ impl AppState {
             caps,
             limits,
             sockets: Sockets::default(),
+            held_streams: HeldStreams::default(),
         })))
     }
 }

@@ -431,3 +431,48 @@ async fn closed_peers_are_uncounted_promptly_on_hyper_and_multiplexed_too() {
     wait_stat(&s, &["connections", "by_user", "k"], 0).await;
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_stream_on_a_kept_alive_connection_counts_once_against_the_socket_cap() {
+    let s = start(&["--max-connections", "3", "--max-streams", "3"]).await;
+    let t = s.token("held", &["project.*"]).await;
+    // A POST, then a stream on the same socket: hyper serves it on a socket that is
+    // already counted, so the stream must not count a second time.
+    let mut reused = connect(&s).await;
+    let body = json!({"type": "t", "object": {"n": 0}}).to_string();
+    let post = format!(
+        "POST /api/v1/events/project.h HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {t}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    reused.write_all(post.as_bytes()).await.unwrap();
+    let mut seen = String::new();
+    read_until(&mut reused, &mut seen, "\"channel\":\"project.h\"}").await;
+    reused
+        .write_all(sse_get("/api/v1/events/project.h", &t).as_bytes())
+        .await
+        .unwrap();
+    read_until(&mut reused, &mut seen, "event: connected").await;
+    // Two fresh streams fill the cap of 3 (were the first stream counted twice, the
+    // second of these would be refused).
+    let mut fresh = Vec::new();
+    for _ in 0..2 {
+        let mut sock = connect(&s).await;
+        sock.write_all(sse_get("/api/v1/events/project.h", &t).as_bytes())
+            .await
+            .unwrap();
+        let mut got = String::new();
+        read_until(&mut sock, &mut got, "\r\n\r\n").await;
+        assert!(got.starts_with("HTTP/1.1 200 OK\r\n"), "{got}");
+        fresh.push(sock);
+    }
+    // The cap is reached now: the next socket is refused.
+    let mut late = connect(&s).await;
+    late.write_all(sse_get("/api/v1/events/project.h", &t).as_bytes())
+        .await
+        .unwrap();
+    let mut got = String::new();
+    read_until(&mut late, &mut got, "\r\n\r\n").await;
+    assert!(got.starts_with("HTTP/1.1 503"), "{got}");
+    drop((reused, fresh, late));
+    s.stop().await;
+}

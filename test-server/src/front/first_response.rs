@@ -1,5 +1,6 @@
 //! The router as hyper's service, answering the connection's first request with an
-//! answer computed before hyper took over.
+//! answer computed before hyper took over, and counting the streams it serves on the
+//! connection's (already counted) socket in [`HeldStreams`].
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -14,7 +15,10 @@ use axum::Router;
 use hyper::body::Incoming;
 use tower::{Service, ServiceExt};
 
-use crate::limits::{client_addr, ClientAddr};
+use http_body_util::BodyExt;
+
+use crate::limits::{client_addr, ClientAddr, HeldStreams};
+use crate::sse::{Detachable, MuxDetachable};
 
 /// How to tell the client of each request on the connection.
 #[derive(Debug, Clone)]
@@ -31,16 +35,39 @@ pub(super) struct FirstResponse {
     router: Router,
     first: Arc<Mutex<Option<Response<Body>>>>,
     client: Arc<ClientOf>,
+    held: HeldStreams,
 }
 
 impl FirstResponse {
-    pub(super) fn new(router: Router, first: Option<Response<Body>>, client: ClientOf) -> Self {
+    pub(super) fn new(
+        router: Router,
+        first: Option<Response<Body>>,
+        client: ClientOf,
+        held: HeldStreams,
+    ) -> Self {
         FirstResponse {
             router,
             first: Arc::new(Mutex::new(first)),
             client: Arc::new(client),
+            held,
         }
     }
+}
+
+/// A stream answer's body, counted in `held` until hyper drops it (the stream ends or
+/// the peer goes); any other answer as it is.
+fn count_if_stream(response: Response<Body>, held: &HeldStreams) -> Response<Body> {
+    let ext = response.extensions();
+    if ext.get::<Detachable>().is_none() && ext.get::<MuxDetachable>().is_none() {
+        return response;
+    }
+    let guard = held.hold();
+    response.map(move |body| {
+        Body::new(body.map_frame(move |frame| {
+            let _counted = &guard;
+            frame
+        }))
+    })
 }
 
 type Answer = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
@@ -63,7 +90,11 @@ impl Service<Request<Incoming>> for FirstResponse {
         req.extensions_mut().insert(ClientAddr(client));
         match self.first.lock().unwrap_or_else(|p| p.into_inner()).take() {
             Some(answer) => Box::pin(std::future::ready(Ok(answer))),
-            None => Box::pin(self.router.clone().oneshot(req)),
+            None => {
+                let answer = self.router.clone().oneshot(req);
+                let held = self.held.clone();
+                Box::pin(async move { Ok(count_if_stream(answer.await?, &held)) })
+            }
         }
     }
 }
