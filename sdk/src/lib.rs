@@ -42,6 +42,8 @@ mod connection;
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 mod dispatch;
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+mod json;
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 pub mod messages;
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 mod mux;
@@ -52,6 +54,8 @@ pub mod parser;
 mod position;
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 mod protocol;
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+mod shape;
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 mod tabs;
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]

@@ -74,7 +74,7 @@ pub(crate) struct Inner {
     /// The decoder in use.
     pub(crate) decoder: Decoder,
     st: RefCell<St>,
-    listeners: Listeners,
+    pub(crate) listeners: Listeners,
     driving: Cell<bool>,
     /// The JS `Manager` object handed out by `connect()` (one per manager so
     /// the singleton is the same JS object). Cleared by `close()`.

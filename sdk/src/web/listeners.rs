@@ -6,14 +6,17 @@
 //! so a listener may call `on`, `off` or `close`; a listener removed by an
 //! earlier one of the same event is skipped.
 
-use std::cell::{OnceCell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::rc::Rc;
 
 use wasm_bindgen::prelude::*;
 
 use crate::connection::{ErrorInfo, ErrorKind, State};
 use crate::dispatch::{Dispatcher, ListenerId};
-use crate::messages::{decode_event, Decoder, Message};
+use super::json::{js_name, parse_js};
+use super::platform::error_text;
+use crate::messages::{DecodeError, Decoder, Message};
+use crate::shape::check;
 use crate::options::DecodeFn;
 use crate::parser::SseEvent;
 
@@ -78,19 +81,68 @@ pub(crate) struct Decoding<'a> {
     pub(crate) tidings: bool,
 }
 
+/// The typed decoder for Rust listeners ([`decode_event`]); handed over by
+/// the Rust API when it adds a listener, so a build that only serves JS
+/// listeners (the npm package) links none of it.
+pub(crate) type TypedDecode = fn(Decoder, &str, &str, bool) -> Result<Message, DecodeError>;
+
+/// One event, decoded once for all its listeners.
+struct Decoded {
+    /// What JS listeners get: the parsed payload, the raw text, or the app
+    /// decoder's value.
+    js: JsValue,
+    /// What Rust listeners get (only once a Rust listener was added).
+    rust: Option<Rc<Message>>,
+    /// The payload's `type` (dispatch rule).
+    payload_type: Option<String>,
+    /// Keep-alive only (reaches `heartbeat` listeners only).
+    keepalive: bool,
+}
+
 impl Decoding<'_> {
-    fn decode(&self, ev: &SseEvent) -> Result<Message, String> {
-        match self.decode {
-            Some(f) => f.call(&ev.data, &ev.event).map(Message::Custom),
-            None => decode_event(self.decoder, &ev.event, &ev.data, self.tidings)
-                .map_err(|e| e.to_string()),
+    fn decode(
+        &self,
+        ev: &SseEvent,
+        raw: &JsValue,
+        typed: Option<TypedDecode>,
+    ) -> Result<Decoded, String> {
+        if let Some(f) = self.decode {
+            let c = f.call(&ev.data, &ev.event)?;
+            let js = c.get::<JsValue>().cloned().unwrap_or(JsValue::NULL);
+            let m = Message::Custom(c);
+            return Ok(Decoded {
+                js,
+                payload_type: m.payload_type().map(str::to_owned),
+                keepalive: m.is_keepalive(&ev.event),
+                rust: Some(Rc::new(m)),
+            });
         }
+        if let Some(typed) = typed {
+            let m = typed(self.decoder, &ev.event, &ev.data, self.tidings)
+                .map_err(|e| e.to_string())?;
+            return Ok(Decoded {
+                js: message_to_js(&m, raw),
+                payload_type: m.payload_type().map(str::to_owned),
+                keepalive: m.is_keepalive(&ev.event),
+                rust: Some(Rc::new(m)),
+            });
+        }
+        let c = check::<JsValue>(self.decoder, &ev.event, self.tidings, || {
+            parse_js(raw).map_err(|e| error_text(&e))
+        })
+        .map_err(|e| e.to_string())?;
+        Ok(Decoded {
+            keepalive: c.is_keepalive(&ev.event),
+            js: c.value.unwrap_or_else(|| raw.clone()),
+            payload_type: c.payload_type,
+            rust: None,
+        })
     }
 }
 
 /// Every listener of one manager.
 #[derive(Default)]
-pub(crate) struct Listeners(RefCell<Registry>);
+pub(crate) struct Listeners(RefCell<Registry>, Cell<Option<TypedDecode>>);
 
 impl Listeners {
     /// Registers an event listener; also says whether it is the first one
@@ -99,6 +151,11 @@ impl Listeners {
         let mut r = self.0.borrow_mut();
         let first = r.events.is_empty();
         (r.events.add(ty, cb), first)
+    }
+
+    /// From now on events are also decoded into [`Message`]s (a Rust listener is added).
+    pub(crate) fn decode_typed(&self, f: TypedDecode) {
+        self.1.set(Some(f));
     }
 
     /// Registers a state listener and calls it at once with `current`.
@@ -181,11 +238,12 @@ impl Listeners {
     /// with the raw text; the stream goes on. `last_event_id`: the stream's
     /// last id as of this event (WHATWG `lastEventId`).
     pub(crate) fn deliver(&self, decoding: &Decoding, ev: SseEvent, last_event_id: Option<&str>) {
-        let message = match decoding.decode(&ev) {
-            Ok(m) => Rc::new(m),
+        let raw = JsValue::from_str(&ev.data);
+        let decoded = match decoding.decode(&ev, &raw, self.1.get()) {
+            Ok(d) => d,
             Err(e) => {
-                let mut info =
-                    ErrorInfo::new(ErrorKind::Decode, format!("`{}` event: {e}", ev.event));
+                let message = ["`", &ev.event, "` event: ", &e].concat();
+                let mut info = ErrorInfo::new(ErrorKind::Decode, message);
                 info.raw = Some(ev.data);
                 self.emit_error(&info);
                 return;
@@ -193,8 +251,8 @@ impl Listeners {
         };
         let targets = self.0.borrow().events.targets(
             &ev.event,
-            message.payload_type(),
-            message.is_keepalive(&ev.event),
+            decoded.payload_type.as_deref(),
+            decoded.keepalive,
         );
         let id = ev.id.filter(|s| !s.is_empty());
         let js = OnceCell::new();
@@ -203,30 +261,28 @@ impl Listeners {
                 continue;
             }
             match &t.listener {
-                Cb::Rust(f) => f(&Event {
-                    id: id.clone(),
-                    last_event_id: last_event_id.map(str::to_owned),
-                    event: ev.event.clone(),
-                    ty: t.matched,
-                    raw: ev.data.clone(),
-                    message: message.clone(),
-                }),
+                Cb::Rust(f) => {
+                    let Some(message) = &decoded.rust else {
+                        continue;
+                    };
+                    f(&Event {
+                        id: id.clone(),
+                        last_event_id: last_event_id.map(str::to_owned),
+                        event: ev.event.clone(),
+                        ty: t.matched,
+                        raw: ev.data.clone(),
+                        message: message.clone(),
+                    })
+                }
                 Cb::Js(f) => {
                     let js = js.get_or_init(|| {
-                        JsEvent::new(&message, &ev.data, &ev.event, id.as_deref(), last_event_id)
+                        JsEvent::new(&raw, &ev.event, id.as_deref(), last_event_id)
                     });
-                    report(f.call2(&JsValue::NULL, &js.message, &js.info(&t.matched)));
+                    report(f.call2(&JsValue::NULL, &decoded.js, &js.info(&t.matched)));
                 }
             }
         }
     }
-}
-
-#[wasm_bindgen]
-extern "C" {
-    /// `JSON.parse` of a string already in JS (no second copy out of wasm).
-    #[wasm_bindgen(js_namespace = JSON, js_name = parse, catch)]
-    fn json_parse(text: &JsValue) -> Result<JsValue, JsValue>;
 }
 
 /// The property names of `EventInfo`, made once: every string handed from
@@ -247,32 +303,11 @@ thread_local! {
         event: JsValue::from_str("event"),
         raw: JsValue::from_str("raw"),
     };
-    /// Event names and listener types as JS strings (a stream uses a few).
-    static NAMES: RefCell<Vec<(String, JsValue)>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Most names kept in [`NAMES`]; past it names are made per event (correct, slower).
-const MAX_NAMES: usize = 64;
-
-/// `name` as a JS string, made once per name.
-fn js_name(name: &str) -> JsValue {
-    NAMES.with(|names| {
-        let mut names = names.borrow_mut();
-        if let Some((_, v)) = names.iter().find(|(n, _)| n == name) {
-            return v.clone();
-        }
-        let v = JsValue::from_str(name);
-        if names.len() < MAX_NAMES {
-            names.push((name.to_owned(), v.clone()));
-        }
-        v
-    })
 }
 
 /// One event's JS values, made once for all its JS listeners: the payload
 /// and what `EventInfo` holds besides the matched type.
 struct JsEvent {
-    message: JsValue,
     id: JsValue,
     last_event_id: JsValue,
     event: JsValue,
@@ -280,25 +315,17 @@ struct JsEvent {
 }
 
 impl JsEvent {
-    fn new(
-        m: &Message,
-        raw: &str,
-        event: &str,
-        id: Option<&str>,
-        last_event_id: Option<&str>,
-    ) -> JsEvent {
-        let raw = JsValue::from_str(raw);
+    fn new(raw: &JsValue, event: &str, id: Option<&str>, last_event_id: Option<&str>) -> JsEvent {
         let id_js = id.map_or(JsValue::NULL, JsValue::from_str);
         let last_event_id = match last_event_id {
             Some(l) if Some(l) == id => id_js.clone(),
             l => l.map_or(JsValue::NULL, JsValue::from_str),
         };
         JsEvent {
-            message: message_to_js(m, &raw),
             id: id_js,
             last_event_id,
             event: js_name(event),
-            raw,
+            raw: raw.clone(),
         }
     }
 
@@ -345,7 +372,7 @@ fn message_to_js(m: &Message, raw: &JsValue) -> JsValue {
         Message::Text(_) => raw.clone(),
         // The app's own decoder: what its JS function returned, as is.
         Message::Custom(c) => c.get::<JsValue>().cloned().unwrap_or(JsValue::NULL),
-        _ => json_parse(raw).unwrap_or(JsValue::NULL),
+        _ => parse_js(raw).unwrap_or(JsValue::NULL),
     }
 }
 

@@ -16,6 +16,7 @@
 //! | `tabs` | sharing across tabs: Web Lock, `BroadcastChannel`, catch-up, page lifecycle |
 //! | `listeners` | Rust and JS listeners and the values they get |
 //! | `http` | building requests and reading the polling form |
+//! | `json` | reading JS values (`JSON.parse` results, the options object) as JSON documents |
 //! | `token` | `getToken` |
 //! | `storage` | the last event id in `sessionStorage` |
 //! | `platform` | clock, random seed, `fetch`, `document`, JS error text |
@@ -29,6 +30,7 @@
 mod driver;
 mod http;
 mod input;
+mod json;
 pub mod js;
 mod listeners;
 mod manager;
