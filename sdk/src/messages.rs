@@ -12,6 +12,8 @@ use std::rc::Rc;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
+use crate::json::{Doc, Json};
+
 // Attributes shared by every message struct: optional fields may be absent on
 // the wire and are left out when serialised (tsify renders them as `field?:`).
 macro_rules! ts {
@@ -649,16 +651,13 @@ pub(crate) fn decode_event(
 }
 
 /// One event in a polling response.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PollEvent {
     /// The SSE id.
-    #[serde(default)]
     pub(crate) id: Option<String>,
     /// The SSE event name (`message` when absent).
-    #[serde(default = "message_name")]
     pub(crate) event: String,
     /// The exact SSE data string.
-    #[serde(default)]
     pub(crate) data: String,
 }
 
@@ -677,70 +676,137 @@ fn message_name() -> String {
 }
 
 /// The body of `GET <stream>?poll=1&lastEventId=N` (docs/PROTOCOL.md).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PollResponse {
     /// Events after the position, in order (a reset first if any).
-    #[serde(default)]
     pub(crate) events: Vec<PollEvent>,
     /// The position to send next time.
-    #[serde(default)]
     pub(crate) last_event_id: Option<String>,
     /// True once a finite stream has ended.
-    #[serde(default)]
     pub(crate) end: bool,
     /// The server's reconnection hint.
-    #[serde(default)]
     pub(crate) retry_ms: Option<u64>,
+}
+
+/// A field that may be absent or `null`; present, it must pass `read`.
+fn optional<J: Json, T>(
+    v: &J,
+    key: &str,
+    read: impl FnOnce(&J) -> Option<T>,
+    what: &str,
+) -> Result<Option<T>, String> {
+    match v.get(key).filter(|f| !f.is_null()) {
+        None => Ok(None),
+        Some(f) => read(&f)
+            .map(Some)
+            .ok_or_else(|| ["`", key, "` must be ", what, ", not ", f.kind()].concat()),
+    }
 }
 
 impl PollResponse {
     /// Parses a polling response body.
     pub(crate) fn from_json(body: &str) -> Result<PollResponse, DecodeError> {
-        typed(body)
+        let v = Doc::parse(body).map_err(|reason| DecodeError::MalformedJson { reason })?;
+        Self::from_doc(&v).map_err(|reason| DecodeError::WrongShape { reason })
     }
 
-    /// Reads the answer of an app's `poll` function, as JSON text:
+    /// [`PollResponse::from_json`] of a parsed body.
+    pub(crate) fn from_doc<J: Json>(v: &J) -> Result<PollResponse, String> {
+        if !v.is_object() {
+            return Err(["expected an object, not ", v.kind()].concat());
+        }
+        let items = optional(v, "events", J::items, "an array")?.unwrap_or_default();
+        let mut events = Vec::with_capacity(items.len());
+        for e in &items {
+            if !e.is_object() {
+                return Err(["an event must be an object, not ", e.kind()].concat());
+            }
+            let string = |k: &str| match e.get(k) {
+                None => Ok(None),
+                Some(f) => f
+                    .as_str()
+                    .map(Some)
+                    .ok_or_else(|| ["`", k, "` must be a string, not ", f.kind()].concat()),
+            };
+            events.push(PollEvent {
+                id: optional(e, "id", J::as_str, "a string")?,
+                event: string("event")?.unwrap_or_else(message_name),
+                data: string("data")?.unwrap_or_default(),
+            });
+        }
+        let end = match v.get("end") {
+            None => false,
+            Some(f) => f
+                .as_bool()
+                .ok_or_else(|| ["`end` must be true or false, not ", f.kind()].concat())?,
+        };
+        Ok(PollResponse {
+            events,
+            last_event_id: optional(v, "last_event_id", J::as_str, "a string")?,
+            end,
+            retry_ms: optional(
+                v,
+                "retry_ms",
+                |f| f.as_int().and_then(|n| u64::try_from(n).ok()),
+                "a whole number",
+            )?,
+        })
+    }
+
+    /// Reads the answer of an app's `poll` function, as JSON text
+    /// ([`PollResponse::from_answer`]).
+    #[cfg(test)]
+    pub(crate) fn from_answer_json(answer: &str) -> Result<PollResponse, String> {
+        Self::from_answer(&Doc::parse(answer)?)
+    }
+
+    /// Reads the answer of an app's `poll` function:
     /// `{ events: [{ id?, event?, data }], lastEventId?, end? }`. Ids may be
     /// strings or numbers; `data` that is not a string stands for its JSON
     /// text; anything else is an error naming what is wrong.
-    pub(crate) fn from_answer_json(answer: &str) -> Result<PollResponse, String> {
-        let v: Value = serde_json::from_str(answer).map_err(|e| e.to_string())?;
+    pub(crate) fn from_answer<J: Json>(v: &J) -> Result<PollResponse, String> {
         let events = v
             .get("events")
-            .and_then(Value::as_array)
+            .and_then(|e| e.items())
             .ok_or("`events` must be an array")?;
-        let text = |v: &Value, what: &str| -> Result<Option<String>, String> {
+        let text = |v: Option<J>, what: &str| -> Result<Option<String>, String> {
             match v {
-                Value::Null => Ok(None),
-                Value::String(s) => Ok(Some(s.clone())),
-                Value::Number(n) => Ok(Some(n.to_string())),
-                other => Err(format!("{what} must be a string, not {other}")),
+                None => Ok(None),
+                Some(v) if v.is_null() => Ok(None),
+                Some(v) => match v.as_str() {
+                    Some(s) => Ok(Some(s)),
+                    None if v.as_f64().is_some() => Ok(Some(v.to_text())),
+                    None => Err([what, " must be a string, not ", &v.to_text()].concat()),
+                },
             }
         };
         let mut out = Vec::with_capacity(events.len());
         for (i, e) in events.iter().enumerate() {
+            let at = ["events[", &crate::json::uint_text(i as u64), "]"].concat();
             let data = match e.get("data") {
-                None | Some(Value::Null) => return Err(format!("events[{i}] has no `data`")),
-                Some(Value::String(s)) => s.clone(),
-                Some(other) => other.to_string(),
+                None => return Err([&at, " has no `data`"].concat()),
+                Some(d) if d.is_null() => return Err([&at, " has no `data`"].concat()),
+                Some(d) => d.as_str().unwrap_or_else(|| d.to_text()),
             };
-            let id = text(
-                e.get("id").unwrap_or(&Value::Null),
-                &format!("events[{i}].id"),
-            )?;
+            let id = text(e.get("id"), &[&at, ".id"].concat())?;
             let event = match e.get("event") {
-                None | Some(Value::Null) => message_name(),
-                Some(Value::String(s)) if !s.is_empty() => s.clone(),
-                Some(other) => {
-                    return Err(format!("events[{i}].event must be a name, not {other}"))
-                }
+                None => message_name(),
+                Some(n) if n.is_null() => message_name(),
+                Some(n) => match n.as_str() {
+                    Some(s) if !s.is_empty() => s,
+                    _ => {
+                        return Err(
+                            [&at, ".event must be a name, not ", &n.to_text()].concat()
+                        )
+                    }
+                },
             };
             out.push(PollEvent { id, event, data });
         }
         Ok(PollResponse {
             events: out,
-            last_event_id: text(v.get("lastEventId").unwrap_or(&Value::Null), "lastEventId")?,
-            end: v.get("end").and_then(Value::as_bool).unwrap_or(false),
+            last_event_id: text(v.get("lastEventId"), "lastEventId")?,
+            end: v.get("end").and_then(|e| e.as_bool()).unwrap_or(false),
             retry_ms: None,
         })
     }

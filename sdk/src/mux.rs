@@ -8,7 +8,7 @@
 //! `<path> <event>`; `mux-error` refuses one stream; frames without a path
 //! (the protocol hello, heartbeats) concern every stream.
 
-use serde_json::Value;
+use crate::json::{self, Doc, Json};
 
 use crate::parser::SseEvent;
 
@@ -148,13 +148,17 @@ impl MuxSet {
     }
 
     fn refused(&mut self, data: &str) -> Routed {
-        let Ok(v) = serde_json::from_str::<Value>(data) else {
-            return Routed::Dropped;
-        };
+        match Doc::parse(data) {
+            Ok(v) => self.refused_doc(&v),
+            Err(_) => Routed::Dropped,
+        }
+    }
+
+    fn refused_doc<J: Json>(&mut self, v: &J) -> Routed {
         let (Some(tag), Some(status)) = (
-            v.get("stream").and_then(Value::as_str),
+            v.get("stream").and_then(|s| s.as_str()),
             v.get("status")
-                .and_then(Value::as_u64)
+                .and_then(|s| s.as_int())
                 .and_then(|s| u16::try_from(s).ok()),
         ) else {
             return Routed::Dropped;
@@ -163,15 +167,15 @@ impl MuxSet {
             return Routed::Dropped;
         };
         let member = self.members.remove(i).id;
-        let error = v.get("error").and_then(Value::as_str).unwrap_or("refused");
-        let retry_after = v
-            .get("retry_after")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
+        let error = v.get("error").and_then(|e| e.as_str());
+        let retry_after = v.get("retry_after").and_then(|r| r.as_str());
+        let mut body = String::from(r#"{"error":"#);
+        json::push_str(&mut body, error.as_deref().unwrap_or("refused"));
+        body.push('}');
         Routed::Refused {
             member,
             status,
-            body: serde_json::json!({ "error": error }).to_string(),
+            body,
             retry_after,
         }
     }

@@ -341,6 +341,10 @@ pub struct ConnectOptions {
     /// networks that break streaming). Default `false`.
     #[cfg_attr(target_arch = "wasm32", tsify(optional))]
     pub force_polling: bool,
+    /// A `body` given as text that is JSON (a JS object's `JSON.stringify`):
+    /// sent with `Content-Type: application/json`.
+    #[serde(skip)]
+    pub(crate) body_is_json: bool,
 }
 
 /// The Rust name of [`ConnectOptions`].
@@ -380,6 +384,7 @@ impl Default for ConnectOptions {
             persist_last_event_id: true,
             pause_when_hidden: false,
             force_polling: config.force_polling,
+            body_is_json: false,
         }
     }
 }
@@ -500,12 +505,22 @@ impl ConnectOptions {
         self
     }
 
-    /// Parses JS-side options from JSON (unknown fields ignored, missing ones default).
-    pub(crate) fn from_json(json: &str) -> Result<Self, serde_json::Error> {
-        if json.trim().is_empty() || json.trim() == "null" {
+    /// Parses JS-side options from JSON text ([`ConnectOptions::from_doc`]).
+    #[cfg(test)]
+    pub(crate) fn from_json(json: &str) -> Result<Self, String> {
+        use crate::json::Json;
+        if json.trim().is_empty() {
             return Ok(Self::default());
         }
-        serde_json::from_str(json)
+        Self::from_doc(&crate::json::Doc::parse(json)?)
+    }
+
+    /// The content type sent with `body` when the headers name none.
+    pub(crate) fn body_content_type(&self) -> Option<&'static str> {
+        match &self.body {
+            Some(Body::Text(_)) if self.body_is_json => Some("application/json"),
+            b => b.as_ref().map(Body::content_type),
+        }
     }
 
     /// The decoder in use: the option, else `auto`.
@@ -573,6 +588,8 @@ impl ConnectOptions {
         }
     }
 }
+
+mod read;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]

@@ -9,7 +9,8 @@
 //! is asked of it that it did not offer.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+
+use crate::json::{Doc, Json};
 
 use crate::parser::SseEvent;
 
@@ -52,25 +53,20 @@ impl Hello {
         if event.event != HELLO_EVENT || event.id.as_deref().is_some_and(|id| !id.is_empty()) {
             return None;
         }
-        let v: Value = serde_json::from_str(&event.data).ok()?;
-        if v.get("protocol").and_then(Value::as_str) != Some("tidings") {
+        Self::from_doc(&Doc::parse(&event.data).ok()?)
+    }
+
+    fn from_doc<J: Json>(v: &J) -> Option<Hello> {
+        if v.get("protocol")?.as_str()? != "tidings" {
             return None;
         }
-        let version = v
-            .get("version")
-            .and_then(Value::as_u64)
-            .filter(|n| *n >= 1)?;
+        let version = v.get("version")?.as_int().filter(|n| *n >= 1)? as u64;
         let capabilities = v
             .get("capabilities")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_owned)
-                    .collect()
-            })
+            .and_then(|c| c.items())
+            .map(|a| a.iter().filter_map(Json::as_str).collect())
             .unwrap_or_default();
-        let mux = v.get("mux").and_then(Value::as_str).map(str::to_owned);
+        let mux = v.get("mux").and_then(|m| m.as_str());
         Some(Hello {
             version,
             capabilities,

@@ -46,7 +46,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use serde::{Deserialize, Serialize};
+use crate::json::{self, Doc, Json};
 
 use crate::connection::{ErrorInfo, ErrorKind, Output, State};
 use crate::parser::SseEvent;
@@ -101,10 +101,10 @@ pub(crate) fn fnv1a_128(bytes: &[u8]) -> u128 {
         .fold(OFFSET, |h, b| (h ^ u128::from(*b)).wrapping_mul(PRIME))
 }
 
-/// One message on the channel. Encoded as JSON text ([`Relay::encode`]);
-/// posted in batches ([`Relay::encode_batch`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "t", rename_all = "snake_case")]
+/// One message on the channel. Encoded as JSON text by hand
+/// ([`Relay::encode`]: `{"t":"<kind>", …fields}`); posted in batches
+/// ([`Relay::encode_batch`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Relay {
     /// A follower is here (first listener, or answering [`Relay::Leader`]) and
     /// listens for these event names. Sent again when it adds a name.
@@ -199,15 +199,88 @@ impl std::error::Error for RelayError {}
 impl Relay {
     /// The JSON text posted on the channel.
     pub(crate) fn encode(&self) -> String {
-        // Serialising these plain structs cannot fail; keep a valid fallback anyway.
-        serde_json::to_string(self).unwrap_or_else(|_| r#"{"t":"invalid"}"#.to_owned())
+        let mut w = Writer(String::with_capacity(64));
+        match self {
+            Relay::Join { tab, names } => {
+                w.kind("join");
+                w.uint("tab", *tab);
+                w.key("names");
+                w.0.push('[');
+                for (i, n) in names.iter().enumerate() {
+                    if i > 0 {
+                        w.0.push(',');
+                    }
+                    json::push_str(&mut w.0, n);
+                }
+                w.0.push(']');
+            }
+            Relay::Leave { tab, leader } => {
+                w.kind("leave");
+                w.uint("tab", *tab);
+                w.flag("leader", *leader);
+            }
+            Relay::Leader {
+                tab,
+                state,
+                last_id,
+            } => {
+                w.kind("leader");
+                w.uint("tab", *tab);
+                w.str("state", Some(state.as_str()));
+                w.str("last_id", last_id.as_deref());
+            }
+            Relay::Sync {
+                tab,
+                state,
+                last_id,
+                tidings,
+            } => {
+                w.kind("sync");
+                w.uint("tab", *tab);
+                w.str("state", Some(state.as_str()));
+                w.str("last_id", last_id.as_deref());
+                w.flag("tidings", *tidings);
+            }
+            Relay::Protocol { tidings } => {
+                w.kind("protocol");
+                w.flag("tidings", *tidings);
+            }
+            Relay::Event { id, event, data } => {
+                w.kind("event");
+                w.str("id", id.as_deref());
+                w.str("event", Some(event));
+                w.str("data", Some(data));
+            }
+            Relay::State { state } => {
+                w.kind("state");
+                w.str("state", Some(state.as_str()));
+            }
+            Relay::Error {
+                kind,
+                message,
+                raw,
+                status,
+            } => {
+                w.kind("error");
+                w.str("kind", Some(kind.as_str()));
+                w.str("message", Some(message));
+                w.str("raw", raw.as_deref());
+                w.key("status");
+                match status {
+                    Some(s) => json::push_uint(&mut w.0, u64::from(*s)),
+                    None => w.0.push_str("null"),
+                }
+            }
+        }
+        w.0.push('}');
+        w.0
     }
 
     /// Reads one message ([`Relay::encode`]); the channel carries batches
     /// ([`Relay::decode_batch`]).
     #[cfg(test)]
     pub(crate) fn decode(text: &str) -> Result<Relay, RelayError> {
-        serde_json::from_str(text).map_err(|e| RelayError::Malformed(e.to_string()))
+        Relay::from_doc(&Doc::parse(text).map_err(RelayError::Malformed)?)
     }
 
     /// One channel post carrying several messages ([`Relay::encode`]d), in
@@ -228,8 +301,170 @@ impl Relay {
 
     /// Reads a channel post ([`Relay::encode_batch`]); one bad message makes
     /// the whole post malformed (it is reported, never half-delivered).
+    #[cfg(test)]
     pub(crate) fn decode_batch(text: &str) -> Result<Vec<Relay>, RelayError> {
-        serde_json::from_str(text).map_err(|e| RelayError::Malformed(e.to_string()))
+        Relay::batch_from_doc(&Doc::parse(text).map_err(RelayError::Malformed)?)
+    }
+
+    /// [`Relay::decode_batch`] of a post already parsed.
+    pub(crate) fn batch_from_doc<J: Json>(doc: &J) -> Result<Vec<Relay>, RelayError> {
+        let items = doc
+            .items()
+            .ok_or_else(|| malformed(["a batch must be an array, not ", doc.kind()].concat()))?;
+        items.iter().map(Relay::from_doc).collect()
+    }
+
+    /// One message of a parsed post.
+    fn from_doc<J: Json>(v: &J) -> Result<Relay, RelayError> {
+        let r = Reader(v);
+        let t = r.string("t")?;
+        Ok(match t.as_str() {
+            "join" => Relay::Join {
+                tab: r.tab()?,
+                names: match v.get("names").and_then(|n| n.items()) {
+                    Some(items) => items
+                        .iter()
+                        .map(|n| n.as_str().ok_or_else(|| malformed("`names` must be strings".into())))
+                        .collect::<Result<_, _>>()?,
+                    None => return Err(malformed("`names` must be an array".into())),
+                },
+            },
+            "leave" => Relay::Leave {
+                tab: r.tab()?,
+                leader: r.flag("leader")?,
+            },
+            "leader" => Relay::Leader {
+                tab: r.tab()?,
+                state: r.state()?,
+                last_id: r.opt("last_id")?,
+            },
+            "sync" => Relay::Sync {
+                tab: r.tab()?,
+                state: r.state()?,
+                last_id: r.opt("last_id")?,
+                tidings: r.flag("tidings")?,
+            },
+            "protocol" => Relay::Protocol {
+                tidings: r.flag("tidings")?,
+            },
+            "event" => Relay::Event {
+                id: r.opt("id")?,
+                event: r.string("event")?,
+                data: r.string("data")?,
+            },
+            "state" => Relay::State { state: r.state()? },
+            "error" => Relay::Error {
+                kind: {
+                    let k = r.string("kind")?;
+                    ERROR_KINDS
+                        .into_iter()
+                        .find(|e| e.as_str() == k)
+                        .ok_or_else(|| malformed(["unknown error kind '", &k, "'"].concat()))?
+                },
+                message: r.string("message")?,
+                raw: r.opt("raw")?,
+                status: match v.get("status").filter(|s| !s.is_null()) {
+                    None => None,
+                    Some(s) => Some(
+                        s.as_int()
+                            .and_then(|n| u16::try_from(n).ok())
+                            .ok_or_else(|| malformed("`status` must be an HTTP status".into()))?,
+                    ),
+                },
+            },
+            other => return Err(malformed(["unknown message '", other, "'"].concat())),
+        })
+    }
+}
+
+const STATES: [State; 5] = [
+    State::Connecting,
+    State::Open,
+    State::Reconnecting,
+    State::Polling,
+    State::Closed,
+];
+
+const ERROR_KINDS: [ErrorKind; 5] = [
+    ErrorKind::Decode,
+    ErrorKind::Http,
+    ErrorKind::Network,
+    ErrorKind::Auth,
+    ErrorKind::Protocol,
+];
+
+fn malformed(reason: String) -> RelayError {
+    RelayError::Malformed(reason)
+}
+
+/// Writes one relay message's JSON object, field by field.
+struct Writer(String);
+
+impl Writer {
+    fn kind(&mut self, t: &str) {
+        self.0.push_str("{\"t\":");
+        json::push_str(&mut self.0, t);
+    }
+    fn key(&mut self, k: &str) {
+        self.0.push(',');
+        json::push_str(&mut self.0, k);
+        self.0.push(':');
+    }
+    fn uint(&mut self, k: &str, n: u64) {
+        self.key(k);
+        json::push_uint(&mut self.0, n);
+    }
+    fn flag(&mut self, k: &str, b: bool) {
+        self.key(k);
+        self.0.push_str(if b { "true" } else { "false" });
+    }
+    fn str(&mut self, k: &str, s: Option<&str>) {
+        self.key(k);
+        match s {
+            Some(s) => json::push_str(&mut self.0, s),
+            None => self.0.push_str("null"),
+        }
+    }
+}
+
+/// Reads one relay message's fields.
+struct Reader<'a, J>(&'a J);
+
+impl<J: Json> Reader<'_, J> {
+    fn string(&self, k: &str) -> Result<String, RelayError> {
+        self.0
+            .get(k)
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| malformed(["`", k, "` must be a string"].concat()))
+    }
+    fn opt(&self, k: &str) -> Result<Option<String>, RelayError> {
+        match self.0.get(k).filter(|v| !v.is_null()) {
+            None => Ok(None),
+            Some(v) => v
+                .as_str()
+                .map(Some)
+                .ok_or_else(|| malformed(["`", k, "` must be a string or null"].concat())),
+        }
+    }
+    fn flag(&self, k: &str) -> Result<bool, RelayError> {
+        self.0
+            .get(k)
+            .and_then(|v| v.as_bool())
+            .ok_or_else(|| malformed(["`", k, "` must be true or false"].concat()))
+    }
+    fn tab(&self) -> Result<u64, RelayError> {
+        self.0
+            .get("tab")
+            .and_then(|v| v.as_int())
+            .and_then(|n| u64::try_from(n).ok())
+            .ok_or_else(|| malformed("`tab` must be a tab number".into()))
+    }
+    fn state(&self) -> Result<State, RelayError> {
+        let s = self.string("state")?;
+        STATES
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| malformed(["unknown state '", &s, "'"].concat()))
     }
 }
 
@@ -567,17 +802,24 @@ impl TabCore {
         if self.role != Role::Follower {
             return;
         }
-        let data = serde_json::json!({
-            "type": "reset", "reason": "gap", "last_event_id": from.to_string(), "head": to.to_string(),
-            "message": format!("missed events while rejoining could not be fetched: {reason}"),
-        });
+        let (from, to) = (json::uint_text(from), json::uint_text(to));
+        let mut data = String::from(r#"{"type":"reset","reason":"gap","last_event_id":"#);
+        json::push_str(&mut data, &from);
+        data.push_str(r#","head":"#);
+        json::push_str(&mut data, &to);
+        data.push_str(r#","message":"#);
+        json::push_str(
+            &mut data,
+            &["missed events while rejoining could not be fetched: ", reason].concat(),
+        );
+        data.push('}');
         self.outputs
             .push_back(TabOutput::Deliver(Output::Event(SseEvent {
                 event: "reset".into(),
-                data: data.to_string(),
+                data,
                 id: None,
             })));
-        self.position.track(Some(&to.to_string()));
+        self.position.track(Some(&to));
         self.release_held();
     }
 

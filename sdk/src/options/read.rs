@@ -155,10 +155,8 @@ impl ConnectOptions {
                 }
                 "body" if none => o.body = None,
                 "body" => {
-                    o.body = Some(match v.as_str() {
-                        Some(s) => Body::Text(s),
-                        None => Body::json_text(v.to_text()),
-                    })
+                    o.body_is_json = v.as_str().is_none();
+                    o.body = Some(Body::Text(v.as_str().unwrap_or_else(|| v.to_text())));
                 }
                 _ => {}
             }

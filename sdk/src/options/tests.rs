@@ -114,10 +114,7 @@ fn any_backend_options_parse_with_defaults() {
         o.body.as_ref().map(Body::text).as_deref(),
         Some(r#"{"prompt":"hi"}"#)
     );
-    assert_eq!(
-        o.body.as_ref().map(Body::content_type),
-        Some("application/json")
-    );
+    assert_eq!(o.body_content_type(), Some("application/json"));
     assert!(o.config().finite);
     assert_eq!(
         Options::default().finite(true).transport_in_use(),

@@ -69,10 +69,10 @@ pub(crate) fn build_request(
     for (k, v) in &options.headers {
         headers.set(k, v).map_err(|e| bad(k, e))?;
     }
-    if let Some(b) = body {
+    if let (Some(b), Some(content_type)) = (body, options.body_content_type()) {
         if !headers.has("Content-Type").unwrap_or(false) {
             headers
-                .set("Content-Type", b.content_type())
+                .set("Content-Type", content_type)
                 .map_err(|e| bad("Content-Type", e))?;
         }
         init.set_body(&JsValue::from_str(&b.text()));

@@ -239,22 +239,8 @@ pub fn connect(
     let options = if options.is_undefined() || options.is_null() {
         Options::default()
     } else {
-        // `Infinity` (as in `maxAttempts: Infinity`) has no JSON form: it
-        // becomes u32::MAX, "never give up". The closure lives for this call.
-        let replacer =
-            Closure::<dyn Fn(JsValue, JsValue) -> JsValue>::new(|_k, v: JsValue| {
-                match v.as_f64() {
-                    Some(n) if n == f64::INFINITY => JsValue::from(f64::from(u32::MAX)),
-                    _ => v,
-                }
-            });
-        let json = js_sys::JSON::stringify_with_replacer(&options, replacer.as_ref())
-            .ok()
-            .and_then(|s| s.as_string())
-            .unwrap_or_default();
-        drop(replacer);
-        let mut o = Options::from_json(&json)
-            .map_err(|e| JsError::new(&format!("tidings: invalid options: {e}")))?;
+        let mut o = Options::from_doc(&options)
+            .map_err(|e| JsError::new(&["tidings: invalid options: ", &e].concat()))?;
         o.get_token = token::from_js(&options);
         read_hooks(&options, &mut o)?;
         o

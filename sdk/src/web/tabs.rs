@@ -25,6 +25,8 @@ use gloo_timers::callback::Timeout;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
+use super::json::parse_js;
+use super::platform::error_text;
 use super::{http, platform, token};
 use crate::connection::{Output, State};
 use crate::messages::PollResponse;
@@ -459,10 +461,15 @@ impl TabLink {
             let Some(sink) = w.upgrade() else { return };
             let batch = match e
                 .dyn_ref::<web_sys::MessageEvent>()
-                .and_then(|m| m.data().as_string())
+                .map(|m| m.data())
+                .filter(JsValue::is_string)
             {
                 None => Err((RelayError::NotText, None)),
-                Some(text) => Relay::decode_batch(&text).map_err(|err| (err, Some(text))),
+                // Parsed in JS and read in place; the text is copied out only to report it.
+                Some(data) => parse_js(&data)
+                    .map_err(|e| RelayError::Malformed(error_text(&e)))
+                    .and_then(|doc| Relay::batch_from_doc(&doc))
+                    .map_err(|err| (err, data.as_string())),
             };
             match batch {
                 Ok(msgs) => {

@@ -318,16 +318,12 @@ async fn call_poll_function(
     let value = JsFuture::from(js_sys::Promise::resolve(&value))
         .await
         .map_err(|e| failed("rejected", &e))?;
-    let json = js_sys::JSON::stringify(&value)
-        .ok()
-        .and_then(|s| s.as_string())
-        .unwrap_or_else(|| "null".to_owned());
-    PollResponse::from_answer_json(&json).map_err(|reason| {
+    PollResponse::from_answer(&value).map_err(|reason| {
         let mut e = ErrorInfo::new(
             ErrorKind::Protocol,
-            format!("poll function answer: {reason}"),
+            ["poll function answer: ", &reason].concat(),
         );
-        e.raw = Some(json);
+        e.raw = Some(crate::json::Json::to_text(&value));
         e
     })
 }
