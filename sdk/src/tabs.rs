@@ -46,7 +46,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use crate::json::{self, Doc, Json};
+use crate::json::{self, Json};
 
 use crate::connection::{ErrorInfo, ErrorKind, Output, State};
 use crate::parser::SseEvent;
@@ -280,7 +280,7 @@ impl Relay {
     /// ([`Relay::decode_batch`]).
     #[cfg(test)]
     pub(crate) fn decode(text: &str) -> Result<Relay, RelayError> {
-        Relay::from_doc(&Doc::parse(text).map_err(RelayError::Malformed)?)
+        Relay::from_doc(&json::Doc::parse(text).map_err(RelayError::Malformed)?)
     }
 
     /// One channel post carrying several messages ([`Relay::encode`]d), in
@@ -303,7 +303,7 @@ impl Relay {
     /// the whole post malformed (it is reported, never half-delivered).
     #[cfg(test)]
     pub(crate) fn decode_batch(text: &str) -> Result<Vec<Relay>, RelayError> {
-        Relay::batch_from_doc(&Doc::parse(text).map_err(RelayError::Malformed)?)
+        Relay::batch_from_doc(&json::Doc::parse(text).map_err(RelayError::Malformed)?)
     }
 
     /// [`Relay::decode_batch`] of a post already parsed.
