@@ -502,7 +502,7 @@ impl<J: Jitter> Connection<J> {
             } else {
                 ErrorKind::Http
             },
-            format!("stream request got HTTP {status}"),
+            ["stream request got HTTP ", &crate::json::uint_text(u64::from(status))].concat(),
         );
         error.status = Some(status);
         error.raw = body.filter(|b| !b.is_empty());
@@ -560,12 +560,17 @@ impl<J: Jitter> Connection<J> {
         let polling = self.polling_allowed();
         let mut error = error.unwrap_or_else(|| ErrorInfo::new(kind, reason));
         error.message = if polling && self.config.backoff.max_attempts < u32::MAX {
-            format!(
-                "{reason} (attempt {} of {})",
-                self.attempt, self.config.backoff.max_attempts
-            )
+            [
+                reason,
+                " (attempt ",
+                &crate::json::uint_text(u64::from(self.attempt)),
+                " of ",
+                &crate::json::uint_text(u64::from(self.config.backoff.max_attempts)),
+                ")",
+            ]
+            .concat()
         } else {
-            format!("{reason} (attempt {})", self.attempt)
+            [reason, " (attempt ", &crate::json::uint_text(u64::from(self.attempt)), ")"].concat()
         };
         self.outputs.push_back(Output::Error(error));
         if polling && self.attempt > self.config.backoff.max_attempts {
@@ -683,11 +688,14 @@ impl<J: Jitter> Connection<J> {
             }
         }
         if self.sse_active && self.watchdog_at.is_some_and(|t| t <= now) {
-            let ms = self.watchdog_timeout().unwrap_or_default().as_millis();
+            let ms = crate::json::uint_text(
+                u64::try_from(self.watchdog_timeout().unwrap_or_default().as_millis())
+                    .unwrap_or(u64::MAX),
+            );
             self.sse_failed(
                 now,
                 ErrorKind::Network,
-                &format!("no event or heartbeat for {ms} ms (watchdog)"),
+                &["no event or heartbeat for ", &ms, " ms (watchdog)"].concat(),
                 None,
             );
         }
@@ -879,11 +887,14 @@ impl<J: Jitter> Connection<J> {
             }
             self.outputs.push_back(Output::Error(ErrorInfo::new(
                 ErrorKind::Protocol,
-                format!(
-                    "event ids went backwards (last delivered {}, the new connection starts at {}): delivering from there",
+                [
+                    "event ids went backwards (last delivered ",
                     self.position.id().unwrap_or(""),
-                    event.id.as_deref().unwrap_or("")
-                ),
+                    ", the new connection starts at ",
+                    event.id.as_deref().unwrap_or(""),
+                    "): delivering from there",
+                ]
+                .concat(),
             )));
         }
         self.position.track(event.id.as_deref());

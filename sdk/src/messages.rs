@@ -544,9 +544,20 @@ pub enum DecodeError {
 impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DecodeError::MalformedJson { reason } => write!(f, "malformed JSON: {reason}"),
-            DecodeError::WrongShape { reason } => write!(f, "unexpected shape: {reason}"),
-            DecodeError::UnknownType { found } => write!(f, "unknown message type {found:?}"),
+            DecodeError::MalformedJson { reason } => {
+                f.write_str("malformed JSON: ")?;
+                f.write_str(reason)
+            }
+            DecodeError::WrongShape { reason } => {
+                f.write_str("unexpected shape: ")?;
+                f.write_str(reason)
+            }
+            DecodeError::UnknownType { found } => {
+                f.write_str("unknown message type ")?;
+                let mut quoted = String::new();
+                crate::json::push_str(&mut quoted, found);
+                f.write_str(&quoted)
+            }
         }
     }
 }

@@ -109,8 +109,8 @@ impl MuxSet {
             .map(|m| crate::url::encode_component(&m.tag))
             .collect::<Vec<_>>()
             .join(",");
-        let sep = if mux_url.contains('?') { '&' } else { '?' };
-        let url = format!("{mux_url}{sep}streams={streams}");
+        let sep = if mux_url.contains('?') { "&" } else { "?" };
+        let url = [mux_url, sep, "streams=", &streams].concat();
         let positions: Vec<&str> = self
             .members
             .iter()

@@ -515,6 +515,26 @@ impl ConnectOptions {
         Self::from_doc(&crate::json::Doc::parse(json)?)
     }
 
+    /// The options as the browser shell takes them: a JSON `body` made text
+    /// (sent with the JSON content type). The Rust API calls it once per
+    /// `connect`; the JS options reader never makes a JSON body. So the
+    /// package, which only has the JS API, links no JSON writer.
+    pub(crate) fn with_body_text(mut self) -> Self {
+        if let Some(Body::Json(v)) = &self.body {
+            self.body = Some(Body::Text(v.to_string()));
+            self.body_is_json = true;
+        }
+        self
+    }
+
+    /// The text of `body` (a JSON body is text after [`ConnectOptions::with_body_text`]).
+    pub(crate) fn body_text(&self) -> Option<&str> {
+        match &self.body {
+            Some(Body::Text(s)) => Some(s),
+            Some(Body::Json(_)) | None => None,
+        }
+    }
+
     /// The content type sent with `body` when the headers name none.
     pub(crate) fn body_content_type(&self) -> Option<&'static str> {
         match &self.body {
@@ -553,17 +573,23 @@ impl ConnectOptions {
     /// token, the headers, the method and the body. Managers with equal keys
     /// are one manager; the key (hashed) also names the stored position.
     pub(crate) fn identity(&self, absolute_url: &str) -> String {
-        let mut key = format!(
-            "{absolute_url}\n{}\n{}",
+        let mut key = [
+            absolute_url,
+            "\n",
             self.token.as_deref().unwrap_or(""),
-            self.method.to_ascii_uppercase()
-        );
+            "\n",
+            &self.method.to_ascii_uppercase(),
+        ]
+        .concat();
         for (k, v) in &self.headers {
-            key.push_str(&format!("\n{}:{v}", k.to_ascii_lowercase()));
+            key.push('\n');
+            key.push_str(&k.to_ascii_lowercase());
+            key.push(':');
+            key.push_str(v);
         }
-        if let Some(b) = &self.body {
+        if let Some(b) = self.body_text() {
             key.push_str("\n\n");
-            key.push_str(&b.text());
+            key.push_str(b);
         }
         key
     }

@@ -44,7 +44,7 @@
 //! - No clock is needed: liveness comes from the lock (the browser releases it
 //!   when a tab closes, crashes or navigates away).
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 use crate::json::{self, Json};
 
@@ -76,11 +76,14 @@ pub(crate) fn share_name(
     } else {
         let mut creds = token.to_owned();
         for (k, v) in headers {
-            creds.push_str(&format!("\n{}:{v}", k.to_ascii_lowercase()));
+            creds.push('\n');
+            creds.push_str(&k.to_ascii_lowercase());
+            creds.push(':');
+            creds.push_str(v);
         }
         hex128(fnv1a_128(creds.as_bytes()))
     };
-    format!("tidings/{RELAY_VERSION} {who} {absolute_url}")
+    ["tidings/", &json::uint_text(u64::from(RELAY_VERSION)), " ", &who, " ", absolute_url].concat()
 }
 
 /// `n` as 32 lowercase hex digits (`format!("{n:032x}")` without the
@@ -188,8 +191,11 @@ pub(crate) enum RelayError {
 impl std::fmt::Display for RelayError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            RelayError::NotText => write!(f, "tab relay message is not text"),
-            RelayError::Malformed(e) => write!(f, "bad tab relay message: {e}"),
+            RelayError::NotText => f.write_str("tab relay message is not text"),
+            RelayError::Malformed(e) => {
+                f.write_str("bad tab relay message: ")?;
+                f.write_str(e)
+            }
         }
     }
 }
@@ -377,6 +383,26 @@ impl Relay {
     }
 }
 
+/// Adds `name` to a sorted list of distinct names; true when it was new.
+fn insert_sorted(names: &mut Vec<String>, name: &str) -> bool {
+    match names.binary_search_by(|n| n.as_str().cmp(name)) {
+        Ok(_) => false,
+        Err(i) => {
+            names.insert(i, name.to_owned());
+            true
+        }
+    }
+}
+
+/// `names` sorted, each once.
+fn sorted(names: &[String]) -> Vec<String> {
+    let mut out = Vec::with_capacity(names.len());
+    for n in names {
+        insert_sorted(&mut out, n);
+    }
+    out
+}
+
 const STATES: [State; 5] = [
     State::Connecting,
     State::Open,
@@ -503,8 +529,10 @@ pub(crate) struct TabCore {
     tidings: bool,
     /// Relayed events dropped as duplicates.
     duplicates: u64,
-    names: BTreeSet<String>,
-    peers: BTreeMap<u64, BTreeSet<String>>,
+    /// This tab's listener types, sorted, each once.
+    names: Vec<String>,
+    /// Each follower's listener types (a few tabs, a few names: a list is enough).
+    peers: Vec<(u64, Vec<String>)>,
     /// While catching up: from which id, up to which (the leader's position), and the held relays.
     catching_up: Option<(u64, u64)>,
     held: Vec<SseEvent>,
@@ -524,8 +552,8 @@ impl TabCore {
             ended: false,
             tidings,
             duplicates: 0,
-            names: BTreeSet::new(),
-            peers: BTreeMap::new(),
+            names: Vec::new(),
+            peers: Vec::new(),
             catching_up: None,
             held: Vec::new(),
             posts: VecDeque::new(),
@@ -573,8 +601,11 @@ impl TabCore {
 
     /// Leader: the event names followers listen for (added to the `EventSource`).
     pub(crate) fn peer_names(&self) -> Vec<String> {
-        let all: BTreeSet<&String> = self.peers.values().flatten().collect();
-        all.into_iter().cloned().collect()
+        let mut all = Vec::new();
+        for n in self.peers.iter().flat_map(|(_, names)| names) {
+            insert_sorted(&mut all, n);
+        }
+        all
     }
 
     // ---- commands --------------------------------------------------------
@@ -589,23 +620,23 @@ impl TabCore {
         if self.position.id().is_none() {
             self.position.track(resume);
         }
-        self.names = names.iter().cloned().collect();
+        self.names = sorted(names);
         self.role = Role::Follower;
         if !self.ended {
             self.show(State::Connecting);
         }
         self.posts.push_back(Relay::Join {
             tab: self.tab,
-            names: self.names.iter().cloned().collect(),
+            names: self.names.clone(),
         });
     }
 
     /// This tab added a listener type. A follower tells the leader.
     pub(crate) fn add_name(&mut self, name: &str) {
-        if self.names.insert(name.to_owned()) && self.role == Role::Follower {
+        if insert_sorted(&mut self.names, name) && self.role == Role::Follower {
             self.posts.push_back(Relay::Join {
                 tab: self.tab,
-                names: self.names.iter().cloned().collect(),
+                names: self.names.clone(),
             });
         }
     }
@@ -703,14 +734,18 @@ impl TabCore {
         match (self.role, msg) {
             (Role::Idle, _) => {}
             (Role::Leader, Relay::Join { tab, names }) => {
-                let before: BTreeSet<String> = self.peer_names().into_iter().collect();
+                let before = self.peer_names();
                 let own = &self.names;
                 for n in &names {
                     if !before.contains(n) && !own.contains(n) {
                         self.outputs.push_back(TabOutput::ListenFor(n.clone()));
                     }
                 }
-                self.peers.insert(tab, names.into_iter().collect());
+                let names = sorted(&names);
+                match self.peers.iter_mut().find(|(t, _)| *t == tab) {
+                    Some(p) => p.1 = names,
+                    None => self.peers.push((tab, names)),
+                }
                 self.posts.push_back(Relay::Sync {
                     tab: self.tab,
                     state: self.state,
@@ -719,7 +754,7 @@ impl TabCore {
                 });
             }
             (Role::Leader, Relay::Leave { tab, .. }) => {
-                self.peers.remove(&tab);
+                self.peers.retain(|(t, _)| *t != tab);
             }
             // Another leader cannot exist while we hold the lock; a late
             // message of the previous leader is covered by our own resume.
@@ -727,7 +762,7 @@ impl TabCore {
             (Role::Follower, Relay::Leader { state, last_id, .. }) => {
                 self.posts.push_back(Relay::Join {
                     tab: self.tab,
-                    names: self.names.iter().cloned().collect(),
+                    names: self.names.clone(),
                 });
                 self.sync(state, last_id);
             }
@@ -876,7 +911,7 @@ impl TabCore {
                 // were handled before this message: (l, n] never reached us.
                 if self.catching_up.is_none() {
                     self.catching_up = Some((l, n));
-                    self.outputs.push_back(TabOutput::CatchUp(l.to_string()));
+                    self.outputs.push_back(TabOutput::CatchUp(json::uint_text(l)));
                 }
             }
             // Not behind: adopt the leader's position if it is further on or ours is unknown.
@@ -931,7 +966,15 @@ pub(crate) fn post_all(
     }
     first.map(|e| {
         if failed > 1 {
-            format!("{e} ({failed} of {} messages failed)", posts.len())
+            [
+                &e,
+                " (",
+                &json::uint_text(failed as u64),
+                " of ",
+                &json::uint_text(posts.len() as u64),
+                " messages failed)",
+            ]
+            .concat()
         } else {
             e
         }

@@ -7,7 +7,10 @@ pub(crate) fn encode_component(s: &str) -> String {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
             out.push(b as char);
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            const HEX: &[u8; 16] = b"0123456789ABCDEF";
+            out.push('%');
+            out.push(HEX[usize::from(b >> 4)] as char);
+            out.push(HEX[usize::from(b & 15)] as char);
         }
     }
     out
@@ -34,12 +37,12 @@ pub(crate) fn with_params(url: &str, params: &[(&str, &str)]) -> String {
         .map(str::to_owned)
         .collect();
     for (k, v) in params {
-        parts.push(format!("{k}={}", encode_component(v)));
+        parts.push([k, "=", &encode_component(v)].concat());
     }
     if parts.is_empty() {
-        format!("{path}{fragment}")
+        [path, fragment].concat()
     } else {
-        format!("{path}?{}{fragment}", parts.join("&"))
+        [path, "?", &parts.join("&"), fragment].concat()
     }
 }
 

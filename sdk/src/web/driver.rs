@@ -544,10 +544,14 @@ impl Inner {
     /// yield to the browser.
     fn continue_later(self: &Rc<Self>, slot: usize, what: &str, rest: fn(&Rc<Inner>)) {
         web_sys::console::error_1(
-            &format!(
-                "tidings: listeners of {} kept {what} busy for {ROUNDS} rounds in a row (a listener reacting to its own effect?); the rest runs after a yield",
-                self.url
-            )
+            &[
+                "tidings: listeners of ",
+                &self.url,
+                " kept ",
+                what,
+                " busy for 10000 rounds in a row (a listener reacting to its own effect?); the rest runs after a yield",
+            ]
+            .concat()
             .into(),
         );
         let weak = Rc::downgrade(self);
@@ -716,7 +720,7 @@ impl Inner {
             if let Some(e) = failed {
                 self.listeners.emit_error(&ErrorInfo::new(
                     ErrorKind::Protocol,
-                    format!("tab relay post failed: {e}"),
+                    ["tab relay post failed: ", &e].concat(),
                 ));
             }
             for o in outputs {

@@ -40,7 +40,7 @@ pub(crate) fn build_request(
         Purpose::Stream => (
             "text/event-stream",
             options.method.as_str(),
-            options.body.as_ref(),
+            options.body_text(),
         ),
         Purpose::Poll => ("application/json", "GET", None),
     };
@@ -52,13 +52,13 @@ pub(crate) fn build_request(
         init.set_credentials(web_sys::RequestCredentials::Include);
     }
     let headers = web_sys::Headers::new().map_err(|e| error_text(&e))?;
-    let bad = |name: &str, e: JsValue| format!("header {name:?}: {}", error_text(&e));
+    let bad = |name: &str, e: JsValue| ["header \"", name, "\": ", &error_text(&e)].concat();
     headers
         .set("Accept", accept)
         .map_err(|e| bad("Accept", e))?;
     if let Some(t) = token.filter(|t| !t.is_empty()) {
         headers
-            .set("Authorization", &format!("Bearer {t}"))
+            .set("Authorization", &["Bearer ", t].concat())
             .map_err(|e| bad("Authorization", e))?;
     }
     if let Some(id) = last_event_id.filter(|s| !s.is_empty()) {
@@ -75,11 +75,11 @@ pub(crate) fn build_request(
                 .set("Content-Type", content_type)
                 .map_err(|e| bad("Content-Type", e))?;
         }
-        init.set_body(&JsValue::from_str(&b.text()));
+        init.set_body(&JsValue::from_str(b));
     }
     init.set_headers(&headers);
     web_sys::Request::new_with_str_and_init(url, &init)
-        .map_err(|e| format!("bad request: {}", error_text(&e)))
+        .map_err(|e| ["bad request: ", &error_text(&e)].concat())
 }
 
 /// Fetches one polling-form request (`url` carries the position as
@@ -92,11 +92,11 @@ pub(crate) async fn fetch_poll(
     signal: Option<&web_sys::AbortSignal>,
 ) -> Result<PollResponse, PollFailure> {
     let request = build_request(url, Purpose::Poll, options, token, None, signal)
-        .map_err(|e| ErrorInfo::new(ErrorKind::Network, format!("bad polling request: {e}")))?;
+        .map_err(|e| ErrorInfo::new(ErrorKind::Network, ["bad polling request: ", &e].concat()))?;
     let network = |e: JsValue| {
         ErrorInfo::new(
             ErrorKind::Network,
-            format!("polling fetch failed: {}", error_text(&e)),
+            ["polling fetch failed: ", &error_text(&e)].concat(),
         )
     };
     let resp: web_sys::Response = JsFuture::from(platform::fetch(options, &request))
@@ -113,9 +113,12 @@ pub(crate) async fn fetch_poll(
         }
         let mut e = ErrorInfo::new(
             ErrorKind::Protocol,
-            format!(
-                "the polling URL answered {content_type:?}, not JSON: this server has no Tidings polling form (set `poll: false` or a poll function)"
-            ),
+            [
+                "the polling URL answered \"",
+                &content_type,
+                "\", not JSON: this server has no Tidings polling form (set `poll: false` or a poll function)",
+            ]
+            .concat(),
         );
         e.status = Some(status);
         return Err(e.into());
@@ -135,7 +138,7 @@ pub(crate) async fn fetch_poll(
         } else {
             ErrorKind::Http
         };
-        let mut e = ErrorInfo::new(kind, format!("polling got HTTP {status}"));
+        let mut e = ErrorInfo::new(kind, ["polling got HTTP ", &crate::json::uint_text(u64::from(status))].concat());
         e.status = Some(status);
         e.raw = Some(body);
         return Err(PollFailure {
@@ -144,7 +147,7 @@ pub(crate) async fn fetch_poll(
         });
     }
     PollResponse::from_json(&body).map_err(|d| {
-        let mut e = ErrorInfo::new(ErrorKind::Protocol, format!("polling response: {d}"));
+        let mut e = ErrorInfo::new(ErrorKind::Protocol, ["polling response: ", &d.to_string()].concat());
         e.status = Some(status);
         e.raw = Some(body);
         e.into()

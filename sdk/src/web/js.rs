@@ -245,7 +245,7 @@ pub fn connect(
         read_hooks(&options, &mut o)?;
         o
     };
-    let m = Manager::connect(url, options).map_err(|e| JsError::new(&e.to_string()))?;
+    let m = Manager::open(url, options).map_err(|e| JsError::new(&e.to_string()))?;
     let inner = m.inner().clone();
     let existing = inner.js_handle.borrow().clone();
     if let Some(h) = existing {
@@ -287,9 +287,9 @@ fn read_hooks(js: &JsValue, o: &mut Options) -> Result<(), JsError> {
     for name in ["decode", "fetch", "onOpen"] {
         let v = js_sys::Reflect::get(js, &name.into()).unwrap_or(JsValue::UNDEFINED);
         if !v.is_undefined() && !v.is_null() && !v.is_function() {
-            return Err(JsError::new(&format!(
-                "tidings: invalid options: {name} must be a function"
-            )));
+            return Err(JsError::new(
+                &["tidings: invalid options: ", name, " must be a function"].concat(),
+            ));
         }
     }
     if let Some(f) = function("decode")? {
@@ -300,7 +300,7 @@ fn read_hooks(js: &JsValue, o: &mut Options) -> Result<(), JsError> {
                     &JsValue::from_str(data),
                     &JsValue::from_str(event),
                 )
-                .map_err(|e| format!("decode threw: {}", error_text(&e)))?;
+                .map_err(|e| ["decode threw: ", &error_text(&e)].concat())?;
             let ty = js_sys::Reflect::get(&value, &"type".into())
                 .ok()
                 .and_then(|t| t.as_string());

@@ -25,8 +25,16 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::InvalidUrl(u) => write!(f, "tidings: invalid URL {u:?}"),
-            Error::InvalidOptions(e) => write!(f, "tidings: invalid options: {e}"),
+            Error::InvalidUrl(u) => {
+                f.write_str("tidings: invalid URL ")?;
+                let mut quoted = String::new();
+                crate::json::push_str(&mut quoted, u);
+                f.write_str(&quoted)
+            }
+            Error::InvalidOptions(e) => {
+                f.write_str("tidings: invalid options: ")?;
+                f.write_str(e)
+            }
         }
     }
 }
@@ -93,6 +101,11 @@ impl Manager {
     /// (its options win), else a new one. The connection opens with the first
     /// `on` listener.
     pub fn connect(url: &str, options: Options) -> Result<Manager, Error> {
+        Self::open(url, options.with_body_text())
+    }
+
+    /// [`Manager::connect`] with options whose body is text (the JS API's).
+    pub(crate) fn open(url: &str, options: Options) -> Result<Manager, Error> {
         let url = absolute_url(url)?;
         let key = options.identity(&url);
         let inner = registry::get_or_insert_with(key, |key| Inner::new(key, url, options));

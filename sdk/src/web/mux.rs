@@ -108,13 +108,18 @@ pub(crate) fn join(
     position: Option<&str>,
     handle: Handle,
 ) -> Membership {
-    let mut key = format!(
-        "{endpoint}\n{}\n{}",
+    let mut key = [
+        endpoint,
+        "\n",
         options.token.as_deref().unwrap_or(""),
-        options.with_credentials
-    );
+        if options.with_credentials { "\ntrue" } else { "\nfalse" },
+    ]
+    .concat();
     for (k, v) in &options.headers {
-        key.push_str(&format!("\n{}:{v}", k.to_ascii_lowercase()));
+        key.push('\n');
+        key.push_str(&k.to_ascii_lowercase());
+        key.push(':');
+        key.push_str(v);
     }
     let hub = HUBS.with(|h| {
         h.borrow_mut()

@@ -35,7 +35,8 @@ pub(crate) fn fetch(
 /// Monotonic time for the sans-IO cores (`std::time::Instant` does not exist
 /// on `wasm32-unknown-unknown`).
 pub(crate) fn now() -> Duration {
-    Duration::from_secs_f64(performance_now().max(0.0) / 1000.0)
+    // Whole microseconds: no float-to-Duration conversion (and its panics) in the package.
+    Duration::from_micros((performance_now().max(0.0) * 1000.0) as u64)
 }
 
 /// A random 53-bit number from `Math.random()`: seeds backoff jitter and names tabs.
@@ -59,7 +60,8 @@ pub(crate) fn error_text(e: &JsValue) -> String {
         .ok()
         .and_then(|m| m.as_string())
         .or_else(|| e.as_string())
-        .unwrap_or_else(|| format!("{e:?}"))
+        .or_else(|| js_sys::JSON::stringify(e).ok().and_then(|s| s.as_string()))
+        .unwrap_or_else(|| "a JS value that is not an Error".to_owned())
 }
 
 /// A property of the global object, if it is an object (a getter that throws,

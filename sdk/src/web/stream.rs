@@ -92,7 +92,7 @@ async fn read_stream(
 ) -> Option<String> {
     let resp: web_sys::Response = match JsFuture::from(platform::fetch(options, request)).await {
         Ok(r) => r.unchecked_into(),
-        Err(e) => return Some(format!("fetch failed: {}", error_text(&e))),
+        Err(e) => return Some(["fetch failed: ", &error_text(&e)].concat()),
     };
     let status = resp.status();
     let content_type = content_type(&resp);
@@ -106,7 +106,7 @@ async fn read_stream(
         if let Err(e) = accepted {
             let mut error = ErrorInfo::new(
                 ErrorKind::Http,
-                format!("onOpen refused the response: {}", error_text(&e)),
+                ["onOpen refused the response: ", &error_text(&e)].concat(),
             );
             error.status = Some(status);
             handle.send(Input::StreamFatal(error));
@@ -117,7 +117,7 @@ async fn read_stream(
     if status != 200 && !plain_get && !matches!(status, 401 | 408 | 429 | 500..=599) {
         let mut error = ErrorInfo::new(
             ErrorKind::Http,
-            format!("stream request got HTTP {status}: not retried"),
+            ["stream request got HTTP ", &crate::json::uint_text(u64::from(status)), ": not retried"].concat(),
         );
         error.status = Some(status);
         error.raw = read_error_body(&resp).await;
@@ -147,11 +147,11 @@ async fn read_stream(
         .to_ascii_lowercase()
         .starts_with("text/event-stream")
     {
-        let reason = format!("not an event stream (HTTP 200, content-type {content_type:?})");
+        let reason = ["not an event stream (HTTP 200, content-type \"", &content_type, "\")"].concat();
         if plain_get {
             return Some(reason);
         }
-        let mut error = ErrorInfo::new(ErrorKind::Protocol, format!("{reason}: not retried"));
+        let mut error = ErrorInfo::new(ErrorKind::Protocol, [&reason, ": not retried"].concat());
         error.status = Some(status);
         error.raw = read_error_body(&resp).await;
         handle.send(Input::StreamFatal(error));
@@ -171,7 +171,7 @@ async fn read_stream(
     let reason = loop {
         let chunk = match JsFuture::from(reader.read()).await {
             Ok(c) => c,
-            Err(e) => break format!("stream read failed: {}", error_text(&e)),
+            Err(e) => break ["stream read failed: ", &error_text(&e)].concat(),
         };
         if js_sys::Reflect::get(&chunk, &"done".into())
             .ok()

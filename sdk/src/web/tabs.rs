@@ -187,7 +187,7 @@ impl Tabs {
         let link = match TabLink::open(&self.name, sink.clone()) {
             Ok(l) => l,
             Err(e) => {
-                web_sys::console::warn_1(&format!("tidings: sharing across tabs off: {e}").into());
+                web_sys::console::warn_1(&["tidings: sharing across tabs off: ", e.as_str()].concat().into());
                 *self.core.borrow_mut() = None;
                 return false;
             }
@@ -321,7 +321,7 @@ impl Tabs {
         let deadline = Timeout::new(ms, move || {
             aborter.abort();
             if let Some(sink) = late.upgrade() {
-                let result = Err(format!("catch-up timed out after {ms} ms"));
+                let result = Err(["catch-up timed out after ", &crate::json::uint_text(u64::from(ms)), " ms"].concat());
                 sink.tab_input(TabInput::CatchUp { number, result });
             }
         });
@@ -455,7 +455,7 @@ impl TabLink {
     fn open(name: &str, sink: Weak<dyn TabSink>) -> Result<TabLink, String> {
         let locks = lock_manager().ok_or("navigator.locks is missing")?;
         let channel = web_sys::BroadcastChannel::new(name)
-            .map_err(|e| format!("BroadcastChannel failed: {e:?}"))?;
+            .map_err(|e| ["BroadcastChannel failed: ", &error_text(&e)].concat())?;
         let w = sink.clone();
         let on_message = EventListener::new(&channel, "message", move |e| {
             let Some(sink) = w.upgrade() else { return };
@@ -561,7 +561,7 @@ struct Outbox {
 impl Outbox {
     fn send_or_log(&self) {
         if let Err(e) = self.send() {
-            web_sys::console::error_1(&format!("tidings: tab relay post failed: {e}").into());
+            web_sys::console::error_1(&["tidings: tab relay post failed: ", &e].concat().into());
         }
     }
 
@@ -575,7 +575,7 @@ impl Outbox {
         }
         self.channel
             .post_message(&JsValue::from_str(&Relay::encode_batch(&texts)))
-            .map_err(|e| format!("{e:?}"))
+            .map_err(|e| error_text(&e))
     }
 }
 

@@ -51,10 +51,10 @@ pub(crate) fn from_js(options: &JsValue) -> Option<GetToken> {
 async fn call(f: js_sys::Function) -> Result<String, String> {
     let value = f
         .call0(&JsValue::NULL)
-        .map_err(|e| format!("getToken threw: {}", error_text(&e)))?;
+        .map_err(|e| ["getToken threw: ", &error_text(&e)].concat())?;
     let value = JsFuture::from(js_sys::Promise::resolve(&value))
         .await
-        .map_err(|e| format!("getToken rejected: {}", error_text(&e)))?;
+        .map_err(|e| ["getToken rejected: ", &error_text(&e)].concat())?;
     value
         .as_string()
         .ok_or_else(|| "getToken must return a string (or a promise of one)".to_owned())

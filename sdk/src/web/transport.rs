@@ -143,7 +143,7 @@ impl EsTransport {
         let es = match web_sys::EventSource::new_with_event_source_init_dict(url, &init) {
             Ok(es) => es,
             Err(e) => {
-                let message = format!("EventSource constructor failed: {}", error_text(&e));
+                let message = ["EventSource constructor failed: ", &error_text(&e)].concat();
                 t._deferred_failure = Some(Timeout::new(0, move || {
                     handle.send(Input::SseOpenFailed(message));
                 }));
@@ -280,7 +280,7 @@ impl PollRequest {
             }
             handle.send(Input::Poll(Err(ErrorInfo::new(
                 ErrorKind::Network,
-                format!("polling request timed out after {timeout_ms} ms"),
+                ["polling request timed out after ", &crate::json::uint_text(u64::from(timeout_ms)), " ms"].concat(),
             ))));
         });
         PollRequest {
@@ -309,7 +309,7 @@ async fn call_poll_function(
     let failed = |what: &str, e: &JsValue| {
         ErrorInfo::new(
             ErrorKind::Network,
-            format!("poll function {what}: {}", error_text(e)),
+            ["poll function ", what, ": ", &error_text(e)].concat(),
         )
     };
     let value = f
