@@ -502,7 +502,11 @@ impl<J: Jitter> Connection<J> {
             } else {
                 ErrorKind::Http
             },
-            ["stream request got HTTP ", &crate::json::uint_text(u64::from(status))].concat(),
+            [
+                "stream request got HTTP ",
+                &crate::json::uint_text(u64::from(status)),
+            ]
+            .concat(),
         );
         error.status = Some(status);
         error.raw = body.filter(|b| !b.is_empty());
@@ -570,7 +574,13 @@ impl<J: Jitter> Connection<J> {
             ]
             .concat()
         } else {
-            [reason, " (attempt ", &crate::json::uint_text(u64::from(self.attempt)), ")"].concat()
+            [
+                reason,
+                " (attempt ",
+                &crate::json::uint_text(u64::from(self.attempt)),
+                ")",
+            ]
+            .concat()
         };
         self.outputs.push_back(Output::Error(error));
         if polling && self.attempt > self.config.backoff.max_attempts {

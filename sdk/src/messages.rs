@@ -805,11 +805,7 @@ impl PollResponse {
                 Some(n) if n.is_null() => message_name(),
                 Some(n) => match n.as_str() {
                     Some(s) if !s.is_empty() => s,
-                    _ => {
-                        return Err(
-                            [&at, ".event must be a name, not ", &n.to_text()].concat()
-                        )
-                    }
+                    _ => return Err([&at, ".event must be a name, not ", &n.to_text()].concat()),
                 },
             };
             out.push(PollEvent { id, event, data });

@@ -56,11 +56,8 @@ const NOTIFICATION: &[Field] = &[
     Field("read", "is_read", Kind::Bool, REQ),
     Field("created_at", "", Kind::Str, REQ),
 ];
-const NOTIFICATIONS_CONNECTED: &[Field] = &[
-    MESSAGE,
-    Field("user_id", "", Kind::Str, OPT),
-    TIMESTAMP,
-];
+const NOTIFICATIONS_CONNECTED: &[Field] =
+    &[MESSAGE, Field("user_id", "", Kind::Str, OPT), TIMESTAMP];
 const UNREAD_COUNT: &[Field] = &[Field("count", "unread_count", U64, REQ)];
 const NOTIFICATION_DELETED: &[Field] = &[
     Field("id", "notification_id", Kind::Int, REQ),
@@ -134,9 +131,7 @@ pub(crate) fn check<J: Json>(
             (Decoder::TeamAnswers, "message") => return team_answer(parse().map_err(malformed)?),
             (Decoder::Notifications, "new_notification") => Some((NOTIFICATION, false)),
             (Decoder::Notifications, "unread_count") => Some((UNREAD_COUNT, false)),
-            (Decoder::Notifications, "notification_deleted") => {
-                Some((NOTIFICATION_DELETED, false))
-            }
+            (Decoder::Notifications, "notification_deleted") => Some((NOTIFICATION_DELETED, false)),
             (Decoder::Notifications, "connected") => Some((NOTIFICATIONS_CONNECTED, false)),
             (Decoder::VideoProgress, "progress" | "completed" | "error" | "timeout") => {
                 Some((VIDEO, false))
@@ -192,11 +187,15 @@ fn json<J: Json>(v: J) -> Checked<J> {
 
 fn team_answer<J: Json>(v: J) -> Result<Checked<J>, DecodeError> {
     let t = match v.get("type") {
-        _ if !v.is_object() => return Err(wrong(["a team answer message must be an object, not ", v.kind()].concat())),
+        _ if !v.is_object() => {
+            return Err(wrong(
+                ["a team answer message must be an object, not ", v.kind()].concat(),
+            ))
+        }
         None => return Err(wrong("missing field `type`".into())),
-        Some(t) => t.as_str().ok_or_else(|| {
-            wrong(["`type` must be a string, not ", t.kind()].concat())
-        })?,
+        Some(t) => t
+            .as_str()
+            .ok_or_else(|| wrong(["`type` must be a string, not ", t.kind()].concat()))?,
     };
     let fields = match t.as_str() {
         "connected" => TEAM_CONNECTED,

@@ -83,7 +83,15 @@ pub(crate) fn share_name(
         }
         hex128(fnv1a_128(creds.as_bytes()))
     };
-    ["tidings/", &json::uint_text(u64::from(RELAY_VERSION)), " ", &who, " ", absolute_url].concat()
+    [
+        "tidings/",
+        &json::uint_text(u64::from(RELAY_VERSION)),
+        " ",
+        &who,
+        " ",
+        absolute_url,
+    ]
+    .concat()
 }
 
 /// `n` as 32 lowercase hex digits (`format!("{n:032x}")` without the
@@ -330,7 +338,10 @@ impl Relay {
                 names: match v.get("names").and_then(|n| n.items()) {
                     Some(items) => items
                         .iter()
-                        .map(|n| n.as_str().ok_or_else(|| malformed("`names` must be strings".into())))
+                        .map(|n| {
+                            n.as_str()
+                                .ok_or_else(|| malformed("`names` must be strings".into()))
+                        })
                         .collect::<Result<_, _>>()?,
                     None => return Err(malformed("`names` must be an array".into())),
                 },
@@ -845,7 +856,11 @@ impl TabCore {
         data.push_str(r#","message":"#);
         json::push_str(
             &mut data,
-            &["missed events while rejoining could not be fetched: ", reason].concat(),
+            &[
+                "missed events while rejoining could not be fetched: ",
+                reason,
+            ]
+            .concat(),
         );
         data.push('}');
         self.outputs
@@ -911,7 +926,8 @@ impl TabCore {
                 // were handled before this message: (l, n] never reached us.
                 if self.catching_up.is_none() {
                     self.catching_up = Some((l, n));
-                    self.outputs.push_back(TabOutput::CatchUp(json::uint_text(l)));
+                    self.outputs
+                        .push_back(TabOutput::CatchUp(json::uint_text(l)));
                 }
             }
             // Not behind: adopt the leader's position if it is further on or ours is unknown.

@@ -4,7 +4,15 @@ use super::*;
 
 #[test]
 fn strings_are_written_as_json_reads_them() {
-    for s in ["", "plain", "quote \" back \\ slash", "line\nfeed\r\ttab", "\0\u{1}\u{1f}", "é€😀", "</script>"] {
+    for s in [
+        "",
+        "plain",
+        "quote \" back \\ slash",
+        "line\nfeed\r\ttab",
+        "\0\u{1}\u{1f}",
+        "é€😀",
+        "</script>",
+    ] {
         let mut out = String::new();
         push_str(&mut out, s);
         assert_eq!(serde_json::from_str::<String>(&out).unwrap(), s, "{out}");
@@ -18,19 +26,51 @@ fn integers_are_written_in_decimal() {
     }
 }
 
+/// Reads through the trait only (serde_json's own methods have the same names).
+fn read<J: Json>(text: &str) {
+    let v = J::parse(text).unwrap();
+    let get = |k: &str| v.get(k).unwrap();
+    assert_eq!(get("a").as_str().as_deref(), Some("x"));
+    assert_eq!(get("n").as_int(), Some(3));
+    assert_eq!(get("f").as_int(), None);
+    assert_eq!(get("f").as_f64(), Some(1.5));
+    assert_eq!(get("b").as_bool(), Some(true));
+    assert!(get("z").is_null());
+    assert_eq!(get("l").items().map(|l| l.len()), Some(2));
+    assert!(v.get("missing").is_none());
+    assert!(get("a").get("a").is_none(), "a string has no fields");
+    assert!(get("l").get("length").is_none(), "an array has no fields");
+    assert!(v.is_object() && !get("l").is_object() && !get("z").is_object());
+    assert_eq!(get("o").entries().unwrap()[0].0, "k");
+    assert_eq!(get("o").to_text(), r#"{"k":"v"}"#);
+    let kinds: Vec<&str> = ["a", "n", "b", "z", "l", "o"]
+        .iter()
+        .map(|k| get(k).kind())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "a string",
+            "a number",
+            "a boolean",
+            "null",
+            "an array",
+            "an object"
+        ]
+    );
+    assert!(J::parse("{").is_err());
+}
+
 #[test]
 fn documents_are_read_by_field() {
-    let v = Value::parse(r#"{"a":"x","n":3,"f":1.5,"b":true,"z":null,"l":[1,2],"o":{"k":"v"}}"#).unwrap();
-    assert_eq!(v.get("a").and_then(|a| a.as_str()).as_deref(), Some("x"));
-    assert_eq!(v.get("n").and_then(|n| n.as_int()), Some(3));
-    assert_eq!(v.get("f").and_then(|n| n.as_int()), None);
-    assert_eq!(v.get("b").and_then(|b| b.as_bool()), Some(true));
-    assert!(v.get("z").unwrap().is_null());
-    assert_eq!(v.get("l").and_then(|l| l.items()).map(|l| l.len()), Some(2));
-    assert_eq!(v.get("missing"), None);
-    assert_eq!(v.get("a").unwrap().get("a"), None, "a string has no fields");
-    assert_eq!(v.get("o").unwrap().entries().unwrap()[0].0, "k");
-    let kinds: Vec<&str> = ["a", "n", "b", "z", "l", "o"].iter().map(|k| v.get(k).unwrap().kind()).collect();
-    assert_eq!(kinds, ["a string", "a number", "a boolean", "null", "an array", "an object"]);
-    assert!(Value::parse("{").is_err());
+    read::<Value>(r#"{"a":"x","n":3,"f":1.5,"b":true,"z":null,"l":[1,2],"o":{"k":"v"}}"#);
+}
+
+/// The browser's reader: `JSON.parse` and `Reflect`.
+#[cfg(target_arch = "wasm32")]
+#[wasm_bindgen_test::wasm_bindgen_test]
+fn js_documents_are_read_by_field() {
+    read::<wasm_bindgen::JsValue>(
+        r#"{"a":"x","n":3,"f":1.5,"b":true,"z":null,"l":[1,2],"o":{"k":"v"}}"#,
+    );
 }

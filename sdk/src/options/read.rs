@@ -30,7 +30,8 @@ fn uint<J: Json>(name: &str, v: &J) -> Res<u64> {
 }
 
 fn flag<J: Json>(name: &str, v: &J) -> Res<bool> {
-    v.as_bool().map_or_else(|| must(name, "true or false", v), Ok)
+    v.as_bool()
+        .map_or_else(|| must(name, "true or false", v), Ok)
 }
 
 fn string<J: Json>(name: &str, v: &J) -> Res<String> {
@@ -42,7 +43,15 @@ fn one_of<J: Json, T: Copy>(name: &str, v: &J, names: &[&str], values: &[T], wha
     let s = v.as_str();
     match names.iter().position(|n| Some(*n) == s.as_deref()) {
         Some(i) => Ok(values[i]),
-        None => Err(["`", name, "` must be ", what, ", not ", &s.map_or_else(|| v.kind().to_owned(), |s| ["'", &s, "'"].concat())].concat()),
+        None => Err([
+            "`",
+            name,
+            "` must be ",
+            what,
+            ", not ",
+            &s.map_or_else(|| v.kind().to_owned(), |s| ["'", &s, "'"].concat()),
+        ]
+        .concat()),
     }
 }
 

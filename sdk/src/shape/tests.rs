@@ -156,7 +156,12 @@ fn the_shape_check_agrees_with_the_typed_decoders() {
                         (Err(t), Err(c)) => {
                             assert_eq!(kind(t), kind(c), "{at}: {t} vs {c}");
                             if let DecodeError::UnknownType { found } = t {
-                                assert_eq!(c, &DecodeError::UnknownType { found: found.clone() });
+                                assert_eq!(
+                                    c,
+                                    &DecodeError::UnknownType {
+                                        found: found.clone()
+                                    }
+                                );
                             }
                         }
                         _ => panic!("{at}: typed {typed:?}, checked {checked:?}"),

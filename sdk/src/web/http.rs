@@ -138,7 +138,14 @@ pub(crate) async fn fetch_poll(
         } else {
             ErrorKind::Http
         };
-        let mut e = ErrorInfo::new(kind, ["polling got HTTP ", &crate::json::uint_text(u64::from(status))].concat());
+        let mut e = ErrorInfo::new(
+            kind,
+            [
+                "polling got HTTP ",
+                &crate::json::uint_text(u64::from(status)),
+            ]
+            .concat(),
+        );
         e.status = Some(status);
         e.raw = Some(body);
         return Err(PollFailure {
@@ -147,7 +154,10 @@ pub(crate) async fn fetch_poll(
         });
     }
     PollResponse::from_json(&body).map_err(|d| {
-        let mut e = ErrorInfo::new(ErrorKind::Protocol, ["polling response: ", &d.to_string()].concat());
+        let mut e = ErrorInfo::new(
+            ErrorKind::Protocol,
+            ["polling response: ", &d.to_string()].concat(),
+        );
         e.status = Some(status);
         e.raw = Some(body);
         e.into()

@@ -45,7 +45,7 @@ impl Json for JsValue {
         parse_js(&JsValue::from_str(text)).map_err(|e| error_text(&e))
     }
     fn get(&self, key: &str) -> Option<Self> {
-        if !self.is_object() {
+        if !Json::is_object(self) {
             return None;
         }
         js_sys::Reflect::get(self, &js_name(key))

@@ -11,14 +11,14 @@ use std::rc::Rc;
 
 use wasm_bindgen::prelude::*;
 
-use crate::connection::{ErrorInfo, ErrorKind, State};
-use crate::dispatch::{Dispatcher, ListenerId};
 use super::json::{js_name, parse_js};
 use super::platform::error_text;
+use crate::connection::{ErrorInfo, ErrorKind, State};
+use crate::dispatch::{Dispatcher, ListenerId};
 use crate::messages::{DecodeError, Decoder, Message};
-use crate::shape::check;
 use crate::options::DecodeFn;
 use crate::parser::SseEvent;
+use crate::shape::check;
 
 /// One event as a Rust listener receives it.
 #[derive(Debug, Clone)]

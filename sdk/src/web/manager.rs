@@ -119,7 +119,9 @@ impl Manager {
 
     /// Listens for events of `ty` (an SSE event name, a payload `type`, or `*`).
     pub fn on(&self, ty: &str, f: impl Fn(&Event) + 'static) -> Subscription {
-        self.inner.listeners.decode_typed(crate::messages::decode_event);
+        self.inner
+            .listeners
+            .decode_typed(crate::messages::decode_event);
         let id = self.inner.add_listener(ty, Cb::Rust(Rc::new(f)));
         self.subscription(Kind::Event, id)
     }

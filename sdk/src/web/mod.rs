@@ -30,8 +30,8 @@
 mod driver;
 mod http;
 mod input;
-mod json;
 pub mod js;
+mod json;
 mod listeners;
 mod manager;
 mod mux;

@@ -112,7 +112,11 @@ pub(crate) fn join(
         endpoint,
         "\n",
         options.token.as_deref().unwrap_or(""),
-        if options.with_credentials { "\ntrue" } else { "\nfalse" },
+        if options.with_credentials {
+            "\ntrue"
+        } else {
+            "\nfalse"
+        },
     ]
     .concat();
     for (k, v) in &options.headers {

@@ -117,7 +117,12 @@ async fn read_stream(
     if status != 200 && !plain_get && !matches!(status, 401 | 408 | 429 | 500..=599) {
         let mut error = ErrorInfo::new(
             ErrorKind::Http,
-            ["stream request got HTTP ", &crate::json::uint_text(u64::from(status)), ": not retried"].concat(),
+            [
+                "stream request got HTTP ",
+                &crate::json::uint_text(u64::from(status)),
+                ": not retried",
+            ]
+            .concat(),
         );
         error.status = Some(status);
         error.raw = read_error_body(&resp).await;
@@ -147,7 +152,12 @@ async fn read_stream(
         .to_ascii_lowercase()
         .starts_with("text/event-stream")
     {
-        let reason = ["not an event stream (HTTP 200, content-type \"", &content_type, "\")"].concat();
+        let reason = [
+            "not an event stream (HTTP 200, content-type \"",
+            &content_type,
+            "\")",
+        ]
+        .concat();
         if plain_get {
             return Some(reason);
         }

@@ -187,7 +187,11 @@ impl Tabs {
         let link = match TabLink::open(&self.name, sink.clone()) {
             Ok(l) => l,
             Err(e) => {
-                web_sys::console::warn_1(&["tidings: sharing across tabs off: ", e.as_str()].concat().into());
+                web_sys::console::warn_1(
+                    &["tidings: sharing across tabs off: ", e.as_str()]
+                        .concat()
+                        .into(),
+                );
                 *self.core.borrow_mut() = None;
                 return false;
             }
@@ -321,7 +325,12 @@ impl Tabs {
         let deadline = Timeout::new(ms, move || {
             aborter.abort();
             if let Some(sink) = late.upgrade() {
-                let result = Err(["catch-up timed out after ", &crate::json::uint_text(u64::from(ms)), " ms"].concat());
+                let result = Err([
+                    "catch-up timed out after ",
+                    &crate::json::uint_text(u64::from(ms)),
+                    " ms",
+                ]
+                .concat());
                 sink.tab_input(TabInput::CatchUp { number, result });
             }
         });

@@ -280,7 +280,12 @@ impl PollRequest {
             }
             handle.send(Input::Poll(Err(ErrorInfo::new(
                 ErrorKind::Network,
-                ["polling request timed out after ", &crate::json::uint_text(u64::from(timeout_ms)), " ms"].concat(),
+                [
+                    "polling request timed out after ",
+                    &crate::json::uint_text(u64::from(timeout_ms)),
+                    " ms",
+                ]
+                .concat(),
             ))));
         });
         PollRequest {
