@@ -648,7 +648,8 @@ export interface InitOutput {
     readonly __wbindgen_export5: () => number;
     readonly __wbindgen_externrefs: WebAssembly.Table;
     readonly __wbindgen_export6: (a: number, b: number) => void;
-    readonly __wbindgen_export7: (a: number) => void;
+    readonly __wbindgen_export7: (a: number, b: number) => void;
+    readonly __wbindgen_export8: (a: number) => void;
     readonly __wbindgen_start: () => void;
 }
 
