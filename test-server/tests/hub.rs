@@ -41,6 +41,31 @@ async fn read_until(sock: &mut TcpStream, seen: &mut String, needle: &str) {
     }
 }
 
+/// A POST, then a stream on the same socket (so hyper serves the stream); returns the
+/// socket and what it has read, up to the stream's `connected` event.
+async fn stream_after_post(s: &TestServer, token: &str, channel: &str) -> (TcpStream, String) {
+    let mut sock = connect(s).await;
+    let body = json!({"type": "t", "object": {"n": 0}}).to_string();
+    let post = format!(
+        "POST /api/v1/events/{channel} HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    sock.write_all(post.as_bytes()).await.unwrap();
+    let mut seen = String::new();
+    read_until(
+        &mut sock,
+        &mut seen,
+        &format!("\"channel\":\"{channel}\"}}"),
+    )
+    .await;
+    assert!(seen.starts_with("HTTP/1.1 200 OK"), "{seen}");
+    sock.write_all(sse_get(&format!("/api/v1/events/{channel}"), token).as_bytes())
+        .await
+        .unwrap();
+    read_until(&mut sock, &mut seen, "event: connected").await;
+    (sock, seen)
+}
+
 async fn stat(s: &TestServer, path: &[&str]) -> u64 {
     let mut v = s.stats().await;
     for p in path {
@@ -384,20 +409,7 @@ async fn closed_peers_are_uncounted_promptly_on_hyper_and_multiplexed_too() {
     // A stream after a POST on the same connection (hyper serves it), and a fresh
     // multiplexed one (the hub serves it); nothing is published after they close, so
     // only the peer's close can tell the server.
-    let mut reused = connect(&s).await;
-    let body = json!({"type": "t", "object": {"n": 0}}).to_string();
-    let post = format!(
-        "POST /api/v1/events/project.k HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {t}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    reused.write_all(post.as_bytes()).await.unwrap();
-    let mut seen = String::new();
-    read_until(&mut reused, &mut seen, "\"channel\":\"project.k\"}").await;
-    reused
-        .write_all(sse_get("/api/v1/events/project.k", &t).as_bytes())
-        .await
-        .unwrap();
-    read_until(&mut reused, &mut seen, "event: connected").await;
+    let (reused, _) = stream_after_post(&s, &t, "project.k").await;
     let mut mux = connect(&s).await;
     mux.write_all(
         sse_get(
@@ -438,20 +450,7 @@ async fn a_stream_on_a_kept_alive_connection_counts_once_against_the_socket_cap(
     let t = s.token("held", &["project.*"]).await;
     // A POST, then a stream on the same socket: hyper serves it on a socket that is
     // already counted, so the stream must not count a second time.
-    let mut reused = connect(&s).await;
-    let body = json!({"type": "t", "object": {"n": 0}}).to_string();
-    let post = format!(
-        "POST /api/v1/events/project.h HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {t}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    reused.write_all(post.as_bytes()).await.unwrap();
-    let mut seen = String::new();
-    read_until(&mut reused, &mut seen, "\"channel\":\"project.h\"}").await;
-    reused
-        .write_all(sse_get("/api/v1/events/project.h", &t).as_bytes())
-        .await
-        .unwrap();
-    read_until(&mut reused, &mut seen, "event: connected").await;
+    let (reused, _) = stream_after_post(&s, &t, "project.h").await;
     // Two fresh streams fill the cap of 3 (were the first stream counted twice, the
     // second of these would be refused).
     let mut fresh = Vec::new();
