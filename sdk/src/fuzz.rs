@@ -202,15 +202,7 @@ fn parse(input: &[u8], cuts: impl IntoIterator<Item = usize>) -> (Vec<Frame>, St
     (frames, p.last_event_id().to_owned())
 }
 
-const DECODERS: [Decoder; 7] = [
-    Decoder::TeamAnswers,
-    Decoder::Notifications,
-    Decoder::VideoProgress,
-    Decoder::Channel,
-    Decoder::Json,
-    Decoder::Text,
-    Decoder::Auto,
-];
+const DECODERS: [Decoder; 7] = Decoder::ALL;
 const EVENTS: [&str; 9] = [
     "message",
     "reset",

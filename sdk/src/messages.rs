@@ -47,6 +47,17 @@ pub enum Decoder {
 }
 
 impl Decoder {
+    /// Every decoder, in the order they are documented.
+    pub const ALL: [Decoder; 7] = [
+        Decoder::TeamAnswers,
+        Decoder::Notifications,
+        Decoder::VideoProgress,
+        Decoder::Channel,
+        Decoder::Json,
+        Decoder::Text,
+        Decoder::Auto,
+    ];
+
     /// The decoder's name, as in the `decoder` option (`team-answers`, `auto`, …).
     pub fn as_str(self) -> &'static str {
         match self {

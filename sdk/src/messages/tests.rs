@@ -7,15 +7,7 @@ use wasm_bindgen_test::wasm_bindgen_test as test;
 
 #[test]
 fn decoder_names_are_the_option_values() {
-    for d in [
-        Decoder::TeamAnswers,
-        Decoder::Notifications,
-        Decoder::VideoProgress,
-        Decoder::Channel,
-        Decoder::Json,
-        Decoder::Text,
-        Decoder::Auto,
-    ] {
+    for d in Decoder::ALL {
         assert_eq!(serde_json::to_value(d).unwrap(), d.as_str());
     }
 }

@@ -55,15 +55,7 @@ fn one_of<J: Json, T: Copy>(name: &str, v: &J, names: &[&str], values: &[T], wha
     }
 }
 
-const DECODERS: [Decoder; 7] = [
-    Decoder::TeamAnswers,
-    Decoder::Notifications,
-    Decoder::VideoProgress,
-    Decoder::Channel,
-    Decoder::Json,
-    Decoder::Text,
-    Decoder::Auto,
-];
+const DECODERS: [Decoder; 7] = Decoder::ALL;
 
 impl ConnectOptions {
     /// Reads JS-side options (unknown fields ignored, missing ones default;

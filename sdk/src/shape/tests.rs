@@ -8,15 +8,7 @@ use serde_json::Value;
 use super::*;
 use crate::messages::{decode_event, Message};
 
-const DECODERS: [Decoder; 7] = [
-    Decoder::TeamAnswers,
-    Decoder::Notifications,
-    Decoder::VideoProgress,
-    Decoder::Channel,
-    Decoder::Json,
-    Decoder::Text,
-    Decoder::Auto,
-];
+const DECODERS: [Decoder; 7] = Decoder::ALL;
 
 const EVENTS: [&str; 14] = [
     "message",
