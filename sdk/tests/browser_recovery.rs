@@ -259,7 +259,27 @@ async fn a_reload_resumes_from_session_storage_without_loss() {
             "position read from sessionStorage"
         );
         let (again, _b) = collect(&m2, "task");
-        wait_for("missed events", 5000, || ns(&again) == [2, 3]).await;
+        // Up to 15 s: under load Firefox has been seen taking longer than 5 s to
+        // reopen here (not root-caused); what is asserted is that nothing is lost.
+        let started = js_sys::Date::now();
+        for _ in 0..750 {
+            if ns(&again) == [2, 3] {
+                break;
+            }
+            sleep(20).await;
+        }
+        let took = js_sys::Date::now() - started;
+        if took > 5000.0 {
+            web_sys::console::log_1(
+                &format!("[recovery] {transport:?}: the missed events took {took} ms").into(),
+            );
+        }
+        assert_eq!(
+            ns(&again),
+            [2, 3],
+            "missed events after {took} ms, state {:?}",
+            m2.state()
+        );
         sleep(300).await;
         assert_eq!(ns(&again), [2, 3], "each missed event exactly once");
         m2.close();
