@@ -595,25 +595,12 @@ async fn channels_seed_003_wsmessage_test_channel_and_publish_auth() {
     s.stop().await;
 }
 
-async fn create_video(s: &common::TestServer, body: Value) -> String {
-    let r = s
-        .post("/api/chat/create-video")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
-    let j: Value = r.json().await.unwrap();
-    let id = j["job_id"].as_str().unwrap().to_owned();
-    assert_eq!(j["status_url"], format!("/api/video-progress/{id}/status"));
-    assert_eq!(j["progress_url"], format!("/api/video-progress/{id}"));
-    id
-}
-
 #[tokio::test]
 async fn video_progress_seed_002_completes_and_ends() {
     let s = start(&["--video-step-ms", "30"]).await;
-    let id = create_video(&s, json!({"prompt": "a cat video", "steps": 3})).await;
+    let id = s
+        .create_video(json!({"prompt": "a cat video", "steps": 3}))
+        .await;
     let mut v = s
         .sse(&format!("/api/video-progress/{id}"), None, None)
         .await;
@@ -752,11 +739,9 @@ async fn video_progress_seed_002_completes_and_ends() {
 #[tokio::test]
 async fn video_error_timeout_and_bad_input() {
     let s = start(&["--video-timeout-secs", "0.25"]).await;
-    let id = create_video(
-        &s,
-        json!({"prompt": "p", "steps": 4, "step_ms": 10, "fail_at_step": 2}),
-    )
-    .await;
+    let id = s
+        .create_video(json!({"prompt": "p", "steps": 4, "step_ms": 10, "fail_at_step": 2}))
+        .await;
     let mut v = s
         .sse(&format!("/api/video-progress/{id}"), None, None)
         .await;
@@ -769,7 +754,9 @@ async fn video_error_timeout_and_bad_input() {
     assert!(err["message"].as_str().unwrap().contains("failed"));
     assert_eq!(ev.last().unwrap().json(), json!({"reason": "error"}));
 
-    let id = create_video(&s, json!({"prompt": "slow", "steps": 5, "step_ms": 100})).await;
+    let id = s
+        .create_video(json!({"prompt": "slow", "steps": 5, "step_ms": 100}))
+        .await;
     let mut v = s
         .sse(&format!("/api/video-progress/{id}"), None, None)
         .await;

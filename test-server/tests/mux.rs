@@ -72,16 +72,10 @@ fn ids(evs: &[Ev]) -> Vec<u64> {
 async fn every_seed_stream_on_one_connection_with_a_forbidden_one_refused_alone() {
     let s = start(&["--video-step-ms", "40"]).await;
     let t = s.token("ann", &["proj.*"]).await;
-    let job: Value = s
-        .post("/api/chat/create-video")
-        .json(&json!({"prompt": "p", "steps": 2}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let video = format!("/api/video-progress/{}", job["job_id"].as_str().unwrap());
+    let video = format!(
+        "/api/video-progress/{}",
+        s.create_video(json!({"prompt": "p", "steps": 2})).await
+    );
     let streams = format!(
         "/api/team-answers/sse/,/api/notifications/stream,/api/v1/events/proj.1,/api/v1/events/secret,{video},/api/nope"
     );
@@ -528,16 +522,10 @@ async fn a_refused_member_carries_its_retry_after_and_the_others_stream() {
 async fn a_finite_member_ends_alone_on_the_hub_and_the_last_one_ends_the_response() {
     let s = start(&["--video-step-ms", "30"]).await;
     let t = s.token("ha", &["fin.*"]).await;
-    let job: Value = s
-        .post("/api/chat/create-video")
-        .json(&json!({"prompt": "p", "steps": 3}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let video = format!("/api/video-progress/{}", job["job_id"].as_str().unwrap());
+    let video = format!(
+        "/api/video-progress/{}",
+        s.create_video(json!({"prompt": "p", "steps": 3})).await
+    );
     let mut sse = mux(
         &s,
         &format!("streams={video},/api/v1/events/fin.a"),
@@ -566,16 +554,10 @@ async fn a_finite_member_ends_alone_on_the_hub_and_the_last_one_ends_the_respons
     drop(sse);
 
     // A set of finite streams only: the response ends after the last one's `end`.
-    let job: Value = s
-        .post("/api/chat/create-video")
-        .json(&json!({"prompt": "q", "steps": 1}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let video = format!("/api/video-progress/{}", job["job_id"].as_str().unwrap());
+    let video = format!(
+        "/api/video-progress/{}",
+        s.create_video(json!({"prompt": "q", "steps": 1})).await
+    );
     let mut sse = mux(&s, &format!("streams={video}"), None, &t).await;
     let rest = sse.drain(Duration::from_secs(5)).await;
     assert_eq!(rest.last().map(|e| split(e).1), Some("end"), "{rest:?}");

@@ -104,6 +104,22 @@ impl TestServer {
             .unwrap()
     }
 
+    /// Creates a video job from `body` (asserts 202 and the job's URLs); returns its id.
+    pub async fn create_video(&self, body: serde_json::Value) -> String {
+        let r = self
+            .post("/api/chat/create-video")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+        let j: serde_json::Value = r.json().await.unwrap();
+        let id = j["job_id"].as_str().unwrap().to_owned();
+        assert_eq!(j["status_url"], format!("/api/video-progress/{id}/status"));
+        assert_eq!(j["progress_url"], format!("/api/video-progress/{id}"));
+        id
+    }
+
     /// The Prometheus text of `/metrics`.
     pub async fn metrics(&self) -> String {
         self.get("/metrics")
