@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{start, T};
+use common::{start, Call, T};
 use serde_json::{json, Value};
 
 #[tokio::test]
@@ -24,12 +24,7 @@ async fn team_answers_crud_and_seed_000_messages() {
     assert!(j["timestamp"].as_str().unwrap().ends_with('Z'));
 
     let body = json!({"video_name": "video.mp4", "frame_index": 100, "url": "http://example.com/frame.jpg", "qa": "Q/A", "query_index": 1, "round": "prelims"});
-    let res = s
-        .post("/api/team-answers/")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let res = s.post("/api/team-answers/").json(&body).call().await;
     assert_eq!(res.status(), 201);
     let row: Value = res.json().await.unwrap();
     let id = row["id"].as_i64().unwrap();
@@ -56,19 +51,14 @@ async fn team_answers_crud_and_seed_000_messages() {
 
     let list: Vec<Value> = s
         .get("/api/team-answers/")
-        .send()
+        .call()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
     assert_eq!(list, vec![row.clone()]);
 
-    let res = s
-        .delete(&format!("/api/team-answers/{id}/"))
-        .send()
-        .await
-        .unwrap();
+    let res = s.delete(&format!("/api/team-answers/{id}/")).call().await;
     assert_eq!(res.status(), 200);
     let m = sse.next_non_heartbeat(T).await.unwrap().json();
     assert_eq!(m["type"], "delete");
@@ -76,27 +66,14 @@ async fn team_answers_crud_and_seed_000_messages() {
 
     assert_eq!(
         s.delete(&format!("/api/team-answers/{id}/"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+            .status_code()
+            .await,
         404
     );
-    assert_eq!(
-        s.delete("/api/team-answers/abc/")
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        422
-    );
+    assert_eq!(s.delete("/api/team-answers/abc/").status_code().await, 422);
 
     for _ in 0..2 {
-        s.post("/api/team-answers/")
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        s.post("/api/team-answers/").json(&body).call().await;
     }
     let ids: Vec<i64> = (0..2).map(|_| 0).collect();
     assert_eq!(ids.len(), 2);
@@ -104,9 +81,8 @@ async fn team_answers_crud_and_seed_000_messages() {
     let b = sse.next_non_heartbeat(T).await.unwrap().json()["data"]["id"].clone();
     let res: Value = s
         .delete("/api/team-answers/delete-all/")
-        .send()
+        .call()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -128,47 +104,34 @@ async fn bad_bodies_are_422_naming_the_field_and_413_over_the_limit() {
     let r = s
         .post("/api/team-answers/")
         .json(&json!({"video_name": "v", "url": "u"}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(r.status(), 422);
     let e: Value = r.json().await.unwrap();
     assert!(e["error"].as_str().unwrap().contains("frame_index"), "{e}");
     let r = s
         .post("/api/team-answers/")
         .json(&json!({"video_name": "v", "url": "u", "frame_index": "x"}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(r.status(), 422);
     assert!(r.text().await.unwrap().contains("frame_index"));
-    let r = s
-        .post("/api/team-answers/")
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
+    let r = s.post("/api/team-answers/").body("{not json").call().await;
     assert_eq!(r.status(), 422);
     assert!(r.text().await.unwrap().starts_with("{\"error\":"));
     let big = json!({"video_name": "x".repeat(4096), "frame_index": 1, "url": "u"});
-    let r = s
-        .post("/api/team-answers/")
-        .json(&big)
-        .send()
-        .await
-        .unwrap();
+    let r = s.post("/api/team-answers/").json(&big).call().await;
     assert_eq!(r.status(), 413);
     let e: Value = r.json().await.unwrap();
     assert!(e["error"].as_str().unwrap().contains("1024"));
-    let r = s.get("/nope").send().await.unwrap();
+    let r = s.get("/nope").call().await;
     assert_eq!(r.status(), 404);
     assert!(r.json::<Value>().await.unwrap()["error"].is_string());
     // nothing was stored by the failed requests
     let list: Vec<Value> = s
         .get("/api/team-answers/")
-        .send()
+        .call()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -187,7 +150,7 @@ async fn a_query_parameter_given_twice_is_422_naming_it() {
             "lastEventId",
         ),
     ] {
-        let res = s.get(path).send().await.unwrap();
+        let res = s.get(path).call().await;
         assert_eq!(res.status(), 422, "{path}");
         let body: Value = res.json().await.unwrap();
         assert_eq!(
@@ -207,9 +170,8 @@ async fn notifications_seed_001_004_events_and_user_isolation() {
     let r = s
         .post("/api/notifications/trigger/")
         .json(&json!({"user_id": "alice", "title": "t0", "message": "m0", "type": "info"}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(r.status(), 201);
 
     let mut a = s
@@ -234,7 +196,7 @@ async fn notifications_seed_001_004_events_and_user_isolation() {
     assert_eq!(b.next(T).await.unwrap().json(), json!({"count": 0}));
 
     // seed 001 sends user_id as a number; bob's stream must see nothing of alice's
-    let r: Value = s.post("/api/notifications/trigger/").json(&json!({"user_id": "alice", "title": "Test SSE", "message": "Real-time works!", "type": "info"})).send().await.unwrap().json().await.unwrap();
+    let r: Value = s.post("/api/notifications/trigger/").json(&json!({"user_id": "alice", "title": "Test SSE", "message": "Real-time works!", "type": "info"})).call().await.json().await.unwrap();
     let nid = r["notification"]["id"].as_i64().unwrap();
     let n = a.next_non_heartbeat(T).await.unwrap();
     assert_eq!(n.event, "new_notification");
@@ -267,9 +229,8 @@ async fn notifications_seed_001_004_events_and_user_isolation() {
     let r = s
         .post("/api/notifications/trigger/")
         .json(&json!({"user_id": 1, "title": "numeric", "message": "m", "type": "info"}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(r.status(), 201);
     assert!(
         b.next_non_heartbeat(Duration::from_millis(300))
@@ -282,9 +243,8 @@ async fn notifications_seed_001_004_events_and_user_isolation() {
     let list: Value = s
         .get("/api/notifications/")
         .bearer_auth(&alice)
-        .send()
+        .call()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -293,9 +253,8 @@ async fn notifications_seed_001_004_events_and_user_isolation() {
     let list: Value = s
         .get("/api/notifications/")
         .bearer_auth(&bob)
-        .send()
+        .call()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -305,28 +264,23 @@ async fn notifications_seed_001_004_events_and_user_isolation() {
     assert_eq!(
         s.post(&format!("/api/notifications/{nid}/read/"))
             .bearer_auth(&bob)
-            .send()
-            .await
-            .unwrap()
-            .status(),
+            .status_code()
+            .await,
         404
     );
     assert_eq!(
         s.delete(&format!("/api/notifications/{nid}/"))
             .bearer_auth(&bob)
-            .send()
-            .await
-            .unwrap()
-            .status(),
+            .status_code()
+            .await,
         404
     );
 
     let r = s
         .post(&format!("/api/notifications/{nid}/read/"))
         .bearer_auth(&alice)
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(r.status(), 200);
     let u = a.next_non_heartbeat(T).await.unwrap();
     assert_eq!(
@@ -337,9 +291,8 @@ async fn notifications_seed_001_004_events_and_user_isolation() {
     let r = s
         .post("/api/notifications/read-all/")
         .bearer_auth(&alice)
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(r.status(), 200);
     assert_eq!(
         a.next_non_heartbeat(T).await.unwrap().json(),
@@ -349,9 +302,8 @@ async fn notifications_seed_001_004_events_and_user_isolation() {
     let r = s
         .delete(&format!("/api/notifications/{nid}/"))
         .bearer_auth(&alice)
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(r.status(), 200);
     let d = a.next_non_heartbeat(T).await.unwrap();
     assert_eq!(
@@ -362,10 +314,8 @@ async fn notifications_seed_001_004_events_and_user_isolation() {
     assert_eq!(
         s.delete(&format!("/api/notifications/{nid}/"))
             .bearer_auth(&alice)
-            .send()
-            .await
-            .unwrap()
-            .status(),
+            .status_code()
+            .await,
         404
     );
 
@@ -373,9 +323,8 @@ async fn notifications_seed_001_004_events_and_user_isolation() {
     let r = s
         .get("/api/notifications/")
         .header("cookie", format!("tidings_token={bob}"))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(r.status(), 200);
     s.stop().await;
 }
@@ -383,19 +332,11 @@ async fn notifications_seed_001_004_events_and_user_isolation() {
 #[tokio::test]
 async fn auth_errors_401_403_429() {
     let s = start(&["--max-connections-per-user", "2"]).await;
-    assert_eq!(
-        s.get("/api/notifications/stream")
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        401
-    );
+    assert_eq!(s.get("/api/notifications/stream").status_code().await, 401);
     let r = s
         .get("/api/notifications/stream?token=garbage")
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(r.status(), 401);
     assert!(r.json::<Value>().await.unwrap()["error"].is_string());
     // expired / wrong secret
@@ -411,10 +352,8 @@ async fn auth_errors_401_403_429() {
     assert_eq!(
         s.get("/api/notifications/")
             .bearer_auth(&foreign)
-            .send()
-            .await
-            .unwrap()
-            .status(),
+            .status_code()
+            .await,
         401
     );
     let expired = s
@@ -429,9 +368,8 @@ async fn auth_errors_401_403_429() {
     let r = s
         .get("/api/notifications/")
         .bearer_auth(&expired)
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(r.status(), 401);
     assert_eq!(r.json::<Value>().await.unwrap()["error"], "token expired");
 
@@ -439,20 +377,11 @@ async fn auth_errors_401_403_429() {
     assert_eq!(
         s.get("/api/v1/events/project.2")
             .bearer_auth(&t)
-            .send()
-            .await
-            .unwrap()
-            .status(),
+            .status_code()
+            .await,
         403
     );
-    assert_eq!(
-        s.get("/api/v1/events/project.2")
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        401
-    );
+    assert_eq!(s.get("/api/v1/events/project.2").status_code().await, 401);
     let _a = s.sse("/api/v1/events/project.1", None, Some(&t)).await;
     let _b = s
         .sse(&format!("/api/notifications/stream?token={t}"), None, None)
@@ -460,9 +389,8 @@ async fn auth_errors_401_403_429() {
     let r = s
         .get("/api/v1/events/project.1")
         .bearer_auth(&t)
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(r.status(), 429);
     assert!(r.json::<Value>().await.unwrap()["error"]
         .as_str()
@@ -512,9 +440,8 @@ async fn channels_seed_003_wsmessage_test_channel_and_publish_auth() {
         .post("/api/v1/events/project.42")
         .bearer_auth(&t)
         .json(&msg)
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<Value>().await.unwrap()["id"], "1");
     let e = p.next_non_heartbeat(T).await.unwrap();
@@ -528,17 +455,15 @@ async fn channels_seed_003_wsmessage_test_channel_and_publish_auth() {
     s.post("/api/v1/events/project.42")
         .bearer_auth(&t)
         .json(&odd)
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(p.next_non_heartbeat(T).await.unwrap().json(), odd);
     // publishing to test is allowed by the claim, and the test channel stream sees it
     s.post("/api/v1/events/test")
         .bearer_auth(&t)
         .json(&msg)
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(test.next_non_heartbeat(T).await.unwrap().json(), msg);
 
     let nobody = s.token("erin", &["file.*"]).await;
@@ -546,52 +471,41 @@ async fn channels_seed_003_wsmessage_test_channel_and_publish_auth() {
         s.post("/api/v1/events/project.42")
             .bearer_auth(&nobody)
             .json(&msg)
-            .send()
-            .await
-            .unwrap()
-            .status(),
+            .status_code()
+            .await,
         403
     );
     assert_eq!(
         s.post("/api/v1/events/project.42")
             .json(&msg)
-            .send()
-            .await
-            .unwrap()
-            .status(),
+            .status_code()
+            .await,
         401
     );
     let r = s
         .post("/api/v1/events/project.42")
         .bearer_auth(&t)
         .json(&json!({"object": {}}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(r.status(), 422);
     assert!(r.text().await.unwrap().contains("type"));
     let r = s
         .post("/api/v1/events/project.42")
         .bearer_auth(&t)
         .json(&json!({"type": "x", "object": 5}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(r.status(), 422);
     // control characters in a channel name are refused
     assert_eq!(
         s.get("/api/v1/events/bad%01name")
             .bearer_auth(&t)
-            .send()
-            .await
-            .unwrap()
-            .status(),
+            .status_code()
+            .await,
         422
     );
-    assert_eq!(
-        s.get("/api/v1/events/a%0Ab").send().await.unwrap().status(),
-        422
-    );
+    assert_eq!(s.get("/api/v1/events/a%0Ab").status_code().await, 422);
     s.stop().await;
 }
 
@@ -663,9 +577,8 @@ async fn video_progress_seed_002_completes_and_ends() {
 
     let st: Value = s
         .get(&format!("/api/video-progress/{id}/status"))
-        .send()
+        .call()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -710,27 +623,22 @@ async fn video_progress_seed_002_completes_and_ends() {
     let r: Value = s
         .post("/api/video-progress/cleanup")
         .json(&json!({"older_than_secs": 0}))
-        .send()
+        .call()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
     assert_eq!(r["removed"], 1);
     assert_eq!(
         s.get(&format!("/api/video-progress/{id}/status"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+            .status_code()
+            .await,
         404
     );
     assert_eq!(
         s.get(&format!("/api/video-progress/{id}"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+            .status_code()
+            .await,
         404
     );
     s.stop().await;
@@ -769,9 +677,8 @@ async fn video_error_timeout_and_bad_input() {
     for _ in 0..50 {
         st = s
             .get(&format!("/api/video-progress/{id}/status"))
-            .send()
+            .call()
             .await
-            .unwrap()
             .json()
             .await
             .unwrap();
@@ -788,28 +695,17 @@ async fn video_error_timeout_and_bad_input() {
         json!({"prompt": "x", "steps": 0}),
         json!({"prompt": "x", "steps": 2, "fail_at_step": 3}),
     ] {
-        let r = s
-            .post("/api/chat/create-video")
-            .json(&bad)
-            .send()
-            .await
-            .unwrap();
+        let r = s.post("/api/chat/create-video").json(&bad).call().await;
         assert_eq!(r.status(), 422, "{bad}");
     }
     assert_eq!(
-        s.get("/api/video-progress/0000/status")
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        s.get("/api/video-progress/0000/status").status_code().await,
         404
     );
     assert_eq!(
         s.get("/api/video-progress/no%01pe/status")
-            .send()
-            .await
-            .unwrap()
-            .status(),
+            .status_code()
+            .await,
         422
     );
     s.stop().await;
@@ -830,9 +726,8 @@ async fn stats_metrics_cors_and_dev_token_cookie() {
     let r = s
         .get("/api/team-answers/")
         .header("origin", "http://localhost:5173")
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(
         r.headers()["access-control-allow-origin"],
         "http://localhost:5173"
@@ -841,9 +736,8 @@ async fn stats_metrics_cors_and_dev_token_cookie() {
     let r = s
         .get("/api/team-answers/")
         .header("origin", "http://evil.example")
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert!(r.headers().get("access-control-allow-origin").is_none());
     let pre = common::client()
         .request(
@@ -856,9 +750,8 @@ async fn stats_metrics_cors_and_dev_token_cookie() {
             "access-control-request-headers",
             "authorization,last-event-id",
         )
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert!(pre.status().is_success());
     let allowed = pre.headers()["access-control-allow-headers"]
         .to_str()
@@ -872,9 +765,8 @@ async fn stats_metrics_cors_and_dev_token_cookie() {
     let r = s
         .post("/api/auth/dev-token")
         .json(&json!({"user_id": "zoe"}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
     assert!(
         cookie.starts_with("tidings_token=")
@@ -884,10 +776,8 @@ async fn stats_metrics_cors_and_dev_token_cookie() {
     assert_eq!(
         s.post("/api/auth/dev-token")
             .json(&json!({"channels": []}))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+            .status_code()
+            .await,
         422
     );
     s.stop().await;
@@ -926,20 +816,16 @@ async fn non_dev_mode_has_no_dev_token_and_trigger_needs_a_token() {
     assert_eq!(
         c.post(format!("{url}/api/auth/dev-token"))
             .json(&json!({"user_id": "x"}))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+            .status_code()
+            .await,
         404
     );
     let body = json!({"user_id": "x", "title": "t", "message": "m", "type": "info"});
     assert_eq!(
         c.post(format!("{url}/api/notifications/trigger/"))
             .json(&body)
-            .send()
-            .await
-            .unwrap()
-            .status(),
+            .status_code()
+            .await,
         401
     );
     let far = tidings_server::time::now_unix() as u64 + 600;
@@ -954,18 +840,15 @@ async fn non_dev_mode_has_no_dev_token_and_trigger_needs_a_token() {
         c.post(format!("{url}/api/notifications/trigger/"))
             .bearer_auth(&t)
             .json(&body)
-            .send()
-            .await
-            .unwrap()
-            .status(),
+            .status_code()
+            .await,
         201
     );
     let r = c
         .get(format!("{url}/api/stats"))
         .header("origin", "https://app.example")
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(
         r.headers()["access-control-allow-origin"],
         "https://app.example"
@@ -973,9 +856,8 @@ async fn non_dev_mode_has_no_dev_token_and_trigger_needs_a_token() {
     let r = c
         .get(format!("{url}/api/stats"))
         .header("origin", "http://localhost:3000")
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert!(r.headers().get("access-control-allow-origin").is_none());
     token.cancel();
     h.await.unwrap().unwrap();
@@ -989,29 +871,26 @@ async fn static_dir_serves_with_no_cache_and_mime_types() {
     std::fs::write(site.path().join("pkg/tidings.js"), "export {}").unwrap();
     std::fs::write(site.path().join("pkg/tidings_bg.wasm"), b"\0asm\x01\0\0\0").unwrap();
     let s = start(&["--static-dir", site.path().to_str().unwrap()]).await;
-    let r = s.get("/").send().await.unwrap();
+    let r = s.get("/").call().await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["cache-control"], "no-cache");
     assert_eq!(r.text().await.unwrap(), "<h1>demo</h1>");
-    let r = s.get("/pkg/tidings.js").send().await.unwrap();
+    let r = s.get("/pkg/tidings.js").call().await;
     assert_eq!(
         r.headers()["content-type"],
         "text/javascript; charset=utf-8"
     );
-    let r = s.get("/pkg/tidings_bg.wasm").send().await.unwrap();
+    let r = s.get("/pkg/tidings_bg.wasm").call().await;
     assert_eq!(r.headers()["content-type"], "application/wasm");
     // API routes still win over the fallback; unknown API paths and wrong methods are JSON errors
-    assert_eq!(
-        s.get("/api/team-answers/").send().await.unwrap().status(),
-        200
-    );
-    let r = s.get("/api/nope").send().await.unwrap();
+    assert_eq!(s.get("/api/team-answers/").status_code().await, 200);
+    let r = s.get("/api/nope").call().await;
     assert_eq!(r.status(), 404);
     assert!(r.json::<Value>().await.unwrap()["error"]
         .as_str()
         .unwrap()
         .contains("/api/nope"));
-    let r = s.post("/api/stats").send().await.unwrap();
+    let r = s.post("/api/stats").call().await;
     assert_eq!(r.status(), 405);
     assert_eq!(
         r.json::<Value>().await.unwrap()["error"],

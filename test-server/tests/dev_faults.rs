@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{start, TestServer, T};
+use common::{start, Call, TestServer, T};
 use serde_json::{json, Value};
 
 async fn publish(s: &TestServer, token: &str, n: u64) {
@@ -14,19 +14,13 @@ async fn publish(s: &TestServer, token: &str, n: u64) {
         .post("/api/v1/events/test")
         .bearer_auth(token)
         .json(&json!({"type": "task", "object": {"n": n}}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(r.status(), 200);
 }
 
 async fn hook(s: &TestServer, name: &str, body: Value) -> (u16, Value) {
-    let r = s
-        .post(&format!("/api/dev/{name}"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let r = s.post(&format!("/api/dev/{name}")).json(&body).call().await;
     let status = r.status().as_u16();
     (status, r.json().await.unwrap_or(Value::Null))
 }
@@ -92,7 +86,7 @@ async fn fail_answers_the_next_n_sse_requests_then_streams() {
     let p = s.poll("/api/team-answers/sse/?poll=1", None).await;
     assert!(p["events"].is_array());
     for _ in 0..2 {
-        let r = s.get("/api/team-answers/sse/").send().await.unwrap();
+        let r = s.get("/api/team-answers/sse/").call().await;
         assert_eq!(r.status(), 503);
         let body: Value = r.json().await.unwrap();
         assert!(body["error"].as_str().unwrap().contains("503"));
@@ -101,7 +95,7 @@ async fn fail_answers_the_next_n_sse_requests_then_streams() {
     assert!(ok.next(T).await.is_some());
 
     hook(&s, "fail", json!({"stream": "team-answers", "status": 204})).await;
-    let r = s.get("/api/team-answers/sse/").send().await.unwrap();
+    let r = s.get("/api/team-answers/sse/").call().await;
     assert_eq!(r.status(), 204);
     assert!(r.bytes().await.unwrap().is_empty());
     hook(
@@ -110,16 +104,9 @@ async fn fail_answers_the_next_n_sse_requests_then_streams() {
         json!({"stream": "channel/test", "status": 401, "count": 1}),
     )
     .await;
+    assert_eq!(s.get("/api/v1/events/test").status_code().await, 401);
     assert_eq!(
-        s.get("/api/v1/events/test").send().await.unwrap().status(),
-        401
-    );
-    assert_eq!(
-        s.get("/api/team-answers/sse/")
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        s.get("/api/team-answers/sse/").status_code().await,
         200,
         "other streams unaffected"
     );
@@ -140,9 +127,8 @@ async fn fail_sends_retry_after_when_asked_and_cors_exposes_it() {
     let r = s
         .get("/api/team-answers/sse/")
         .header("origin", "http://127.0.0.1:9")
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(r.status(), 429);
     assert_eq!(r.headers()["retry-after"], "7");
     let exposed = r.headers()["access-control-expose-headers"]
@@ -237,9 +223,8 @@ async fn bad_hook_bodies_are_422_and_hooks_need_dev() {
     let r = common::client()
         .post(format!("{url}/api/dev/drop"))
         .json(&json!({"stream": "team-answers"}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(r.status(), 404);
     shutdown.cancel();
     handle.await.unwrap().unwrap();

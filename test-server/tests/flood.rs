@@ -10,7 +10,7 @@ mod common;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use common::{Sse, TestServer, T};
+use common::{Call, Sse, TestServer, T};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -96,9 +96,8 @@ async fn bystander_stream(s: &TestServer) -> Sse {
     let res = client_from([127, 0, 0, 3])
         .get(format!("{}{STREAM}", s.url))
         .header("accept", "text/event-stream")
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), 200);
     let mut sse = Sse::new(res.bytes_stream());
     let greeting = sse.next(T).await.unwrap();
@@ -110,18 +109,13 @@ async fn bystander_stream(s: &TestServer) -> Sse {
 async fn rest_still_answers(s: &TestServer, bystander: &mut Sse, n: i64) {
     let http = client_from([127, 0, 0, 3]);
     let started = Instant::now();
-    let stats = http
-        .get(format!("{}/api/stats", s.url))
-        .send()
-        .await
-        .unwrap();
+    let stats = http.get(format!("{}/api/stats", s.url)).call().await;
     assert_eq!(stats.status(), 200);
     let created = http
         .post(format!("{}/api/team-answers/", s.url))
         .json(&json!({"video_name": "flood", "frame_index": n, "url": "u"}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(created.status(), 201);
     let e = bystander
         .next_non_heartbeat(T)

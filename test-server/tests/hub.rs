@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{start, TestServer};
+use common::{start, Call, TestServer};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -94,9 +94,8 @@ async fn publish(s: &TestServer, token: &str, n: u64) {
         .post("/api/v1/events/project.h")
         .bearer_auth(token)
         .json(&json!({"type": "t", "object": {"n": n}}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(r.status(), 200);
 }
 
@@ -218,9 +217,8 @@ async fn a_peer_that_stops_reading_is_closed_while_others_get_everything() {
             .post("/api/v1/events/project.h")
             .bearer_auth(&t)
             .json(&json!({"type": "t", "object": {"n": n, "pad": pad}}))
-            .send()
-            .await
-            .unwrap();
+            .call()
+            .await;
         assert_eq!(r.status(), 200);
         let e = good.next_non_heartbeat(WAIT).await.unwrap();
         assert_eq!(e.id_num(), n, "in order, nothing missed");
@@ -297,9 +295,8 @@ async fn connections_joining_mid_burst_catch_up_without_gaps_or_duplicates() {
                     .post(format!("{url}/api/v1/events/project.j"))
                     .bearer_auth(&t)
                     .json(&json!({"type": "t", "object": {"n": n}}))
-                    .send()
-                    .await
-                    .unwrap();
+                    .call()
+                    .await;
                 assert_eq!(r.status(), 200);
             }
         })
@@ -368,9 +365,8 @@ async fn a_hub_connection_that_falls_behind_gets_the_notice_and_resumes() {
             .post("/api/v1/events/project.l")
             .bearer_auth(&t)
             .json(&json!({"type": "t", "object": {"n": n, "pad": pad}}))
-            .send()
-            .await
-            .unwrap();
+            .call()
+            .await;
         assert_eq!(r.status(), 200);
     }
     wait_stat(&s, &["subscribers_lagged"], 1).await;

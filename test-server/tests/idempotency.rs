@@ -7,14 +7,14 @@ mod common;
 
 use std::time::Duration;
 
-use common::TestServer;
+use common::{Call, TestServer};
 use serde_json::{json, Value};
 
 const CHANNEL: &str = "/api/v1/events/room";
 
 /// Status, body and whether the answer was replayed.
 async fn send(req: reqwest::RequestBuilder) -> (u16, Value, bool) {
-    let r = req.send().await.unwrap();
+    let r = req.call().await;
     let status = r.status().as_u16();
     let replayed = r.headers().get("idempotent-replayed").is_some();
     let body = r.json().await.unwrap_or(Value::Null);

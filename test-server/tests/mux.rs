@@ -8,7 +8,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::{start, Ev, Sse, TestServer, T};
+use common::{start, Call, Ev, Sse, TestServer, T};
 use serde_json::{json, Value};
 
 async fn publish(s: &TestServer, token: &str, channel: &str, n: u64) -> u64 {
@@ -16,9 +16,8 @@ async fn publish(s: &TestServer, token: &str, channel: &str, n: u64) -> u64 {
         .post(&format!("/api/v1/events/{channel}"))
         .bearer_auth(token)
         .json(&json!({"type": "task", "object": {"n": n}}))
-        .send()
+        .call()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -33,7 +32,7 @@ async fn mux(s: &TestServer, query: &str, last_event_id: Option<&str>, bearer: &
     if let Some(id) = last_event_id {
         req = req.header("last-event-id", id);
     }
-    let res = req.send().await.unwrap();
+    let res = req.call().await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["content-type"], "text/event-stream");
     Sse::new(res.bytes_stream())
@@ -95,18 +94,15 @@ async fn every_seed_stream_on_one_connection_with_a_forbidden_one_refused_alone(
     assert_eq!(
         s.post("/api/team-answers/")
             .json(&answer)
-            .send()
-            .await
-            .unwrap()
-            .status(),
+            .status_code()
+            .await,
         201
     );
     let r = s
         .post("/api/notifications/trigger/")
         .json(&json!({"user_id": "ann", "title": "t", "message": "m", "type": "info"}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(r.status(), 201);
     let channel_id = publish(&s, &t, "proj.1", 1).await;
 
@@ -200,12 +196,10 @@ async fn resume_covers_every_position_at_once_with_a_reset_per_stream() {
     let mut sse = s
         .get(&format!("/api/mux?{set}&lastEventId=2,"))
         .bearer_auth(&t)
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(sse.status(), 200);
-    let mut sse =
-        Sse::new(std::mem::replace(&mut sse, s.get("/").send().await.unwrap()).bytes_stream());
+    let mut sse = Sse::new(std::mem::replace(&mut sse, s.get("/").call().await).bytes_stream());
     let by = collect(&mut sse, |by| {
         by.get("/api/v1/events/proj.a")
             .is_some_and(|v| v.len() >= 2)
@@ -278,7 +272,7 @@ async fn the_polling_form_answers_for_the_set() {
     let waiting = {
         let url = format!("/api/mux?{set}&poll=1&wait=10&lastEventId=2,0");
         let req = s.get(&url).bearer_auth(&t);
-        tokio::spawn(async move { req.send().await.unwrap().json::<Value>().await.unwrap() })
+        tokio::spawn(async move { req.call().await.json::<Value>().await.unwrap() })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
     publish(&s, &t, "proj.b", 0).await;
@@ -293,7 +287,7 @@ async fn the_polling_form_answers_for_the_set() {
 async fn bad_sets_get_422_and_bad_tokens_401() {
     let s = start(&[]).await;
     for q in ["", "streams=nope", "streams=/a,/a"] {
-        let r = s.get(&format!("/api/mux?{q}")).send().await.unwrap();
+        let r = s.get(&format!("/api/mux?{q}")).call().await;
         assert_eq!(r.status(), 422, "{q}");
         let j: Value = r.json().await.unwrap();
         assert!(j["error"].as_str().unwrap().starts_with("streams:"));
@@ -301,9 +295,8 @@ async fn bad_sets_get_422_and_bad_tokens_401() {
     let r = s
         .get("/api/mux?streams=/api/team-answers/sse/")
         .bearer_auth("x.y.z")
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(r.status(), 401);
     s.stop().await;
 }
@@ -390,9 +383,8 @@ async fn hub_connections_in_several_groups_get_every_event_of_every_stream() {
                         .post(format!("{url}/api/v1/events/hub.{c}"))
                         .bearer_auth(&t)
                         .json(&json!({"type": "task", "object": {"n": n}}))
-                        .send()
-                        .await
-                        .unwrap();
+                        .call()
+                        .await;
                     assert_eq!(r.status(), 200);
                 }
             })
@@ -488,9 +480,8 @@ async fn a_refused_member_carries_its_retry_after_and_the_others_stream() {
     let r = s
         .post("/api/dev/fail")
         .json(&json!({"stream": "channel/ra.b", "status": 503, "retry_after": "7"}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(r.status(), 200);
     let set =
         "streams=/api/v1/events/ra.a,/api/v1/events/ra.b,/api/v1/events/ra.c,/api/v1/events/ra.d";

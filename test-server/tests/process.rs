@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Sse, T};
+use common::{Call, Sse, T};
 use serde_json::{json, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tidings-server");
@@ -100,9 +100,8 @@ async fn dev_token(c: &reqwest::Client, p: &Proc, channels: &str) -> String {
     let tok: Value = c
         .post(format!("{}/api/auth/dev-token", p.url))
         .json(&json!({"user_id": "k", "channels": [channels]}))
-        .send()
+        .call()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -153,23 +152,20 @@ async fn sigkill_and_restart_keep_data_ids_and_resume() {
         let r = c
             .post(format!("{}/api/team-answers/", p.url))
             .json(&json!({"video_name": format!("v{i}"), "frame_index": i, "url": "u"}))
-            .send()
-            .await
-            .unwrap();
+            .call()
+            .await;
         assert_eq!(r.status(), 201);
     }
     c.post(format!("{}/api/notifications/trigger/", p.url))
         .json(&json!({"user_id": "k", "title": "t", "message": "m", "type": "info"}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     // a job that will be running when the process dies
     let job: Value = c
         .post(format!("{}/api/chat/create-video", p.url))
         .json(&json!({"prompt": "p", "steps": 6, "step_ms": 5000}))
-        .send()
+        .call()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -181,9 +177,8 @@ async fn sigkill_and_restart_keep_data_ids_and_resume() {
     let mut p = spawn(dir.path(), &[]);
     let list: Vec<Value> = c
         .get(format!("{}/api/team-answers/", p.url))
-        .send()
+        .call()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -191,9 +186,8 @@ async fn sigkill_and_restart_keep_data_ids_and_resume() {
     let notes: Value = c
         .get(format!("{}/api/notifications/", p.url))
         .bearer_auth(&tok)
-        .send()
+        .call()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -205,27 +199,24 @@ async fn sigkill_and_restart_keep_data_ids_and_resume() {
     let res = c
         .get(format!("{}/api/team-answers/sse/", p.url))
         .header("last-event-id", "1")
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     let mut sse = Sse::new(res.bytes_stream());
     sse.next(T).await.unwrap(); // connected
     assert_eq!(sse.next(T).await.unwrap().id_num(), 2);
     assert_eq!(sse.next(T).await.unwrap().id_num(), 3);
     c.post(format!("{}/api/team-answers/", p.url))
         .json(&json!({"video_name": "after", "frame_index": 9, "url": "u"}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     let e = sse.next_non_heartbeat(T).await.unwrap();
     assert_eq!(e.id_num(), 4, "ids stay monotonic across a SIGKILL");
     assert_eq!(e.json()["data"]["video_name"], "after");
     // the interrupted job was marked error and its stream ends
     let st: Value = c
         .get(format!("{}/api/video-progress/{job_id}/status", p.url))
-        .send()
+        .call()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -233,9 +224,8 @@ async fn sigkill_and_restart_keep_data_ids_and_resume() {
     assert_eq!(st["error"], "interrupted by restart");
     let res = c
         .get(format!("{}/api/video-progress/{job_id}", p.url))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     let evs = Sse::new(res.bytes_stream()).drain(T).await;
     let names: Vec<&str> = evs.iter().map(|e| e.event.as_str()).collect();
     assert_eq!(names.first(), Some(&"progress"));
@@ -249,7 +239,7 @@ async fn sigkill_and_restart_keep_data_ids_and_resume() {
         format!("/api/notifications/stream?token={t2}"),
         format!("/api/v1/events/project.1?token={t2}"),
     ] {
-        let res = c.get(format!("{}{path}", p.url)).send().await.unwrap();
+        let res = c.get(format!("{}{path}", p.url)).call().await;
         assert_eq!(res.status(), 200);
         open.push(Sse::new(res.bytes_stream()));
     }
@@ -328,9 +318,8 @@ async fn sigkill_during_concurrent_publishing_keeps_every_acknowledged_event() {
             p.url
         ))
         .bearer_auth(&tok)
-        .send()
+        .call()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -363,9 +352,8 @@ async fn sigkill_during_concurrent_publishing_keeps_every_acknowledged_event() {
         .post(format!("{}/api/v1/events/crash", p.url))
         .bearer_auth(&tok)
         .json(&json!({"type": "data", "object": "after"}))
-        .send()
+        .call()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();

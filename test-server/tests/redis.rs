@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{Sse, TestServer, T};
+use common::{Call, Sse, TestServer, T};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -140,9 +140,8 @@ async fn publish(s: &TestServer, token: &str, n: u64) -> reqwest::Response {
     s.post(STREAM)
         .bearer_auth(token)
         .json(&json!({"type": "data", "object": {"n": n}}))
-        .send()
+        .call()
         .await
-        .unwrap()
 }
 
 async fn publish_ok(s: &TestServer, token: &str, n: u64) -> u64 {
@@ -271,9 +270,8 @@ async fn ids_are_global_and_a_client_resumes_on_another_instance() {
     let r = a
         .post("/api/team-answers/")
         .json(&json!({"video_name": "v.mp4", "frame_index": 1, "url": "http://x"}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(r.status(), 201);
     let e = next_history(&mut answers, T).await.unwrap();
     assert_eq!(
@@ -363,12 +361,11 @@ async fn redis_outage_is_reported_publishes_refused_streams_kept_then_recovered(
     let r = b
         .post("/api/team-answers/")
         .json(&json!({"video_name": "v.mp4", "frame_index": 1, "url": "http://x"}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(r.status(), 503);
     // New subscriptions too; open streams stay open and keep their heartbeats.
-    let r = b.get(STREAM).bearer_auth(&token).send().await.unwrap();
+    let r = b.get(STREAM).bearer_auth(&token).call().await;
     assert_eq!(r.status(), 503);
     for s in [&mut sa, &mut sb] {
         let mut beats = 0;
@@ -550,18 +547,18 @@ async fn an_idempotency_key_holds_across_instances_and_concurrent_retries() {
         (r.status().as_u16(), r.text().await.unwrap(), replayed)
     };
     // The first answer on A is the answer on B.
-    let first = answer(keyed(&a, "k1", 1).send().await.unwrap()).await;
+    let first = answer(keyed(&a, "k1", 1).call().await).await;
     assert_eq!((first.0, first.2), (200, false), "{first:?}");
-    let on_b = answer(keyed(&b, "k1", 1).send().await.unwrap()).await;
+    let on_b = answer(keyed(&b, "k1", 1).call().await).await;
     assert_eq!((on_b.0, &on_b.1, on_b.2), (200, &first.1, true));
     // A different body under that key: 422 on either instance.
-    let other = answer(keyed(&b, "k1", 2).send().await.unwrap()).await;
+    let other = answer(keyed(&b, "k1", 2).call().await).await;
     assert_eq!(other.0, 422, "{other:?}");
     // Concurrent retries spread over both instances: one publish, one answer.
     let tries = (0..10).map(|i| {
         let s = if i % 2 == 0 { &a } else { &b };
         let req = keyed(s, "k2", 3);
-        async move { answer(req.send().await.unwrap()).await }
+        async move { answer(req.call().await).await }
     });
     let answers = futures_util::future::join_all(tries).await;
     assert!(
@@ -579,7 +576,7 @@ async fn an_idempotency_key_holds_across_instances_and_concurrent_retries() {
     a.stop().await;
     let c = instance(&redis).await;
     wait_health(&c, true).await;
-    let on_c = answer(keyed(&c, "k1", 1).send().await.unwrap()).await;
+    let on_c = answer(keyed(&c, "k1", 1).call().await).await;
     assert_eq!((on_c.0, &on_c.1, on_c.2), (200, &first.1, true));
     b.stop().await;
     c.stop().await;
@@ -612,7 +609,7 @@ async fn a_keyed_publish_whose_answer_was_lost_is_not_stored_again() {
             .header("idempotency-key", "lost")
             .json(&json!({"type": "data", "object": {"n": 1}}))
     };
-    let first: Value = keyed(&a).send().await.unwrap().json().await.unwrap();
+    let first: Value = keyed(&a).call().await.json().await.unwrap();
     // The event is stored but the answer's record is gone, as when the process is killed
     // between the two: the retry runs the request again.
     let scope =
@@ -622,7 +619,7 @@ async fn a_keyed_publish_whose_answer_was_lost_is_not_stored_again() {
         deleted, ":1\r\n",
         "the record was where the server keeps it"
     );
-    let r = keyed(&b).send().await.unwrap();
+    let r = keyed(&b).call().await;
     assert!(
         r.headers().get("idempotent-replayed").is_none(),
         "it ran again"

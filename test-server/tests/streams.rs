@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{start, TestServer, T};
+use common::{start, Call, TestServer, T};
 use serde_json::{json, Value};
 
 /// The protocol hello every response sends after `retry:` (docs/PROTOCOL.md).
@@ -16,9 +16,8 @@ async fn publish(s: &TestServer, token: &str, channel: &str, n: u64) {
         .post(&format!("/api/v1/events/{channel}"))
         .bearer_auth(token)
         .json(&json!({"type": "task", "object": {"n": n}}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(r.status(), 200);
 }
 
@@ -30,9 +29,8 @@ async fn exact_wire_bytes_and_headers() {
         .get("/api/v1/events/project.1")
         .bearer_auth(&t)
         .header("accept-encoding", "gzip")
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     let h = res.headers();
     assert_eq!(h["content-type"], "text/event-stream");
     assert_eq!(h["cache-control"], "no-cache");
@@ -74,14 +72,13 @@ async fn exact_wire_bytes_and_headers() {
     );
     // JSON responses are compressed when asked and large enough; SSE above was not
     for i in 0..20 {
-        s.post("/api/team-answers/").json(&json!({"video_name": format!("v{i}.mp4"), "frame_index": i, "url": "http://example.com/frame.jpg"})).send().await.unwrap();
+        s.post("/api/team-answers/").json(&json!({"video_name": format!("v{i}.mp4"), "frame_index": i, "url": "http://example.com/frame.jpg"})).call().await;
     }
     let r = s
         .get("/api/team-answers/")
         .header("accept-encoding", "gzip")
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(r.headers()["content-encoding"], "gzip");
     s.stop().await;
 }
@@ -247,9 +244,8 @@ async fn polling_form_returns_the_same_events_and_ids_as_the_stream() {
             .json(
                 &json!({"user_id": "p", "title": format!("t{i}"), "message": "m", "type": "info"}),
             )
-            .send()
-            .await
-            .unwrap();
+            .call()
+            .await;
     }
     let mut streamed = Vec::new();
     for _ in 0..6 {
@@ -297,9 +293,8 @@ async fn polling_form_returns_the_same_events_and_ids_as_the_stream() {
                 "{s2}/api/notifications/stream?poll=1&lastEventId=6&wait=5"
             ))
             .bearer_auth(&t2)
-            .send()
+            .call()
             .await
-            .unwrap()
             .json()
             .await
             .unwrap();
@@ -308,9 +303,8 @@ async fn polling_form_returns_the_same_events_and_ids_as_the_stream() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     s.post("/api/notifications/trigger/")
         .json(&json!({"user_id": "p", "title": "late", "message": "m", "type": "info"}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     let (v, took) = waiter.await.unwrap();
     assert_eq!(v["events"][0]["id"], "7");
     assert_eq!(v["events"][0]["event"], "new_notification");
@@ -318,19 +312,15 @@ async fn polling_form_returns_the_same_events_and_ids_as_the_stream() {
     // polling needs the same auth
     assert_eq!(
         s.get("/api/notifications/stream?poll=1")
-            .send()
-            .await
-            .unwrap()
-            .status(),
+            .status_code()
+            .await,
         401
     );
     assert_eq!(
         s.get("/api/notifications/stream?poll=1&wait=99")
             .bearer_auth(&t)
-            .send()
-            .await
-            .unwrap()
-            .status(),
+            .status_code()
+            .await,
         422
     );
     // polls are not connections
@@ -345,9 +335,8 @@ async fn slow_subscriber_is_closed_not_buffered_and_resumes_from_the_log() {
     let res = s
         .get("/api/v1/events/project.s")
         .bearer_auth(&t)
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     let mut slow = common::Sse::new(res.bytes_stream());
     slow.next_frame(T).await.unwrap(); // retry frame, then stop reading
     let big = "x".repeat(32 * 1024);
@@ -357,9 +346,8 @@ async fn slow_subscriber_is_closed_not_buffered_and_resumes_from_the_log() {
             .post("/api/v1/events/project.s")
             .bearer_auth(&t)
             .json(&json!({"type": "data", "object": {"n": n, "pad": big}}))
-            .send()
-            .await
-            .unwrap();
+            .call()
+            .await;
         assert_eq!(r.status(), 200);
     }
     let st = s.stats().await;
@@ -418,9 +406,8 @@ async fn shutdown_with_100_open_streams_is_prompt() {
         };
         let res = common::client()
             .get(format!("{}{path}", s.url))
-            .send()
-            .await
-            .unwrap();
+            .call()
+            .await;
         assert_eq!(res.status(), 200);
         streams.push(common::Sse::new(res.bytes_stream()));
     }

@@ -157,6 +157,25 @@ impl TestServer {
     }
 }
 
+/// Sends a request a test built; a transport failure fails the test.
+#[allow(async_fn_in_trait)]
+pub trait Call {
+    /// The response, whatever its status.
+    async fn call(self) -> reqwest::Response;
+    /// Only the status code.
+    async fn status_code(self) -> u16;
+}
+
+impl Call for reqwest::RequestBuilder {
+    async fn call(self) -> reqwest::Response {
+        self.send().await.unwrap()
+    }
+
+    async fn status_code(self) -> u16 {
+        self.call().await.status().as_u16()
+    }
+}
+
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .pool_max_idle_per_host(0)
