@@ -49,13 +49,7 @@ async fn team_answers_crud_and_seed_000_messages() {
         vec!["type", "data", "timestamp"]
     );
 
-    let list: Vec<Value> = s
-        .get("/api/team-answers/")
-        .call()
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list: Vec<Value> = s.get("/api/team-answers/").read_json().await;
     assert_eq!(list, vec![row.clone()]);
 
     let res = s.delete(&format!("/api/team-answers/{id}/")).call().await;
@@ -79,13 +73,7 @@ async fn team_answers_crud_and_seed_000_messages() {
     assert_eq!(ids.len(), 2);
     let a = sse.next_non_heartbeat(T).await.unwrap().json()["data"]["id"].clone();
     let b = sse.next_non_heartbeat(T).await.unwrap().json()["data"]["id"].clone();
-    let res: Value = s
-        .delete("/api/team-answers/delete-all/")
-        .call()
-        .await
-        .json()
-        .await
-        .unwrap();
+    let res: Value = s.delete("/api/team-answers/delete-all/").read_json().await;
     assert_eq!(res["deleted"], json!([a, b]));
     let m = sse.next_non_heartbeat(T).await.unwrap();
     assert_eq!(m.json()["type"], "delete");
@@ -128,13 +116,7 @@ async fn bad_bodies_are_422_naming_the_field_and_413_over_the_limit() {
     assert_eq!(r.status(), 404);
     assert!(r.json::<Value>().await.unwrap()["error"].is_string());
     // nothing was stored by the failed requests
-    let list: Vec<Value> = s
-        .get("/api/team-answers/")
-        .call()
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list: Vec<Value> = s.get("/api/team-answers/").read_json().await;
     assert!(list.is_empty());
     s.stop().await;
 }
@@ -196,7 +178,7 @@ async fn notifications_seed_001_004_events_and_user_isolation() {
     assert_eq!(b.next(T).await.unwrap().json(), json!({"count": 0}));
 
     // seed 001 sends user_id as a number; bob's stream must see nothing of alice's
-    let r: Value = s.post("/api/notifications/trigger/").json(&json!({"user_id": "alice", "title": "Test SSE", "message": "Real-time works!", "type": "info"})).call().await.json().await.unwrap();
+    let r: Value = s.post("/api/notifications/trigger/").json(&json!({"user_id": "alice", "title": "Test SSE", "message": "Real-time works!", "type": "info"})).read_json().await;
     let nid = r["notification"]["id"].as_i64().unwrap();
     let n = a.next_non_heartbeat(T).await.unwrap();
     assert_eq!(n.event, "new_notification");
@@ -243,21 +225,15 @@ async fn notifications_seed_001_004_events_and_user_isolation() {
     let list: Value = s
         .get("/api/notifications/")
         .bearer_auth(&alice)
-        .call()
-        .await
-        .json()
-        .await
-        .unwrap();
+        .read_json()
+        .await;
     assert_eq!(list["notifications"].as_array().unwrap().len(), 2);
     assert_eq!(list["unread_count"], 2);
     let list: Value = s
         .get("/api/notifications/")
         .bearer_auth(&bob)
-        .call()
-        .await
-        .json()
-        .await
-        .unwrap();
+        .read_json()
+        .await;
     assert_eq!(list["notifications"].as_array().unwrap().len(), 0);
 
     // bob cannot touch alice's notification
@@ -577,11 +553,8 @@ async fn video_progress_seed_002_completes_and_ends() {
 
     let st: Value = s
         .get(&format!("/api/video-progress/{id}/status"))
-        .call()
-        .await
-        .json()
-        .await
-        .unwrap();
+        .read_json()
+        .await;
     assert_eq!(
         (st["status"].as_str(), st["percent"].as_i64()),
         (Some("completed"), Some(100))
@@ -623,11 +596,8 @@ async fn video_progress_seed_002_completes_and_ends() {
     let r: Value = s
         .post("/api/video-progress/cleanup")
         .json(&json!({"older_than_secs": 0}))
-        .call()
-        .await
-        .json()
-        .await
-        .unwrap();
+        .read_json()
+        .await;
     assert_eq!(r["removed"], 1);
     assert_eq!(
         s.get(&format!("/api/video-progress/{id}/status"))
@@ -677,11 +647,8 @@ async fn video_error_timeout_and_bad_input() {
     for _ in 0..50 {
         st = s
             .get(&format!("/api/video-progress/{id}/status"))
-            .call()
-            .await
-            .json()
-            .await
-            .unwrap();
+            .read_json()
+            .await;
         if st["status"] == "timeout" {
             break;
         }

@@ -16,11 +16,8 @@ async fn publish(s: &TestServer, token: &str, channel: &str, n: u64) -> u64 {
         .post(&format!("/api/v1/events/{channel}"))
         .bearer_auth(token)
         .json(&json!({"type": "task", "object": {"n": n}}))
-        .call()
-        .await
-        .json()
-        .await
-        .unwrap();
+        .read_json()
+        .await;
     r["id"].as_str().unwrap().parse().unwrap()
 }
 

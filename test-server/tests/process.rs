@@ -100,11 +100,8 @@ async fn dev_token(c: &reqwest::Client, p: &Proc, channels: &str) -> String {
     let tok: Value = c
         .post(format!("{}/api/auth/dev-token", p.url))
         .json(&json!({"user_id": "k", "channels": [channels]}))
-        .call()
-        .await
-        .json()
-        .await
-        .unwrap();
+        .read_json()
+        .await;
     tok["token"].as_str().unwrap().to_owned()
 }
 
@@ -164,11 +161,8 @@ async fn sigkill_and_restart_keep_data_ids_and_resume() {
     let job: Value = c
         .post(format!("{}/api/chat/create-video", p.url))
         .json(&json!({"prompt": "p", "steps": 6, "step_ms": 5000}))
-        .call()
-        .await
-        .json()
-        .await
-        .unwrap();
+        .read_json()
+        .await;
     let job_id = job["job_id"].as_str().unwrap().to_owned();
     tokio::time::sleep(Duration::from_millis(200)).await;
     signal(&p, "-KILL");
@@ -177,20 +171,14 @@ async fn sigkill_and_restart_keep_data_ids_and_resume() {
     let mut p = spawn(dir.path(), &[]);
     let list: Vec<Value> = c
         .get(format!("{}/api/team-answers/", p.url))
-        .call()
-        .await
-        .json()
-        .await
-        .unwrap();
+        .read_json()
+        .await;
     assert_eq!(list.len(), 3, "acknowledged rows survive SIGKILL");
     let notes: Value = c
         .get(format!("{}/api/notifications/", p.url))
         .bearer_auth(&tok)
-        .call()
-        .await
-        .json()
-        .await
-        .unwrap();
+        .read_json()
+        .await;
     assert_eq!(
         notes["unread_count"], 1,
         "tokens signed before the restart still verify (same dev secret)"
@@ -215,11 +203,8 @@ async fn sigkill_and_restart_keep_data_ids_and_resume() {
     // the interrupted job was marked error and its stream ends
     let st: Value = c
         .get(format!("{}/api/video-progress/{job_id}/status", p.url))
-        .call()
-        .await
-        .json()
-        .await
-        .unwrap();
+        .read_json()
+        .await;
     assert_eq!(st["status"], "error");
     assert_eq!(st["error"], "interrupted by restart");
     let res = c
@@ -318,11 +303,8 @@ async fn sigkill_during_concurrent_publishing_keeps_every_acknowledged_event() {
             p.url
         ))
         .bearer_auth(&tok)
-        .call()
-        .await
-        .json()
-        .await
-        .unwrap();
+        .read_json()
+        .await;
     let stored: std::collections::HashMap<u64, String> = polled["events"]
         .as_array()
         .unwrap()
@@ -352,11 +334,8 @@ async fn sigkill_during_concurrent_publishing_keeps_every_acknowledged_event() {
         .post(format!("{}/api/v1/events/crash", p.url))
         .bearer_auth(&tok)
         .json(&json!({"type": "data", "object": "after"}))
-        .call()
-        .await
-        .json()
-        .await
-        .unwrap();
+        .read_json()
+        .await;
     let next: u64 = next["id"].as_str().unwrap().parse().unwrap();
     assert_eq!(next, ids.len() as u64 + 1, "ids continue after the restart");
 }

@@ -609,7 +609,7 @@ async fn a_keyed_publish_whose_answer_was_lost_is_not_stored_again() {
             .header("idempotency-key", "lost")
             .json(&json!({"type": "data", "object": {"n": 1}}))
     };
-    let first: Value = keyed(&a).call().await.json().await.unwrap();
+    let first: Value = keyed(&a).read_json().await;
     // The event is stored but the answer's record is gone, as when the process is killed
     // between the two: the retry runs the request again.
     let scope =

@@ -293,11 +293,8 @@ async fn polling_form_returns_the_same_events_and_ids_as_the_stream() {
                 "{s2}/api/notifications/stream?poll=1&lastEventId=6&wait=5"
             ))
             .bearer_auth(&t2)
-            .call()
-            .await
-            .json()
-            .await
-            .unwrap();
+            .read_json()
+            .await;
         (v, started.elapsed())
     });
     tokio::time::sleep(Duration::from_millis(200)).await;

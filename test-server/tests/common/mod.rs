@@ -164,6 +164,8 @@ pub trait Call {
     async fn call(self) -> reqwest::Response;
     /// Only the status code.
     async fn status_code(self) -> u16;
+    /// The body as JSON, whatever the status.
+    async fn read_json<T: serde::de::DeserializeOwned>(self) -> T;
 }
 
 impl Call for reqwest::RequestBuilder {
@@ -173,6 +175,10 @@ impl Call for reqwest::RequestBuilder {
 
     async fn status_code(self) -> u16 {
         self.call().await.status().as_u16()
+    }
+
+    async fn read_json<T: serde::de::DeserializeOwned>(self) -> T {
+        self.call().await.json().await.unwrap()
     }
 }
 
