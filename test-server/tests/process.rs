@@ -4,12 +4,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Call, Sse, T};
+use common::{listening_url, Call, Sse, T};
 use serde_json::{json, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tidings-server");
@@ -37,15 +37,7 @@ fn spawn(dir: &Path, extra: &[&str]) -> Proc {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("tidings-server listening on ")
-        .unwrap_or_else(|| panic!("{line}"))
-        .to_owned();
+    let url = listening_url(&mut child);
     assert!(!url.ends_with(":0"), "real port printed: {url}");
     let mut err = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();

@@ -9,7 +9,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -29,7 +29,7 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
 use tokio_rustls::TlsConnector;
 
-use common::{Sse, TestServer, T};
+use common::{listening_url, Sse, TestServer, T};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tidings-server");
 
@@ -540,15 +540,7 @@ async fn the_binary_serves_https_and_refuses_bad_certificate_files_with_a_clear_
         data.path(),
         &flags.iter().map(String::as_str).collect::<Vec<_>>(),
     );
-    let mut line = String::new();
-    BufReader::new(p.0.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("tidings-server listening on ")
-        .unwrap_or_else(|| panic!("{line}"))
-        .to_owned();
+    let url = listening_url(&mut p.0);
     assert!(url.starts_with("https://127.0.0.1:"), "{url}");
     let mut c = connect(&url, &certs, &[b"h2", b"http/1.1"]).await;
     assert_eq!(c.alpn.as_deref(), Some(&b"h2"[..]));

@@ -182,6 +182,20 @@ impl Call for reqwest::RequestBuilder {
     }
 }
 
+/// The URL a spawned `tidings-server` prints on its first stdout line
+/// (`tidings-server listening on <url>`); takes the child's stdout.
+pub fn listening_url(child: &mut std::process::Child) -> String {
+    use std::io::BufRead;
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    line.trim()
+        .strip_prefix("tidings-server listening on ")
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_owned()
+}
+
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .pool_max_idle_per_host(0)
