@@ -8,7 +8,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, waitFor } from '../lib/server.mjs';
-import { launchBrowser, collectErrors } from '../lib/browser.mjs';
+import { launchBrowser, collectErrors, recordIds } from '../lib/browser.mjs';
 import { contextFor } from '../lib/harness.mjs';
 import { selfSigned, h2Client } from '../lib/tls.mjs';
 
@@ -37,19 +37,7 @@ async function open(t, urls, options) {
   const errors = collectErrors(page);
   const nav = await page.goto(`${env.server.url}/pkg/package.json`);
   assert.equal(nav.status(), 200);
-  await page.evaluate(async ({ urls, options }) => {
-    const mod = await import('/pkg/tidings.js');
-    await mod.default();
-    window.got = {};
-    window.ms = {};
-    for (const url of urls) {
-      window.got[url] = [];
-      const m = mod.connect(url, options);
-      window.ms[url] = m;
-      // Every event with an id but the greetings (which carry the stream's head as their id).
-      m.on('*', (_msg, info) => { if (info.id && info.type !== 'connected') window.got[url].push(info.id); });
-    }
-  }, { urls, options });
+  await recordIds(page, urls, options);
   // Open, or closed for the video job's stream once the job has ended.
   await waitFor(async () => (await page.evaluate(() => Object.values(window.ms).every((m) => ['open', 'closed'].includes(m.state)))),
     { what: 'every stream open', timeoutMs: 15_000 });

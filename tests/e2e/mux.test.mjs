@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { api, devToken, waitFor } from '../lib/server.mjs';
-import { collectErrors } from '../lib/browser.mjs';
+import { collectErrors, recordIds } from '../lib/browser.mjs';
 import { serverAndBrowser, contextFor } from '../lib/harness.mjs';
 
 const env = serverAndBrowser();
@@ -17,19 +17,7 @@ async function page(context, urls, token) {
   const p = await context.newPage();
   const errors = collectErrors(p);
   await p.goto(`${env.server.url}/pkg/package.json`);
-  await p.evaluate(async ({ urls, token }) => {
-    const mod = await import('/pkg/tidings.js');
-    await mod.default();
-    window.got = {};
-    window.ms = {};
-    for (const url of urls) {
-      window.got[url] = [];
-      const m = mod.connect(url, { token });
-      window.ms[url] = m;
-      // Every event with an id but the greetings (a fresh stream's greeting carries the head, 0 here).
-      m.on('*', (_msg, info) => { if (info.id && info.id !== '0') window.got[url].push(info.id); });
-    }
-  }, { urls, token });
+  await recordIds(p, urls, { token });
   return { page: p, errors };
 }
 const got = (t) => t.page.evaluate(() => window.got);

@@ -37,3 +37,23 @@ export async function screenshot(page, name) {
   await page.screenshot({ path, fullPage: true });
   return path;
 }
+
+/**
+ * In a page of the server's origin: loads the package from /pkg and connects one manager per URL with `options`;
+ * `window.ms[url]` is its manager and `window.got[url]` the id of every event it gets but the greetings
+ * (`connected`, whose id is the stream's head).
+ */
+export async function recordIds(page, urls, options) {
+  await page.evaluate(async ({ urls, options }) => {
+    const mod = await import('/pkg/tidings.js');
+    await mod.default();
+    window.got = {};
+    window.ms = {};
+    for (const url of urls) {
+      window.got[url] = [];
+      const m = mod.connect(url, options);
+      window.ms[url] = m;
+      m.on('*', (_msg, info) => { if (info.id && info.type !== 'connected') window.got[url].push(info.id); });
+    }
+  }, { urls, options });
+}
