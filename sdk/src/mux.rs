@@ -25,6 +25,12 @@ struct Member {
     id: u64,
     /// The last id delivered to it (sent back on the next request).
     position: Option<String>,
+    /// Whether the open connection was asked for this member from its
+    /// position. A member that joins with a position while a connection is
+    /// open gets nothing from that connection: the stream's frames on it may
+    /// already be past the position (they were meant for an earlier member),
+    /// so it waits for the next request, which replays from its position.
+    requested: bool,
 }
 
 /// Where a frame of the multiplexed connection goes.
@@ -65,10 +71,13 @@ impl MuxSet {
         self.next_id += 1;
         let id = self.next_id;
         self.members.retain(|m| m.tag != tag);
+        let position = position.filter(|p| !p.is_empty());
         self.members.push(Member {
             tag: tag.to_owned(),
             id,
-            position: position.filter(|p| !p.is_empty()),
+            // Live from now: whatever the open connection carries is news to it.
+            requested: position.is_none(),
+            position,
         });
         id
     }
@@ -101,8 +110,11 @@ impl MuxSet {
 
     /// The request for the set: `mux_url` with `streams=` (each path
     /// percent-encoded), and the `Last-Event-ID` value (`None` when no stream
-    /// has a position).
-    pub(crate) fn request(&self, mux_url: &str) -> (String, Option<String>) {
+    /// has a position). Every member is on the connection this opens.
+    pub(crate) fn request(&mut self, mux_url: &str) -> (String, Option<String>) {
+        for m in &mut self.members {
+            m.requested = true;
+        }
         let streams = self
             .members
             .iter()
@@ -131,7 +143,11 @@ impl MuxSet {
         let Some((tag, name)) = ev.event.split_once(' ') else {
             return Routed::All(ev);
         };
-        let Some(m) = self.members.iter_mut().find(|m| m.tag == tag) else {
+        let Some(m) = self
+            .members
+            .iter_mut()
+            .find(|m| m.tag == tag && m.requested)
+        else {
             return Routed::Dropped;
         };
         if let Some(id) = ev.id.as_deref().filter(|id| !id.is_empty()) {

@@ -29,6 +29,7 @@ fn tagged_frames_go_to_their_stream_and_move_its_position() {
     let mut set = MuxSet::default();
     let a = set.join("/a", None);
     let b = set.join("/b", Some("3".into()));
+    set.request("/m"); // the connection for both opens
     assert_eq!(
         set.route(ev("/a message", "x", Some("5"))),
         Routed::To(a, ev("message", "x", Some("5")))
@@ -113,4 +114,37 @@ fn joining_again_replaces_the_member_and_leave_takes_only_its_own() {
     assert_eq!(set.position(second), Some("4"));
     assert!(set.leave(second));
     assert!(set.is_empty());
+}
+
+#[test]
+fn a_member_joining_at_a_position_waits_for_the_request_that_replays_from_it() {
+    // A stream leaves the open connection and joins again at an older
+    // position (a page's manager closed and a new one resumed from storage);
+    // the connection goes on carrying the stream's frames meanwhile.
+    let mut set = MuxSet::default();
+    let first = set.join("/a", Some("1".into()));
+    set.request("/m");
+    assert!(set.leave(first));
+    assert_eq!(
+        set.route(ev("/a message", "two", Some("2"))),
+        Routed::Dropped
+    );
+    let again = set.join("/a", Some("1".into()));
+    assert_eq!(
+        set.route(ev("/a message", "three", Some("3"))),
+        Routed::Dropped,
+        "not from a connection that may be past its position"
+    );
+    assert_eq!(set.position(again), Some("1"), "2 and 3 are still to come");
+    assert_eq!(set.request("/m").1.as_deref(), Some("1"));
+    assert_eq!(
+        set.route(ev("/a message", "two", Some("2"))),
+        Routed::To(again, ev("message", "two", Some("2")))
+    );
+    // Live from now (no position): the open connection's frames are news.
+    let fresh = set.join("/b", None);
+    assert_eq!(
+        set.route(ev("/b message", "x", Some("9"))),
+        Routed::To(fresh, ev("message", "x", Some("9")))
+    );
 }

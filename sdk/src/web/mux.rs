@@ -161,6 +161,13 @@ struct HubSt {
     transport: Option<FetchTransport>,
     generation: u64,
     timer: Option<Timeout>,
+    /// The members told that the shared connection is open (with its hello).
+    opened: Vec<u64>,
+    /// The current connection's hello, for members opened after it came.
+    hello: Option<SseEvent>,
+    /// Opens every member not refused once the response's first chunk (the
+    /// prelude: hello, then each stream's prelude or refusal) is handled.
+    opening: Option<Timeout>,
 }
 
 /// One shared connection and the managers on it.
@@ -247,6 +254,61 @@ impl Hub {
             .map(|(_, h)| h.clone())
     }
 
+    /// The response came: members are told it is open only when their stream
+    /// is known not to be refused (its first frame, or the end of the
+    /// prelude), so a refused stream never looks open, not even for a moment.
+    fn connected(&self) {
+        let mut st = self.st.borrow_mut();
+        st.opened.clear();
+        st.hello = None;
+        st.opening = None;
+    }
+
+    /// The hello (the first connection-wide frame) came: the rest of the
+    /// prelude is in the same chunk, so once that is handled every member
+    /// not refused is open.
+    fn hello(self: &Rc<Self>, ev: SseEvent) {
+        let weak = Rc::downgrade(self);
+        let mut st = self.st.borrow_mut();
+        let generation = st.generation;
+        st.hello = Some(ev);
+        st.opening = Some(Timeout::new(0, move || {
+            let Some(hub) = weak.upgrade() else {
+                return;
+            };
+            let ids = {
+                let mut st = hub.st.borrow_mut();
+                if st.generation != generation {
+                    return;
+                }
+                st.opening = None;
+                st.set.ids()
+            };
+            for id in ids {
+                hub.open_member(id);
+            }
+        }));
+    }
+
+    /// Tells member `id` (once per connection) that the connection is open,
+    /// then gives it the connection's hello.
+    fn open_member(&self, id: u64) {
+        let hello = {
+            let mut st = self.st.borrow_mut();
+            if st.opened.contains(&id) {
+                return;
+            }
+            st.opened.push(id);
+            st.hello.clone()
+        };
+        if let Some(h) = self.handle_of(id) {
+            h.send(Input::SseOpen);
+            if let Some(hello) = hello {
+                h.send(Input::SseEvent(hello));
+            }
+        }
+    }
+
     /// The shared connection is over: every member hears it as its own
     /// transport's end and leaves (it joins again when it reconnects).
     fn end_all(&self, input: impl Fn() -> Input) {
@@ -271,11 +333,7 @@ impl Sink for Hub {
             return false;
         }
         match input {
-            Input::SseOpen => {
-                for h in self.handles() {
-                    h.send(Input::SseOpen);
-                }
-            }
+            Input::SseOpen => self.connected(),
             Input::RetryHint(ms) => {
                 for h in self.handles() {
                     h.send(Input::RetryHint(ms));
@@ -291,11 +349,27 @@ impl Sink for Hub {
                 let routed = self.st.borrow_mut().set.route(ev);
                 match routed {
                     Routed::To(id, ev) => {
+                        self.open_member(id);
                         if let Some(h) = self.handle_of(id) {
                             h.send(Input::SseEvent(ev));
                         }
                     }
+                    // The first connection-wide frame is the hello: each member
+                    // gets it when it is opened.
+                    Routed::All(ev) if self.st.borrow().hello.is_none() => {
+                        let opened = self.st.borrow().opened.clone();
+                        for id in opened {
+                            if let Some(h) = self.handle_of(id) {
+                                h.send(Input::SseEvent(ev.clone()));
+                            }
+                        }
+                        self.hello(ev);
+                    }
                     Routed::All(ev) => {
+                        let ids = self.st.borrow().set.ids();
+                        for id in ids {
+                            self.open_member(id);
+                        }
                         for h in self.handles() {
                             h.send(Input::SseEvent(ev.clone()));
                         }
