@@ -818,37 +818,34 @@ impl TabSink for Inner {
 /// shared connection to every other.
 pub(crate) mod registry {
     use std::cell::RefCell;
-    use std::collections::HashMap;
     use std::rc::Rc;
 
     use super::Inner;
 
     thread_local! {
-        static REGISTRY: RefCell<HashMap<String, Rc<Inner>>> = RefCell::new(HashMap::new());
+        /// A page has a handful of managers: a `Vec` searched by key is
+        /// smaller in the wasm than a hash map (no hasher, no table code).
+        static REGISTRY: RefCell<Vec<Rc<Inner>>> = const { RefCell::new(Vec::new()) };
     }
 
     /// The manager registered under `key`, or a new one made by `make` (given the key).
     pub(crate) fn get_or_insert_with(key: String, make: impl FnOnce(String) -> Inner) -> Rc<Inner> {
-        if let Some(inner) = REGISTRY.with(|r| r.borrow().get(&key).cloned()) {
+        let found = REGISTRY.with(|r| r.borrow().iter().find(|i| i.key == key).cloned());
+        if let Some(inner) = found {
             return inner;
         }
-        let inner = Rc::new(make(key.clone()));
-        REGISTRY.with(|r| r.borrow_mut().insert(key, inner.clone()));
+        let inner = Rc::new(make(key));
+        REGISTRY.with(|r| r.borrow_mut().push(inner.clone()));
         inner
     }
 
     /// Removes `inner` if it is still the manager registered under its key.
     pub(crate) fn remove(inner: &Rc<Inner>) {
-        REGISTRY.with(|r| {
-            let mut r = r.borrow_mut();
-            if r.get(&inner.key).is_some_and(|i| Rc::ptr_eq(i, inner)) {
-                r.remove(&inner.key);
-            }
-        });
+        REGISTRY.with(|r| r.borrow_mut().retain(|i| !Rc::ptr_eq(i, inner)));
     }
 
     /// Every manager of the page.
     pub(crate) fn all() -> Vec<Rc<Inner>> {
-        REGISTRY.with(|r| r.borrow().values().cloned().collect())
+        REGISTRY.with(|r| r.borrow().clone())
     }
 }

@@ -12,7 +12,6 @@
 //! leaving reconnects with every stream's position after [`DEBOUNCE_MS`].
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::{Rc, Weak};
 
 use gloo_timers::callback::Timeout;
@@ -25,10 +24,11 @@ use crate::parser::SseEvent;
 use crate::protocol::{Hello, Protocol};
 
 thread_local! {
-    /// Origins known to multiplex, with their endpoint's absolute URL.
-    static KNOWN: RefCell<HashMap<String, String>> = RefCell::new(HashMap::new());
+    /// Origins known to multiplex, with their endpoint's absolute URL (a page
+    /// knows a handful: a `Vec` is smaller in the wasm than a hash map).
+    static KNOWN: RefCell<Vec<(String, String)>> = const { RefCell::new(Vec::new()) };
     /// One hub per endpoint and identity.
-    static HUBS: RefCell<HashMap<String, Rc<Hub>>> = RefCell::new(HashMap::new());
+    static HUBS: RefCell<Vec<Rc<Hub>>> = const { RefCell::new(Vec::new()) };
 }
 
 fn parse(url: &str) -> Option<web_sys::Url> {
@@ -68,10 +68,19 @@ pub(crate) fn learn(stream_url: &str, ev: &SseEvent) -> bool {
     if endpoint.origin() != stream.origin() {
         return false;
     }
+    let origin = stream.origin();
     KNOWN.with(|k| {
-        k.borrow_mut()
-            .insert(stream.origin(), endpoint.href())
-            .is_none()
+        let mut k = k.borrow_mut();
+        match k.iter_mut().find(|(o, _)| *o == origin) {
+            Some((_, e)) => {
+                *e = endpoint.href();
+                false
+            }
+            None => {
+                k.push((origin, endpoint.href()));
+                true
+            }
+        }
     })
 }
 
@@ -82,7 +91,13 @@ pub(crate) fn endpoint_for(url: &str, options: &Options) -> Option<String> {
     if !eligible(&u, options) {
         return None;
     }
-    KNOWN.with(|k| k.borrow().get(&u.origin()).cloned())
+    let origin = u.origin();
+    KNOWN.with(|k| {
+        k.borrow()
+            .iter()
+            .find(|(o, _)| *o == origin)
+            .map(|(_, e)| e.clone())
+    })
 }
 
 /// A manager's place in a hub; dropping it leaves the set.
@@ -126,17 +141,18 @@ pub(crate) fn join(
         key.push_str(v);
     }
     let hub = HUBS.with(|h| {
-        h.borrow_mut()
-            .entry(key.clone())
-            .or_insert_with(|| {
-                Rc::new(Hub {
-                    key,
-                    endpoint: endpoint.to_owned(),
-                    options: options.clone(),
-                    st: RefCell::new(HubSt::default()),
-                })
-            })
-            .clone()
+        let mut h = h.borrow_mut();
+        if let Some(hub) = h.iter().find(|x| x.key == key) {
+            return hub.clone();
+        }
+        let hub = Rc::new(Hub {
+            key,
+            endpoint: endpoint.to_owned(),
+            options: options.clone(),
+            st: RefCell::new(HubSt::default()),
+        });
+        h.push(hub.clone());
+        hub
     });
     let tag = parse(url).map(|u| u.pathname()).unwrap_or_default();
     let id = {
@@ -213,12 +229,7 @@ impl Hub {
         st.transport = None;
         if st.set.is_empty() {
             drop(st);
-            HUBS.with(|h| {
-                let mut h = h.borrow_mut();
-                if h.get(&self.key).is_some_and(|x| Rc::ptr_eq(x, self)) {
-                    h.remove(&self.key);
-                }
-            });
+            HUBS.with(|h| h.borrow_mut().retain(|x| !Rc::ptr_eq(x, self)));
             return;
         }
         let (url, positions) = st.set.request(&self.endpoint);

@@ -7,7 +7,6 @@
 //! A transport reports through its [`Handle`] (see [`super::input`]).
 
 use std::cell::RefCell;
-use std::collections::HashSet;
 use std::rc::Rc;
 
 use gloo_events::EventListener;
@@ -117,7 +116,8 @@ impl SseTransport {
 pub(crate) struct EsTransport {
     es: Option<web_sys::EventSource>,
     listeners: Vec<EventListener>,
-    names: HashSet<String>,
+    /// The event names listened for (a few: a `Vec` is smaller than a set).
+    names: Vec<String>,
     handle: Handle,
     /// `MessageEvent.lastEventId` repeats the previous id for events without
     /// an `id:` line. Ids strictly increase per stream (PROTOCOL.md), so an
@@ -133,7 +133,7 @@ impl EsTransport {
         let mut t = EsTransport {
             es: None,
             listeners: Vec::new(),
-            names: HashSet::new(),
+            names: Vec::new(),
             handle: handle.clone(),
             prev_id: Rc::default(),
             _deferred_failure: None,
@@ -166,7 +166,7 @@ impl EsTransport {
                 None => handle.send(Input::SseError),
             };
         }));
-        t.names.insert("error".to_owned());
+        t.names.push("error".to_owned());
         t.es = Some(es);
         for n in names {
             t.ensure_name(n);
@@ -178,9 +178,10 @@ impl EsTransport {
     /// events to listeners of that exact name). `*` cannot be listened for.
     fn ensure_name(&mut self, name: &str) {
         let Some(es) = self.es.as_ref() else { return };
-        if name == "*" || name == "open" || !self.names.insert(name.to_owned()) {
+        if name == "*" || name == "open" || self.names.iter().any(|n| n == name) {
             return;
         }
+        self.names.push(name.to_owned());
         let handle = self.handle.clone();
         let prev = self.prev_id.clone();
         self.listeners
