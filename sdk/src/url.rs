@@ -19,14 +19,13 @@ pub(crate) fn encode_component(s: &str) -> String {
 /// `url` with the query parameters `params` set (replacing any of the same
 /// name), keeping the fragment last.
 pub(crate) fn with_params(url: &str, params: &[(&str, &str)]) -> String {
-    let (base, fragment) = match url.find('#') {
-        Some(i) => (&url[..i], &url[i..]),
-        None => (url, ""),
+    // `split_once`, never byte-index slicing: a slice could panic, and its
+    // panic message alone keeps ~4 KB of formatting code in the wasm.
+    let (base, fragment) = match url.split_once('#') {
+        Some((base, fragment)) => (base, ["#", fragment].concat()),
+        None => (url, String::new()),
     };
-    let (path, query) = match base.find('?') {
-        Some(i) => (&base[..i], &base[i + 1..]),
-        None => (base, ""),
-    };
+    let (path, query) = base.split_once('?').unwrap_or((base, ""));
     let mut parts: Vec<String> = query
         .split('&')
         .filter(|p| !p.is_empty())
@@ -40,9 +39,9 @@ pub(crate) fn with_params(url: &str, params: &[(&str, &str)]) -> String {
         parts.push([k, "=", &encode_component(v)].concat());
     }
     if parts.is_empty() {
-        [path, fragment].concat()
+        [path, &fragment].concat()
     } else {
-        [path, "?", &parts.join("&"), fragment].concat()
+        [path, "?", &parts.join("&"), &fragment].concat()
     }
 }
 
