@@ -19,6 +19,7 @@
 //! | `json` | reading JS values (`JSON.parse` results, the options object) as JSON documents |
 //! | `token` | `getToken` |
 //! | `storage` | the last event id in `sessionStorage` |
+//! | `timer` | one-shot timers (`setTimeout`) dropped with their owner |
 //! | `platform` | clock, random seed, `fetch`, `document`, JS error text |
 //!
 //! Ownership (gloo style): every `Closure` belongs to the value it serves and
@@ -39,6 +40,7 @@ mod platform;
 mod storage;
 mod stream;
 mod tabs;
+mod timer;
 mod token;
 mod transport;
 

@@ -14,7 +14,7 @@
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 
-use gloo_timers::callback::Timeout;
+use super::timer::Timeout;
 
 use super::input::{Handle, Input, Sink};
 use super::stream::FetchTransport;

@@ -21,7 +21,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use gloo_events::EventListener;
-use gloo_timers::callback::Timeout;
+use super::timer::Timeout;
 use wasm_bindgen::JsCast;
 
 use super::platform;
