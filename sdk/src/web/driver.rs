@@ -70,7 +70,7 @@ pub(crate) struct Inner {
     last_seen: RefCell<Option<String>>,
     /// The absolute stream URL.
     pub(crate) url: String,
-    options: Options,
+    options: Rc<Options>,
     /// The decoder in use.
     pub(crate) decoder: Decoder,
     st: RefCell<St>,
@@ -124,7 +124,7 @@ impl Inner {
             listeners: Listeners::default(),
             tabs: Tabs::new(&url, &options),
             url,
-            options,
+            options: Rc::new(options),
             driving: Cell::new(false),
             js_handle: RefCell::new(None),
             switch_pending: Cell::new(false),

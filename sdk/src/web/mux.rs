@@ -119,7 +119,7 @@ impl Drop for Membership {
 pub(crate) fn join(
     endpoint: &str,
     url: &str,
-    options: &Options,
+    options: &Rc<Options>,
     position: Option<&str>,
     handle: Handle,
 ) -> Membership {
@@ -148,7 +148,7 @@ pub(crate) fn join(
         let hub = Rc::new(Hub {
             key,
             endpoint: endpoint.to_owned(),
-            options: options.clone(),
+            options: Rc::clone(options),
             st: RefCell::new(HubSt::default()),
         });
         h.push(hub.clone());
@@ -190,7 +190,7 @@ struct HubSt {
 struct Hub {
     key: String,
     endpoint: String,
-    options: Options,
+    options: Rc<Options>,
     st: RefCell<HubSt>,
 }
 

@@ -18,6 +18,8 @@
 //! The task reports through its [`Handle`], so a late chunk of a replaced
 //! transport is dropped by the manager (and ends the task).
 
+use std::rc::Rc;
+
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
@@ -41,7 +43,7 @@ impl FetchTransport {
     pub(crate) fn open(
         handle: Handle,
         url: &str,
-        options: &Options,
+        options: &Rc<Options>,
         token: Option<&str>,
         last_event_id: Option<&str>,
     ) -> FetchTransport {
@@ -55,7 +57,7 @@ impl FetchTransport {
             last_event_id,
             signal.as_ref(),
         );
-        let options = options.clone();
+        let options = Rc::clone(options);
         wasm_bindgen_futures::spawn_local(async move {
             let end = match request {
                 Ok(r) => read_stream(&r, &handle, &options).await,

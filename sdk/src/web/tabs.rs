@@ -307,7 +307,7 @@ impl Tabs {
         &self,
         sink: Weak<dyn TabSink>,
         url: &str,
-        options: &Options,
+        options: &Rc<Options>,
         after: &str,
     ) {
         let number = self.catch_ups.get() + 1;
@@ -338,7 +338,7 @@ impl Tabs {
             old.abort();
         }
         let url = crate::url::poll_url(url, Some(after));
-        let options = options.clone();
+        let options = Rc::clone(options);
         wasm_bindgen_futures::spawn_local(async move {
             let result = match token::resolve(&options).await {
                 Err(e) => Err(e),

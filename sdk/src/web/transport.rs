@@ -43,10 +43,10 @@ impl SseTransport {
     /// [`Input::Token`], and the manager then calls [`SseTransport::open`].
     pub(crate) fn ask_token(
         handle: Handle,
-        options: &Options,
+        options: &Rc<Options>,
         last_event_id: Option<String>,
     ) -> SseTransport {
-        let options = options.clone();
+        let options = Rc::clone(options);
         wasm_bindgen_futures::spawn_local(async move {
             let token = token::resolve(&options).await;
             handle.send(Input::Token {
@@ -62,7 +62,7 @@ impl SseTransport {
     pub(crate) fn open(
         handle: Handle,
         url: &str,
-        options: &Options,
+        options: &Rc<Options>,
         names: &[String],
         last_event_id: Option<&str>,
         token: Option<&str>,
@@ -245,13 +245,13 @@ impl PollRequest {
     pub(crate) fn start(
         handle: Handle,
         url: &str,
-        options: &Options,
+        options: &Rc<Options>,
         last_event_id: Option<String>,
         timeout_ms: u32,
     ) -> PollRequest {
         let abort = web_sys::AbortController::new().ok();
         let signal = abort.as_ref().map(web_sys::AbortController::signal);
-        let (url, options) = (url.to_owned(), options.clone());
+        let (url, options) = (url.to_owned(), Rc::clone(options));
         let h = handle.clone();
         wasm_bindgen_futures::spawn_local(async move {
             let result = match &options.js.poll {
