@@ -11,7 +11,6 @@ use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 
 use gloo_events::EventListener;
-use super::timer::Timeout;
 use wasm_bindgen::prelude::*;
 
 use super::input::{Handle, Input, Sink};
@@ -20,6 +19,7 @@ use super::mux;
 use super::platform::{self, now};
 use super::storage;
 use super::tabs::{TabInput, TabSink, Tabs};
+use super::timer::Timeout;
 use super::transport::{PollRequest, SseTransport};
 use crate::backoff::XorShiftJitter;
 use crate::connection::{Action, Connection, ErrorInfo, ErrorKind, Output, State};

@@ -14,10 +14,9 @@
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 
-use super::timer::Timeout;
-
 use super::input::{Handle, Input, Sink};
 use super::stream::FetchTransport;
+use super::timer::Timeout;
 use crate::mux::{MuxSet, Routed, DEBOUNCE_MS};
 use crate::options::Options;
 use crate::parser::SseEvent;

@@ -21,10 +21,10 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use gloo_events::EventListener;
-use super::timer::Timeout;
 use wasm_bindgen::JsCast;
 
 use super::platform;
+use super::timer::Timeout;
 
 /// How long a delivered position may wait before it is written.
 pub(crate) const SAVE_DELAY_MS: u32 = 1000;

@@ -21,12 +21,12 @@ use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 
 use gloo_events::EventListener;
-use super::timer::Timeout;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 use super::json::parse_js;
 use super::platform::error_text;
+use super::timer::Timeout;
 use super::{http, platform, token};
 use crate::connection::{Output, State};
 use crate::messages::PollResponse;

@@ -10,7 +10,6 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use gloo_events::EventListener;
-use super::timer::Timeout;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
@@ -19,6 +18,7 @@ use super::input::{Handle, Input};
 use super::mux::{self, Membership};
 use super::platform::error_text;
 use super::stream::FetchTransport;
+use super::timer::Timeout;
 use super::{http, token};
 use crate::connection::{ErrorInfo, ErrorKind};
 use crate::messages::PollResponse;
