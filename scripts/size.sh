@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Where the package's bytes go: builds the npm package (scripts/build-pkg.sh),
-# then the same wasm once more with its function names kept (wasm-opt -Oz -g,
+# then the same wasm once more with its function names kept (the wasm-opt passes of build-pkg.sh and -g,
 # wasm-bindgen without --remove-name-section: the code is byte for byte the
 # shipped code, only the name section is added), and prints
 #   - the gzipped sizes of the shipped wasm and JS glue (gzip -9),
@@ -22,7 +22,7 @@ raw=$CARGO_TARGET_DIR/wasm32-unknown-unknown/release/tidings.wasm
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 features="--enable-bulk-memory --enable-sign-ext --enable-mutable-globals --enable-nontrapping-float-to-int --enable-multivalue --enable-reference-types"
-wasm-opt $features -Oz -g --strip-producers "$raw" -o "$tmp/named.wasm"
+wasm-opt $features --merge-similar-functions -Oz -Oz -g --strip-producers "$raw" -o "$tmp/named.wasm"
 wasm-bindgen --target web --remove-producers-section --out-dir "$tmp/out" --out-name tidings "$tmp/named.wasm"
 named=$tmp/out/tidings_bg.wasm
 
