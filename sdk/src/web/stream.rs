@@ -135,15 +135,7 @@ async fn read_stream(
         if let Some(delay) = super::http::retry_after(&resp) {
             handle.send(Input::RetryAfter { delay, poll: false });
         }
-        let body = match resp.text() {
-            Ok(p) => JsFuture::from(p)
-                .await
-                .ok()
-                .and_then(|b| b.as_string())
-                .unwrap_or_default(),
-            Err(_) => String::new(),
-        };
-        let body: String = body.chars().take(MAX_ERROR_BODY).collect();
+        let body = read_body(&resp).await.unwrap_or_default();
         handle.send(Input::StreamRejected {
             status,
             body: Some(body),
@@ -221,6 +213,13 @@ async fn read_stream(
 
 /// The start of an error response's body (an error page can be big), if any.
 async fn read_error_body(resp: &web_sys::Response) -> Option<String> {
+    read_body(resp).await.filter(|t| !t.is_empty())
+}
+
+/// The start of a response's body (at most [`MAX_ERROR_BODY`] characters);
+/// `None` when it cannot be read. One reader for every error path: each
+/// `async fn` is a state machine of its own in the wasm.
+async fn read_body(resp: &web_sys::Response) -> Option<String> {
     let text = JsFuture::from(resp.text().ok()?).await.ok()?.as_string()?;
-    Some(text.chars().take(MAX_ERROR_BODY).collect()).filter(|t: &String| !t.is_empty())
+    Some(text.chars().take(MAX_ERROR_BODY).collect())
 }
