@@ -33,6 +33,11 @@ pub(crate) trait Json: Sized {
     /// The JSON text of this value.
     fn to_text(&self) -> String;
 
+    /// Whether this is a string (without copying it out).
+    fn is_str(&self) -> bool {
+        self.as_str().is_some()
+    }
+
     /// The integer, if this is a number without a fraction that fits an `i64`.
     fn as_int(&self) -> Option<i64> {
         let n = self.as_f64()?;

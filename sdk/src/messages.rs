@@ -455,6 +455,11 @@ impl Custom {
     pub fn get<T: Any>(&self) -> Option<&T> {
         self.value.downcast_ref()
     }
+
+    /// The payload `type` it is routed by, if any.
+    pub(crate) fn payload_type(&self) -> Option<&str> {
+        self.payload_type.as_deref()
+    }
 }
 
 impl fmt::Debug for Custom {
@@ -492,7 +497,7 @@ impl Message {
             }),
             Message::Channel(m) => Some(m.kind.as_str()),
             Message::Json(v) => v.get("type").and_then(Value::as_str),
-            Message::Custom(c) => c.payload_type.as_deref(),
+            Message::Custom(c) => c.payload_type(),
             _ => None,
         }
     }

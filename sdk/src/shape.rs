@@ -232,7 +232,7 @@ fn fields_ok<J: Json>(v: &J, fields: &[Field]) -> Result<(), DecodeError> {
             None => return Err(wrong(["missing field `", name, "`"].concat())),
             Some(f) => {
                 let expected = match kind {
-                    Kind::Str if f.as_str().is_some() => continue,
+                    Kind::Str if f.is_str() => continue,
                     Kind::Str => "a string",
                     Kind::Int if f.as_int().is_some() => continue,
                     Kind::Int => "an integer",

@@ -55,6 +55,9 @@ impl Json for JsValue {
     fn as_str(&self) -> Option<String> {
         self.as_string()
     }
+    fn is_str(&self) -> bool {
+        self.is_string()
+    }
     fn as_f64(&self) -> Option<f64> {
         JsValue::as_f64(self)
     }

@@ -121,7 +121,7 @@ impl Manager {
     pub fn on(&self, ty: &str, f: impl Fn(&Event) + 'static) -> Subscription {
         self.inner
             .listeners
-            .decode_typed(crate::messages::decode_event);
+            .decode_typed(super::listeners::decode_for_rust);
         let id = self.inner.add_listener(ty, Cb::Rust(Rc::new(f)));
         self.subscription(Kind::Event, id)
     }

@@ -210,7 +210,10 @@ impl Drop for EsTransport {
 }
 
 fn to_sse(m: &web_sys::MessageEvent, prev: &RefCell<String>) -> Option<SseEvent> {
-    let data = m.data().as_string()?;
+    let raw = m.data();
+    let data = raw.as_string()?;
+    // Listeners get this very string back (no copy out of wasm).
+    super::listeners::arrived_as(&data, raw);
     let last = m.last_event_id();
     let id = {
         let mut prev = prev.borrow_mut();
