@@ -9,6 +9,7 @@ use wasm_bindgen_futures::JsFuture;
 use std::time::Duration;
 
 use super::platform::{self, error_text};
+use super::token;
 use crate::connection::{ErrorInfo, ErrorKind};
 use crate::messages::PollResponse;
 use crate::options::Options;
@@ -80,6 +81,20 @@ pub(crate) fn build_request(
     init.set_headers(&headers);
     web_sys::Request::new_with_str_and_init(url, &init)
         .map_err(|e| ["bad request: ", &error_text(&e)].concat())
+}
+
+/// Asks `getToken` (when set) for the token, then fetches one polling-form
+/// request with it ([`fetch_poll`]); a token failure is an `auth` error. The
+/// polling request and a follower's catch-up share this one task body.
+pub(crate) async fn poll_with_token(
+    url: &str,
+    options: &Options,
+    signal: Option<&web_sys::AbortSignal>,
+) -> Result<PollResponse, PollFailure> {
+    let token = token::resolve(options)
+        .await
+        .map_err(|e| ErrorInfo::new(ErrorKind::Auth, e))?;
+    fetch_poll(url, options, token.as_deref(), signal).await
 }
 
 /// Fetches one polling-form request (`url` carries the position as

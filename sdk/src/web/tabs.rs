@@ -27,7 +27,7 @@ use wasm_bindgen::JsCast;
 use super::json::parse_js;
 use super::platform::error_text;
 use super::timer::Timeout;
-use super::{http, platform, token};
+use super::{http, platform};
 use crate::connection::{Output, State};
 use crate::messages::PollResponse;
 use crate::options::Options;
@@ -340,12 +340,9 @@ impl Tabs {
         let url = crate::url::poll_url(url, Some(after));
         let options = Rc::clone(options);
         wasm_bindgen_futures::spawn_local(async move {
-            let result = match token::resolve(&options).await {
-                Err(e) => Err(e),
-                Ok(t) => http::fetch_poll(&url, &options, t.as_deref(), signal.as_ref())
-                    .await
-                    .map_err(|e| e.error.message),
-            };
+            let result = http::poll_with_token(&url, &options, signal.as_ref())
+                .await
+                .map_err(|e| e.error.message);
             let Some(sink) = sink.upgrade() else { return };
             sink.tab_input(TabInput::CatchUp { number, result });
         });

@@ -261,18 +261,15 @@ impl PollRequest {
                 Some(f) => call_poll_function(f, last_event_id, signal.as_ref()).await,
                 None => {
                     let url = crate::url::poll_url(&url, last_event_id.as_deref());
-                    match token::resolve(&options).await {
-                        Err(e) => Err(ErrorInfo::new(ErrorKind::Auth, e)),
-                        // The position is in the URL (`lastEventId=`), not a header.
-                        Ok(t) => http::fetch_poll(&url, &options, t.as_deref(), signal.as_ref())
-                            .await
-                            .map_err(|f| {
-                                if let Some(delay) = f.retry_after {
-                                    h.send(Input::RetryAfter { delay, poll: true });
-                                }
-                                f.error
-                            }),
-                    }
+                    // The position is in the URL (`lastEventId=`), not a header.
+                    http::poll_with_token(&url, &options, signal.as_ref())
+                        .await
+                        .map_err(|f| {
+                            if let Some(delay) = f.retry_after {
+                                h.send(Input::RetryAfter { delay, poll: true });
+                            }
+                            f.error
+                        })
                 }
             };
             h.send(Input::Poll(result));
