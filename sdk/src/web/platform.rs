@@ -33,10 +33,47 @@ pub(crate) fn fetch(
 }
 
 /// Monotonic time for the sans-IO cores (`std::time::Instant` does not exist
-/// on `wasm32-unknown-unknown`).
+/// on `wasm32-unknown-unknown`); while a [`Still`] lives, the time it was made.
 pub(crate) fn now() -> Duration {
+    STILL.with(std::cell::Cell::get).unwrap_or_else(read_clock)
+}
+
+fn read_clock() -> Duration {
     // Whole microseconds: no float-to-Duration conversion (and its panics) in the package.
     Duration::from_micros((performance_now().max(0.0) * 1000.0) as u64)
+}
+
+thread_local! {
+    /// The reading a [`Still`] holds [`now`] at.
+    static STILL: std::cell::Cell<Option<Duration>> = const { std::cell::Cell::new(None) };
+}
+
+/// Holds [`now`] at one reading while the events of one network chunk are
+/// handed over, one after another in the same task: they arrived together,
+/// and `performance.now()` per event cost more than the rest of the clock
+/// work. Made and dropped within one synchronous stretch, never across an
+/// `await`; one made while another holds the clock changes nothing.
+pub(crate) struct Still(bool);
+
+impl Still {
+    /// Holds the clock until this is dropped.
+    pub(crate) fn new() -> Still {
+        STILL.with(|s| {
+            let first = s.get().is_none();
+            if first {
+                s.set(Some(read_clock()));
+            }
+            Still(first)
+        })
+    }
+}
+
+impl Drop for Still {
+    fn drop(&mut self) {
+        if self.0 {
+            STILL.with(|s| s.set(None));
+        }
+    }
 }
 
 /// A random 53-bit number from `Math.random()`: seeds backoff jitter and names tabs.

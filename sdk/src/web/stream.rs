@@ -197,6 +197,8 @@ async fn read_stream(
         buf.resize(bytes.length() as usize, 0);
         bytes.copy_to(&mut buf);
         parser.feed(&buf);
+        // One clock reading for the chunk's events (dropped before the next `await`).
+        let _still = platform::Still::new();
         while let Some(frame) = parser.poll() {
             let input = match frame {
                 Frame::Event(ev) => Input::SseEvent(ev),
