@@ -17,6 +17,12 @@
 #                        appendonly yes, appendfsync always)
 #   TIDINGS_BIN=<built>  another tidings-server binary to measure (e.g. an older build)
 #   OUT=target/bench-publish  output and server logs
+#   PROFILE=1            perf record -g the server over the throughput phase
+#                        (into $OUT/<server>.perf.data)
+#
+# After the throughput phase each server's CPU time over it (user + system, from
+# /proc, nginx's worker included) is printed per acknowledged publish: a figure
+# that holds on a busy box, where the load generator shares the cores.
 #
 # Each server runs alone (the other is stopped), with one SSE subscriber on
 # the stream. tidings-pubbench (tests/loadgen) publishes timestamped probes
@@ -55,6 +61,7 @@ tmp="$(mktemp -d)"
 chmod 755 "$tmp"
 pid=""
 redis_pid=""
+perf_pid=""
 stop() {
   if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
     kill "$pid" 2>/dev/null || true
@@ -72,6 +79,10 @@ stop_redis() {
   redis_pid=""
 }
 cleanup() {
+  if [[ -n "$perf_pid" ]]; then
+    kill -INT "$perf_pid" 2>/dev/null || true
+    wait "$perf_pid" 2>/dev/null || true
+  fi
   stop
   stop_redis
   rm -rf "$tmp"
@@ -93,13 +104,51 @@ wait_port() {
   return 1
 }
 
+# cpu_ticks PID: user + system CPU time of PID and its children (nginx's worker),
+# in clock ticks, from /proc.
+cpu_ticks() {
+  local total=0 p fields
+  for p in "$1" $(pgrep -P "$1" 2>/dev/null || true); do
+    # Fields after the command name: utime and stime are the 12th and 13th.
+    fields="$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null)" || continue
+    set -- $fields
+    total=$((total + ${12} + ${13}))
+  done
+  echo "$total"
+}
+
 pubbench() { # label target extra-args...
-  local label="$1" target="$2"
+  local label="$1" target="$2" before after acked
   shift 2
   echo "== $label"
-  timeout $((SECS * 6 + TP_SECS + 300)) "$bin/tidings-pubbench" --label "$label" --target "$target" \
+  echo "$label  load average $(cut -d' ' -f1-3 /proc/loadavg) at start" | tee "$OUT/$label.txt"
+  timeout $((SECS * 6 + 300)) "$bin/tidings-pubbench" --label "$label" --target "$target" \
     --rates "$RATES" --secs-per-rate "$SECS" --sockets "$SOCKETS" \
-    --throughput-secs "$TP_SECS" --throughput-sockets "$TP_SOCKETS" "$@" | tee "$OUT/$label.txt"
+    --throughput-secs 0 "$@" | tee -a "$OUT/$label.txt"
+  # The throughput phase on its own, so the server's CPU time over it can be read.
+  perf_pid=""
+  if [[ -n "${PROFILE:-}" ]]; then
+    perf record -q -F 1999 -g -p "$pid" -o "$OUT/$label.perf.data" >/dev/null 2>&1 &
+    perf_pid=$!
+    sleep 0.5
+  fi
+  before="$(cpu_ticks "$pid")"
+  timeout $((TP_SECS + 300)) "$bin/tidings-pubbench" --label "$label" --target "$target" \
+    --rates 0 --throughput-secs "$TP_SECS" --throughput-sockets "$TP_SOCKETS" "$@" \
+    | tee -a "$OUT/$label.txt"
+  after="$(cpu_ticks "$pid")"
+  if [[ -n "$perf_pid" ]]; then
+    kill -INT "$perf_pid" 2>/dev/null || true
+    wait "$perf_pid" 2>/dev/null || true
+    perf_pid=""
+    echo "$label  profile: perf report -i $OUT/$label.perf.data"
+  fi
+  acked="$(sed -n 's/.*  throughput .*  acked \([0-9]*\) .*/\1/p' "$OUT/$label.txt" | tail -1)"
+  if [[ -n "$acked" && "$acked" -gt 0 ]]; then
+    python3 -c 'import sys; t, hz, n, label = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+print(f"{label}  server cpu  {t / hz:.2f} s over the throughput phase  {t / hz / n * 1e6:.1f} us per acked publish")' \
+      "$((after - before))" "$(getconf CLK_TCK)" "$acked" "$label" | tee -a "$OUT/$label.txt"
+  fi
 }
 
 run_tidings() {
@@ -186,4 +235,5 @@ for s in $SERVERS; do
   esac
 done
 echo "== summary (publish -> delivery on one stream; acknowledged publishes/s)"
-for s in $SERVERS; do grep -E '  (rate|throughput) ' "$OUT/$s.txt" || true; done
+echo "   load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+for s in $SERVERS; do grep -E '  (load average|rate|throughput|server cpu) ' "$OUT/$s.txt" || true; done

@@ -4,6 +4,9 @@
 //! optional, but a bad one is still refused) in their signature; the state only has to
 //! lend its [`Auth`] through `AsRef<Auth>`.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
@@ -40,12 +43,20 @@ impl Claims {
     }
 }
 
+/// Most verified tokens remembered (past it, the memory starts again from empty).
+const MAX_VERIFIED: usize = 4096;
+
 /// Signs and verifies tokens with one HS256 secret.
 #[derive(Clone)]
 pub struct Auth {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    /// Tokens whose signature and claims were checked, with their claims: a client
+    /// sends the same token with every request, and checking it again (base64, JSON,
+    /// HMAC) is most of what authorising a publish costs. Only the expiry, the one
+    /// check that changes with time, is made again.
+    verified: Arc<Mutex<HashMap<String, Claims>>>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -64,6 +75,7 @@ impl Auth {
             encoding: EncodingKey::from_secret(secret.as_bytes()),
             decoding: DecodingKey::from_secret(secret.as_bytes()),
             validation,
+            verified: Arc::default(),
         }
     }
 
@@ -75,6 +87,27 @@ impl Auth {
 
     /// Verifies a token; any failure is a 401 whose message never contains the token.
     pub fn verify(&self, token: &str) -> Result<Claims, ApiError> {
+        let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(claims) = verified.get(token) {
+            // As jsonwebtoken checks it: expired once `exp` is more than `leeway` ago.
+            let now = jsonwebtoken::get_current_timestamp();
+            if claims.exp.saturating_add(self.validation.leeway) >= now {
+                return Ok(claims.clone());
+            }
+            verified.remove(token);
+        }
+        drop(verified);
+        let claims = self.decode(token)?;
+        let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        if verified.len() >= MAX_VERIFIED {
+            verified.clear();
+        }
+        verified.insert(token.to_owned(), claims.clone());
+        Ok(claims)
+    }
+
+    /// Checks the token's signature and claims.
+    fn decode(&self, token: &str) -> Result<Claims, ApiError> {
         use jsonwebtoken::errors::ErrorKind;
         jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map(|d| d.claims)
@@ -208,6 +241,24 @@ mod tests {
         )
         .unwrap();
         assert!(a.verify(&hs512).is_err());
+    }
+
+    #[test]
+    fn a_token_verified_before_is_still_refused_once_it_expires() {
+        let a = Auth::new("s");
+        let now = jsonwebtoken::get_current_timestamp();
+        // Expired 4 s ago: still valid within the 5 s of leeway, for one more second.
+        let t = a.sign(&claims(&["x"], now - 4)).unwrap();
+        assert_eq!(a.verify(&t).unwrap().channels, ["x"]);
+        assert_eq!(a.verify(&t).unwrap().channels, ["x"], "remembered");
+        std::thread::sleep(std::time::Duration::from_millis(2100));
+        assert_eq!(a.verify(&t).unwrap_err().to_string(), "token expired");
+        assert_eq!(a.verify(&t).unwrap_err().to_string(), "token expired");
+        // A token signed with another secret is never taken for a remembered one.
+        let other = Auth::new("other")
+            .sign(&claims(&["x"], now + 3600))
+            .unwrap();
+        assert!(a.verify(&other).is_err());
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! Group commit of stream events: appends wait in one queue, and whoever commits takes
 //! every append waiting and stores them in one SQLite transaction.
 //!
-//! When nothing is being committed, the publishing task commits its own event at once,
-//! on its own thread: no hand-over to another thread and back, which on a busy machine
-//! costs more than the commit itself (a write to the WAL, no fsync; see [`crate::db`]).
+//! When nothing is being committed, the publishing task commits on its own thread, after
+//! one yield that lets the publishers already ready on its worker queue behind it and
+//! share its transaction: no hand-over to another thread and back, which on a busy
+//! machine costs more than the commit itself (a write to the WAL, no fsync; see
+//! [`crate::db`]).
 //! Publishers that arrive while a transaction is being written wait in the queue, and the
 //! writer thread commits them together when that transaction is done: under load the cost
 //! of a commit is paid once per group, not once per event, and no request's task commits
@@ -121,6 +123,7 @@ impl GroupCommit {
                 keep: keep.max(1),
                 deliver,
                 metrics,
+                heads: Mutex::new(HashMap::new()),
             },
         });
         std::thread::Builder::new()
@@ -165,7 +168,12 @@ impl GroupCommit {
             !std::mem::replace(&mut q.busy, true)
         };
         if lead {
-            self.shared.commit_here();
+            let lead = Lead(Some(&self.shared));
+            // Lets the tasks this worker already has ready (other publishers whose
+            // requests came in with this one) queue their appends behind ours first:
+            // they join this group instead of each paying a commit of its own.
+            YieldOnce(false).await;
+            lead.commit();
         }
         answer.await.map_err(|_| StoreError::WriterStopped)?
     }
@@ -193,6 +201,48 @@ impl GroupCommit {
     }
 }
 
+/// The publishing task that found nobody committing, between its append and its commit.
+/// Dropped before it commits (its request was cancelled while it yielded), it hands the
+/// queue to the writer thread, so the appends waiting behind it are still committed.
+struct Lead<'a>(Option<&'a Shared>);
+
+impl Lead<'_> {
+    fn commit(mut self) {
+        if let Some(shared) = self.0.take() {
+            shared.commit_here();
+        }
+    }
+}
+
+impl Drop for Lead<'_> {
+    fn drop(&mut self) {
+        if let Some(shared) = self.0.take() {
+            shared.hand_over(&mut lock(&shared.queue));
+        }
+    }
+}
+
+/// Pending once, waking itself: the task goes to the back of its worker's run queue
+/// (a task woken while it runs is scheduled as a yield), behind every task already
+/// ready there, and without a trip through the I/O driver.
+struct YieldOnce(bool);
+
+impl std::future::Future for YieldOnce {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    }
+}
+
 /// Takes the next group from the front of the queue: every append waiting (up to
 /// [`MAX_GROUP`]) before the first exclusive step, or that step alone when it is first.
 fn take(q: &mut Queue, group: &mut Vec<Append>) -> Option<Exclusive> {
@@ -217,17 +267,22 @@ impl Shared {
     fn commit_here(&self) {
         let mut group = Vec::new();
         if let Some(mut conn) = self.writer.db.try_brief() {
-            // The queue held only this task's append when it found nobody committing,
-            // and an exclusive step queued since then waits behind the group.
+            // This task's append is first in the queue (it found nobody committing, so
+            // the queue was empty), and an exclusive step queued since then waits
+            // behind the group.
             let first = take(&mut lock(&self.queue), &mut group);
             if !group.is_empty() {
                 self.writer.commit_group(&mut conn, &mut group);
             }
             if let Some(job) = first {
-                job(&mut conn);
+                self.writer.exclusive(&mut conn, job);
             }
         }
-        let mut q = lock(&self.queue);
+        self.hand_over(&mut lock(&self.queue));
+    }
+
+    /// Ends a task's turn: the writer thread takes what waits, or nobody is busy.
+    fn hand_over(&self, q: &mut Queue) {
         if q.waiting.is_empty() {
             q.busy = false;
         } else {
@@ -263,7 +318,7 @@ impl Shared {
                     self.writer.commit_group(conn, &mut group);
                 }
                 if let Some(job) = job {
-                    job(conn);
+                    self.writer.exclusive(conn, job);
                 }
             });
             q = lock(&self.queue);
@@ -271,20 +326,36 @@ impl Shared {
     }
 }
 
+/// Most stream heads remembered by the writer (past it, it starts again from empty).
+const MAX_HEADS: usize = 8192;
+
 /// What committing needs.
 struct Writer {
     db: Db,
     keep: u64,
     deliver: Arc<dyn Deliver>,
     metrics: Arc<Metrics>,
+    /// Each stream's head as of the last commit that wrote it: the next id needs no
+    /// query. Only the writer stores events, so this stays true until an exclusive step
+    /// (which may remove a stream) runs; the map is then forgotten. Used under the
+    /// connection's lock, so never contended.
+    heads: Mutex<HashMap<String, u64>>,
 }
 
 impl Writer {
+    /// Runs an exclusive step; the heads remembered are forgotten first.
+    fn exclusive(&self, conn: &mut Connection, job: Exclusive) {
+        lock(&self.heads).clear();
+        job(conn);
+    }
+
     /// Stores the group in one transaction, then delivers each event and answers its
     /// publisher. If the group's transaction fails, each append is retried in a
     /// transaction of its own, so one failing append does not fail the others.
     fn commit_group(&self, conn: &mut Connection, group: &mut Vec<Append>) {
-        match store(conn, self.keep, group) {
+        // The heads are unlocked before a failed group is retried one by one below.
+        let stored = store(conn, self.keep, group, &mut lock(&self.heads));
+        match stored {
             Ok(ids) => {
                 self.metrics
                     .event_groups_committed
@@ -316,11 +387,50 @@ impl Writer {
     }
 }
 
+/// A transaction through cached `BEGIN` / `COMMIT` statements (no SQL parsed per
+/// group); rolled back when dropped uncommitted.
+struct Tx<'c>(&'c Connection);
+
+impl<'c> Tx<'c> {
+    fn begin(conn: &'c Connection) -> rusqlite::Result<Self> {
+        conn.prepare_cached("BEGIN")?.execute([])?;
+        Ok(Tx(conn))
+    }
+
+    fn commit(&self) -> rusqlite::Result<()> {
+        self.0.prepare_cached("COMMIT")?.execute([])?;
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for Tx<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        self.0
+    }
+}
+
+impl Drop for Tx<'_> {
+    fn drop(&mut self) {
+        // Still in the transaction: it failed before or at its commit.
+        if !self.0.is_autocommit() {
+            let _ = self.0.execute_batch("ROLLBACK");
+        }
+    }
+}
+
 /// One transaction: gives each event the next id of its stream (after the newest stored
-/// one), inserts it, then trims each stream's log once. Returns the ids, each with
-/// `false` when a marked event was stored before (nothing stored again).
-fn store(conn: &mut Connection, keep: u64, group: &[Append]) -> rusqlite::Result<Vec<(u64, bool)>> {
-    let tx = conn.transaction()?;
+/// one, from `known` or the log), inserts it, then trims each stream's log once. Returns
+/// the ids, each with `false` when a marked event was stored before (nothing stored
+/// again); `known` gets the new heads once the transaction is committed.
+fn store(
+    conn: &mut Connection,
+    keep: u64,
+    group: &[Append],
+    known: &mut HashMap<String, u64>,
+) -> rusqlite::Result<Vec<(u64, bool)>> {
+    let tx = Tx::begin(conn)?;
     // Per stream: the head before the group, and the last id given.
     let mut heads: HashMap<&str, (u64, u64)> = HashMap::new();
     let mut ids = Vec::with_capacity(group.len());
@@ -343,7 +453,10 @@ fn store(conn: &mut Connection, keep: u64, group: &[Append]) -> rusqlite::Result
         let (before, head) = match heads.get(a.stream.as_str()) {
             Some(&h) => h,
             None => {
-                let h = log_store::head(&tx, &a.stream)?;
+                let h = match known.get(a.stream.as_str()) {
+                    Some(&h) => h,
+                    None => log_store::head(&tx, &a.stream)?,
+                };
                 (h, h)
             }
         };
@@ -365,6 +478,17 @@ fn store(conn: &mut Connection, keep: u64, group: &[Append]) -> rusqlite::Result
         log_store::trim(&tx, stream, *before, *head, keep)?;
     }
     tx.commit()?;
+    if known.len() + heads.len() > MAX_HEADS {
+        known.clear();
+    }
+    for (stream, (_, head)) in heads {
+        match known.get_mut(stream) {
+            Some(h) => *h = head,
+            None => {
+                known.insert(stream.to_owned(), head);
+            }
+        }
+    }
     Ok(ids)
 }
 

@@ -282,3 +282,79 @@ async fn a_head_written_by_an_earlier_version_is_continued() {
         43
     );
 }
+
+#[tokio::test]
+async fn appends_ready_on_one_worker_at_once_share_one_transaction() {
+    // One worker thread: the tasks run one after the other, so the first append finds
+    // nobody committing. It lets the others, already ready, queue behind it first.
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = Arc::new(Metrics::default());
+    let (_db, writer, recorder) = start_counted(dir.path(), 10_000, Arc::clone(&metrics));
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let w = writer.clone();
+            tokio::spawn(async move { w.append("s".into(), None, format!("{i}"), None).await })
+        })
+        .collect();
+    for (i, t) in tasks.into_iter().enumerate() {
+        assert_eq!(t.await.unwrap().unwrap().id, i as u64 + 1);
+    }
+    assert_eq!(
+        metrics.event_groups_committed.load(Ordering::Relaxed),
+        1,
+        "the 20 appends ready together share one commit"
+    );
+    assert_eq!(recorder.seen.lock().unwrap().len(), 20);
+}
+
+#[tokio::test]
+async fn a_publisher_cancelled_before_its_commit_leaves_the_queue_to_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, writer, recorder) = start(dir.path(), 10_000);
+    let mut cancelled = Box::pin(writer.append("s".into(), None, "a".into(), None));
+    assert!(
+        futures_util::poll!(&mut cancelled).is_pending(),
+        "the first append yields before it commits"
+    );
+    // Queued behind the first append, which is now dropped before committing.
+    let mut waiting = Box::pin(writer.append("s".into(), None, "b".into(), None));
+    assert!(futures_util::poll!(&mut waiting).is_pending());
+    drop(cancelled);
+    let b = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("the append behind a cancelled one is committed")
+        .unwrap();
+    assert_eq!(b.id, 2, "the cancelled append was stored all the same");
+    let (head, log) = db.call(|c| log_store::load(c, "s", 100)).await.unwrap();
+    assert_eq!(head, 2);
+    assert_eq!(
+        log.iter().map(|e| e.data.as_str()).collect::<Vec<_>>(),
+        ["a", "b"]
+    );
+    assert_eq!(recorder.seen.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn ids_start_again_after_an_exclusive_step_removed_the_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_db, writer, _recorder) = start(dir.path(), 10_000);
+    for i in 1..=3 {
+        let e = writer
+            .append("s".into(), None, "x".into(), None)
+            .await
+            .unwrap();
+        assert_eq!(e.id, i);
+    }
+    writer
+        .exclusive(|c| Ok(log_store::remove(c, "s")?))
+        .await
+        .unwrap();
+    let e = writer
+        .append("s".into(), None, "y".into(), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        e.id, 1,
+        "the head remembered before the removal is forgotten"
+    );
+}
