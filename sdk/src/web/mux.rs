@@ -286,18 +286,23 @@ impl Hub {
             let Some(hub) = weak.upgrade() else {
                 return;
             };
-            let ids = {
+            {
                 let mut st = hub.st.borrow_mut();
                 if st.generation != generation {
                     return;
                 }
                 st.opening = None;
-                st.set.ids()
-            };
-            for id in ids {
-                hub.open_member(id);
             }
+            hub.open_all();
         }));
+    }
+
+    /// Opens every member of the set not opened yet.
+    fn open_all(&self) {
+        let ids = self.st.borrow().set.ids();
+        for id in ids {
+            self.open_member(id);
+        }
     }
 
     /// Tells member `id` (once per connection) that the connection is open,
@@ -376,10 +381,7 @@ impl Sink for Hub {
                         self.hello(ev);
                     }
                     Routed::All(ev) => {
-                        let ids = self.st.borrow().set.ids();
-                        for id in ids {
-                            self.open_member(id);
-                        }
+                        self.open_all();
                         for h in self.handles() {
                             h.send(Input::SseEvent(ev.clone()));
                         }
