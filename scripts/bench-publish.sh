@@ -53,6 +53,12 @@ if [[ " $SERVERS " == *" nchan "* ]] && ! { command -v nginx >/dev/null && [[ -f
   fi
 fi
 
+if [[ -n "${PROFILE:-}" ]] && ! command -v perf >/dev/null; then
+  echo "== installing perf (PROFILE=1)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq linux-perf >/dev/null
+fi
+
 echo "== building (release) tidings-server and tidings-pubbench"
 cargo build --quiet --release -p tidings-server -p tidings-loadgen
 bin="$CARGO_TARGET_DIR/release"
