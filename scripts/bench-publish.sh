@@ -14,8 +14,10 @@
 #   TP_SOCKETS=32        kept-alive publisher sockets in the throughput phase
 #   SERVERS="tidings tidings-redis nchan"   which servers to run, in that order
 #                        (tidings-redis: --redis-url on a redis-server with
-#                        appendonly yes, appendfsync always)
+#                        appendonly yes, appendfsync always; tidings-before:
+#                        $BEFORE_BIN with SQLite, to compare two builds in one run)
 #   TIDINGS_BIN=<built>  another tidings-server binary to measure (e.g. an older build)
+#   BEFORE_BIN=<path>    the tidings-server binary of tidings-before
 #   OUT=target/bench-publish  output and server logs
 #   PROFILE=1            perf record -g the server over the throughput phase
 #                        (into $OUT/<server>.perf.data)
@@ -157,14 +159,14 @@ print(f"{label}  server cpu  {t / hz:.2f} s over the throughput phase  {t / hz /
   fi
 }
 
-run_tidings() {
-  local port
+run_tidings() { # [label binary]
+  local port label="${1:-tidings}" server="${2:-${TIDINGS_BIN:-$bin/tidings-server}}"
   port="$(free_port)"
-  "${TIDINGS_BIN:-$bin/tidings-server}" --dev --addr "127.0.0.1:$port" --data-dir "$tmp/tidings" \
-    --subscriber-queue 65536 >"$OUT/tidings.log" 2>&1 &
+  "$server" --dev --addr "127.0.0.1:$port" --data-dir "$tmp/$label" \
+    --subscriber-queue 65536 >"$OUT/$label.log" 2>&1 &
   pid=$!
   wait_port "$port"
-  pubbench tidings "http://127.0.0.1:$port" --dev-token-user bench \
+  pubbench "$label" "http://127.0.0.1:$port" --dev-token-user bench \
     --publish-path /api/v1/events/bench --stream-path /api/v1/events/bench
   stop
 }
@@ -235,9 +237,12 @@ EOF
 for s in $SERVERS; do
   case "$s" in
     tidings) run_tidings ;;
+    tidings-before)
+      [[ -x "${BEFORE_BIN:-}" ]] || { echo "tidings-before needs BEFORE_BIN=<tidings-server binary>" >&2; exit 2; }
+      run_tidings tidings-before "$BEFORE_BIN" ;;
     tidings-redis) run_tidings_redis ;;
     nchan) run_nchan ;;
-    *) echo "unknown server $s (tidings, tidings-redis, nchan)" >&2; exit 2 ;;
+    *) echo "unknown server $s (tidings, tidings-before, tidings-redis, nchan)" >&2; exit 2 ;;
   esac
 done
 echo "== summary (publish -> delivery on one stream; acknowledged publishes/s)"

@@ -61,6 +61,34 @@ fn cors(config: &Config) -> Option<CorsLayer> {
     (!origins.is_empty()).then(|| base.allow_origin(origins))
 }
 
+/// Whether the router has a CORS layer (`--dev` or `--cors-origins`).
+pub(crate) fn has_cors(config: &Config) -> bool {
+    config.dev
+        || config
+            .cors_origins
+            .iter()
+            .any(|o| HeaderValue::from_str(o.trim()).is_ok())
+}
+
+/// Adds what the CORS layer adds to the answer of a request without an `Origin` (a
+/// router-less answer must look the same; `tests/api.rs` compares the two).
+pub(crate) fn cors_headers_without_origin(headers: &mut axum::http::HeaderMap) {
+    headers.insert(
+        header::VARY,
+        HeaderValue::from_static(
+            "origin, access-control-request-method, access-control-request-headers",
+        ),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+        HeaderValue::from_static("true"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("idempotent-replayed,retry-after"),
+    );
+}
+
 async fn not_found(req: Request) -> ApiError {
     ApiError::NotFound(format!(
         "no route for {} {}",

@@ -202,9 +202,9 @@ async fn hyper(
     };
     let service = TowerToHyperService::new(FirstResponse::new(
         front.router.clone(),
+        front.state.clone(),
         first,
         client,
-        front.state.held_streams.clone(),
     ));
     let conn = graceful.watch(front.http.serve_connection(io, service));
     if let Err(e) = conn.await {

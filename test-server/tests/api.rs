@@ -865,3 +865,77 @@ async fn static_dir_serves_with_no_cache_and_mime_types() {
     );
     s.stop().await;
 }
+
+/// A publish is answered without the router when nothing but the route needs it (no
+/// query string, `Origin` or `Idempotency-Key`): its answers, good and bad, must be the
+/// router's, headers included. A query string sends the same request through the router.
+#[tokio::test]
+async fn a_publish_answered_without_the_router_is_answered_as_by_the_router() {
+    let s = start(&["--max-body-bytes", "100"]).await;
+    let t = s.token("fay", &["project.*"]).await;
+    let other = s.token("gus", &["file.*"]).await;
+    let good = json!({"type": "render_progress", "object": {"progress": 40}}).to_string();
+    let cases: Vec<(&str, Option<&str>, String)> = vec![
+        ("project.1", Some(&t), good.clone()),
+        ("project.1", None, good.clone()),
+        ("project.1", Some(&other), good.clone()),
+        ("project.1", Some("not-a-token"), good.clone()),
+        ("bad!name", Some(&t), good.clone()),
+        (
+            "project.1",
+            Some(&t),
+            r#"{"type": "x", "object": 5}"#.into(),
+        ),
+        (
+            "project.1",
+            Some(&t),
+            r#"{"type": "", "object": {}}"#.into(),
+        ),
+        ("project.1", Some(&t), r#"{"object": {}}"#.into()),
+        ("project.1", Some(&t), "{nope".into()),
+        ("project.1", Some(&t), "".into()),
+        (
+            "project.1",
+            Some(&t),
+            format!(r#"{{"type":"x","object":"{}"}}"#, "a".repeat(200)),
+        ),
+    ];
+    let mut ids = Vec::new();
+    for (channel, token, body) in &cases {
+        let mut answers = Vec::new();
+        for query in ["", "?via=router"] {
+            let mut req = s
+                .post(&format!("/api/v1/events/{channel}{query}"))
+                .body(body.clone());
+            if let Some(token) = token {
+                req = req.bearer_auth(token);
+            }
+            let r = req.call().await;
+            let status = r.status().as_u16();
+            let mut headers: Vec<(String, String)> = r
+                .headers()
+                .iter()
+                .filter(|(k, _)| *k != "date")
+                .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_owned()))
+                .collect();
+            headers.sort();
+            let body: Value = r.json().await.unwrap();
+            answers.push((status, headers, body));
+        }
+        let (direct, routed) = (&answers[0], &answers[1]);
+        assert_eq!(direct.0, routed.0, "{channel} {body}: status");
+        assert_eq!(direct.1, routed.1, "{channel} {body}: headers");
+        if direct.0 == 200 {
+            // Two publishes: ids one apart, the rest the same.
+            let id = |v: &Value| v["id"].as_str().unwrap().parse::<u64>().unwrap();
+            assert_eq!(id(&routed.2), id(&direct.2) + 1);
+            assert_eq!(direct.2["channel"], routed.2["channel"]);
+            assert_eq!(direct.2.as_object().unwrap().len(), 2);
+            ids.push(id(&direct.2));
+        } else {
+            assert_eq!(direct.2, routed.2, "{channel} {body}: error body");
+        }
+    }
+    assert_eq!(ids, [1], "only the good publish was stored");
+    s.stop().await;
+}

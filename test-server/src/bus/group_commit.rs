@@ -174,6 +174,10 @@ impl GroupCommit {
             // they join this group instead of each paying a commit of its own.
             YieldOnce(false).await;
             lead.commit();
+            // The commit woke the tasks that hand the group's events to subscribers
+            // (hub shards) on this worker: they run before this task answers, so the
+            // events go out before the answers are written, not after.
+            YieldOnce(false).await;
         }
         answer.await.map_err(|_| StoreError::WriterStopped)?
     }

@@ -18,7 +18,9 @@ use tower::{Service, ServiceExt};
 use http_body_util::BodyExt;
 
 use crate::limits::{client_addr, ClientAddr, HeldStreams};
+use crate::routes::channels;
 use crate::sse::{Detachable, MuxDetachable};
+use crate::state::AppState;
 
 /// How to tell the client of each request on the connection.
 #[derive(Debug, Clone)]
@@ -33,6 +35,8 @@ pub(super) struct ClientOf {
 #[derive(Debug, Clone)]
 pub(super) struct FirstResponse {
     router: Router,
+    /// For publishes, answered without the router ([`channels::publish_direct`]).
+    state: AppState,
     first: Arc<Mutex<Option<Response<Body>>>>,
     client: Arc<ClientOf>,
     held: HeldStreams,
@@ -41,12 +45,14 @@ pub(super) struct FirstResponse {
 impl FirstResponse {
     pub(super) fn new(
         router: Router,
+        state: AppState,
         first: Option<Response<Body>>,
         client: ClientOf,
-        held: HeldStreams,
     ) -> Self {
+        let held = state.held_streams.clone();
         FirstResponse {
             router,
+            state,
             first: Arc::new(Mutex::new(first)),
             client: Arc::new(client),
             held,
@@ -70,6 +76,16 @@ fn count_if_stream(response: Response<Body>, held: &HeldStreams) -> Response<Bod
     })
 }
 
+impl FirstResponse {
+    /// Whether the first answer was given (true for every request but the first).
+    fn first_taken(&self) -> bool {
+        self.first
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none()
+    }
+}
+
 type Answer = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
 
 impl Service<Request<Incoming>> for FirstResponse {
@@ -82,6 +98,10 @@ impl Service<Request<Incoming>> for FirstResponse {
     }
 
     fn call(&mut self, mut req: Request<Incoming>) -> Answer {
+        if channels::direct(&req) && self.first_taken() {
+            let state = self.state.clone();
+            return Box::pin(async move { Ok(channels::publish_direct(&state, req).await) });
+        }
         let client = client_addr(
             self.client.trusted.as_ref(),
             req.headers(),

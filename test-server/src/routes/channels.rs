@@ -143,6 +143,12 @@ pub async fn publish(
     GrantedChannel(channel): GrantedChannel,
     ApiJson(msg): ApiJson<WsMessage>,
 ) -> ApiResult<Json<serde_json::Value>> {
+    let id = publish_message(&state, &channel, &msg).await?;
+    Ok(Json(json!({"id": id.to_string(), "channel": channel})))
+}
+
+/// Checks a publish's message and publishes it on `channel`; returns the event's id.
+async fn publish_message(state: &AppState, channel: &str, msg: &WsMessage) -> ApiResult<u64> {
     if msg.kind.is_empty() || msg.kind.len() > 64 {
         return Err(ApiError::Invalid("type: must be 1-64 characters".into()));
     }
@@ -157,9 +163,98 @@ pub async fn publish(
         object: &msg.object,
     })
     .map_err(|e| ApiError::Invalid(format!("object: {e}")))?;
-    let e = state
-        .bus
-        .publish(&format!("channel/{channel}"), None, data)
-        .await?;
-    Ok(Json(json!({"id": e.id.to_string(), "channel": channel})))
+    let mut stream = String::with_capacity(PREFIX.len() + channel.len());
+    stream.push_str(PREFIX);
+    stream.push_str(channel);
+    Ok(state.bus.publish(&stream, None, data).await?.id)
+}
+
+/// A channel's stream key is this followed by the channel's name.
+const PREFIX: &str = "channel/";
+
+/// The publish route's path before the channel's name.
+const PUBLISH_PATH: &str = "/api/v1/events/";
+
+/// Whether [`publish_direct`] answers `req` exactly as the router would: a `POST` to
+/// `/api/v1/events/{channel}` with the name as it is (no percent-escapes), no query
+/// string (a `?token=`), no `Idempotency-Key` (its layer remembers the answer) and no
+/// `Origin` (the CORS layer answers those). Anything else goes through the router.
+pub(crate) fn direct<B>(req: &axum::http::Request<B>) -> bool {
+    let uri = req.uri();
+    req.method() == axum::http::Method::POST
+        && uri.query().is_none()
+        && uri
+            .path()
+            .strip_prefix(PUBLISH_PATH)
+            .is_some_and(|name| !name.contains(['/', '%']))
+        && !req.headers().contains_key(crate::idempotency::HEADER)
+        && !req.headers().contains_key(axum::http::header::ORIGIN)
+}
+
+/// [`publish`] without the router, for a request [`direct`] takes: the same checks in
+/// the same order, the same answers and errors, without the router's layers (none of
+/// which does anything to such a request but the CORS layer's headers, added here too:
+/// the answer is too small to compress),
+/// its extractors and its per-request span. Publishing is what a busy server does most;
+/// this is its hot path.
+pub(crate) async fn publish_direct<B>(state: &AppState, req: axum::http::Request<B>) -> Response
+where
+    B: hyper::body::Body<Data = bytes::Bytes> + Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (parts, body) = req.into_parts();
+    let channel = parts
+        .uri
+        .path()
+        .strip_prefix(PUBLISH_PATH)
+        .unwrap_or_default();
+    let published = async {
+        valid_channel(channel)?;
+        let claims = state.auth.optional(&parts.headers, None)?;
+        authorise(claims.as_ref(), channel)?;
+        let limit = state.config.max_body_bytes;
+        let bytes = read_body(body, limit).await?;
+        let msg: WsMessage = crate::extract::parse_json(&bytes)?;
+        publish_message(state, channel, &msg).await
+    };
+    let mut res = match published.await {
+        Ok(id) => answer(id, channel),
+        Err(e) => e.into_response(),
+    };
+    if crate::app::has_cors(&state.config) {
+        crate::app::cors_headers_without_origin(res.headers_mut());
+    }
+    res
+}
+
+/// A request body of at most `limit` bytes, in one piece (no copy when it came in one).
+async fn read_body<B>(body: B, limit: usize) -> ApiResult<bytes::Bytes>
+where
+    B: hyper::body::Body<Data = bytes::Bytes> + Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    use http_body_util::BodyExt;
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(ApiError::PayloadTooLarge(limit))
+        }
+        Err(e) => Err(ApiError::Invalid(format!(
+            "cannot read body: Failed to buffer the request body: {e}"
+        ))),
+    }
+}
+
+/// `{"id":"<id>","channel":"<channel>"}` as `application/json`, as `Json(json!(…))`
+/// writes it (a valid channel name needs no escaping).
+fn answer(id: u64, channel: &str) -> Response {
+    use std::fmt::Write;
+    let mut body = String::with_capacity(32 + channel.len());
+    let _ = write!(body, r#"{{"id":"{id}","channel":"{channel}"}}"#);
+    let mut res = Response::new(axum::body::Body::from(body));
+    res.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    res
 }
