@@ -172,10 +172,13 @@ pub(crate) struct JsHooks {
 pub type TokenFuture = Pin<Box<dyn Future<Output = Result<String, String>>>>;
 
 /// The `getToken` callback: called before every (re)connect and every poll,
-/// so an expired token is replaced. Compared by identity.
+/// so an expired token is replaced. Compared by identity. (In the browser the
+/// type of the same name in the shell, with the same API, holds it as a promise.)
+#[cfg(not(target_arch = "wasm32"))]
 #[derive(Clone)]
 pub struct GetToken(Rc<dyn Fn() -> TokenFuture>);
 
+#[cfg(not(target_arch = "wasm32"))]
 impl GetToken {
     /// Wraps an async closure: `GetToken::new(|| async { Ok(fetch_token().await) })`.
     pub fn new<F, Fut>(f: F) -> Self
@@ -192,17 +195,22 @@ impl GetToken {
     }
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 impl fmt::Debug for GetToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("GetToken(..)")
     }
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 impl PartialEq for GetToken {
     fn eq(&self, other: &Self) -> bool {
         Rc::ptr_eq(&self.0, &other.0)
     }
 }
+
+#[cfg(target_arch = "wasm32")]
+pub use crate::web::GetToken;
 
 /// Options of `connect(url, options)`. Every field is optional; the defaults
 /// are given per field. Managers are shared per (absolute URL, token): the

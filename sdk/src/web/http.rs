@@ -4,11 +4,12 @@
 
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::JsFuture;
 
+use std::rc::Rc;
 use std::time::Duration;
 
 use super::platform::{self, error_text};
+use super::then::then;
 use super::token;
 use crate::connection::{ErrorInfo, ErrorKind};
 use crate::messages::PollResponse;
@@ -83,70 +84,98 @@ pub(crate) fn build_request(
         .map_err(|e| ["bad request: ", &error_text(&e)].concat())
 }
 
+/// What a polling request ends with, handed to its caller's callback (one
+/// boxed type for both callers: the polling request and a catch-up).
+pub(crate) type PollDone = Box<dyn FnOnce(Result<PollResponse, PollFailure>)>;
+
 /// Asks `getToken` (when set) for the token, then fetches one polling-form
-/// request with it ([`fetch_poll`]); a token failure is an `auth` error. The
-/// polling request and a follower's catch-up share this one task body.
-pub(crate) async fn poll_with_token(
-    url: &str,
-    options: &Options,
-    signal: Option<&web_sys::AbortSignal>,
-) -> Result<PollResponse, PollFailure> {
-    let token = token::resolve(options)
-        .await
-        .map_err(|e| ErrorInfo::new(ErrorKind::Auth, e))?;
-    fetch_poll(url, options, token.as_deref(), signal).await
+/// request with it ([`fetch_poll`]) and calls `done` (always in a later
+/// microtask); a token failure is an `auth` error. The polling request and a
+/// follower's catch-up share this one request body.
+pub(crate) fn poll_with_token(
+    url: String,
+    options: Rc<Options>,
+    signal: Option<web_sys::AbortSignal>,
+    done: PollDone,
+) {
+    let o = Rc::clone(&options);
+    token::resolve(&o, move |token| match token {
+        Ok(token) => fetch_poll(&url, &options, token.as_deref(), signal.as_ref(), done),
+        Err(e) => done(Err(ErrorInfo::new(ErrorKind::Auth, e).into())),
+    });
 }
 
 /// Fetches one polling-form request (`url` carries the position as
-/// `lastEventId=`) with the manager's token and headers, and parses its body.
-/// Errors carry the status, the body and the server's `Retry-After`.
-pub(crate) async fn fetch_poll(
+/// `lastEventId=`) with the manager's token and headers, parses its body and
+/// calls `done`. Errors carry the status, the body and the server's `Retry-After`.
+fn fetch_poll(
     url: &str,
     options: &Options,
     token: Option<&str>,
     signal: Option<&web_sys::AbortSignal>,
-) -> Result<PollResponse, PollFailure> {
-    let request = build_request(url, Purpose::Poll, options, token, None, signal)
-        .map_err(|e| ErrorInfo::new(ErrorKind::Network, ["bad polling request: ", &e].concat()))?;
-    let network = |e: JsValue| {
-        ErrorInfo::new(
-            ErrorKind::Network,
-            ["polling fetch failed: ", &error_text(&e)].concat(),
-        )
-    };
-    let resp: web_sys::Response = JsFuture::from(platform::fetch(options, &request))
-        .await
-        .map_err(network)?
-        .unchecked_into();
-    let status = resp.status();
-    // Checked before reading the body: an endless event stream (a server that
-    // ignores `poll=1`) would never finish, and an HTML page is no answer.
-    let content_type = content_type(&resp);
-    if (200..300).contains(&status) && status != 204 && !is_json(&content_type) {
-        if let Some(b) = resp.body() {
-            let _ = b.cancel();
+    done: PollDone,
+) {
+    let request = match build_request(url, Purpose::Poll, options, token, None, signal) {
+        Ok(r) => r,
+        Err(e) => {
+            let e = ["bad polling request: ", &e].concat();
+            return done(Err(ErrorInfo::new(ErrorKind::Network, e).into()));
         }
-        let mut e = ErrorInfo::new(
-            ErrorKind::Protocol,
-            [
-                "the polling URL answered \"",
-                &content_type,
-                "\", not JSON: this server has no Tidings polling form (set `poll: false` or a poll function)",
-            ]
-            .concat(),
-        );
-        e.status = Some(status);
-        return Err(e.into());
-    }
-    let retry_after = retry_after(&resp);
-    let body = match resp.text() {
-        Ok(p) => JsFuture::from(p)
-            .await
-            .map_err(network)?
-            .as_string()
-            .unwrap_or_default(),
-        Err(e) => return Err(network(e).into()),
     };
+    then(&platform::fetch(options, &request), move |resp| {
+        let resp: web_sys::Response = match resp {
+            Ok(r) => r.unchecked_into(),
+            Err(e) => return done(Err(network(&e))),
+        };
+        let status = resp.status();
+        // Checked before reading the body: an endless event stream (a server that
+        // ignores `poll=1`) would never finish, and an HTML page is no answer.
+        let content_type = content_type(&resp);
+        if (200..300).contains(&status) && status != 204 && !is_json(&content_type) {
+            if let Some(b) = resp.body() {
+                let _ = b.cancel();
+            }
+            let mut e = ErrorInfo::new(
+                ErrorKind::Protocol,
+                [
+                    "the polling URL answered \"",
+                    &content_type,
+                    "\", not JSON: this server has no Tidings polling form (set `poll: false` or a poll function)",
+                ]
+                .concat(),
+            );
+            e.status = Some(status);
+            return done(Err(e.into()));
+        }
+        let retry_after = retry_after(&resp);
+        let text = match resp.text() {
+            Ok(p) => p,
+            Err(e) => return done(Err(network(&e))),
+        };
+        then(&text, move |body| {
+            done(match body {
+                Ok(body) => poll_answer(status, retry_after, body.as_string().unwrap_or_default()),
+                Err(e) => Err(network(&e)),
+            })
+        });
+    });
+}
+
+/// A polling request that could not be sent or read.
+fn network(e: &JsValue) -> PollFailure {
+    ErrorInfo::new(
+        ErrorKind::Network,
+        ["polling fetch failed: ", &error_text(e)].concat(),
+    )
+    .into()
+}
+
+/// A polling-form answer with its status and body.
+fn poll_answer(
+    status: u16,
+    retry_after: Option<Duration>,
+    body: String,
+) -> Result<PollResponse, PollFailure> {
     if !(200..300).contains(&status) || status == 204 {
         let kind = if status == 401 || status == 403 {
             ErrorKind::Auth

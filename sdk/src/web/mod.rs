@@ -17,9 +17,10 @@
 //! | `listeners` | Rust and JS listeners and the values they get |
 //! | `http` | building requests and reading the polling form |
 //! | `json` | reading JS values (`JSON.parse` results, the options object) as JSON documents |
-//! | `token` | `getToken` |
+//! | `token` | `getToken` (the browser's [`GetToken`]) |
 //! | `storage` | the last event id in `sessionStorage` |
 //! | `timer` | one-shot timers (`setTimeout`) dropped with their owner |
+//! | `then` | promise continuations (one closure type, no executor) |
 //! | `platform` | clock, random seed, `fetch`, `document`, JS error text |
 //!
 //! Ownership (gloo style): every `Closure` belongs to the value it serves and
@@ -40,9 +41,11 @@ mod platform;
 mod storage;
 mod stream;
 mod tabs;
+mod then;
 mod timer;
 mod token;
 mod transport;
 
 pub use listeners::Event;
 pub use manager::{Error, Manager, Subscription};
+pub use token::GetToken;

@@ -14,18 +14,19 @@
 //! `Last-Event-ID`, the `headers` option), sees the HTTP status (so the core
 //! can tell 401 from 403 from 503) and reads the server's `retry:` frames.
 //! The `AbortController` is owned by [`FetchTransport`]; `Drop` aborts the
-//! request, which rejects the pending `read()` and ends the reading task.
-//! The task reports through its [`Handle`], so a late chunk of a replaced
-//! transport is dropped by the manager (and ends the task).
+//! request, which rejects the pending `read()` and ends the reading.
+//! Each step is a promise continuation ([`super::then`]) that reports through
+//! the transport's [`Handle`], so a late chunk of a replaced transport is
+//! dropped by the manager (and ends the reading).
 
 use std::rc::Rc;
 
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::JsFuture;
 
 use super::http::{build_request, content_type, Purpose};
 use super::input::{Handle, Input};
 use super::platform::{self, error_text};
+use super::then::{self, then, Settled};
 use crate::connection::{ErrorInfo, ErrorKind};
 use crate::options::Options;
 use crate::parser::{Frame, Parser};
@@ -39,7 +40,7 @@ pub(crate) struct FetchTransport {
 }
 
 impl FetchTransport {
-    /// Starts the request and the task reading it; it reports through `handle`.
+    /// Starts the request and its reading; they report through `handle`.
     pub(crate) fn open(
         handle: Handle,
         url: &str,
@@ -58,14 +59,14 @@ impl FetchTransport {
             signal.as_ref(),
         );
         let options = Rc::clone(options);
-        wasm_bindgen_futures::spawn_local(async move {
-            let end = match request {
-                Ok(r) => read_stream(&r, &handle, &options).await,
-                Err(e) => Some(e),
-            };
-            if let Some(reason) = end {
-                handle.send(Input::StreamFailed(reason));
-            }
+        // The request goes out from a microtask of its own, never from inside
+        // the manager's action loop (a `fetch` option may call back into the SDK).
+        then::soon(move || match request {
+            Ok(r) => then(&platform::fetch(&options, &r), move |resp| match resp {
+                Ok(resp) => on_response(resp.unchecked_into(), handle, options),
+                Err(e) => fail(&handle, ["fetch failed: ", &error_text(&e)].concat()),
+            }),
+            Err(e) => fail(&handle, e),
         });
         FetchTransport { abort }
     }
@@ -84,37 +85,39 @@ impl Drop for FetchTransport {
     }
 }
 
-/// Runs one request to its end, reporting to the manager as it goes.
-/// Returns why the stream failed or ended, or `None` when it is over
-/// otherwise (rejected with a status, or no longer the transport in use).
-async fn read_stream(
-    request: &web_sys::Request,
-    handle: &Handle,
-    options: &Options,
-) -> Option<String> {
-    let resp: web_sys::Response = match JsFuture::from(platform::fetch(options, request)).await {
-        Ok(r) => r.unchecked_into(),
-        Err(e) => return Some(["fetch failed: ", &error_text(&e)].concat()),
+/// Reports that the stream failed or ended, for the manager to reconnect.
+fn fail(handle: &Handle, reason: String) {
+    handle.send(Input::StreamFailed(reason));
+}
+
+/// The response arrived: `onOpen` (when set) may refuse it first.
+fn on_response(resp: web_sys::Response, handle: Handle, options: Rc<Options>) {
+    let Some(on_open) = &options.js.on_open else {
+        return checked(resp, handle, &options);
     };
-    let status = resp.status();
-    let content_type = content_type(&resp);
-    if let Some(on_open) = &options.js.on_open {
-        let accepted = match on_open.call1(&wasm_bindgen::JsValue::NULL, &resp) {
-            Ok(v) => JsFuture::from(js_sys::Promise::resolve(&v))
-                .await
-                .map(|_| ()),
-            Err(e) => Err(e),
-        };
-        if let Err(e) = accepted {
+    // A throw is a refusal too, reported from a later microtask like a rejection.
+    let accepted = match on_open.call1(&wasm_bindgen::JsValue::NULL, &resp) {
+        Ok(v) => js_sys::Promise::resolve(&v),
+        Err(e) => js_sys::Promise::reject(&e),
+    };
+    then(&accepted, move |accepted| match accepted {
+        Ok(_) => checked(resp, handle, &options),
+        Err(e) => {
             let mut error = ErrorInfo::new(
                 ErrorKind::Http,
                 ["onOpen refused the response: ", &error_text(&e)].concat(),
             );
-            error.status = Some(status);
+            error.status = Some(resp.status());
             handle.send(Input::StreamFatal(error));
-            return None;
         }
-    }
+    });
+}
+
+/// Reads an accepted response: a refusal (its status, its content type) is
+/// reported with the start of its body; an event stream is read to its end.
+fn checked(resp: web_sys::Response, handle: Handle, options: &Options) {
+    let status = resp.status();
+    let content_type = content_type(&resp);
     let plain_get = options.is_plain_get();
     if status != 200 && !plain_get && !matches!(status, 401 | 408 | 429 | 500..=599) {
         let mut error = ErrorInfo::new(
@@ -127,20 +130,21 @@ async fn read_stream(
             .concat(),
         );
         error.status = Some(status);
-        error.raw = read_error_body(&resp).await;
-        handle.send(Input::StreamFatal(error));
-        return None;
+        return fatal_with_body(&resp, handle, error);
     }
     if status != 200 {
         if let Some(delay) = super::http::retry_after(&resp) {
             handle.send(Input::RetryAfter { delay, poll: false });
         }
-        let body = read_body(&resp).await.unwrap_or_default();
-        handle.send(Input::StreamRejected {
-            status,
-            body: Some(body),
-        });
-        return None;
+        return read_body(
+            &resp,
+            Box::new(move |body| {
+                handle.send(Input::StreamRejected {
+                    status,
+                    body: Some(body.unwrap_or_default()),
+                });
+            }),
+        );
     }
     if !content_type
         .to_ascii_lowercase()
@@ -153,29 +157,51 @@ async fn read_stream(
         ]
         .concat();
         if plain_get {
-            return Some(reason);
+            return fail(&handle, reason);
         }
         let mut error = ErrorInfo::new(ErrorKind::Protocol, [&reason, ": not retried"].concat());
         error.status = Some(status);
-        error.raw = read_error_body(&resp).await;
-        handle.send(Input::StreamFatal(error));
-        return None;
+        return fatal_with_body(&resp, handle, error);
     }
     let Some(reader) = resp.body().map(|b| {
         b.get_reader()
             .unchecked_into::<web_sys::ReadableStreamDefaultReader>()
     }) else {
-        return Some("HTTP 200 without a body".to_owned());
+        return fail(&handle, "HTTP 200 without a body".to_owned());
     };
     if !handle.send(Input::SseOpen) {
-        return None;
+        return;
     }
-    let mut parser = Parser::new();
-    let mut buf = Vec::new();
-    let reason = loop {
-        let chunk = match JsFuture::from(reader.read()).await {
+    Reading {
+        reader,
+        parser: Parser::new(),
+        buf: Vec::new(),
+        handle,
+    }
+    .next();
+}
+
+/// An event stream being read: one `read()` at a time, each chunk parsed and
+/// its frames handed over before the next `read()`.
+struct Reading {
+    reader: web_sys::ReadableStreamDefaultReader,
+    parser: Parser,
+    buf: Vec<u8>,
+    handle: Handle,
+}
+
+impl Reading {
+    /// Asks for the next chunk.
+    fn next(self) {
+        let chunk = self.reader.read();
+        then(&chunk, move |chunk| self.chunk(chunk));
+    }
+
+    /// A chunk (or the end, or a failure) arrived.
+    fn chunk(mut self, chunk: Settled) {
+        let chunk = match chunk {
             Ok(c) => c,
-            Err(e) => break ["stream read failed: ", &error_text(&e)].concat(),
+            Err(e) => return self.end(["stream read failed: ", &error_text(&e)].concat()),
         };
         if js_sys::Reflect::get(&chunk, &"done".into())
             .ok()
@@ -184,44 +210,65 @@ async fn read_stream(
         {
             // A normal end (an unfinished event is dropped, as WHATWG says):
             // a `finite` stream is over, any other reconnects.
-            parser.finish();
-            handle.send(Input::StreamEnded);
-            return None;
+            self.parser.finish();
+            self.handle.send(Input::StreamEnded);
+            return;
         }
         let Some(bytes) = js_sys::Reflect::get(&chunk, &"value".into())
             .ok()
             .and_then(|v| v.dyn_into::<js_sys::Uint8Array>().ok())
         else {
-            break "stream chunk is not bytes".to_owned();
+            return self.end("stream chunk is not bytes".to_owned());
         };
-        buf.resize(bytes.length() as usize, 0);
-        bytes.copy_to(&mut buf);
-        parser.feed(&buf);
-        // One clock reading for the chunk's events (dropped before the next `await`).
-        let _still = platform::Still::new();
-        while let Some(frame) = parser.poll() {
-            let input = match frame {
-                Frame::Event(ev) => Input::SseEvent(ev),
-                Frame::Retry(ms) => Input::RetryHint(ms),
-            };
-            if !handle.send(input) {
-                return None; // replaced or closed; the abort is on its way
+        self.buf.resize(bytes.length() as usize, 0);
+        bytes.copy_to(&mut self.buf);
+        self.parser.feed(&self.buf);
+        {
+            // One clock reading for the chunk's events (dropped before the next read).
+            let _still = platform::Still::new();
+            while let Some(frame) = self.parser.poll() {
+                let input = match frame {
+                    Frame::Event(ev) => Input::SseEvent(ev),
+                    Frame::Retry(ms) => Input::RetryHint(ms),
+                };
+                if !self.handle.send(input) {
+                    return; // replaced or closed; the abort is on its way
+                }
             }
         }
+        self.next();
+    }
+
+    /// The stream failed: reported for the manager to reconnect.
+    fn end(mut self, reason: String) {
+        self.parser.finish();
+        fail(&self.handle, reason);
+    }
+}
+
+/// Reports a refusal for good with the start of the response's body.
+fn fatal_with_body(resp: &web_sys::Response, handle: Handle, mut error: ErrorInfo) {
+    read_body(
+        resp,
+        Box::new(move |body| {
+            error.raw = body.filter(|t| !t.is_empty());
+            handle.send(Input::StreamFatal(error));
+        }),
+    );
+}
+
+/// Calls `done` with the start of a response's body (at most
+/// [`MAX_ERROR_BODY`] characters), `None` when it cannot be read.
+fn read_body(resp: &web_sys::Response, done: Box<dyn FnOnce(Option<String>)>) {
+    let text = match resp.text() {
+        Ok(p) => p,
+        Err(_) => return then::soon(move || done(None)),
     };
-    parser.finish();
-    Some(reason)
-}
-
-/// The start of an error response's body (an error page can be big), if any.
-async fn read_error_body(resp: &web_sys::Response) -> Option<String> {
-    read_body(resp).await.filter(|t| !t.is_empty())
-}
-
-/// The start of a response's body (at most [`MAX_ERROR_BODY`] characters);
-/// `None` when it cannot be read. One reader for every error path: each
-/// `async fn` is a state machine of its own in the wasm.
-async fn read_body(resp: &web_sys::Response) -> Option<String> {
-    let text = JsFuture::from(resp.text().ok()?).await.ok()?.as_string()?;
-    Some(text.chars().take(MAX_ERROR_BODY).collect())
+    then(&text, move |text| {
+        done(
+            text.ok()
+                .and_then(|t| t.as_string())
+                .map(|t| t.chars().take(MAX_ERROR_BODY).collect()),
+        );
+    });
 }

@@ -338,14 +338,16 @@ impl Tabs {
             old.abort();
         }
         let url = crate::url::poll_url(url, Some(after));
-        let options = Rc::clone(options);
-        wasm_bindgen_futures::spawn_local(async move {
-            let result = http::poll_with_token(&url, &options, signal.as_ref())
-                .await
-                .map_err(|e| e.error.message);
-            let Some(sink) = sink.upgrade() else { return };
-            sink.tab_input(TabInput::CatchUp { number, result });
-        });
+        http::poll_with_token(
+            url,
+            Rc::clone(options),
+            signal,
+            Box::new(move |result| {
+                let result = result.map_err(|e| e.error.message);
+                let Some(sink) = sink.upgrade() else { return };
+                sink.tab_input(TabInput::CatchUp { number, result });
+            }),
+        );
     }
 
     /// Catch-up request `number` finished: hands its events to the core
@@ -540,7 +542,7 @@ impl TabLink {
         if prompt {
             if !self.outbox.soon.replace(true) {
                 let outbox = self.outbox.clone();
-                wasm_bindgen_futures::spawn_local(async move { outbox.send_or_log() });
+                super::then::soon(move || outbox.send_or_log());
             }
         } else if !self.outbox.armed.replace(true) {
             let outbox = self.outbox.clone();

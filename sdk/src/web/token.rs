@@ -6,12 +6,16 @@
 //! throws, rejects or returns a non-string is an `auth` error and counts as
 //! a failed attempt, so a broken callback backs off instead of spinning.
 
+use std::fmt;
+use std::future::Future;
+use std::rc::Rc;
+
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::JsFuture;
 
 use super::platform::error_text;
-use crate::options::{GetToken, Options};
+use super::then::{self, then};
+use crate::options::{Options, TokenFuture};
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_GET_TOKEN: &'static str = r#"
@@ -26,16 +30,93 @@ export interface ConnectOptions {
 }
 "#;
 
-/// The token for the next request: `getToken()` if set, else the static `token`.
-/// `Ok(None)` means no token at all.
-pub(crate) async fn resolve(options: &Options) -> Result<Option<String>, String> {
-    match &options.get_token {
-        Some(get) => get.call().await.map(|t| Some(t).filter(|t| !t.is_empty())),
-        None => Ok(options.token.clone().filter(|t| !t.is_empty())),
+/// The `getToken` callback: called before every (re)connect and every poll,
+/// so an expired token is replaced. Compared by identity.
+///
+/// In the browser it is held as a function giving a promise, which the
+/// transports wait on through [`then`] (no executor in the package unless an
+/// app makes one with [`GetToken::new`]).
+#[derive(Clone)]
+pub struct GetToken(Rc<dyn Fn() -> Call>);
+
+/// One call of the callback: the promise of the token, and what a rejection's
+/// text is prefixed with (the JS callback says whether it threw or rejected;
+/// a Rust callback's own error text is kept as is).
+struct Call(js_sys::Promise, &'static str);
+
+impl GetToken {
+    /// Wraps an async closure: `GetToken::new(|| async { Ok(fetch_token().await) })`.
+    pub fn new<F, Fut>(f: F) -> Self
+    where
+        F: Fn() -> Fut + 'static,
+        Fut: Future<Output = Result<String, String>> + 'static,
+    {
+        GetToken(Rc::new(move || {
+            let fut = f();
+            let promise = wasm_bindgen_futures::future_to_promise(async move {
+                fut.await.map(JsValue::from).map_err(JsValue::from)
+            });
+            Call(promise, "")
+        }))
+    }
+
+    /// Calls the callback.
+    pub fn call(&self) -> TokenFuture {
+        let Call(promise, prefix) = (self.0)();
+        Box::pin(async move {
+            let value = wasm_bindgen_futures::JsFuture::from(promise)
+                .await
+                .map_err(|e| [prefix, &error_text(&e)].concat())?;
+            value.as_string().ok_or_else(not_a_string)
+        })
     }
 }
 
-/// `options.getToken` of a JS options object, if it is a function.
+impl fmt::Debug for GetToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("GetToken(..)")
+    }
+}
+
+impl PartialEq for GetToken {
+    fn eq(&self, other: &Self) -> bool {
+        Rc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+fn not_a_string() -> String {
+    "getToken must return a string (or a promise of one)".to_owned()
+}
+
+/// Calls `done` with the token for the next request: `getToken()` if set,
+/// else the static `token`. `Ok(None)` means no token at all. The callback is
+/// called from a microtask of its own, never from inside the caller (which
+/// may be the manager's action loop), and `done` always later still.
+pub(crate) fn resolve(
+    options: &Options,
+    done: impl FnOnce(Result<Option<String>, String>) + 'static,
+) {
+    let token = options.token.clone().filter(|t| !t.is_empty());
+    let get = options.get_token.clone();
+    then::soon(move || {
+        let Some(get) = get else {
+            return done(Ok(token));
+        };
+        let Call(promise, prefix) = (get.0)();
+        then(&promise, move |answer| {
+            done(match answer {
+                Ok(v) => v
+                    .as_string()
+                    .map(|t| Some(t).filter(|t| !t.is_empty()))
+                    .ok_or_else(not_a_string),
+                Err(e) => Err([prefix, &error_text(&e)].concat()),
+            })
+        });
+    });
+}
+
+/// `options.getToken` of a JS options object, if it is a function. A plain
+/// string or a promise of one; a throw or a rejection is an error.
 pub(crate) fn from_js(options: &JsValue) -> Option<GetToken> {
     if !options.is_object() {
         return None;
@@ -44,18 +125,8 @@ pub(crate) fn from_js(options: &JsValue) -> Option<GetToken> {
         .ok()?
         .dyn_into::<js_sys::Function>()
         .ok()?;
-    Some(GetToken::new(move || call(f.clone())))
-}
-
-/// Calls the JS callback; a plain string or a promise of one.
-async fn call(f: js_sys::Function) -> Result<String, String> {
-    let value = f
-        .call0(&JsValue::NULL)
-        .map_err(|e| ["getToken threw: ", &error_text(&e)].concat())?;
-    let value = JsFuture::from(js_sys::Promise::resolve(&value))
-        .await
-        .map_err(|e| ["getToken rejected: ", &error_text(&e)].concat())?;
-    value
-        .as_string()
-        .ok_or_else(|| "getToken must return a string (or a promise of one)".to_owned())
+    Some(GetToken(Rc::new(move || match f.call0(&JsValue::NULL) {
+        Ok(v) => Call(js_sys::Promise::resolve(&v), "getToken rejected: "),
+        Err(e) => Call(js_sys::Promise::reject(&e), "getToken threw: "),
+    })))
 }

@@ -12,12 +12,12 @@ use std::rc::Rc;
 use gloo_events::EventListener;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::JsFuture;
 
 use super::input::{Handle, Input};
 use super::mux::{self, Membership};
 use super::platform::error_text;
 use super::stream::FetchTransport;
+use super::then::{self, then};
 use super::timer::Timeout;
 use super::{http, token};
 use crate::connection::{ErrorInfo, ErrorKind};
@@ -46,9 +46,7 @@ impl SseTransport {
         options: &Rc<Options>,
         last_event_id: Option<String>,
     ) -> SseTransport {
-        let options = Rc::clone(options);
-        wasm_bindgen_futures::spawn_local(async move {
-            let token = token::resolve(&options).await;
+        token::resolve(options, move |token| {
             handle.send(Input::Token {
                 token,
                 last_event_id,
@@ -254,26 +252,39 @@ impl PollRequest {
     ) -> PollRequest {
         let abort = web_sys::AbortController::new().ok();
         let signal = abort.as_ref().map(web_sys::AbortController::signal);
-        let (url, options) = (url.to_owned(), Rc::clone(options));
         let h = handle.clone();
-        wasm_bindgen_futures::spawn_local(async move {
-            let result = match &options.js.poll {
-                Some(f) => call_poll_function(f, last_event_id, signal.as_ref()).await,
-                None => {
-                    let url = crate::url::poll_url(&url, last_event_id.as_deref());
-                    // The position is in the URL (`lastEventId=`), not a header.
-                    http::poll_with_token(&url, &options, signal.as_ref())
-                        .await
-                        .map_err(|f| {
-                            if let Some(delay) = f.retry_after {
-                                h.send(Input::RetryAfter { delay, poll: true });
-                            }
-                            f.error
-                        })
-                }
-            };
-            h.send(Input::Poll(result));
-        });
+        match &options.js.poll {
+            // Called from a microtask of its own, never from inside the
+            // manager's action loop (the function may call back into the SDK).
+            Some(f) => {
+                let f = f.clone();
+                then::soon(move || {
+                    call_poll_function(
+                        &f,
+                        last_event_id,
+                        signal.as_ref(),
+                        Box::new(move |result| {
+                            h.send(Input::Poll(result));
+                        }),
+                    );
+                });
+            }
+            // The position is in the URL (`lastEventId=`), not a header.
+            None => http::poll_with_token(
+                crate::url::poll_url(url, last_event_id.as_deref()),
+                Rc::clone(options),
+                signal,
+                Box::new(move |result| {
+                    let result = result.map_err(|f| {
+                        if let Some(delay) = f.retry_after {
+                            h.send(Input::RetryAfter { delay, poll: true });
+                        }
+                        f.error
+                    });
+                    h.send(Input::Poll(result));
+                }),
+            ),
+        }
         let aborter = abort.clone();
         let deadline = Timeout::new(timeout_ms, move || {
             if let Some(a) = &aborter {
@@ -300,11 +311,12 @@ impl PollRequest {
 /// `{ events: [{ id?, event?, data }], lastEventId?, end? }`. A throw, a
 /// rejection or an answer of another shape is an error (the next poll backs
 /// off); `data` that is not a string is sent on as its JSON text.
-async fn call_poll_function(
+fn call_poll_function(
     f: &js_sys::Function,
     last_event_id: Option<String>,
     signal: Option<&web_sys::AbortSignal>,
-) -> Result<PollResponse, ErrorInfo> {
+    done: Box<dyn FnOnce(Result<PollResponse, ErrorInfo>)>,
+) {
     let arg = js_sys::Object::new();
     let set = |k: &str, v: &JsValue| js_sys::Reflect::set(&arg, &k.into(), v);
     let _ = set(
@@ -312,26 +324,27 @@ async fn call_poll_function(
         &last_event_id.map_or(JsValue::NULL, |s| JsValue::from_str(&s)),
     );
     let _ = set("signal", signal.map_or(&JsValue::UNDEFINED, |s| s.as_ref()));
-    let failed = |what: &str, e: &JsValue| {
-        ErrorInfo::new(
-            ErrorKind::Network,
-            ["poll function ", what, ": ", &error_text(e)].concat(),
-        )
+    // A throw is reported like a rejection, from a later microtask.
+    let (answer, failed) = match f.call1(&JsValue::NULL, &arg) {
+        Ok(v) => (js_sys::Promise::resolve(&v), "rejected"),
+        Err(e) => (js_sys::Promise::reject(&e), "threw"),
     };
-    let value = f
-        .call1(&JsValue::NULL, &arg)
-        .map_err(|e| failed("threw", &e))?;
-    let value = JsFuture::from(js_sys::Promise::resolve(&value))
-        .await
-        .map_err(|e| failed("rejected", &e))?;
-    PollResponse::from_answer(&value).map_err(|reason| {
-        let mut e = ErrorInfo::new(
-            ErrorKind::Protocol,
-            ["poll function answer: ", &reason].concat(),
-        );
-        e.raw = Some(crate::json::Json::to_text(&value));
-        e
-    })
+    then(&answer, move |answer| {
+        done(match answer {
+            Ok(value) => PollResponse::from_answer(&value).map_err(|reason| {
+                let mut e = ErrorInfo::new(
+                    ErrorKind::Protocol,
+                    ["poll function answer: ", &reason].concat(),
+                );
+                e.raw = Some(crate::json::Json::to_text(&value));
+                e
+            }),
+            Err(e) => Err(ErrorInfo::new(
+                ErrorKind::Network,
+                ["poll function ", failed, ": ", &error_text(&e)].concat(),
+            )),
+        })
+    });
 }
 
 impl Drop for PollRequest {
