@@ -55,7 +55,35 @@ impl<F: ?Sized> Clone for Cb<F> {
     }
 }
 
-pub(crate) type EventCb = Cb<dyn Fn(&Event)>;
+pub(crate) type EventCb = Cb<dyn Fn(&Delivery)>;
+
+/// One event for one Rust listener, as [`Listeners::deliver`] has it; the
+/// Rust API's wrapper ([`Delivery::event`]) makes the [`Event`]. Code that
+/// owns a [`Message`] (its drop) is linked only by that wrapper, which the
+/// npm package never makes.
+pub(crate) struct Delivery<'a> {
+    id: &'a Option<String>,
+    last_event_id: Option<&'a str>,
+    event: &'a str,
+    ty: String,
+    raw: &'a str,
+    message: &'a Option<Rc<dyn Any>>,
+}
+
+impl Delivery<'_> {
+    /// The [`Event`] for the listener; `None` without a decoded [`Message`].
+    pub(crate) fn event(&self) -> Option<Event> {
+        let message = self.message.clone()?.downcast().ok()?;
+        Some(Event {
+            id: self.id.clone(),
+            last_event_id: self.last_event_id.map(str::to_owned),
+            event: self.event.to_owned(),
+            ty: self.ty.clone(),
+            raw: self.raw.to_owned(),
+            message,
+        })
+    }
+}
 pub(crate) type StateCb = Cb<dyn Fn(State)>;
 pub(crate) type ErrorCb = Cb<dyn Fn(&ErrorInfo)>;
 
@@ -299,19 +327,14 @@ impl Listeners {
                 continue;
             }
             match &t.listener {
-                Cb::Rust(f) => {
-                    let Some(message) = decoded.rust.clone().and_then(|m| m.downcast().ok()) else {
-                        continue;
-                    };
-                    f(&Event {
-                        id: id.clone(),
-                        last_event_id: last_event_id.map(str::to_owned),
-                        event: ev.event.clone(),
-                        ty: t.matched,
-                        raw: ev.data.clone(),
-                        message,
-                    })
-                }
+                Cb::Rust(f) => f(&Delivery {
+                    id: &id,
+                    last_event_id,
+                    event: &ev.event,
+                    ty: t.matched,
+                    raw: &ev.data,
+                    message: &decoded.rust,
+                }),
                 Cb::Js(f) => js
                     .get_or_init(|| JsEvent::new(&ev.event, id.as_deref(), last_event_id))
                     .call(f, &decoded.js, &t.matched, &raw),

@@ -122,6 +122,11 @@ impl Manager {
         self.inner
             .listeners
             .decode_typed(super::listeners::decode_for_rust);
+        let f = move |d: &super::listeners::Delivery| {
+            if let Some(event) = d.event() {
+                f(&event);
+            }
+        };
         let id = self.inner.add_listener(ty, Cb::Rust(Rc::new(f)));
         self.subscription(Kind::Event, id)
     }
