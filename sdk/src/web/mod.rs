@@ -27,7 +27,9 @@
 //! is dropped with it. The EventSource, its listeners, the polling request's
 //! `AbortController`, the single timer and the `online`/`visibilitychange`
 //! listeners all live in the manager's state; replacing or dropping them
-//! closes/removes/aborts. Nothing is `forget()`-ed on a reconnect path.
+//! closes/removes/aborts. Nothing is `forget()`-ed on a reconnect path; a
+//! promise continuation ([`then`]) belongs to the promise it waits on and is
+//! freed with it.
 
 mod driver;
 mod http;
