@@ -31,6 +31,9 @@ struct Member {
     /// already be past the position (they were meant for an earlier member),
     /// so it waits for the next request, which replays from its position.
     requested: bool,
+    /// Whether the request of the open connection listed the stream: only
+    /// then does that connection carry it (its end of prelude opens it).
+    listed: bool,
 }
 
 /// Where a frame of the multiplexed connection goes.
@@ -77,6 +80,7 @@ impl MuxSet {
             id,
             // Live from now: whatever the open connection carries is news to it.
             requested: position.is_none(),
+            listed: false,
             position,
         });
         id
@@ -92,6 +96,16 @@ impl MuxSet {
     /// The member ids, in request order.
     pub(crate) fn ids(&self) -> Vec<u64> {
         self.members.iter().map(|m| m.id).collect()
+    }
+
+    /// The members the open connection carries (its request listed them), in
+    /// request order: a member that joined since waits for the next request.
+    pub(crate) fn listed(&self) -> Vec<u64> {
+        self.members
+            .iter()
+            .filter(|m| m.listed)
+            .map(|m| m.id)
+            .collect()
     }
 
     /// Whether no stream is left.
@@ -114,6 +128,7 @@ impl MuxSet {
     pub(crate) fn request(&mut self, mux_url: &str) -> (String, Option<String>) {
         for m in &mut self.members {
             m.requested = true;
+            m.listed = true;
         }
         let streams = self
             .members

@@ -221,3 +221,105 @@ async fn streams_join_and_leave_while_events_flow_with_nothing_lost_or_repeated(
         m.close();
     }
 }
+
+/// The server's connection counts: `total` and `by_stream[key]` for each key.
+async fn counts(base: &str, keys: &[&str]) -> (u64, Vec<u64>, Value) {
+    let (_, stats) = request("GET", &format!("{base}/api/stats"), None, None).await;
+    let c = stats["connections"].clone();
+    let total = c["total"].as_u64().unwrap_or(u64::MAX);
+    let by = keys
+        .iter()
+        .map(|k| c["by_stream"][*k].as_u64().unwrap_or(0))
+        .collect();
+    (total, by, c)
+}
+
+#[wasm_bindgen_test]
+async fn a_stream_moving_from_its_own_connection_to_the_shared_one_misses_repeats_and_keeps_nothing(
+) {
+    let base = server();
+    // `localhost`: an origin this page has not seen announce `mux`, so the
+    // first manager connects alone and then moves onto the shared connection.
+    let fresh = base.replace("127.0.0.1", "localhost");
+    let user = unique("mux-move-");
+    let prefix = unique("move");
+    let token = dev_token(base, &user, &[&format!("{prefix}.*")], None).await;
+    let mut settled = 0;
+    for _ in 0..200 {
+        settled = counts(base, &[]).await.0;
+        if settled == 0 {
+            break;
+        }
+        sleep(50).await;
+    }
+    assert_eq!(settled, 0, "connections of earlier tests still open");
+    let connect = |name: &str| {
+        Manager::connect(
+            &format!("{fresh}/api/v1/events/{prefix}.{name}"),
+            Options::default()
+                .token(token.clone())
+                .decoder(Decoder::Channel),
+        )
+        .unwrap()
+    };
+    let a = connect("a");
+    let (la, _a) = collect(&a, "message");
+    wait_for("a open", 10_000, || a.state() == State::Open).await;
+    let b = connect("b");
+    let mut lb = None;
+    // Events on `a` while it moves (its hello just announced `mux`) and after.
+    // `b` mounts, unmounts and mounts again meanwhile (a React StrictMode effect).
+    let mut want = Vec::new();
+    for n in 1..=30u64 {
+        want.push(publish(base, &token, &format!("{prefix}.a"), n).await);
+        match n {
+            1 | 4 | 6 => {
+                let (log, sub) = collect(&b, "message");
+                if n == 6 {
+                    lb = Some((log, sub));
+                }
+            }
+            _ => {}
+        }
+        sleep(10).await;
+    }
+    let (lb, _b) = lb.unwrap();
+    wait_for("every event on a", 10_000, || {
+        ids(&la).last().is_some_and(|l| *l >= *want.last().unwrap())
+    })
+    .await;
+    sleep(300).await;
+    // `a` was open (its greeting placed it) before the first publish.
+    assert_eq!(ids(&la), want, "a: every event once, in order");
+    assert_eq!(a.state(), State::Open);
+    assert_eq!(b.state(), State::Open);
+    // At rest: one connection for both streams (the shared one), and it stays so.
+    let keys = [format!("channel/{prefix}.a"), format!("channel/{prefix}.b")];
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let mut seen = Value::Null;
+    let mut shaped = false;
+    for _ in 0..200 {
+        let (total, by, c) = counts(base, &keys).await;
+        seen = c;
+        if total == 1 && by == [1, 1] {
+            shaped = true;
+            break;
+        }
+        sleep(50).await;
+    }
+    assert!(shaped, "one connection carrying a and b: {seen}");
+    for i in 1..=5 {
+        sleep(100).await;
+        let (total, by, c) = counts(base, &keys).await;
+        assert!(
+            total == 1 && by == [1, 1],
+            "{}ms after it settled: {c}",
+            i * 100
+        );
+    }
+    let id = publish(base, &token, &format!("{prefix}.b"), 1).await;
+    wait_for("b's event", 5000, || !lb.borrow().is_empty()).await;
+    assert_eq!(ids(&lb), vec![id]);
+    a.close();
+    b.close();
+}

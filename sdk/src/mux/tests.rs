@@ -148,3 +148,23 @@ fn a_member_joining_at_a_position_waits_for_the_request_that_replays_from_it() {
         Routed::To(fresh, ev("message", "x", Some("9")))
     );
 }
+
+#[test]
+fn only_the_members_a_request_listed_are_carried_by_its_connection() {
+    let mut set = MuxSet::default();
+    let a = set.join("/a", Some("4".into()));
+    assert_eq!(set.listed(), Vec::<u64>::new(), "no request yet");
+    set.request("/m");
+    // Joining while that connection is open, with or without a position: not
+    // on it (the end of its prelude or a heartbeat does not open them).
+    let b = set.join("/b", Some("7".into()));
+    let c = set.join("/c", None);
+    assert_eq!(set.listed(), vec![a]);
+    set.request("/m");
+    assert_eq!(set.listed(), vec![a, b, c]);
+    // A stream joining again is a new member, not on the open connection yet.
+    let b2 = set.join("/b", Some("9".into()));
+    assert_eq!(set.listed(), vec![a, c]);
+    set.request("/m");
+    assert_eq!(set.listed(), vec![a, c, b2]);
+}

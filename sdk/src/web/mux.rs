@@ -297,9 +297,10 @@ impl Hub {
         }));
     }
 
-    /// Opens every member of the set not opened yet.
+    /// Opens every member the connection carries (its request listed it) not
+    /// opened yet; one that joined since waits for the next request.
     fn open_all(&self) {
-        let ids = self.st.borrow().set.ids();
+        let ids = self.st.borrow().set.listed();
         for id in ids {
             self.open_member(id);
         }
