@@ -12,7 +12,9 @@
 //    id 0 into a typed Tidings listener (`decoder: 'channel'`, every other
 //    option at its default, so tab sharing and the stored position are on) and
 //    into a plain `EventSource` + `JSON.parse` + `switch` in the same page;
-//    events/s from connect to the last event, alternating, best of RUNS each.
+//    events/s from connect to the last event, alternating, best of RUNS each;
+//    also apart: connect -> first event (startup: tab election, the request,
+//    the hello) and events/s from the first event to the last (throughput).
 //    The same with `persistLastEventId: false` and `shareAcrossTabs: false`
 //    tells where the time goes.
 // 2. a follower tab: a leader tab and a follower tab on one stream get a burst
@@ -84,27 +86,39 @@ try {
   console.log(`bench: published ${N} events in ${fmt(clock() - t)} ms`);
   const plainRun = (run) => page.evaluate(({ url, token, n, run }) => new Promise((resolve) => {
     let c = 0;
+    let first = 0;
     const t0 = performance.now();
     const es = new EventSource(`${url}?lastEventId=0&run=plain${run}&token=${token}`);
     es.onmessage = (e) => {
       const v = JSON.parse(e.data);
       switch (v.type) {
         case 'task':
-          if (v.object && ++c === n) { es.close(); resolve(n / ((performance.now() - t0) / 1000)); }
+          if (v.object && ++c === 1) first = performance.now();
+          if (v.object && c === n) {
+            es.close();
+            const t = performance.now();
+            resolve({ rate: n / ((t - t0) / 1000), first: first - t0, steady: (n - 1) / ((t - first) / 1000) });
+          }
           break;
         default:
       }
     };
-    setTimeout(() => { es.close(); resolve(0); }, 60_000);
+    setTimeout(() => { es.close(); resolve({ rate: 0, first: 0, steady: 0 }); }, 60_000);
   }), { url, token, n: N, run });
   const sdkRun = (run, options) => page.evaluate(({ url, token, n, run, options }) => new Promise((resolve) => {
     let c = 0;
+    let first = 0;
     const t0 = performance.now();
     const m = window.tidings.connect(`${url}?lastEventId=0&run=${run}`, { token, decoder: 'channel', ...options });
     m.on('task', (msg) => {
-      if (msg.object && ++c === n) { m.close(); resolve(n / ((performance.now() - t0) / 1000)); }
+      if (msg.object && ++c === 1) first = performance.now();
+      if (msg.object && c === n) {
+        m.close();
+        const t = performance.now();
+        resolve({ rate: n / ((t - t0) / 1000), first: first - t0, steady: (n - 1) / ((t - first) / 1000) });
+      }
     });
-    setTimeout(() => { m.close(); resolve(0); }, 60_000);
+    setTimeout(() => { m.close(); resolve({ rate: 0, first: 0, steady: 0 }); }, 60_000);
   }), { url, token, n: N, run, options });
   const variants = [
     ['defaults', {}],
@@ -118,10 +132,17 @@ try {
     plain.push(await plainRun(r));
     for (const [name, options] of variants) sdk.get(name).push(await sdkRun(`${name.replace(/\W/g, '')}${r}`, options));
   }
-  const p = best(plain);
+  const rates = (v, k) => v.map((x) => x[k]);
+  const p = best(rates(plain, 'rate'));
+  const ps = best(rates(plain, 'steady'));
+  const pf = Math.min(...rates(plain, 'first'));
   for (const [name] of variants) {
-    const s = best(sdk.get(name));
-    console.log(`bench: end to end, replay of ${N} events: tidings typed listener (${name}) ${fmt(s)} ev/s vs EventSource + JSON.parse ${fmt(p)} ev/s: ratio ${fmt(s / p, 2)} (runs ${sdk.get(name).map((x) => fmt(x)).join(', ')}; plain ${plain.map((x) => fmt(x)).join(', ')})`);
+    const runs = sdk.get(name);
+    const s = best(rates(runs, 'rate'));
+    console.log(`bench: end to end, replay of ${N} events: tidings typed listener (${name}) ${fmt(s)} ev/s vs EventSource + JSON.parse ${fmt(p)} ev/s: ratio ${fmt(s / p, 2)} (runs ${rates(runs, 'rate').map((x) => fmt(x)).join(', ')}; plain ${rates(plain, 'rate').map((x) => fmt(x)).join(', ')})`);
+    const ss = best(rates(runs, 'steady'));
+    const sf = Math.min(...rates(runs, 'first'));
+    console.log(`bench:   connect -> first event ${fmt(sf, 1)} ms vs ${fmt(pf, 1)} ms (best; runs ${rates(runs, 'first').map((x) => fmt(x, 1)).join(', ')}; plain ${rates(plain, 'first').map((x) => fmt(x, 1)).join(', ')}); first -> last event ${fmt(ss)} vs ${fmt(ps)} ev/s: ratio ${fmt(ss / ps, 2)}`);
   }
 
   // 2. A follower tab: a burst released by the stall hook.
