@@ -182,3 +182,58 @@ fn huge_data_line() {
     let got = parse_chunks(&chunks);
     assert_eq!(got, vec![ev("message", &big, None)]);
 }
+
+/// Every event's data, with whether it came as a span, checking each span
+/// against the chunk it points into.
+fn spanned_chunks(chunks: &[&[u8]]) -> Vec<(Frame, bool)> {
+    let mut p = Parser::new();
+    let mut out = Vec::new();
+    for c in chunks {
+        p.feed(c);
+        let stretch = p.stretch();
+        let mut first_last: Option<(usize, usize)> = None;
+        while let Some((f, span)) = p.poll_spanned() {
+            if let Some(s) = span {
+                first_last = Some((first_last.map_or(s.start, |(a, _)| a), s.end));
+            }
+            if let (Frame::Event(ev), Some(s)) = (&f, span) {
+                assert_eq!(std::str::from_utf8(&c[s.start..s.end]).unwrap(), ev.data);
+            }
+            out.push((f, span.is_some()));
+        }
+        assert_eq!(
+            stretch, first_last,
+            "the stretch runs from the first span to the last"
+        );
+    }
+    out
+}
+
+#[test]
+fn spans_point_at_single_line_data_within_the_chunk() {
+    let s: &[u8] =
+        b"\xEF\xBB\xBFdata: first\n\nid: 2\r\ndata:h\xC3\xA9llo\r\n\r\ndata: a\ndata: b\n\ndata: \xff\n\nretry: 5\ndata:\n\n";
+    let got = spanned_chunks(&[s]);
+    let spanned: Vec<bool> = got.iter().map(|(_, s)| *s).collect();
+    // Two lines, invalid UTF-8 and the retry frame have none; an empty data line has one.
+    assert_eq!(spanned, vec![true, true, false, false, false, true]);
+    let frames: Vec<Frame> = got.into_iter().map(|(f, _)| f).collect();
+    assert_eq!(frames, parse_chunks(&[s]));
+    // Split anywhere: the same frames, spans only where the line lies wholly
+    // in the chunk of its event's dispatch (each checked in `spanned_chunks`).
+    for i in 0..=s.len() {
+        let got: Vec<Frame> = spanned_chunks(&[&s[..i], &s[i..]])
+            .into_iter()
+            .map(|(f, _)| f)
+            .collect();
+        assert_eq!(got, frames, "split at {i}");
+    }
+}
+
+#[test]
+fn no_span_for_a_data_line_of_an_earlier_chunk() {
+    let got = spanned_chunks(&[b"data: x\n", b"\n"]);
+    assert_eq!(got, vec![(ev("message", "x", None), false)]);
+    let got = spanned_chunks(&[b"data: x\n\n"]);
+    assert_eq!(got, vec![(ev("message", "x", None), true)]);
+}

@@ -187,23 +187,32 @@ impl Decoding<'_> {
 }
 
 thread_local! {
-    /// The JS string the latest event's data arrived as (`MessageEvent.data`)
-    /// and its text: when that text is delivered, listeners get this string
-    /// instead of a fresh copy out of wasm (a UTF-8 decode per event).
-    static ARRIVED: RefCell<Option<(String, JsValue)>> = const { RefCell::new(None) };
+    /// The JS string the latest event's data arrived as (`MessageEvent.data`,
+    /// or a slice of the `fetch` chunk's text) and its text: when that text is
+    /// delivered, listeners get this string instead of a fresh copy out of
+    /// wasm (a UTF-8 decode per event). The text's buffer is reused.
+    static ARRIVED: RefCell<(String, Option<JsValue>)> = const { RefCell::new((String::new(), None)) };
 }
 
 /// Notes that an event's data `text` arrived as the JS string `js`.
 pub(crate) fn arrived_as(text: &str, js: JsValue) {
-    ARRIVED.with(|a| *a.borrow_mut() = Some((text.to_owned(), js)));
+    ARRIVED.with(|a| {
+        let mut a = a.borrow_mut();
+        a.0.clear();
+        a.0.push_str(text);
+        a.1 = Some(js);
+    });
 }
 
 /// `text` as a JS string: the one it arrived as, when it is that text.
 fn js_text(text: &str) -> JsValue {
-    match ARRIVED.with(|a| a.borrow_mut().take()) {
-        Some((t, js)) if t == text => js,
-        _ => JsValue::from_str(text),
-    }
+    ARRIVED.with(|a| {
+        let mut a = a.borrow_mut();
+        match a.1.take() {
+            Some(js) if a.0 == text => js,
+            _ => JsValue::from_str(text),
+        }
+    })
 }
 
 /// Every listener of one manager.
