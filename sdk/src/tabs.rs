@@ -17,7 +17,10 @@
 //! - **Relayed:** every event the leader's connection delivers (raw name, id,
 //!   data), every state change and every transport error. Decode errors are
 //!   not relayed: each tab decodes with its own decoder, so it reports its own
-//!   decode errors, exactly once.
+//!   decode errors, exactly once. A leader of a Tidings stream that no
+//!   follower has joined relays no events (nobody would read them): a tab
+//!   that joins later gets the leader's position in [`Relay::Sync`] and
+//!   catches up on what it missed (below), or starts there.
 //! - **Interest:** followers announce the event names they listen for
 //!   ([`Relay::Join`]); the leader adds them to its `EventSource`
 //!   ([`TabOutput::ListenFor`]), so a follower-only named event still arrives.
@@ -719,6 +722,12 @@ impl TabCore {
             }
             Output::Event(ev) => {
                 self.track(ev);
+                // With no follower, a Tidings stream's events are not relayed:
+                // a tab that joins later is told the leader's position in the
+                // `sync` and catches up on what it missed, or starts there.
+                if self.peers.is_empty() && self.tidings {
+                    return true;
+                }
                 self.posts.push_back(Relay::Event {
                     id: ev.id.clone(),
                     event: ev.event.clone(),

@@ -797,3 +797,34 @@ fn every_relay_is_posted_after_one_post_fails() {
     assert_eq!(failed.as_deref(), Some("closed (4 of 4 messages failed)"));
     assert_eq!(post_all(&posts, |_| Ok(())), None);
 }
+
+#[test]
+fn a_leader_alone_relays_no_events_and_a_joiner_catches_up() {
+    let event = |id: &str| Output::Event(SseEvent::new("message", "{}", Some(id)));
+    let mut l = TabCore::new(1, true);
+    l.start(&["message".to_owned()], None);
+    assert!(l.handle_lock_granted());
+    while l.poll_post().is_some() {}
+    assert!(l.handle_local(&event("7")), "delivered locally");
+    assert_eq!(l.poll_post(), None, "nobody listens: nothing relayed");
+    assert_eq!(l.last_event_id(), Some("7"));
+    // A tab that was at 5 joins: the leader's position tells it what it missed.
+    let mut f = TabCore::new(2, true);
+    f.start(&["message".to_owned()], Some("5"));
+    let join = f.poll_post().unwrap();
+    l.handle_relay(join);
+    let sync = l.poll_post().unwrap();
+    assert!(matches!(&sync, Relay::Sync { last_id: Some(id), .. } if id == "7"));
+    f.handle_relay(sync);
+    assert_eq!(outputs(&mut f), (vec![], vec!["5".to_owned()], 0));
+    // With a follower, every event is relayed.
+    l.handle_local(&event("8"));
+    assert!(matches!(l.poll_post(), Some(Relay::Event { id: Some(id), .. }) if id == "8"));
+    // A plain server's ids cannot be caught up on: relayed even with nobody listening.
+    let mut plain = TabCore::new(3, false);
+    plain.start(&["message".to_owned()], None);
+    assert!(plain.handle_lock_granted());
+    while plain.poll_post().is_some() {}
+    plain.handle_local(&event("x"));
+    assert!(matches!(plain.poll_post(), Some(Relay::Event { .. })));
+}
