@@ -35,12 +35,14 @@ impl<L> Default for Dispatcher<L> {
 
 /// Who receives one event: the listener and the type it is told it matched.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Target<L> {
+pub(crate) struct Target<'e, L> {
     /// The registration.
     pub(crate) id: ListenerId,
     /// The type reported to the listener (`info.type`): the type it registered
-    /// for, or for `*` listeners the most specific type of the event.
-    pub(crate) matched: String,
+    /// for, or for `*` listeners the most specific type of the event. Either
+    /// is the event's name or its payload type, so it is borrowed from those
+    /// (no copy per listener and event).
+    pub(crate) matched: &'e str,
     /// The listener.
     pub(crate) listener: L,
 }
@@ -95,12 +97,12 @@ impl<L: Clone> Dispatcher<L> {
     }
 
     /// The listeners for one event, in registration order, each once.
-    pub(crate) fn targets(
+    pub(crate) fn targets<'e>(
         &self,
-        event: &str,
-        payload_type: Option<&str>,
+        event: &'e str,
+        payload_type: Option<&'e str>,
         heartbeat: bool,
-    ) -> Vec<Target<L>> {
+    ) -> Vec<Target<'e, L>> {
         let second = if event == "message" {
             payload_type.filter(|t| *t != "message")
         } else {
@@ -114,9 +116,14 @@ impl<L: Clone> Dispatcher<L> {
                     if heartbeat && ty != "heartbeat" {
                         return None;
                     }
-                    ty.clone()
+                    // `ty` is the name, or else the payload type (then `specific`).
+                    if ty == event {
+                        event
+                    } else {
+                        specific
+                    }
                 } else if ty == ANY && !heartbeat {
-                    specific.to_owned()
+                    specific
                 } else {
                     return None;
                 };

@@ -13,7 +13,7 @@ fn names(
 ) -> Vec<(&'static str, String)> {
     d.targets(e, t, hb)
         .into_iter()
-        .map(|t| (t.listener, t.matched))
+        .map(|t| (t.listener, t.matched.to_owned()))
         .collect()
 }
 

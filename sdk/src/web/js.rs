@@ -127,7 +127,10 @@ impl JsManager {
         r#type: &str,
         #[wasm_bindgen(unchecked_param_type = "Listener")] listener: js_sys::Function,
     ) -> js_sys::Function {
-        let id = self.m.inner().add_listener(r#type, Cb::Js(listener));
+        let id = self
+            .m
+            .inner()
+            .add_listener(r#type, Cb::Js(Rc::new(listener)));
         self.unsubscriber("off", id)
     }
 
@@ -139,7 +142,7 @@ impl JsManager {
         #[wasm_bindgen(unchecked_param_type = "(state: ConnectionState) => void")]
         listener: js_sys::Function,
     ) -> js_sys::Function {
-        let id = self.m.inner().add_state_listener(Cb::Js(listener));
+        let id = self.m.inner().add_state_listener(Cb::Js(Rc::new(listener)));
         self.unsubscriber("offState", id)
     }
 
@@ -151,7 +154,7 @@ impl JsManager {
         #[wasm_bindgen(unchecked_param_type = "(error: TidingsError) => void")]
         listener: js_sys::Function,
     ) -> js_sys::Function {
-        let id = self.m.inner().add_error_listener(Cb::Js(listener));
+        let id = self.m.inner().add_error_listener(Cb::Js(Rc::new(listener)));
         self.unsubscriber("offError", id)
     }
 

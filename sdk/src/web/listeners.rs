@@ -40,10 +40,11 @@ pub struct Event {
     pub message: Rc<Message>,
 }
 
-/// A listener: a Rust closure or a JS function.
+/// A listener: a Rust closure or a JS function (in an `Rc`: each event's
+/// targets hold a clone, and an `Rc` clones without a call out of wasm).
 pub(crate) enum Cb<F: ?Sized> {
     Rust(Rc<F>),
-    Js(js_sys::Function),
+    Js(Rc<js_sys::Function>),
 }
 
 impl<F: ?Sized> Clone for Cb<F> {
@@ -65,7 +66,7 @@ pub(crate) struct Delivery<'a> {
     id: &'a Option<String>,
     last_event_id: Option<&'a str>,
     event: &'a str,
-    ty: String,
+    ty: &'a str,
     raw: &'a str,
     message: &'a Option<Rc<dyn Any>>,
 }
@@ -78,7 +79,7 @@ impl Delivery<'_> {
             id: self.id.clone(),
             last_event_id: self.last_event_id.map(str::to_owned),
             event: self.event.to_owned(),
-            ty: self.ty.clone(),
+            ty: self.ty.to_owned(),
             raw: self.raw.to_owned(),
             message,
         })
@@ -346,7 +347,7 @@ impl Listeners {
                 }),
                 Cb::Js(f) => js
                     .get_or_init(|| JsEvent::new(&ev.event, id.as_deref(), last_event_id))
-                    .call(f, &decoded.js, &t.matched, &raw),
+                    .call(f, &decoded.js, t.matched, &raw),
             }
         }
     }
