@@ -33,6 +33,12 @@ pub(crate) trait Json: Sized {
     /// The JSON text of this value.
     fn to_text(&self) -> String;
 
+    /// The string field `key` of an object (`get` then `as_str`); `None`
+    /// when this is not an object, or the field is missing or not a string.
+    fn str_field(&self, key: &str) -> Option<String> {
+        self.get(key).and_then(|v| v.as_str())
+    }
+
     /// Whether this is a string (without copying it out).
     fn is_str(&self) -> bool {
         self.as_str().is_some()

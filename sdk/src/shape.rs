@@ -138,6 +138,14 @@ pub(crate) fn check<J: Json>(
             }
             (Decoder::Channel, "message") => {
                 let v = parse().map_err(malformed)?;
+                if let Some(t) = v.str_field("type") {
+                    // What `fields_ok` checks, read in one go.
+                    return Ok(Checked {
+                        value: Some(v),
+                        payload_type: Some(t),
+                        heartbeat: false,
+                    });
+                }
                 fields_ok(&v, CHANNEL)?;
                 let t = v.get("type").and_then(|t| t.as_str());
                 return Ok(Checked {
@@ -177,7 +185,7 @@ fn text<J>() -> Checked<J> {
 
 /// Generic JSON: routed by its string `type`, if it has one.
 fn json<J: Json>(v: J) -> Checked<J> {
-    let t = v.get("type").and_then(|t| t.as_str());
+    let t = v.str_field("type");
     Checked {
         value: Some(v),
         payload_type: t,

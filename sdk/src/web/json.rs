@@ -17,6 +17,17 @@ extern "C" {
     pub(crate) fn parse_js(text: &JsValue) -> Result<JsValue, JsValue>;
 }
 
+#[wasm_bindgen(inline_js = "export function str_field(v, k) {
+  if (typeof v === 'object' && v !== null && !Array.isArray(v)) {
+    const s = v[k];
+    if (typeof s === 'string') return s;
+  }
+}")]
+extern "C" {
+    /// [`Json::str_field`] in one call (a payload's `type`, read for every event).
+    fn str_field(v: &JsValue, key: &JsValue) -> Option<String>;
+}
+
 thread_local! {
     /// Property names and event names as JS strings (a page uses a few dozen).
     static NAMES: RefCell<Vec<(String, JsValue)>> = const { RefCell::new(Vec::new()) };
@@ -54,6 +65,9 @@ impl Json for JsValue {
     }
     fn as_str(&self) -> Option<String> {
         self.as_string()
+    }
+    fn str_field(&self, key: &str) -> Option<String> {
+        str_field(self, &js_name(key))
     }
     fn is_str(&self) -> bool {
         self.is_string()
