@@ -158,7 +158,7 @@ impl EsTransport {
         t.listeners.push(EventListener::new(&es, "error", move |e| {
             match e
                 .dyn_ref::<web_sys::MessageEvent>()
-                .and_then(|m| to_sse(m, &prev))
+                .and_then(|m| to_sse(m, "error", &prev))
             {
                 Some(ev) => handle.send(Input::SseEvent(ev)),
                 None => handle.send(Input::SseError),
@@ -182,11 +182,12 @@ impl EsTransport {
         self.names.push(name.to_owned());
         let handle = self.handle.clone();
         let prev = self.prev_id.clone();
+        let ty = name.to_owned();
         self.listeners
             .push(EventListener::new(es, name.to_owned(), move |e| {
                 if let Some(ev) = e
                     .dyn_ref::<web_sys::MessageEvent>()
-                    .and_then(|m| to_sse(m, &prev))
+                    .and_then(|m| to_sse(m, &ty, &prev))
                 {
                     handle.send(Input::SseEvent(ev));
                 }
@@ -207,7 +208,9 @@ impl Drop for EsTransport {
     }
 }
 
-fn to_sse(m: &web_sys::MessageEvent, prev: &RefCell<String>) -> Option<SseEvent> {
+/// The event `m`, received by the listener for the type `ty` (its
+/// `MessageEvent.type`, known without asking the browser for a copy).
+fn to_sse(m: &web_sys::MessageEvent, ty: &str, prev: &RefCell<String>) -> Option<SseEvent> {
     let raw = m.data();
     let data = raw.as_string()?;
     // Listeners get this very string back (no copy out of wasm).
@@ -223,7 +226,7 @@ fn to_sse(m: &web_sys::MessageEvent, prev: &RefCell<String>) -> Option<SseEvent>
         }
     };
     Some(SseEvent {
-        event: m.type_(),
+        event: ty.to_owned(),
         data,
         id,
     })
