@@ -49,7 +49,14 @@ impl Position {
     pub(crate) fn track(&mut self, id: Option<&str>) {
         if let Some(id) = id.filter(|s| !s.is_empty()) {
             self.num = id.parse().ok();
-            self.id = Some(id.to_owned());
+            // Once per event: the buffer is reused.
+            match &mut self.id {
+                Some(s) => {
+                    s.clear();
+                    s.push_str(id);
+                }
+                None => self.id = Some(id.to_owned()),
+            }
         }
     }
 

@@ -118,7 +118,14 @@ impl Saver {
         let Some(id) = id.filter(|s| !s.is_empty()) else {
             return;
         };
-        *self.unsaved.id.borrow_mut() = Some(id.to_owned());
+        match &mut *self.unsaved.id.borrow_mut() {
+            // Once per event: the buffer is reused until it is written.
+            Some(s) => {
+                s.clear();
+                s.push_str(id);
+            }
+            slot => *slot = Some(id.to_owned()),
+        }
         if self.unsaved.armed.replace(true) {
             return;
         }
