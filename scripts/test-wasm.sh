@@ -21,8 +21,13 @@ bin=$CARGO_TARGET_DIR/debug/tidings-server
 
 tmp=$(mktemp -d)
 pids=()
+# Process groups of the backends' supervisors: each runs in a group of its own
+# (setsid), so what it started (uvicorn, node) goes with it even if the supervisor
+# itself has to be killed before it could stop its child.
+groups=()
 # Stops every server and backend this script started: SIGTERM, up to 5 s to exit,
-# then SIGKILL; waits for each, so none outlives the script on any exit path.
+# then SIGKILL (to each backend's whole group); waits for each, so none outlives the
+# script on any exit path.
 cleanup() {
   local p _
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -33,6 +38,7 @@ cleanup() {
     sleep 0.1
   done
   for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+  for p in "${groups[@]}"; do kill -KILL -- "-$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
   rm -rf "$tmp"
 }
@@ -69,8 +75,11 @@ start small-log TIDINGS_TEST_SERVER_SMALL_LOG --replay-log-size 3
 # backend KIND VAR → exports VAR (the backend's URL) and VAR_CONTROL.
 backend() {
   local kind=$1 var=$2 line=""
-  node tests/backends/serve.mjs "$kind" >"$tmp/backend-$kind.log" 2>&1 &
+  # setsid execs node in place (a background job of a script leads no group), so
+  # $! is node's pid and the id of its new group.
+  setsid node tests/backends/serve.mjs "$kind" >"$tmp/backend-$kind.log" 2>&1 &
   pids+=($!)
+  groups+=($!)
   # The first seed-003 start creates its virtualenv (pip), hence the long wait.
   for _ in $(seq 1 2400); do
     line=$(grep -m1 '^backend .* control ' "$tmp/backend-$kind.log" || true)
