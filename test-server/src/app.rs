@@ -24,7 +24,14 @@ use crate::routes::{
 };
 use crate::state::AppState;
 
+/// The response headers a cross-origin `fetch` may read beyond the safelisted ones:
+/// the SDK backs off by `Retry-After`.
+const EXPOSED_HEADERS: [&str; 2] = [idempotency::REPLAYED_HEADER, "retry-after"];
+
 fn cors(config: &Config) -> Option<CorsLayer> {
+    if !has_cors(config) {
+        return None;
+    }
     let base = CorsLayer::new()
         .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
         .allow_headers([
@@ -33,12 +40,7 @@ fn cors(config: &Config) -> Option<CorsLayer> {
             HeaderName::from_static("last-event-id"),
             HeaderName::from_static(idempotency::HEADER),
         ])
-        // A cross-origin `fetch` reads only safelisted headers unless they are
-        // exposed: the SDK backs off by `Retry-After`.
-        .expose_headers([
-            HeaderName::from_static(idempotency::REPLAYED_HEADER),
-            header::RETRY_AFTER,
-        ])
+        .expose_headers(EXPOSED_HEADERS.map(HeaderName::from_static))
         .allow_credentials(true);
     if config.dev {
         return Some(
@@ -58,10 +60,11 @@ fn cors(config: &Config) -> Option<CorsLayer> {
         .iter()
         .filter_map(|o| HeaderValue::from_str(o.trim()).ok())
         .collect();
-    (!origins.is_empty()).then(|| base.allow_origin(origins))
+    Some(base.allow_origin(origins))
 }
 
-/// Whether the router has a CORS layer (`--dev` or `--cors-origins`).
+/// Whether the router has a CORS layer (`--dev` or a valid `--cors-origins` entry):
+/// the one place that decides it, for [`cors`] and the router-less publish.
 pub(crate) fn has_cors(config: &Config) -> bool {
     config.dev
         || config
@@ -73,6 +76,10 @@ pub(crate) fn has_cors(config: &Config) -> bool {
 /// Adds what the CORS layer adds to the answer of a request without an `Origin` (a
 /// router-less answer must look the same; `tests/api.rs` compares the two).
 pub(crate) fn cors_headers_without_origin(headers: &mut axum::http::HeaderMap) {
+    /// [`EXPOSED_HEADERS`] as the layer writes them, made once.
+    static EXPOSED: std::sync::LazyLock<HeaderValue> = std::sync::LazyLock::new(|| {
+        HeaderValue::from_str(&EXPOSED_HEADERS.join(",")).expect("header names are ASCII")
+    });
     headers.insert(
         header::VARY,
         HeaderValue::from_static(
@@ -83,10 +90,7 @@ pub(crate) fn cors_headers_without_origin(headers: &mut axum::http::HeaderMap) {
         header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
         HeaderValue::from_static("true"),
     );
-    headers.insert(
-        header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static("idempotent-replayed,retry-after"),
-    );
+    headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, EXPOSED.clone());
 }
 
 async fn not_found(req: Request) -> ApiError {
