@@ -32,9 +32,10 @@ rm -rf "$out"
 profile=--release
 [ "$mode" = "--dev" ] && profile=--dev
 [ "$mode" = "--update-dts" ] && mode=update-dts
-# --mode no-install: use the tools on PATH, never download any.
+# --mode no-install: use the tools on PATH, never download any. The package's
+# allocator is the small one (feature small-alloc, sdk/Cargo.toml).
 wasm-pack --quiet build sdk --target web $profile --mode no-install --no-pack \
-  --out-dir "$out" --out-name tidings >/dev/null
+  --out-dir "$out" --out-name tidings -- --features small-alloc >/dev/null
 
 wasm=$out/tidings_bg.wasm
 if [ "$mode" != "--dev" ]; then

@@ -71,6 +71,14 @@ pub use protocol::Protocol;
 
 #[cfg(target_arch = "wasm32")]
 mod web;
+
+/// The npm package's allocator (feature `small-alloc`): a free list, far
+/// smaller than dlmalloc; the page is single-threaded, so its lock is never
+/// contended.
+#[cfg(all(target_arch = "wasm32", feature = "small-alloc"))]
+#[global_allocator]
+static ALLOC: lol_alloc::LockedAllocator<lol_alloc::FreeListAllocator> =
+    lol_alloc::LockedAllocator::new(lol_alloc::FreeListAllocator::new());
 #[cfg(target_arch = "wasm32")]
 pub use web::{js, Error, Event, Manager, Subscription};
 
