@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Where the package's bytes go: builds the npm package (scripts/build-pkg.sh),
 # then the same wasm once more with its function names kept (the wasm-opt passes of build-pkg.sh and -g,
-# wasm-bindgen without --remove-name-section: the code is byte for byte the
-# shipped code, only the name section is added), and prints
+# wasm-bindgen without --remove-name-section, short import names: the code is
+# byte for byte the shipped code, only the name section is added), and prints
 #   - the gzipped sizes of the shipped wasm and JS glue (gzip -9),
 #   - twiggy's top contributors (function by function),
 #   - the code bytes summed per crate / module (names from twiggy's CSV).
@@ -25,6 +25,8 @@ features="--enable-bulk-memory --enable-sign-ext --enable-mutable-globals --enab
 wasm-opt $features --merge-similar-functions -Oz -Oz -g --strip-producers "$raw" -o "$tmp/named.wasm"
 wasm-bindgen --target web --remove-producers-section --out-dir "$tmp/out" --out-name tidings "$tmp/named.wasm"
 named=$tmp/out/tidings_bg.wasm
+# The short import names of the shipped wasm (build-pkg.sh), so the imports count as shipped.
+python3 scripts/short-imports.py "$named" "$tmp/out/tidings.js" 2>/dev/null
 
 gz() { gzip -9 -c "$1" | wc -c; }
 w=$(gz pkg/tidings_bg.wasm); j=$(gz pkg/tidings.js)
