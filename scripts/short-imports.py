@@ -6,8 +6,9 @@ wasm-bindgen names each import after the JS it calls plus a 16-digit hash
 the module `./tidings_bg.js`, in the wasm's import section and as a key of the
 glue's imports object. The hashes do not compress, and every name is shipped
 twice. This renames module and fields to short names (`a`, `b`, ...) in both
-files; nothing else in either file changes (the code and the exports stay as
-they are).
+files, and drops the wasm's `target_features` custom section (what wasm-bindgen
+reads to choose its ABI, already read; browsers ignore custom sections);
+nothing else in either file changes (the code and the exports stay as they are).
 
 Usage: short-imports.py WASM JS   (both rewritten in place)
 Fails, changing nothing, when the glue does not hold each import name exactly
@@ -83,6 +84,9 @@ def main(wasm_path, js_path):
         sid = data[pos]
         size, body = leb(data, pos + 1)
         end = body + size
+        if sid == 0 and name(data, body)[0] == "target_features":
+            pos = end
+            continue
         if sid != 2:
             out += data[pos:end]
             pos = end
