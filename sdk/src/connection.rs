@@ -744,6 +744,13 @@ impl<J: Jitter> Connection<J> {
         self.outputs.pop_front()
     }
 
+    /// Whether anything waits for [`Connection::poll`].
+    // Used by the browser shell (wasm) and the tests.
+    #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+    pub(crate) fn has_output(&self) -> bool {
+        !self.outputs.is_empty()
+    }
+
     // ---- internals -------------------------------------------------------
 
     fn set_state(&mut self, s: State) {

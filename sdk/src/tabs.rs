@@ -613,6 +613,13 @@ impl TabCore {
         !self.peers.is_empty()
     }
 
+    /// Whether [`TabCore::handle_local`] relays the data of events: as the
+    /// leader, unless no follower listens to a Tidings stream (a tab that
+    /// joins later is told the position in the `sync` and catches up).
+    pub(crate) fn relays_events(&self) -> bool {
+        self.role == Role::Leader && !(self.peers.is_empty() && self.tidings)
+    }
+
     /// Leader: the event names followers listen for (added to the `EventSource`).
     pub(crate) fn peer_names(&self) -> Vec<String> {
         let mut all = Vec::new();
@@ -725,7 +732,7 @@ impl TabCore {
                 // With no follower, a Tidings stream's events are not relayed:
                 // a tab that joins later is told the leader's position in the
                 // `sync` and catches up on what it missed, or starts there.
-                if self.peers.is_empty() && self.tidings {
+                if !self.relays_events() {
                     return true;
                 }
                 self.posts.push_back(Relay::Event {

@@ -103,6 +103,24 @@ fn connect_open_and_receive() {
 }
 
 #[test]
+fn has_output_says_whether_poll_has_something() {
+    let mut h = Harness::new(quiet());
+    assert!(!h.conn.has_output());
+    h.conn.start(h.now);
+    assert!(h.conn.has_output(), "connecting");
+    h.drain();
+    assert!(!h.conn.has_output());
+    h.conn.handle_sse_open(h.now);
+    h.drain();
+    h.conn
+        .handle_sse_event(SseEvent::new("message", "{}", Some("1")), h.now);
+    assert!(h.conn.has_output(), "the event");
+    h.drain();
+    assert!(!h.conn.has_output());
+    assert_eq!(h.ids(), vec![Some("1")]);
+}
+
+#[test]
 fn backoff_schedule_then_polling() {
     let mut h = Harness::new(tidings());
     h.conn.start(h.now);

@@ -562,6 +562,8 @@ fn follower_names_reach_the_leader_and_duplicates_are_dropped() {
     assert_eq!(w.tabs[0].listens, vec!["custom_event".to_owned()]);
     assert_eq!(w.tabs[0].core.peer_names(), vec!["custom_event".to_owned()]);
     assert!(w.tabs[0].core.has_peers());
+    assert!(w.tabs[0].core.relays_events(), "a leader with a follower");
+    assert!(!w.tabs[1].core.relays_events(), "a follower");
     w.tabs[1].core.add_name("other");
     w.settle();
     assert_eq!(
@@ -603,6 +605,15 @@ fn follower_names_reach_the_leader_and_duplicates_are_dropped() {
     assert!(
         !w.tabs[0].core.has_peers(),
         "a leader alone may batch its relays"
+    );
+    assert!(
+        !w.tabs[0].core.relays_events(),
+        "a leader alone relays no events of a Tidings stream"
+    );
+    w.tabs[0].core.handle_local(&Output::Protocol(false));
+    assert!(
+        w.tabs[0].core.relays_events(),
+        "a plain stream's events are always relayed"
     );
 }
 

@@ -86,6 +86,11 @@ pub(crate) struct Inner {
     /// The rest of a drive loop (`[0]`) or tab flush (`[1]`) that hit
     /// [`ROUNDS`], after a yield; a newer one replaces the older.
     yielded: RefCell<[Option<Timeout>; 2]>,
+    /// The JS string of the data of the event being handed over
+    /// ([`Input::SseEventJs`]) and whether it is the only copy (`lazy`):
+    /// set for that one input, taken by its [`Output::Event`] in
+    /// [`Inner::drive`], cleared when the input is done.
+    arrived: RefCell<Option<(JsValue, bool)>>,
 }
 
 fn connection(options: &Options, resume: Option<String>) -> Connection<XorShiftJitter> {
@@ -129,6 +134,7 @@ impl Inner {
             js_handle: RefCell::new(None),
             switch_pending: Cell::new(false),
             yielded: RefCell::new([None, None]),
+            arrived: RefCell::new(None),
         }
     }
 
@@ -360,6 +366,16 @@ impl Inner {
             if generation != current {
                 return false;
             }
+            // The hello (which the core reads) and an event that would not be
+            // the first output of the drive below go on with their data in wasm.
+            let input = match input {
+                Input::SseEventJs { ref ev, .. }
+                    if self.driving.get() || st.conn.has_output() || ev.event == "tidings" =>
+                {
+                    input.plain()
+                }
+                input => input,
+            };
             match input {
                 Input::Token {
                     token: Ok(token),
@@ -397,6 +413,14 @@ impl Inner {
                     }
                     st.conn.handle_sse_event(ev, now());
                 }
+                // Only when nothing else is queued and no drive runs is the
+                // event's output the first the next drive finds (see `plain`
+                // above for the other cases).
+                Input::SseEventJs { ev, js, lazy } => {
+                    had_id = ev.id.as_deref().is_some_and(|id| !id.is_empty());
+                    *self.arrived.borrow_mut() = Some((js, lazy));
+                    st.conn.handle_sse_event(ev, now());
+                }
                 Input::SseError => {
                     // Stop the browser's own retry at once; the core schedules ours.
                     if let Some(sse) = st.sse.as_ref() {
@@ -420,6 +444,7 @@ impl Inner {
             }
         }
         self.drive();
+        self.arrived.borrow_mut().take();
         if learned {
             // The origin multiplexes: every manager that may share moves over.
             for inner in registry::all() {
@@ -533,10 +558,21 @@ impl Inner {
             for a in actions {
                 self.perform(a);
             }
-            for o in outputs {
+            for mut o in outputs {
+                let arrived = match &mut o {
+                    Output::Event(ev) => self.arrived.borrow_mut().take().map(|(js, lazy)| {
+                        // The relay to other tabs carries the text.
+                        if lazy && self.tabs.relays_events() {
+                            ev.data = js.as_string().unwrap_or_default();
+                            return (js, false);
+                        }
+                        (js, lazy)
+                    }),
+                    _ => None,
+                };
                 // Leader: to the other tabs first.
                 if self.tabs_relay(&o) {
-                    self.emit(o);
+                    self.emit(o, arrived);
                 }
             }
         }
@@ -637,7 +673,9 @@ impl Inner {
         }));
     }
 
-    fn emit(&self, output: Output) {
+    /// Delivers one output; `arrived`: an event's data as the JS string it
+    /// arrived as (`lazy`: only there).
+    fn emit(&self, output: Output, arrived: Option<(JsValue, bool)>) {
         match output {
             Output::State(s) => self.listeners.emit_state(s),
             Output::Error(e) => self.listeners.emit_error(&e),
@@ -645,16 +683,32 @@ impl Inner {
                 if self.persist {
                     self.saved.note(ev.id.as_deref());
                 }
-                if let Some(id) = &ev.id {
-                    *self.last_seen.borrow_mut() = Some(id.clone()).filter(|s| !s.is_empty());
-                }
-                let last_seen = self.last_seen.borrow().clone();
+                // An event with an id of its own is its last id; only one
+                // without needs the stored one (a copy, rare: heartbeats).
+                let earlier = match ev.id.as_deref() {
+                    Some("") => {
+                        *self.last_seen.borrow_mut() = None;
+                        None
+                    }
+                    Some(id) => {
+                        match &mut *self.last_seen.borrow_mut() {
+                            Some(s) => {
+                                s.clear();
+                                s.push_str(id);
+                            }
+                            slot => *slot = Some(id.to_owned()),
+                        }
+                        None
+                    }
+                    None => self.last_seen.borrow().clone(),
+                };
                 let decoding = Decoding {
                     decoder: self.decoder,
                     decode: self.options.decode.as_ref(),
                     tidings: self.tidings.get(),
                 };
-                self.listeners.deliver(&decoding, ev, last_seen.as_deref());
+                self.listeners
+                    .deliver(&decoding, ev, earlier.as_deref(), arrived);
             }
             Output::Protocol(tidings) => self.tidings.set(tidings),
         }
@@ -732,7 +786,7 @@ impl Inner {
             }
             for o in outputs {
                 match o {
-                    TabOutput::Deliver(o) => self.emit(o),
+                    TabOutput::Deliver(o) => self.emit(o, None),
                     TabOutput::ListenFor(name) => {
                         if let Some(sse) = self.st.borrow_mut().sse.as_mut() {
                             sse.ensure_name(&name);

@@ -23,6 +23,18 @@ pub(crate) enum Input {
     SseOpen,
     /// An event arrived on the SSE transport.
     SseEvent(SseEvent),
+    /// An event that arrived on the SSE transport whose data is also a JS
+    /// string (`MessageEvent.data`, or a slice of a `fetch` chunk's text):
+    /// JS listeners get that very string, with no copy out of wasm.
+    SseEventJs {
+        /// The event; with `lazy`, its `data` is not filled in.
+        ev: SseEvent,
+        /// The data as a JS string.
+        js: wasm_bindgen::JsValue,
+        /// The data is only in `js` (copied into wasm only where it is needed:
+        /// the hello, a relay to other tabs, a decode error, a Rust listener).
+        lazy: bool,
+    },
     /// `EventSource` reported a failure (the browser would retry by itself).
     SseError,
     /// The `EventSource` constructor threw (bad URL, CSP).
@@ -56,6 +68,19 @@ pub(crate) enum Input {
 }
 
 impl Input {
+    /// The same input with the event's data in wasm (no JS string kept).
+    pub(crate) fn plain(self) -> Input {
+        match self {
+            Input::SseEventJs { mut ev, js, lazy } => {
+                if lazy {
+                    ev.data = js.as_string().unwrap_or_default();
+                }
+                Input::SseEvent(ev)
+            }
+            other => other,
+        }
+    }
+
     /// Whether this comes from the polling request (else from the SSE transport).
     pub(crate) fn is_poll(&self) -> bool {
         matches!(self, Input::Poll(_) | Input::RetryAfter { poll: true, .. })

@@ -36,12 +36,18 @@ thread_local! {
 /// Most names kept in [`NAMES`]; past it names are made per call (correct, slower).
 const MAX_NAMES: usize = 128;
 
-/// `name` as a JS string, made once per name.
+/// `name` as a JS string, made once per name. A name found is swapped to the
+/// front, so the few asked for per event (`type`, the event name, the
+/// listener's type) are found first, not after the option names.
 pub(crate) fn js_name(name: &str) -> JsValue {
     NAMES.with(|names| {
         let mut names = names.borrow_mut();
-        if let Some((_, v)) = names.iter().find(|(n, _)| n == name) {
-            return v.clone();
+        if let Some(i) = names.iter().position(|(n, _)| n == name) {
+            let v = names[i].1.clone();
+            if i > 2 {
+                names.swap(0, i);
+            }
+            return v;
         }
         let v = JsValue::from_str(name);
         if names.len() < MAX_NAMES {

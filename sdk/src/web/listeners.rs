@@ -187,35 +187,6 @@ impl Decoding<'_> {
     }
 }
 
-thread_local! {
-    /// The JS string the latest event's data arrived as (`MessageEvent.data`,
-    /// or a slice of the `fetch` chunk's text) and its text: when that text is
-    /// delivered, listeners get this string instead of a fresh copy out of
-    /// wasm (a UTF-8 decode per event). The text's buffer is reused.
-    static ARRIVED: RefCell<(String, Option<JsValue>)> = const { RefCell::new((String::new(), None)) };
-}
-
-/// Notes that an event's data `text` arrived as the JS string `js`.
-pub(crate) fn arrived_as(text: &str, js: JsValue) {
-    ARRIVED.with(|a| {
-        let mut a = a.borrow_mut();
-        a.0.clear();
-        a.0.push_str(text);
-        a.1 = Some(js);
-    });
-}
-
-/// `text` as a JS string: the one it arrived as, when it is that text.
-fn js_text(text: &str) -> JsValue {
-    ARRIVED.with(|a| {
-        let mut a = a.borrow_mut();
-        match a.1.take() {
-            Some(js) if a.0 == text => js,
-            _ => JsValue::from_str(text),
-        }
-    })
-}
-
 /// Every listener of one manager.
 #[derive(Default)]
 pub(crate) struct Listeners(RefCell<Registry>, Cell<Option<TypedDecode>>);
@@ -311,16 +282,40 @@ impl Listeners {
     }
 
     /// Decodes once and dispatches. A failed decode goes to error listeners
-    /// with the raw text; the stream goes on. `last_event_id`: the stream's
-    /// last id as of this event (WHATWG `lastEventId`).
-    pub(crate) fn deliver(&self, decoding: &Decoding, ev: SseEvent, last_event_id: Option<&str>) {
-        let raw = js_text(&ev.data);
-        let decoded = match decoding.decode(&ev, &raw, self.1.get()) {
+    /// with the raw text; the stream goes on. `earlier`: the stream's last id
+    /// before this event, for an event without an id of its own (WHATWG
+    /// `lastEventId`: an event's own id is its last id).
+    ///
+    /// `arrived`: the data as the JS string it arrived as (listeners get that
+    /// very string); with `lazy` true it is only there, and is copied into
+    /// `ev.data` when the text is needed in wasm (a decode error, the app's
+    /// `decode`, a Rust listener).
+    pub(crate) fn deliver(
+        &self,
+        decoding: &Decoding,
+        mut ev: SseEvent,
+        earlier: Option<&str>,
+        arrived: Option<(JsValue, bool)>,
+    ) {
+        let (raw, mut lazy) = match arrived {
+            Some((js, lazy)) => (js, lazy),
+            None => (JsValue::from_str(&ev.data), false),
+        };
+        let typed = self.1.get();
+        if lazy && (typed.is_some() || decoding.decode.is_some()) {
+            ev.data = raw.as_string().unwrap_or_default();
+            lazy = false;
+        }
+        let decoded = match decoding.decode(&ev, &raw, typed) {
             Ok(d) => d,
             Err(e) => {
                 let message = ["`", &ev.event, "` event: ", &e].concat();
                 let mut info = ErrorInfo::new(ErrorKind::Decode, message);
-                info.raw = Some(ev.data);
+                info.raw = Some(if lazy {
+                    raw.as_string().unwrap_or_default()
+                } else {
+                    ev.data
+                });
                 self.emit_error(&info);
                 return;
             }
@@ -331,6 +326,7 @@ impl Listeners {
             decoded.keepalive,
         );
         let id = ev.id.filter(|s| !s.is_empty());
+        let last_event_id = if id.is_some() { id.as_deref() } else { earlier };
         let js = OnceCell::new();
         for t in targets {
             if !self.0.borrow().events.contains(t.id) {
@@ -338,11 +334,16 @@ impl Listeners {
             }
             match &t.listener {
                 Cb::Rust(f) => f(&Delivery {
+                    raw: {
+                        if std::mem::take(&mut lazy) {
+                            ev.data = raw.as_string().unwrap_or_default();
+                        }
+                        &ev.data
+                    },
                     id: &id,
                     last_event_id,
                     event: &ev.event,
                     ty: t.matched,
-                    raw: &ev.data,
                     message: &decoded.rust,
                 }),
                 Cb::Js(f) => js

@@ -348,6 +348,17 @@ impl Sink for Hub {
         if generation != self.st.borrow().generation {
             return false;
         }
+        // A member's event keeps the JS string of its data when that is a
+        // copy (a `fetch` chunk's slice; routing renames events, never their
+        // data); anything else reaches the members with its data in wasm.
+        let (input, js) = match input {
+            Input::SseEventJs {
+                ev,
+                js,
+                lazy: false,
+            } => (Input::SseEvent(ev), Some(js)),
+            input => (input.plain(), None),
+        };
         match input {
             Input::SseOpen => self.connected(),
             Input::RetryHint(ms) => {
@@ -367,7 +378,14 @@ impl Sink for Hub {
                     Routed::To(id, ev) => {
                         self.open_member(id);
                         if let Some(h) = self.handle_of(id) {
-                            h.send(Input::SseEvent(ev));
+                            h.send(match js {
+                                Some(js) => Input::SseEventJs {
+                                    ev,
+                                    js,
+                                    lazy: false,
+                                },
+                                None => Input::SseEvent(ev),
+                            });
                         }
                     }
                     // The first connection-wide frame is the hello: each member
@@ -427,7 +445,8 @@ impl Sink for Hub {
             Input::StreamFatal(error) => self.end_all(|| Input::StreamFatal(error.clone())),
             Input::SseError => self.end_all(|| Input::SseError),
             Input::SseOpenFailed(m) => self.end_all(|| Input::SseOpenFailed(m.clone())),
-            Input::Token { .. } | Input::Poll(_) => {}
+            // Made an `SseEvent` above.
+            Input::Token { .. } | Input::Poll(_) | Input::SseEventJs { .. } => {}
         }
         true
     }

@@ -58,10 +58,32 @@ pub(crate) struct Still(bool);
 impl Still {
     /// Holds the clock until this is dropped.
     pub(crate) fn new() -> Still {
+        Still::hold(read_clock)
+    }
+
+    /// Holds the clock at `ms`, an event's `timeStamp` (the same clock as
+    /// `performance.now()`: milliseconds since the time origin), read
+    /// without a call to the clock; a value out of that clock's range
+    /// (an engine's epoch time, or none) is not used: the clock is read.
+    /// Blink and Gecko make an `EventSource` event when they dispatch it, so
+    /// its stamp is this task's time; a stamp a little behind an earlier
+    /// reading is harmless: the cores only add to `now` and compare, and
+    /// subtract saturating.
+    pub(crate) fn at(ms: f64) -> Still {
+        Still::hold(|| {
+            if ms > 0.0 && ms < 1e11 {
+                Duration::from_micros((ms * 1000.0) as u64)
+            } else {
+                read_clock()
+            }
+        })
+    }
+
+    fn hold(clock: impl FnOnce() -> Duration) -> Still {
         STILL.with(|s| {
             let first = s.get().is_none();
             if first {
-                s.set(Some(read_clock()));
+                s.set(Some(clock()));
             }
             Still(first)
         })

@@ -229,12 +229,14 @@ impl Reading {
             let _still = platform::Still::new();
             while let Some((frame, span)) = self.parser.poll_spanned() {
                 let input = match frame {
-                    Frame::Event(ev) => {
-                        if let Some(js) = span.and_then(|s| texts.get(s)) {
-                            super::listeners::arrived_as(&ev.data, js);
-                        }
-                        Input::SseEvent(ev)
-                    }
+                    Frame::Event(ev) => match span.and_then(|s| texts.get(s)) {
+                        Some(js) => Input::SseEventJs {
+                            ev,
+                            js,
+                            lazy: false,
+                        },
+                        None => Input::SseEvent(ev),
+                    },
                     Frame::Retry(ms) => Input::RetryHint(ms),
                 };
                 if !self.handle.send(input) {

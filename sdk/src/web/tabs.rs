@@ -250,6 +250,15 @@ impl Tabs {
             .is_none_or(|core| core.handle_local(output))
     }
 
+    /// Whether this tab relays the data of the events it delivers (see
+    /// [`TabCore::relays_events`]).
+    pub(crate) fn relays_events(&self) -> bool {
+        self.core
+            .borrow()
+            .as_ref()
+            .is_some_and(TabCore::relays_events)
+    }
+
     /// Leader: event names followers listen for (the `EventSource` adds them).
     pub(crate) fn peer_names(&self) -> Vec<String> {
         self.core

@@ -15,7 +15,7 @@ use wasm_bindgen::JsCast;
 
 use super::input::{Handle, Input};
 use super::mux::{self, Membership};
-use super::platform::error_text;
+use super::platform::{self, error_text};
 use super::stream::FetchTransport;
 use super::then::{self, then};
 use super::timer::Timeout;
@@ -160,7 +160,7 @@ impl EsTransport {
                 .dyn_ref::<web_sys::MessageEvent>()
                 .and_then(|m| to_sse(m, "error", &prev))
             {
-                Some(ev) => handle.send(Input::SseEvent(ev)),
+                Some(ev) => handle.send(ev),
                 None => handle.send(Input::SseError),
             };
         }));
@@ -189,7 +189,9 @@ impl EsTransport {
                     .dyn_ref::<web_sys::MessageEvent>()
                     .and_then(|m| to_sse(m, &ty, &prev))
                 {
-                    handle.send(Input::SseEvent(ev));
+                    // The clock as the event's time stamp (no `performance.now()`).
+                    let _still = platform::Still::at(e.time_stamp());
+                    handle.send(ev);
                 }
             }));
     }
@@ -209,12 +211,14 @@ impl Drop for EsTransport {
 }
 
 /// The event `m`, received by the listener for the type `ty` (its
-/// `MessageEvent.type`, known without asking the browser for a copy).
-fn to_sse(m: &web_sys::MessageEvent, ty: &str, prev: &RefCell<String>) -> Option<SseEvent> {
-    let raw = m.data();
-    let data = raw.as_string()?;
-    // Listeners get this very string back (no copy out of wasm).
-    super::listeners::arrived_as(&data, raw);
+/// `MessageEvent.type`, known without asking the browser for a copy). Its data
+/// stays in JS (listeners get that very string); it is copied into wasm only
+/// where it is needed (see [`Input::SseEventJs`]).
+fn to_sse(m: &web_sys::MessageEvent, ty: &str, prev: &RefCell<String>) -> Option<Input> {
+    let js = m.data();
+    if !js.is_string() {
+        return None;
+    }
     let last = m.last_event_id();
     let id = {
         let mut prev = prev.borrow_mut();
@@ -225,10 +229,14 @@ fn to_sse(m: &web_sys::MessageEvent, ty: &str, prev: &RefCell<String>) -> Option
             Some(last)
         }
     };
-    Some(SseEvent {
-        event: ty.to_owned(),
-        data,
-        id,
+    Some(Input::SseEventJs {
+        ev: SseEvent {
+            event: ty.to_owned(),
+            data: String::new(),
+            id,
+        },
+        js,
+        lazy: true,
     })
 }
 
