@@ -262,7 +262,7 @@ pub fn connect(
 /// Whether this environment has what the default transport needs (`EventSource`).
 #[wasm_bindgen(js_name = isSupported)]
 pub fn is_supported() -> bool {
-    js_sys::Reflect::has(&js_sys::global(), &"EventSource".into()).unwrap_or(false)
+    js_sys::Reflect::has(&super::platform::global(), &"EventSource".into()).unwrap_or(false)
 }
 
 /// Whether tabs can share one connection here (Web Locks and

@@ -15,6 +15,17 @@ extern "C" {
     /// The global `fetch` (window or worker), looked up when called.
     #[wasm_bindgen(js_name = fetch)]
     fn global_fetch(input: &web_sys::Request) -> js_sys::Promise;
+
+    /// `globalThis` (window or worker). `js_sys::global()` looks for `self`,
+    /// `window` and `global` too, for engines older than every one that runs
+    /// this wasm (reference types: Chrome 96, Firefox 79, Safari 15).
+    #[wasm_bindgen(thread_local_v2, js_name = globalThis)]
+    static GLOBAL_THIS: JsValue;
+}
+
+/// The global object (window or worker).
+pub(crate) fn global() -> JsValue {
+    GLOBAL_THIS.with(JsValue::clone)
 }
 
 /// Fetches `request` with the `fetch` option when set, else the global `fetch`.
@@ -105,7 +116,7 @@ pub(crate) fn random_u64() -> u64 {
 
 /// A callable no-op: `Function.prototype` (no eval, so it is CSP-safe).
 pub(crate) fn noop() -> js_sys::Function {
-    js_sys::Reflect::get(&js_sys::global(), &"Function".into())
+    js_sys::Reflect::get(&global(), &"Function".into())
         .ok()
         .and_then(|f| js_sys::Reflect::get(&f, &"prototype".into()).ok())
         .and_then(|p| p.dyn_into::<js_sys::Function>().ok())
@@ -126,14 +137,14 @@ pub(crate) fn error_text(e: &JsValue) -> String {
 /// A property of the global object, if it is an object (a getter that throws,
 /// as `sessionStorage` does in a sandboxed frame, gives `None`).
 pub(crate) fn global_object(name: &str) -> Option<JsValue> {
-    js_sys::Reflect::get(&js_sys::global(), &name.into())
+    js_sys::Reflect::get(&global(), &name.into())
         .ok()
         .filter(|v| v.is_object())
 }
 
 /// The global object as an event target (`online`, `pagehide`, `pageshow`).
 pub(crate) fn global_target() -> Option<web_sys::EventTarget> {
-    js_sys::global().dyn_into::<web_sys::EventTarget>().ok()
+    global().dyn_into::<web_sys::EventTarget>().ok()
 }
 
 /// The page's `document` (none in a worker).

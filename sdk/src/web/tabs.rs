@@ -52,11 +52,11 @@ extern "C" {
 /// `BroadcastChannel`). Without them each tab opens its own connection.
 pub(crate) fn is_supported() -> bool {
     lock_manager().is_some()
-        && js_sys::Reflect::has(&js_sys::global(), &"BroadcastChannel".into()).unwrap_or(false)
+        && js_sys::Reflect::has(&platform::global(), &"BroadcastChannel".into()).unwrap_or(false)
 }
 
 fn lock_manager() -> Option<LockManager> {
-    let nav = js_sys::Reflect::get(&js_sys::global(), &"navigator".into())
+    let nav = js_sys::Reflect::get(&platform::global(), &"navigator".into())
         .ok()
         .filter(|n| n.is_object())?;
     let locks = js_sys::Reflect::get(&nav, &"locks".into())
