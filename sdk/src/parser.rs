@@ -101,6 +101,16 @@ pub(crate) struct Span {
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
+/// `value` as text, invalid UTF-8 replaced with U+FFFD. Valid text (nearly
+/// always) is checked by `from_utf8`, whose ASCII path reads a word at a
+/// time; `from_utf8_lossy` alone goes byte by byte.
+fn text(value: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(value) {
+        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(value),
+    }
+}
+
 impl Parser {
     /// A parser at the start of a stream.
     pub fn new() -> Self {
@@ -128,16 +138,20 @@ impl Parser {
             }
             match chunk.iter().position(|&b| b == b'\n' || b == b'\r') {
                 Some(i) => {
-                    // Where the line ends in the chunk, when it started in it too.
-                    let end = self.line.is_empty().then_some(len - chunk.len() + i);
-                    self.line.extend_from_slice(&chunk[..i]);
                     self.pending_cr = chunk[i] == b'\r';
-                    chunk = &chunk[i + 1..];
-                    let line = std::mem::take(&mut self.line);
-                    self.process_line(&line, end);
-                    // Reuse the allocation for the next line.
-                    self.line = line;
-                    self.line.clear();
+                    let (line, rest) = (&chunk[..i], &chunk[i + 1..]);
+                    if self.line.is_empty() {
+                        // The whole line is in the chunk: read there, no copy.
+                        self.process_line(line, Some(len - chunk.len() + i));
+                    } else {
+                        self.line.extend_from_slice(line);
+                        let line = std::mem::take(&mut self.line);
+                        self.process_line(&line, None);
+                        // Reuse the allocation for the next line.
+                        self.line = line;
+                        self.line.clear();
+                    }
+                    chunk = rest;
                 }
                 None => {
                     self.line.extend_from_slice(chunk);
@@ -219,9 +233,9 @@ impl Parser {
             None => (line, &b""[..]),
         };
         match field {
-            b"event" => self.event_type = String::from_utf8_lossy(value).into_owned(),
+            b"event" => self.event_type = text(value).into_owned(),
             b"data" => {
-                let text = String::from_utf8_lossy(value);
+                let text = text(value);
                 // The value is the end of the line.
                 self.span = match (&text, end) {
                     (std::borrow::Cow::Borrowed(_), Some(end)) if !self.has_data => Some(Span {
@@ -239,7 +253,7 @@ impl Parser {
             }
             // An id containing NUL is ignored (WHATWG).
             b"id" if !value.contains(&0) => {
-                let id = String::from_utf8_lossy(value).into_owned();
+                let id = text(value).into_owned();
                 self.last_event_id.clone_from(&id);
                 self.event_id = Some(id);
             }

@@ -91,6 +91,8 @@ pub(crate) struct Inner {
     /// set for that one input, taken by its [`Output::Event`] in
     /// [`Inner::drive`], cleared when the input is done.
     arrived: RefCell<Option<(JsValue, bool)>>,
+    /// The buffers of an [`Inner::drive`] round, empty between rounds.
+    round: Cell<(Vec<Action>, Vec<Output>)>,
 }
 
 fn connection(options: &Options, resume: Option<String>) -> Connection<XorShiftJitter> {
@@ -135,6 +137,7 @@ impl Inner {
             switch_pending: Cell::new(false),
             yielded: RefCell::new([None, None]),
             arrived: RefCell::new(None),
+            round: Cell::new((Vec::new(), Vec::new())),
         }
     }
 
@@ -539,26 +542,27 @@ impl Inner {
         // Bounded: each round drains the queues; new work only comes from listeners.
         let mut settled = false;
         for _ in 0..ROUNDS {
-            let (actions, outputs) = {
+            // The round's buffers are kept between drives (no two allocations
+            // per event); only this loop takes them, and it does not nest.
+            let (mut actions, mut outputs) = self.round.take();
+            {
                 let mut st = self.st.borrow_mut();
-                let mut a = Vec::new();
                 while let Some(x) = st.conn.poll_action() {
-                    a.push(x);
+                    actions.push(x);
                 }
-                let mut o = Vec::new();
                 while let Some(x) = st.conn.poll() {
-                    o.push(x);
+                    outputs.push(x);
                 }
-                (a, o)
-            };
+            }
             if actions.is_empty() && outputs.is_empty() {
+                self.round.set((actions, outputs));
                 settled = true;
                 break;
             }
-            for a in actions {
+            for a in actions.drain(..) {
                 self.perform(a);
             }
-            for mut o in outputs {
+            for mut o in outputs.drain(..) {
                 let arrived = match &mut o {
                     Output::Event(ev) => self.arrived.borrow_mut().take().map(|(js, lazy)| {
                         // The relay to other tabs carries the text.
@@ -575,6 +579,11 @@ impl Inner {
                     self.emit(o, arrived);
                 }
             }
+            // A burst's (a poll response's) buffer is not kept.
+            if outputs.capacity() > 64 {
+                outputs = Vec::new();
+            }
+            self.round.set((actions, outputs));
         }
         self.driving.set(false);
         if !settled {
