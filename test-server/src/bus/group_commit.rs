@@ -5,7 +5,10 @@
 //! one yield that lets the publishers already ready on its worker queue behind it and
 //! share its transaction: no hand-over to another thread and back, which on a busy
 //! machine costs more than the commit itself (a write to the WAL, no fsync; see
-//! [`crate::db`]).
+//! [`crate::db`]). Its yields are Tokio's own ([`tokio::task::yield_now`]): the task is
+//! resumed by the worker it runs on once that worker's other ready tasks have run, and
+//! no other worker is woken to take it over (a task rescheduled by waking itself would
+//! wake an idle worker, which steals it: each publish would cross both cores twice).
 //! Publishers that arrive while a transaction is being written wait in the queue, and the
 //! writer thread commits them together when that transaction is done: under load the cost
 //! of a commit is paid once per group, not once per event, and no request's task commits
@@ -172,12 +175,12 @@ impl GroupCommit {
             // Lets the tasks this worker already has ready (other publishers whose
             // requests came in with this one) queue their appends behind ours first:
             // they join this group instead of each paying a commit of its own.
-            YieldOnce(false).await;
+            tokio::task::yield_now().await;
             lead.commit();
             // The commit woke the tasks that hand the group's events to subscribers
             // (hub shards) on this worker: they run before this task answers, so the
             // events go out before the answers are written, not after.
-            YieldOnce(false).await;
+            tokio::task::yield_now().await;
         }
         answer.await.map_err(|_| StoreError::WriterStopped)?
     }
@@ -223,27 +226,6 @@ impl Drop for Lead<'_> {
         if let Some(shared) = self.0.take() {
             shared.hand_over(&mut lock(&shared.queue));
         }
-    }
-}
-
-/// Pending once, waking itself: the task goes to the back of its worker's run queue
-/// (a task woken while it runs is scheduled as a yield), behind every task already
-/// ready there, and without a trip through the I/O driver.
-struct YieldOnce(bool);
-
-impl std::future::Future for YieldOnce {
-    type Output = ();
-
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<()> {
-        if self.0 {
-            return std::task::Poll::Ready(());
-        }
-        self.0 = true;
-        cx.waker().wake_by_ref();
-        std::task::Poll::Pending
     }
 }
 
