@@ -132,6 +132,31 @@ fn refuses_to_start_without_a_secret_outside_dev() {
 }
 
 #[tokio::test]
+async fn a_second_server_on_the_same_data_dir_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = common::client();
+    let first = spawn(dir.path(), &[]);
+    let tok = dev_token(&c, &first, "project.*").await;
+    let out = Command::new(BIN)
+        .args(["--dev", "--addr", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("database is locked"), "{err}");
+    // The first one goes on storing and answering.
+    let r = c
+        .post(format!("{}/api/v1/events/project.1", first.url))
+        .bearer_auth(&tok)
+        .json(&json!({"type": "data", "object": {"n": 1}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
 async fn sigkill_and_restart_keep_data_ids_and_resume() {
     let dir = tempfile::tempdir().unwrap();
     let c = common::client();
