@@ -14,8 +14,13 @@
 #   TP_SOCKETS=32        kept-alive publisher sockets in the throughput phase
 #   SERVERS="tidings tidings-redis nchan"   which servers to run, in that order
 #                        (tidings-redis: --redis-url on a redis-server with
-#                        appendonly yes, appendfsync always; tidings-before:
-#                        $BEFORE_BIN with SQLite, to compare two builds in one run)
+#                        appendonly yes, appendfsync always; tidings-before and
+#                        tidings-redis-before: $BEFORE_BIN, with SQLite or Redis,
+#                        to compare two builds in one run)
+#   REDIS_FSYNC=always   redis-server's appendfsync for tidings-redis: always (every
+#                        answer after an fsync of the AOF) or no (every answer after
+#                        the AOF write, not fsynced: what survives killing Redis or
+#                        the server, as with the SQLite path's WAL; not an OS crash)
 #   TIDINGS_BIN=<built>  another tidings-server binary to measure (e.g. an older build)
 #   BEFORE_BIN=<path>    the tidings-server binary of tidings-before
 #   OUT=target/bench-publish  output and server logs
@@ -24,7 +29,8 @@
 #
 # After the throughput phase each server's CPU time over it (user + system, from
 # /proc, nginx's worker included) is printed per acknowledged publish: a figure
-# that holds on a busy box, where the load generator shares the cores.
+# that holds on a busy box, where the load generator shares the cores. With Redis,
+# redis-server's CPU time is printed beside it ("redis cpu").
 #
 # Each server runs alone (the other is stopped), with one SSE subscriber on
 # the stream. tidings-pubbench (tests/loadgen) publishes timestamped probes
@@ -40,6 +46,8 @@ SOCKETS="${SOCKETS:-4}"
 TP_SECS="${TP_SECS:-5}"
 TP_SOCKETS="${TP_SOCKETS:-32}"
 SERVERS="${SERVERS:-tidings tidings-redis nchan}"
+REDIS_FSYNC="${REDIS_FSYNC:-always}"
+case "$REDIS_FSYNC" in always|no) ;; *) echo "REDIS_FSYNC must be always or no" >&2; exit 2 ;; esac
 OUT="${OUT:-$root/target/bench-publish}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
 mkdir -p "$OUT"
@@ -126,10 +134,10 @@ cpu_ticks() {
 }
 
 pubbench() { # label target extra-args...
-  local label="$1" target="$2" before after acked
+  local label="$1" target="$2" before after rbefore rafter acked
   shift 2
   echo "== $label"
-  echo "$label  load average $(cut -d' ' -f1-3 /proc/loadavg) at start" | tee "$OUT/$label.txt"
+  echo "$label  load average $(cut -d' ' -f1-3 /proc/loadavg) at start${redis_pid:+  (redis appendfsync $REDIS_FSYNC)}" | tee "$OUT/$label.txt"
   timeout $((SECS * 6 + 300)) "$bin/tidings-pubbench" --label "$label" --target "$target" \
     --rates "$RATES" --secs-per-rate "$SECS" --sockets "$SOCKETS" \
     --throughput-secs 0 "$@" | tee -a "$OUT/$label.txt"
@@ -141,10 +149,12 @@ pubbench() { # label target extra-args...
     sleep 0.5
   fi
   before="$(cpu_ticks "$pid")"
+  rbefore="$(if [[ -n "$redis_pid" ]]; then cpu_ticks "$redis_pid"; else echo 0; fi)"
   timeout $((TP_SECS + 300)) "$bin/tidings-pubbench" --label "$label" --target "$target" \
     --rates 0 --throughput-secs "$TP_SECS" --throughput-sockets "$TP_SOCKETS" "$@" \
     | tee -a "$OUT/$label.txt"
   after="$(cpu_ticks "$pid")"
+  rafter="$(if [[ -n "$redis_pid" ]]; then cpu_ticks "$redis_pid"; else echo 0; fi)"
   if [[ -n "$perf_pid" ]]; then
     kill -INT "$perf_pid" 2>/dev/null || true
     wait "$perf_pid" 2>/dev/null || true
@@ -156,6 +166,11 @@ pubbench() { # label target extra-args...
     python3 -c 'import sys; t, hz, n, label = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 print(f"{label}  server cpu  {t / hz:.2f} s over the throughput phase  {t / hz / n * 1e6:.1f} us per acked publish")' \
       "$((after - before))" "$(getconf CLK_TCK)" "$acked" "$label" | tee -a "$OUT/$label.txt"
+    if [[ -n "$redis_pid" ]]; then
+      python3 -c 'import sys; t, hz, n, label = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+print(f"{label}  redis cpu  {t / hz:.2f} s over the throughput phase  {t / hz / n * 1e6:.1f} us per acked publish")' \
+        "$((rafter - rbefore))" "$(getconf CLK_TCK)" "$acked" "$label" | tee -a "$OUT/$label.txt"
+    fi
   fi
 }
 
@@ -171,24 +186,24 @@ run_tidings() { # [label binary]
   stop
 }
 
-# The same with the Redis bus: every acknowledged event is fsynced by Redis
-# (appendfsync always); concurrent publishes share the command connection
-# (redis-rs multiplexes: they are pipelined, and Redis fsyncs once per batch).
-run_tidings_redis() {
-  local port rport
+# The same with the Redis bus: every acknowledged event is in Redis's AOF, fsynced
+# with REDIS_FSYNC=always (the default); publishes that arrive together share one
+# script call, and calls in flight together share Redis's write (and fsync).
+run_tidings_redis() { # [label binary]
+  local port rport label="${1:-tidings-redis}" server="${2:-${TIDINGS_BIN:-$bin/tidings-server}}"
   command -v redis-server >/dev/null || bash scripts/setup.sh
   rport="$(free_port)"
-  mkdir -p "$tmp/redis"
-  redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly yes --appendfsync always \
-    --dir "$tmp/redis" >"$OUT/redis.log" 2>&1 &
+  mkdir -p "$tmp/$label-redis"
+  redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly yes --appendfsync "$REDIS_FSYNC" \
+    --dir "$tmp/$label-redis" >"$OUT/$label-redis-server.log" 2>&1 &
   redis_pid=$!
   wait_port "$rport"
   port="$(free_port)"
-  "${TIDINGS_BIN:-$bin/tidings-server}" --dev --addr "127.0.0.1:$port" --data-dir "$tmp/tidings-redis" \
-    --redis-url "redis://127.0.0.1:$rport" --subscriber-queue 65536 >"$OUT/tidings-redis.log" 2>&1 &
+  "$server" --dev --addr "127.0.0.1:$port" --data-dir "$tmp/$label" \
+    --redis-url "redis://127.0.0.1:$rport" --subscriber-queue 65536 >"$OUT/$label.log" 2>&1 &
   pid=$!
   wait_port "$port"
-  pubbench tidings-redis "http://127.0.0.1:$port" --dev-token-user bench \
+  pubbench "$label" "http://127.0.0.1:$port" --dev-token-user bench \
     --publish-path /api/v1/events/bench --stream-path /api/v1/events/bench
   stop
   stop_redis
@@ -241,10 +256,13 @@ for s in $SERVERS; do
       [[ -x "${BEFORE_BIN:-}" ]] || { echo "tidings-before needs BEFORE_BIN=<tidings-server binary>" >&2; exit 2; }
       run_tidings tidings-before "$BEFORE_BIN" ;;
     tidings-redis) run_tidings_redis ;;
+    tidings-redis-before)
+      [[ -x "${BEFORE_BIN:-}" ]] || { echo "tidings-redis-before needs BEFORE_BIN=<tidings-server binary>" >&2; exit 2; }
+      run_tidings_redis tidings-redis-before "$BEFORE_BIN" ;;
     nchan) run_nchan ;;
-    *) echo "unknown server $s (tidings, tidings-before, tidings-redis, nchan)" >&2; exit 2 ;;
+    *) echo "unknown server $s (tidings, tidings-before, tidings-redis, tidings-redis-before, nchan)" >&2; exit 2 ;;
   esac
 done
 echo "== summary (publish -> delivery on one stream; acknowledged publishes/s)"
 echo "   load average: $(cut -d' ' -f1-3 /proc/loadavg)"
-for s in $SERVERS; do grep -E '  (load average|rate|throughput|server cpu) ' "$OUT/$s.txt" || true; done
+for s in $SERVERS; do grep -E '  (load average|rate|throughput|server cpu|redis cpu) ' "$OUT/$s.txt" || true; done

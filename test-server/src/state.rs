@@ -79,6 +79,9 @@ pub struct Inner {
     pub sockets: Sockets,
     /// Streams on sockets that are already counted in `sockets`.
     pub held_streams: HeldStreams,
+    /// Whether the router has a CORS layer ([`crate::app::has_cors`]), decided once at
+    /// start for the router-less publish.
+    pub cors: bool,
 }
 
 impl std::fmt::Debug for dyn Bus {
@@ -144,6 +147,7 @@ impl AppState {
         let hub = Hub::start(hub_config, Arc::clone(&metrics), &shutdown);
         Ok(AppState(Arc::new(Inner {
             auth: Auth::new(&secret),
+            cors: crate::app::has_cors(&config),
             config,
             db,
             bus,

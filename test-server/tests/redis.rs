@@ -22,10 +22,18 @@ struct Redis {
     port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
+    /// Persistence flags (`--appendonly no` unless set).
+    persistence: Vec<&'static str>,
 }
 
 impl Redis {
     async fn start() -> Redis {
+        Redis::start_with(&["--appendonly", "no"]).await
+    }
+
+    /// A `redis-server` with these persistence flags (kept across [`Redis::spawn`]s, which
+    /// reuse the port and the directory).
+    async fn start_with(persistence: &[&'static str]) -> Redis {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -35,6 +43,7 @@ impl Redis {
             port,
             dir: tempfile::tempdir().unwrap(),
             child: None,
+            persistence: persistence.to_vec(),
         };
         r.spawn().await;
         r
@@ -57,9 +66,8 @@ impl Redis {
                 "127.0.0.1",
                 "--save",
                 "",
-                "--appendonly",
-                "no",
             ])
+            .args(&self.persistence)
             .arg("--dir")
             .arg(self.dir.path())
             .stdout(Stdio::null())
@@ -500,6 +508,7 @@ async fn server_starts_while_redis_is_down_and_connects_when_it_appears() {
         port,
         dir: tempfile::tempdir().unwrap(),
         child: None,
+        persistence: vec!["--appendonly", "no"],
     };
     redis.spawn().await;
     wait_health(&a, true).await;
@@ -632,4 +641,199 @@ async fn a_keyed_publish_whose_answer_was_lost_is_not_stored_again() {
     assert_eq!(v["events"].as_array().unwrap().len(), 1, "{v}");
     a.stop().await;
     b.stop().await;
+}
+
+/// A Redis bus of its own (no HTTP server), healthy, for tests of the publish path.
+async fn bus(
+    redis: &Redis,
+    stop: &tokio_util::sync::CancellationToken,
+) -> (
+    tidings_server::bus::RedisBus,
+    std::sync::Arc<tidings_server::metrics::Metrics>,
+) {
+    bus_keeping(redis, stop, 100).await
+}
+
+/// [`bus`] keeping `log` events per stream.
+async fn bus_keeping(
+    redis: &Redis,
+    stop: &tokio_util::sync::CancellationToken,
+    log: u64,
+) -> (
+    tidings_server::bus::RedisBus,
+    std::sync::Arc<tidings_server::metrics::Metrics>,
+) {
+    let metrics = std::sync::Arc::new(tidings_server::metrics::Metrics::default());
+    let bus =
+        tidings_server::bus::RedisBus::new(&redis.url(), log, 1024, metrics.clone(), stop).unwrap();
+    wait_bus_healthy(&bus).await;
+    (bus, metrics)
+}
+
+/// Waits (bounded, 10 s) until the bus is connected.
+async fn wait_bus_healthy(bus: &tidings_server::bus::RedisBus) {
+    use tidings_server::bus::Bus;
+    for _ in 0..200 {
+        if bus.health().healthy {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "the Redis bus did not connect within 10 s: {:?}",
+        bus.health()
+    );
+}
+
+#[tokio::test]
+async fn publishes_that_arrive_together_share_one_call_with_consecutive_ids() {
+    use std::sync::atomic::Ordering;
+    use tidings_server::bus::Bus;
+    use tidings_server::event::Position;
+    let redis = Redis::start().await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let (a, ma) = bus(&redis, &stop).await;
+    let (b, mb) = bus(&redis, &stop).await;
+    let mut sub = a.subscribe("room", Position::Live).await.unwrap();
+
+    // Twenty publishes made at once on each of two instances, both together.
+    let on_a =
+        futures_util::future::join_all((0..20).map(|i| a.publish("room", None, format!("a{i}"))));
+    let on_b = futures_util::future::join_all(
+        (0..20).map(|i| b.publish("room", Some("named"), format!("b{i}"))),
+    );
+    let (on_a, on_b) = tokio::join!(on_a, on_b);
+    let on_a: Vec<_> = on_a.into_iter().map(Result::unwrap).collect();
+    let on_b: Vec<_> = on_b.into_iter().map(Result::unwrap).collect();
+
+    // Each instance stored its twenty in one script call: consecutive ids, in the order
+    // the publishes were made.
+    for (events, metrics, name, prefix) in
+        [(&on_a, &ma, None, "a"), (&on_b, &mb, Some("named"), "b")]
+    {
+        assert_eq!(metrics.event_groups_committed.load(Ordering::Relaxed), 1);
+        assert_eq!(metrics.events_published.load(Ordering::Relaxed), 20);
+        let first = events[0].id;
+        for (i, e) in events.iter().enumerate() {
+            assert_eq!(e.id, first + i as u64);
+            assert_eq!(e.data, format!("{prefix}{i}"));
+            assert_eq!(e.event.as_deref(), name);
+        }
+    }
+    // Across instances: every id from 1 to 40 once, no gap.
+    let mut all: Vec<u64> = on_a.iter().chain(&on_b).map(|e| e.id).collect();
+    all.sort_unstable();
+    assert_eq!(all, (1..=40).collect::<Vec<u64>>());
+
+    // The subscriber gets all forty once, in id order, as they were answered.
+    let answered: std::collections::HashMap<u64, (Option<String>, String)> = on_a
+        .iter()
+        .chain(&on_b)
+        .map(|e| (e.id, (e.event.clone(), e.data.clone())))
+        .collect();
+    for want in 1..=40u64 {
+        let e = tokio::time::timeout(T, sub.live.recv())
+            .await
+            .unwrap_or_else(|_| panic!("event {want} did not arrive"))
+            .unwrap();
+        assert_eq!(e.id, want);
+        assert_eq!((e.event.clone(), e.data.clone()), answered[&want]);
+    }
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn a_group_whose_leader_is_cancelled_is_still_stored_and_answered() {
+    use tidings_server::bus::Bus;
+    use tidings_server::event::Position;
+    let redis = Redis::start().await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let (a, _) = bus(&redis, &stop).await;
+    let mut sub = a.subscribe("room", Position::Live).await.unwrap();
+
+    // The first publish leads its group and yields; the second queues behind it; then
+    // the leader's request goes away before the group is sent.
+    let mut leader = a.publish("room", None, "first".into());
+    assert!(futures_util::poll!(&mut leader).is_pending());
+    let mut follower = a.publish("room", None, "second".into());
+    assert!(futures_util::poll!(&mut follower).is_pending());
+    drop(leader);
+
+    let second = tokio::time::timeout(T, follower).await.unwrap().unwrap();
+    assert_eq!((second.id, second.data.as_str()), (2, "second"));
+    for (id, data) in [(1, "first"), (2, "second")] {
+        let e = tokio::time::timeout(T, sub.live.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((e.id, e.data.as_str()), (id, data));
+    }
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn a_redis_sigkill_keeps_every_acknowledged_grouped_publish_and_its_id() {
+    use std::sync::{Arc, Mutex};
+    use tidings_server::bus::Bus;
+    use tidings_server::event::Position;
+    // The AOF written before each answer but not fsynced: what a killed process keeps
+    // (the durability of the SQLite path); `appendfsync always` only adds the fsync.
+    let mut redis = Redis::start_with(&["--appendonly", "yes", "--appendfsync", "no"]).await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let (a, _) = bus_keeping(&redis, &stop, 100_000).await;
+    let a = Arc::new(a);
+    let acked = Arc::new(Mutex::new(Vec::<(u64, String)>::new()));
+    // Groups of 16 publishes at once, until Redis is gone (at most 500 groups).
+    let publisher = tokio::spawn({
+        let (a, acked) = (Arc::clone(&a), Arc::clone(&acked));
+        async move {
+            for round in 0..500u32 {
+                let results = futures_util::future::join_all(
+                    (0..16).map(|i| a.publish("room", None, format!("{round}-{i}"))),
+                )
+                .await;
+                let mut failed = false;
+                for r in results {
+                    match r {
+                        Ok(e) => acked.lock().unwrap().push((e.id, e.data.clone())),
+                        Err(_) => failed = true,
+                    }
+                }
+                if failed {
+                    return;
+                }
+            }
+        }
+    });
+    for _ in 0..500 {
+        if acked.lock().unwrap().len() >= 300 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    redis.kill();
+    tokio::time::timeout(T, publisher).await.unwrap().unwrap();
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() >= 300, "only {} acknowledged", acked.len());
+
+    redis.spawn().await;
+    wait_bus_healthy(&a).await;
+    let sub = a.subscribe("room", Position::After(0)).await.unwrap();
+    assert!(sub.reset.is_none(), "{:?}", sub.reset);
+    let ids: Vec<u64> = sub.replay.iter().map(|e| e.id).collect();
+    assert_eq!(
+        ids,
+        (1..=sub.head).collect::<Vec<u64>>(),
+        "ids without a gap"
+    );
+    let stored: std::collections::HashMap<u64, &str> =
+        sub.replay.iter().map(|e| (e.id, e.data.as_str())).collect();
+    for (id, data) in &acked {
+        assert_eq!(
+            stored.get(id).copied(),
+            Some(data.as_str()),
+            "acknowledged event {id} after the restart"
+        );
+    }
+    stop.cancel();
 }

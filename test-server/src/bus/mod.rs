@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 use crate::db::StoreError;
 use crate::event::{Event, Position, Reset};
 
+pub(crate) use self::redis::client as redis_client;
 pub use self::redis::RedisBus;
 pub use memory::MemoryBus;
 
@@ -118,5 +119,26 @@ pub trait Bus: Send + Sync + 'static {
             last_error: None,
             errors: 0,
         }
+    }
+}
+
+/// Pending once, waking itself: the task goes to the back of its worker's run queue
+/// (a task woken while it runs is scheduled as a yield), behind every task already
+/// ready there, and without a trip through the I/O driver.
+pub(crate) struct YieldOnce(pub(crate) bool);
+
+impl std::future::Future for YieldOnce {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
     }
 }

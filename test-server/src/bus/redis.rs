@@ -1,9 +1,9 @@
 //! The Redis [`Bus`]: several `tidings-server` instances serve one audience.
 //!
 //! Ids and the replay log live in Redis (see [`wire`] for the keys): a Lua script
-//! `INCR`s the stream's counter and `XADD`s the entry as `N-0` atomically, trimmed with
+//! `INCRBY`s the stream's counter and `XADD`s the entries as `N-0` atomically, trimmed with
 //! `MAXLEN ~ --replay-log-size`, so ids are global per stream and a client can resume on
-//! any instance. Replay is one atomic `GET` + `XRANGE`. Live delivery: one reader task per
+//! any instance. Publishes that arrive together share one script call ([`group`]). Replay is one atomic `GET` + `XRANGE`. Live delivery: one reader task per
 //! instance runs `XREAD BLOCK` over the streams that have local subscribers, from the last
 //! id it delivered for each, and fans out to the per-connection bounded queues exactly like
 //! [`MemoryBus`](super::MemoryBus) (a full queue closes that subscriber). No task per
@@ -11,6 +11,7 @@
 //! fail with [`BusError::Unavailable`], and the reader reconnects with backoff and resumes
 //! from the ids it had delivered, so nothing published meanwhile is missed.
 
+mod group;
 mod health;
 mod reader;
 mod wire;
@@ -74,7 +75,9 @@ struct Shared {
     first_attempt: tokio::sync::watch::Sender<bool>,
     /// The Redis dataset's epoch this instance last saw.
     epoch: Mutex<Option<String>>,
-    script: ::redis::Script,
+    /// Publishes waiting for their group's script call (see [`group`]).
+    pending: Mutex<Vec<group::Pending>>,
+    group_script: ::redis::Script,
     keyed_script: ::redis::Script,
     next_subscriber: AtomicU64,
     stop: CancellationToken,
@@ -104,6 +107,18 @@ struct Subscriber {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A client for the Redis at `url` (`--redis-url`) whose connections send each command
+/// at once (`TCP_NODELAY`): with Nagle's algorithm on, as the Redis client leaves it, a
+/// command written while another is unanswered waits for that answer's ACK, so
+/// concurrent publishes queued behind one another's `fsync`s, and behind delayed ACKs.
+pub(crate) fn client(url: &str) -> Result<::redis::Client, BusError> {
+    use ::redis::IntoConnectionInfo;
+    let config = |e: RedisError| BusError::Config(format!("--redis-url: {e}"));
+    let info = url.into_connection_info().map_err(config)?;
+    let tcp = info.tcp_settings().clone().set_nodelay(true);
+    ::redis::Client::open(info.set_tcp_settings(tcp)).map_err(config)
 }
 
 /// Connection loss, refusal or timeout: Redis is unavailable (as opposed to an error reply).
@@ -149,8 +164,7 @@ impl RedisBus {
         metrics: Arc<Metrics>,
         shutdown: &CancellationToken,
     ) -> Result<Self, BusError> {
-        let client = ::redis::Client::open(url)
-            .map_err(|e| BusError::Config(format!("--redis-url: {e}")))?;
+        let client = client(url)?;
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| BusError::Config("the Redis bus needs a tokio runtime".into()))?;
         let shared = Arc::new(Shared {
@@ -166,7 +180,8 @@ impl RedisBus {
             wake: tokio::sync::Notify::new(),
             first_attempt: tokio::sync::watch::Sender::new(false),
             epoch: Mutex::new(None),
-            script: ::redis::Script::new(wire::PUBLISH_SCRIPT),
+            pending: Mutex::new(Vec::new()),
+            group_script: ::redis::Script::new(wire::GROUP_PUBLISH_SCRIPT),
             keyed_script: ::redis::Script::new(wire::KEYED_PUBLISH_SCRIPT),
             next_subscriber: AtomicU64::new(1),
             stop: shutdown.child_token(),
@@ -204,8 +219,10 @@ impl Shared {
 
     /// The command connection, or why there is none.
     async fn cmd_conn(&self) -> Result<MultiplexedConnection, BusError> {
-        let mut started = self.first_attempt.subscribe();
-        let _ = tokio::time::timeout(FIRST_CONNECT_WAIT, started.wait_for(|done| *done)).await;
+        if !*self.first_attempt.borrow() {
+            let mut started = self.first_attempt.subscribe();
+            let _ = tokio::time::timeout(FIRST_CONNECT_WAIT, started.wait_for(|done| *done)).await;
+        }
         lock(&self.cmd)
             .clone()
             .ok_or_else(|| BusError::Unavailable(self.health.last_error()))
@@ -228,32 +245,38 @@ impl Shared {
     }
 
     async fn publish(
+        self: Arc<Self>,
+        stream: String,
+        event: Option<String>,
+        data: String,
+    ) -> Result<Arc<Event>, BusError> {
+        // A publish of a request with an Idempotency-Key is stored with a marker, in one
+        // script of its own, so a re-run of the request (its answer lost with a killed
+        // process) finds the event instead of storing it again. Every other publish
+        // shares a script call with those that arrive with it.
+        match super::keyed::next_publish() {
+            None => self.publish_grouped(stream, event, data).await,
+            Some(keyed) => self.publish_keyed(keyed, stream, event, data).await,
+        }
+    }
+
+    async fn publish_keyed(
         &self,
+        keyed: super::keyed::KeyedPublish,
         stream: String,
         event: Option<String>,
         data: String,
     ) -> Result<Arc<Event>, BusError> {
         let mut conn = self.cmd_conn().await?;
-        // A publish of a request with an Idempotency-Key is stored with a marker, in one
-        // script, so a re-run of the request (its answer lost with a killed process)
-        // finds the event instead of storing it again.
-        let keyed = super::keyed::next_publish();
-        let script = if keyed.is_some() {
-            &self.keyed_script
-        } else {
-            &self.script
-        };
-        let mut call = script.prepare_invoke();
+        let mut call = self.keyed_script.prepare_invoke();
         call.key(wire::log_key(&self.prefix, &stream))
             .key(wire::counter_key(&self.prefix, &stream))
             .arg(self.log_size)
             .arg(if event.is_some() { "1" } else { "0" })
             .arg(event.as_deref().unwrap_or(""))
-            .arg(&data);
-        if let Some(k) = &keyed {
-            call.key(wire::published_key(&self.prefix, &k.scope, k.n))
-                .arg(k.keep_ms);
-        }
+            .arg(&data)
+            .key(wire::published_key(&self.prefix, &keyed.scope, keyed.n))
+            .arg(keyed.keep_ms);
         let id: u64 = call
             .invoke_async(&mut conn)
             .await
@@ -396,7 +419,7 @@ impl Bus for RedisBus {
         event: Option<&str>,
         data: String,
     ) -> BoxFuture<'_, Result<Arc<Event>, BusError>> {
-        self.shared
+        Arc::clone(&self.shared)
             .publish(stream.to_owned(), event.map(str::to_owned), data)
             .boxed()
     }

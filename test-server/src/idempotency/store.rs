@@ -296,8 +296,7 @@ fn unavailable(e: impl std::fmt::Display) -> ApiError {
 impl RedisStore {
     /// A store on the Redis at `url`; connects on first use and again after an error.
     pub fn new(url: &str) -> Result<Self, BusError> {
-        let client = ::redis::Client::open(url)
-            .map_err(|e| BusError::Config(format!("--redis-url: {e}")))?;
+        let client = crate::bus::redis_client(url)?;
         Ok(RedisStore {
             client,
             conn: Mutex::new(None),

@@ -221,7 +221,7 @@ where
         Ok(id) => answer(id, channel),
         Err(e) => e.into_response(),
     };
-    if crate::app::has_cors(&state.config) {
+    if state.cors {
         crate::app::cors_headers_without_origin(res.headers_mut());
     }
     res

@@ -32,9 +32,11 @@ pub(super) fn published_key(prefix: &str, scope: &str, n: u32) -> String {
     format!("{prefix}:idem-ev:{scope}:{n}")
 }
 
-/// [`PUBLISH_SCRIPT`] for a publish made by a request with an `Idempotency-Key`:
-/// `KEYS[3]` its [`published_key`], `ARGV[5]` how long to keep it (ms). When the key is
-/// there, returns its id and stores nothing; else stores the event and the key together.
+/// The publish script of one event made by a request with an `Idempotency-Key`:
+/// `KEYS[1]` log, `KEYS[2]` counter, `KEYS[3]` its [`published_key`]; `ARGV[1]` MAXLEN,
+/// `ARGV[2]` "1" if named, `ARGV[3]` name, `ARGV[4]` data, `ARGV[5]` how long to keep
+/// the key (ms). When the key is there, returns its id and stores nothing; else stores
+/// the event and the key together.
 pub(super) const KEYED_PUBLISH_SCRIPT: &str = r"
 local prev = redis.call('GET', KEYS[3])
 if prev then return tonumber(prev) end
@@ -49,18 +51,25 @@ redis.call('SET', KEYS[3], id, 'PX', ARGV[5])
 return id
 ";
 
-/// `KEYS[1]` log, `KEYS[2]` counter; `ARGV[1]` MAXLEN, `ARGV[2]` "1" if named, `ARGV[3]`
-/// name, `ARGV[4]` data. Allocates the next id and appends the entry atomically, so ids are
-/// global per stream and the log never holds a gap. Returns the id.
-pub(super) const PUBLISH_SCRIPT: &str = r"
-local id = redis.call('INCR', KEYS[2])
-local sid = string.format('%d-0', id)
-if ARGV[2] == '1' then
-  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], sid, 'd', ARGV[4], 'e', ARGV[3])
-else
-  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], sid, 'd', ARGV[4])
+/// `KEYS[1]` log, `KEYS[2]` counter; `ARGV[1]` MAXLEN, then three arguments per event,
+/// oldest first: "1" if named, the name, the data. Allocates the next ids (`INCRBY` the
+/// number of events) and appends the entries with them, atomically: ids are global per
+/// stream, consecutive within the call, and the log never holds a gap. Returns the first
+/// id. Publishes that arrive together share one call (see [`super::group`]).
+pub(super) const GROUP_PUBLISH_SCRIPT: &str = r"
+local n = (#ARGV - 1) / 3
+local last = redis.call('INCRBY', KEYS[2], n)
+local first = last - n + 1
+for i = 0, n - 1 do
+  local a = 2 + 3 * i
+  local sid = string.format('%d-0', first + i)
+  if ARGV[a] == '1' then
+    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], sid, 'd', ARGV[a + 2], 'e', ARGV[a + 1])
+  else
+    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], sid, 'd', ARGV[a + 2])
+  end
 end
-return id
+return first
 ";
 
 /// A reply that does not have the shape the bus wrote.
