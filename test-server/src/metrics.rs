@@ -10,8 +10,8 @@ use crate::connections::Connections;
 pub struct Metrics {
     /// Events appended to any stream.
     pub events_published: AtomicU64,
-    /// Transactions that stored published events (in-process bus; events ÷ groups is
-    /// the mean group size).
+    /// Transactions (in-process bus) or script calls (Redis bus) that stored published
+    /// events; events ÷ groups is the mean group size.
     pub event_groups_committed: AtomicU64,
     /// Subscribers closed because their queue was full.
     pub subscribers_lagged: AtomicU64,
@@ -59,7 +59,7 @@ impl Metrics {
         );
         counter(
             "tidings_event_groups_committed_total",
-            "Transactions that stored published events (group commit).",
+            "Transactions or Redis script calls that stored published events (group commit).",
             &self.event_groups_committed,
         );
         counter(
