@@ -198,6 +198,12 @@ run_tidings_redis() { # [label binary]
     --dir "$tmp/$label-redis" >"$OUT/$label-redis-server.log" 2>&1 &
   redis_pid=$!
   wait_port "$rport"
+  # Listening is not ready: while it loads its (empty) AOF, Redis answers LOADING,
+  # and a publish then gets 503.
+  for _ in $(seq 100); do
+    [[ "$(redis-cli -p "$rport" ping 2>/dev/null)" == PONG ]] && break
+    sleep 0.1
+  done
   port="$(free_port)"
   "$server" --dev --addr "127.0.0.1:$port" --data-dir "$tmp/$label" \
     --redis-url "redis://127.0.0.1:$rport" --subscriber-queue 65536 >"$OUT/$label.log" 2>&1 &
