@@ -108,6 +108,7 @@ pub async fn run(args: &Args) -> Result<(), Error> {
         path: args.publish_path.clone(),
         received,
         drain: Duration::from_secs(args.drain_secs),
+        next_base: AtomicU32::new(0),
     };
     for &rate in &args.rates {
         let count = rate.saturating_mul(args.secs_per_rate).min(MAX_PROBES);
@@ -156,9 +157,19 @@ struct Ctx {
     path: String,
     received: subscriber::Shared,
     drain: Duration,
+    /// The next phase's first sequence number (phases never share one).
+    next_base: AtomicU32,
 }
 
 impl Ctx {
+    /// Claims `count` sequence numbers for a phase and makes the subscriber
+    /// count only those; returns the first.
+    fn start_phase(&self, count: u32) -> u32 {
+        let base = self.next_base.fetch_add(count, Ordering::Relaxed);
+        lock(&self.received).reset(base, count);
+        base
+    }
+
     async fn connect_all(&self, n: usize) -> Vec<KeepAlive> {
         let mut conns = Vec::with_capacity(n);
         for _ in 0..n {
@@ -205,7 +216,7 @@ impl Ctx {
     }
 
     async fn rate_phase(self: &Ctx, rate: u32, count: u32, sockets: usize) -> Arc<Counts> {
-        lock(&self.received).reset(count);
+        let base = self.start_phase(count);
         let counts = Arc::new(Counts::default());
         let (tx, rx) = mpsc::unbounded_channel::<u32>();
         let rx = Arc::new(Mutex::new(rx));
@@ -224,7 +235,7 @@ impl Ctx {
             let period = Duration::from_secs_f64(1.0 / f64::from(rate));
             let mut tick = tokio::time::interval(period);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-            for seq in 0..count {
+            for seq in base..base + count {
                 tick.tick().await;
                 if tx.send(seq).is_err() {
                     break;
@@ -241,9 +252,9 @@ impl Ctx {
     }
 
     async fn throughput_phase(&self, secs: u32, sockets: usize) -> Arc<Counts> {
-        lock(&self.received).reset(MAX_PROBES);
+        let base = self.start_phase(MAX_PROBES);
         let counts = Arc::new(Counts::default());
-        let next = Arc::new(AtomicU32::new(0));
+        let next = Arc::new(AtomicU32::new(base));
         let until = Instant::now() + Duration::from_secs(u64::from(secs));
         let conns = self.connect_all(sockets).await;
         let publishers = conns.into_iter().map(|mut conn| {
@@ -251,7 +262,7 @@ impl Ctx {
             async move {
                 while Instant::now() < until {
                     let seq = next.fetch_add(1, Ordering::Relaxed);
-                    if seq >= MAX_PROBES {
+                    if seq >= base + MAX_PROBES {
                         break;
                     }
                     self.publish(&mut conn, seq, &counts).await;

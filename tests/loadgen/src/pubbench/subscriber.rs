@@ -19,7 +19,11 @@ use crate::target::Target;
 pub struct Received {
     /// Publish → arrival, µs, per probe (first arrival only).
     pub latency: Histogram,
-    /// Which sequence numbers arrived.
+    /// The phase's first sequence number: each phase numbers its probes
+    /// after the previous one's, so a late probe of an earlier phase is
+    /// not taken for one of this phase (nor counted as a duplicate).
+    base: u32,
+    /// Which sequence numbers arrived (`base + i` at `i`).
     seen: Vec<bool>,
     /// Distinct probes received.
     pub distinct: u64,
@@ -28,23 +32,27 @@ pub struct Received {
 }
 
 impl Received {
-    /// Room for probes `0..count`, forgetting everything before.
-    pub fn reset(&mut self, count: u32) {
+    /// Room for probes `base..base + count`, forgetting everything before.
+    pub fn reset(&mut self, base: u32, count: u32) {
         *self = Received {
+            base,
             seen: vec![false; count as usize],
             ..Received::default()
         };
     }
 
     fn record(&mut self, seq: u32, latency_us: u64) {
-        match self.seen.get_mut(seq as usize) {
+        let slot = seq
+            .checked_sub(self.base)
+            .and_then(|i| self.seen.get_mut(i as usize));
+        match slot {
             Some(seen) if *seen => self.duplicates += 1,
             Some(seen) => {
                 *seen = true;
                 self.distinct += 1;
                 self.latency.record(latency_us);
             }
-            // A probe of an earlier phase on the same stream.
+            // A probe of another phase on the same stream.
             None => {}
         }
     }
@@ -135,5 +143,25 @@ impl Body {
             Some(dec) => dec.decode(bytes, on_bytes),
             None => on_bytes(bytes),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_late_probe_of_an_earlier_phase_is_neither_counted_nor_a_duplicate() {
+        let mut r = Received::default();
+        r.reset(0, 3);
+        r.record(2, 10);
+        r.reset(3, 2);
+        r.record(2, 10); // the earlier phase's last probe, late
+        r.record(3, 20);
+        r.record(3, 20);
+        r.record(4, 30);
+        r.record(5, 30); // past this phase
+        assert_eq!((r.distinct, r.duplicates), (2, 1));
+        assert_eq!(r.latency.max, 30);
     }
 }
