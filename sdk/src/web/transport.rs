@@ -6,12 +6,10 @@
 //!
 //! A transport reports through its [`Handle`] (see [`super::input`]).
 
-use std::cell::RefCell;
 use std::rc::Rc;
 
 use gloo_events::EventListener;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
 
 use super::input::{Handle, Input};
 use super::mux::{self, Membership};
@@ -113,27 +111,71 @@ impl SseTransport {
 /// An open `EventSource` with its listeners. `Drop` closes it.
 pub(crate) struct EsTransport {
     es: Option<web_sys::EventSource>,
-    listeners: Vec<EventListener>,
-    /// The event names listened for (a few: a `Vec` is smaller than a set).
-    names: Vec<String>,
+    /// The `open` listener.
+    open: Option<EventListener>,
+    /// The listeners of [`listen`], by event name (a few: a `Vec` is smaller
+    /// than a map), `error` first.
+    listeners: Vec<EsListener>,
     handle: Handle,
-    /// `MessageEvent.lastEventId` repeats the previous id for events without
-    /// an `id:` line. Ids strictly increase per stream (PROTOCOL.md), so an
-    /// unchanged value means "no id"; shared by all listeners of this source.
-    prev_id: Rc<RefCell<String>>,
+    /// The JS state all listeners of this source share (see [`listen`]).
+    state: js_sys::Object,
     /// A constructor failure is reported from a timer, never from inside the
     /// manager's own action loop; owned here so a later action cancels it.
     _deferred_failure: Option<Timeout>,
+}
+
+/// What a listener of [`listen`] gets per event: whether it has string data
+/// (the connection failure `error`, a plain `Event`, has none), the data,
+/// the id (`None`: the event has no id of its own) and the event's
+/// `timeStamp`. The data crosses as a plain `JsValue` (an `Option` would cost
+/// a slot in the externref table per event).
+type EsCallback = dyn FnMut(bool, JsValue, Option<String>, f64);
+
+/// One listener of [`listen`]: the JS function registered and the closure
+/// it calls. Removed in [`EsTransport`]'s `Drop`.
+struct EsListener {
+    name: String,
+    js: js_sys::Function,
+    _callback: Closure<EsCallback>,
+}
+
+#[wasm_bindgen(inline_js = "export function listen(es, name, st, f) {
+  const h = (e) => {
+    const d = e.data;
+    if (typeof d !== 'string') return f(false, undefined, undefined, e.timeStamp);
+    let id = e.lastEventId;
+    if (id === '' || id === st.p) id = undefined;
+    else st.p = id;
+    f(true, d, id, e.timeStamp);
+  };
+  es.addEventListener(name, h);
+  return h;
+}")]
+extern "C" {
+    /// Listens for `name` on `es` with a JS function that reads the event in
+    /// JS and calls `f` with what [`to_sse`] needs: one crossing per event,
+    /// where reading `data`, `lastEventId` and `timeStamp` from wasm (and
+    /// checking the event's class and the data's type) took five.
+    /// `MessageEvent.lastEventId` repeats the previous id for events without
+    /// an `id:` line; ids strictly increase per stream (PROTOCOL.md), so an
+    /// unchanged value means "no id": the previous one is kept in `st.p`,
+    /// shared by all listeners of the source.
+    fn listen(
+        es: &web_sys::EventSource,
+        name: &str,
+        st: &js_sys::Object,
+        f: &JsValue,
+    ) -> js_sys::Function;
 }
 
 impl EsTransport {
     fn open(handle: Handle, url: &str, with_credentials: bool, names: &[String]) -> EsTransport {
         let mut t = EsTransport {
             es: None,
+            open: None,
             listeners: Vec::new(),
-            names: Vec::new(),
             handle: handle.clone(),
-            prev_id: Rc::default(),
+            state: js_sys::Object::new(),
             _deferred_failure: None,
         };
         let init = web_sys::EventSourceInit::new();
@@ -149,22 +191,18 @@ impl EsTransport {
             }
         };
         let h = handle.clone();
-        t.listeners.push(EventListener::new(&es, "open", move |_| {
+        t.open = Some(EventListener::new(&es, "open", move |_| {
             h.send(Input::SseOpen);
         }));
         // `error` is both the connection failure (a plain Event) and a
         // server-sent `event: error` (a MessageEvent with data).
-        let prev = t.prev_id.clone();
-        t.listeners.push(EventListener::new(&es, "error", move |e| {
-            match e
-                .dyn_ref::<web_sys::MessageEvent>()
-                .and_then(|m| to_sse(m, "error", &prev))
-            {
+        let callback = Closure::<EsCallback>::new(move |message, data, id, _stamp| {
+            match to_sse(message, data, id, "error") {
                 Some(ev) => handle.send(ev),
                 None => handle.send(Input::SseError),
             };
-        }));
-        t.names.push("error".to_owned());
+        });
+        t.add(&es, "error", callback);
         t.es = Some(es);
         for n in names {
             t.ensure_name(n);
@@ -172,28 +210,32 @@ impl EsTransport {
         t
     }
 
+    fn add(&mut self, es: &web_sys::EventSource, name: &str, callback: Closure<EsCallback>) {
+        let js = listen(es, name, &self.state, callback.as_ref());
+        self.listeners.push(EsListener {
+            name: name.to_owned(),
+            js,
+            _callback: callback,
+        });
+    }
+
     /// Listens for the SSE event `name` too (EventSource only delivers named
     /// events to listeners of that exact name). `*` cannot be listened for.
     fn ensure_name(&mut self, name: &str) {
-        let Some(es) = self.es.as_ref() else { return };
-        if name == "*" || name == "open" || self.names.iter().any(|n| n == name) {
+        let Some(es) = self.es.clone() else { return };
+        if name == "*" || name == "open" || self.listeners.iter().any(|l| l.name == name) {
             return;
         }
-        self.names.push(name.to_owned());
         let handle = self.handle.clone();
-        let prev = self.prev_id.clone();
         let ty = name.to_owned();
-        self.listeners
-            .push(EventListener::new(es, name.to_owned(), move |e| {
-                if let Some(ev) = e
-                    .dyn_ref::<web_sys::MessageEvent>()
-                    .and_then(|m| to_sse(m, &ty, &prev))
-                {
-                    // The clock as the event's time stamp (no `performance.now()`).
-                    let _still = platform::Still::at(e.time_stamp());
-                    handle.send(ev);
-                }
-            }));
+        let callback = Closure::<EsCallback>::new(move |message, data, id, stamp| {
+            if let Some(ev) = to_sse(message, data, id, &ty) {
+                // The clock as the event's time stamp (no `performance.now()`).
+                let _still = platform::Still::at(stamp);
+                handle.send(ev);
+            }
+        });
+        self.add(&es, name, callback);
     }
 
     /// Stops the browser's own reconnection at once.
@@ -207,28 +249,22 @@ impl EsTransport {
 impl Drop for EsTransport {
     fn drop(&mut self) {
         self.close();
+        if let Some(es) = &self.es {
+            for l in &self.listeners {
+                let _ = es.remove_event_listener_with_callback(&l.name, &l.js);
+            }
+        }
     }
 }
 
-/// The event `m`, received by the listener for the type `ty` (its
-/// `MessageEvent.type`, known without asking the browser for a copy). Its data
-/// stays in JS (listeners get that very string); it is copied into wasm only
-/// where it is needed (see [`Input::SseEventJs`]).
-fn to_sse(m: &web_sys::MessageEvent, ty: &str, prev: &RefCell<String>) -> Option<Input> {
-    let js = m.data();
-    if !js.is_string() {
+/// The event a listener of [`listen`] for the type `ty` got (its
+/// `MessageEvent.type`, known without asking the browser for a copy), if it
+/// has string data (`message`). Its data stays in JS (listeners get that very string); it
+/// is copied into wasm only where it is needed (see [`Input::SseEventJs`]).
+fn to_sse(message: bool, js: JsValue, id: Option<String>, ty: &str) -> Option<Input> {
+    if !message {
         return None;
     }
-    let last = m.last_event_id();
-    let id = {
-        let mut prev = prev.borrow_mut();
-        if last.is_empty() || *prev == last {
-            None
-        } else {
-            prev.clone_from(&last);
-            Some(last)
-        }
-    };
     Some(Input::SseEventJs {
         ev: SseEvent {
             event: ty.to_owned(),
